@@ -1,0 +1,107 @@
+"""Every setting, its type and its default. docs/configuration.md documents each one; keep the
+two in step. Sections are plain dataclasses so the loader can check types by introspection and
+later issues add a section by adding a dataclass here."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# name -> (standard port, unprivileged port). Tests and scripts depend on these names.
+LISTENER_PORTS: dict[str, tuple[int, int]] = {
+    "smtp": (25, 2525),
+    "submission": (587, 2587),
+    "submissions": (465, 2465),
+    "imap": (143, 2143),
+    "imaps": (993, 2993),
+    "pop3": (110, 2110),
+    "pop3s": (995, 2995),
+    "http": (80, 8080),
+}
+LISTENER_NAMES: tuple[str, ...] = tuple(LISTENER_PORTS)
+IMPLICIT_TLS_LISTENERS = frozenset({"submissions", "imaps", "pop3s"})
+
+
+@dataclass
+class ListenSettings:
+    """Each listener is a list of "HOST:PORT". None means "the default": every address on the
+    standard port when the process may bind it, else the unprivileged one. [] switches it off."""
+
+    smtp: list[str] | None = None
+    submission: list[str] | None = None
+    submissions: list[str] | None = None
+    imap: list[str] | None = None
+    imaps: list[str] | None = None
+    pop3: list[str] | None = None
+    pop3s: list[str] | None = None
+    http: list[str] | None = None
+
+
+@dataclass
+class AuthSettings:
+    allow_plaintext: bool = False
+    # argon2id parameters for new hashes. ~10 ms and 16 MiB per verify on this class of machine:
+    # see docs/architecture.md for the measurement behind the choice.
+    argon2_time_cost: int = 2
+    argon2_memory_kib: int = 16384
+    argon2_parallelism: int = 1
+    verify_workers: int = 2
+    verify_cache_seconds: int = 300
+    # Failed logins per client IP within `failure_window_seconds` before logins are throttled.
+    max_failures_per_ip: int = 10
+    failure_window_seconds: int = 300
+
+
+@dataclass
+class TlsSettings:
+    enabled: bool = True
+    cert: Path | None = None
+    key: Path | None = None
+    min_version: str = "TLSv1.2"
+
+
+@dataclass
+class StoreSettings:
+    backend: str = "sqlite"
+    dsn: str = ""
+    # Deliveries are refused with 4.3.1 when the data dir's filesystem has less free space.
+    min_free_bytes: int = 100 * 1024 * 1024
+    # Bodies up to this size live inside the database (one fsync per group commit); larger ones
+    # are written to their own blob file, fsynced before the commit that references them.
+    inline_max_bytes: int = 128 * 1024
+    default_quota_bytes: int = 0
+    default_quota_messages: int = 0
+    change_poll_ms: int = 100
+
+
+@dataclass
+class LogSettings:
+    level: str = "info"
+    file: Path | None = None
+
+
+@dataclass
+class ServerSettings:
+    # Seconds to let sessions and deliveries in flight finish after SIGTERM.
+    shutdown_timeout: float = 30.0
+    # Unix socket for local submission and admin notifications; default <data_dir>/control.sock.
+    control_socket: Path | None = None
+
+
+@dataclass
+class Settings:
+    hostname: str = field(default_factory=socket.getfqdn)
+    data_dir: Path = Path("mailcove-data")
+    listen: ListenSettings = field(default_factory=ListenSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    # Where the settings came from, for messages; not a TOML key.
+    source: str = field(default="<defaults>", metadata={"toml": False})
+
+    @property
+    def control_socket_path(self) -> Path:
+        return self.server.control_socket or self.data_dir / "control.sock"

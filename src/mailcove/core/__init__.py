@@ -1,0 +1,1 @@
+"""Shared value types. Stdlib only; every other layer may import this."""

@@ -1,0 +1,175 @@
+"""The MailStore protocol: everything protocol code may ask of storage.
+
+Modelled on Dovecot's lib-storage verbs, reduced to what IMAP, POP3, SMTP delivery and the admin
+tools need. Accounts are named by their canonical address key ("a@hamap.local"); mailboxes by
+their full hierarchical name with "/" as the separator, INBOX matched case-insensitively.
+
+Every write returns only once it is durable. Every backend (sqlite/, later postgres/) passes the
+same contract suite in tests/store/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from mailcove.message import MessageInfo
+    from mailcove.store.changes import ChangeBus
+    from mailcove.store.spool import Spool
+
+SEPARATOR = "/"
+DEFAULT_MAILBOXES: tuple[tuple[str, str | None], ...] = (
+    ("INBOX", None),
+    ("Sent", "\\Sent"),
+    ("Drafts", "\\Drafts"),
+    ("Trash", "\\Trash"),
+    ("Junk", "\\Junk"),
+    ("Archive", "\\Archive"),
+)
+SYSTEM_FLAGS = frozenset({"\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"})
+FlagOp = Literal["+", "-", "="]
+
+
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    id: int
+    user: str
+    name: str
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int
+    special_use: str | None
+    subscribed: bool
+    noselect: bool
+    messages: int
+    unseen: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """One row of a mailbox's UID/flags map."""
+
+    uid: int
+    flags: frozenset[str]
+    modseq: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageMeta:
+    uid: int
+    flags: frozenset[str]
+    modseq: int
+    internaldate: float
+    size: int
+    info: MessageInfo
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    user: str
+    mailbox_id: int
+    mailbox: str
+    uidvalidity: int
+    uid: int
+    modseq: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryTarget:
+    """Where one recipient's copy goes. A missing mailbox falls back to INBOX on delivery."""
+
+    user: str
+    mailbox: str = "INBOX"
+    flags: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True, slots=True)
+class FlagUpdate:
+    changed: list[IndexEntry]
+    # UIDs that failed an UNCHANGEDSINCE test (RFC 7162 MODIFIED response code).
+    modified: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class CopyResult:
+    uidvalidity: int
+    pairs: list[tuple[int, int]]  # (source uid, destination uid)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    bytes: int
+    messages: int
+    max_bytes: int  # 0 = unlimited
+    max_messages: int  # 0 = unlimited
+
+
+class MailStore(Protocol):
+    changes: ChangeBus
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+
+    # --- spooling: large messages are streamed to disk before they are committed -------------
+    def new_spool(self, *, normalize_newlines: bool = False) -> Spool: ...
+
+    # --- accounts ----------------------------------------------------------------------------
+    async def create_account(self, user: str) -> None:
+        """Create the account and its default mailboxes; idempotent."""
+    async def delete_account(self, user: str) -> None: ...
+    async def account_exists(self, user: str) -> bool: ...
+    async def list_accounts(self) -> list[str]: ...
+    async def set_quota(self, user: str, max_bytes: int, max_messages: int) -> None: ...
+    async def usage(self, user: str) -> Usage: ...
+
+    # --- mailboxes ---------------------------------------------------------------------------
+    async def list_mailboxes(self, user: str) -> list[Mailbox]: ...
+    async def get_mailbox(self, user: str, name: str) -> Mailbox: ...
+    async def create_mailbox(self, user: str, name: str, special_use: str | None = None) -> Mailbox: ...
+    async def delete_mailbox(self, user: str, name: str) -> None: ...
+    async def rename_mailbox(self, user: str, old: str, new: str) -> None: ...
+    async def set_subscribed(self, user: str, name: str, subscribed: bool) -> None: ...
+
+    # --- adding messages ---------------------------------------------------------------------
+    async def deliver(
+        self, source: bytes | Spool, targets: Sequence[DeliveryTarget], *, internaldate: float | None = None
+    ) -> list[AppendResult]:
+        """Store one message for several recipients: one blob, one row each, one commit.
+        All or nothing: QuotaExceeded / DiskFull for any target fails the whole delivery."""
+    async def append(
+        self,
+        user: str,
+        mailbox: str,
+        source: bytes | Spool,
+        *,
+        flags: Iterable[str] = (),
+        internaldate: float | None = None,
+    ) -> AppendResult:
+        """IMAP APPEND / import: bare LF becomes CRLF before storing (see message.newlines)."""
+
+    # --- reading -----------------------------------------------------------------------------
+    async def index(self, mailbox_id: int) -> list[IndexEntry]: ...
+    async def fetch_meta(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageMeta]: ...
+    async def read_message(self, mailbox_id: int, uid: int, start: int = 0, length: int | None = None) -> bytes: ...
+    def message_path(self, mailbox_id: int, uid: int) -> Path | None:
+        """Only for diagnostics; None when the body is stored inline."""
+
+    # --- changing ----------------------------------------------------------------------------
+    async def store_flags(
+        self,
+        mailbox_id: int,
+        uids: Sequence[int],
+        op: FlagOp,
+        flags: Iterable[str],
+        *,
+        unchanged_since: int | None = None,
+    ) -> FlagUpdate: ...
+    async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
+        """Remove `uids`, or every message flagged \\Deleted when None. Returns removed UIDs."""
+    async def copy(self, mailbox_id: int, uids: Sequence[int], dest_mailbox_id: int) -> CopyResult: ...
+    async def move(self, mailbox_id: int, uids: Sequence[int], dest_mailbox_id: int) -> CopyResult: ...
+    async def expunged_since(self, mailbox_id: int, modseq: int) -> list[int]: ...
