@@ -6,8 +6,8 @@ from mailcove.store.api import (
     DeliveryTarget,
     FlagUpdate,
     IndexEntry,
-    MailStore,
     Mailbox,
+    MailStore,
     MessageMeta,
     Usage,
 )
