@@ -56,9 +56,14 @@ class AuthSettings:
 @dataclass
 class TlsSettings:
     enabled: bool = True
+    # PEM files. Both unset: a self-signed certificate for `hostname` is made on first start and
+    # kept in <data_dir>/tls/. `key` unset but `cert` set: the key is read from the cert file.
     cert: Path | None = None
     key: Path | None = None
+    # "TLSv1.2" or "TLSv1.3"; older versions are never offered.
     min_version: str = "TLSv1.2"
+    # Seconds a client gets to finish a TLS handshake (implicit TLS and STARTTLS).
+    handshake_timeout: float = 30.0
 
 
 @dataclass
@@ -87,6 +92,10 @@ class ServerSettings:
     shutdown_timeout: float = 30.0
     # Unix socket for local submission and admin notifications; default <data_dir>/control.sock.
     control_socket: Path | None = None
+    # Largest message accepted through the control socket (`mailcove deliver`, `mailcove sendmail`).
+    max_message_bytes: int = 64 * 1024 * 1024
+    # Most recipients one control-socket delivery may name.
+    max_recipients: int = 1000
 
 
 @dataclass

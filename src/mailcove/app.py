@@ -1,0 +1,389 @@
+"""The composition root: builds the server from the settings and runs its lifecycle.
+
+    prepare()  everything that can fail because of the configuration, in an order where nothing
+               is served yet: logging, listener plan, data dir (0700), TLS, binding every
+               socket and the control socket. Failures raise ConfigError naming file and key.
+    run()      opens the store, starts the listeners, prints the banner, serves until SIGTERM or
+               SIGINT, then shuts down gracefully (stop accepting, let sessions and deliveries
+               finish within [server] shutdown_timeout, close the store). SIGHUP reloads TLS.
+
+Protocols plug in through PROTOCOLS: a listener name maps to "module:attribute" of a handler
+factory, `factory(ctx: ServerContext, listener: str) -> Handler`, where Handler is
+`async def handler(conn: net.listeners.Connection) -> None` (sync factories and async ones both
+work; a handler object with `async def aclose()` is closed after the sessions drained). A
+listener whose module does not exist yet is shown as "not yet available" and is not bound, so
+no port accepts connections only to do nothing. `register_protocol()` overrides an entry (tests,
+plugins)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import inspect
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from mailcove import __version__
+from mailcove.config import ConfigError, Settings
+from mailcove.config.settings import IMPLICIT_TLS_LISTENERS, LISTENER_NAMES
+from mailcove.logs import setup_logging
+from mailcove.net.addresses import ListenerPlan, parse_overrides, plan_listeners
+from mailcove.net.control import ControlClient, ControlServer, ControlUnavailable
+from mailcove.net.listeners import BindError, BoundListener, ConnectionTracker, Listener, bind_all
+from mailcove.net.tls import CertificateInfo, TlsConfigError, TlsHolder, describe_certificate, ensure_certificate
+from mailcove.store.api import DeliveryTarget, MailStore
+
+log = logging.getLogger("mailcove.app")
+
+PROTOCOLS: dict[str, str] = {
+    "smtp": "mailcove.smtp.server:make_handler",
+    "submission": "mailcove.smtp.server:make_handler",
+    "submissions": "mailcove.smtp.server:make_handler",
+    "imap": "mailcove.imap.server:make_handler",
+    "imaps": "mailcove.imap.server:make_handler",
+    "pop3": "mailcove.pop3.server:make_handler",
+    "pop3s": "mailcove.pop3.server:make_handler",
+    "http": "mailcove.web.server:make_handler",
+}
+_registered: dict[str, Callable[..., Any]] = {}
+
+STATE_FILE = "serve.json"
+
+
+@dataclass
+class ServerContext:
+    """What a protocol handler factory is given. Later issues add their services (directory,
+    queue) as fields here."""
+
+    settings: Settings
+    store: MailStore
+    tls: TlsHolder
+    tracker: ConnectionTracker
+    services: dict[str, Any] = field(default_factory=dict)
+
+
+def register_protocol(name: str, factory: Callable[..., Any]) -> None:
+    if name not in LISTENER_NAMES:
+        raise ValueError(f"unknown listener {name!r}")
+    _registered[name] = factory
+
+
+def protocol_factory(name: str) -> Callable[..., Any] | None:
+    """The handler factory for a listener, or None while its protocol is not written yet."""
+    if name in _registered:
+        return _registered[name]
+    spec = PROTOCOLS.get(name)
+    if spec is None:
+        return None
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        # Only "that module does not exist" means "not yet available"; a missing import inside
+        # an existing protocol module is a real error and propagates.
+        if exc.name is not None and module_name.startswith(exc.name):
+            return None
+        raise
+    return getattr(module, attr, None)
+
+
+class StartupError(Exception):
+    """Not a configuration problem, but the server cannot start (store failed to open, ...)."""
+
+
+class App:
+    def __init__(self, settings: Settings, listen: Sequence[str] = (), *, out: TextIO | None = None) -> None:
+        self.settings = settings
+        self._listen_args = list(listen)
+        self._out = out or sys.stdout
+        self.plans: list[ListenerPlan] = []
+        self.factories: dict[str, Callable[..., Any]] = {}
+        self.bound: dict[str, BoundListener] = {}
+        self.tls = TlsHolder(settings.tls, settings.data_dir, settings.hostname)
+        self.tracker: ConnectionTracker | None = None
+        self.control: ControlServer | None = None
+        self.store: MailStore | None = None
+        self.listeners: list[Listener] = []
+        self._stop: asyncio.Event | None = None
+
+    # --- phase 1: everything that can fail on configuration, before anything is served ---------
+
+    def prepare(self) -> None:
+        s = self.settings
+        try:
+            setup_logging(s.log)
+        except ValueError as exc:
+            raise ConfigError(s.source, "log.level", str(exc).split(": ", 1)[-1]) from None
+        except OSError as exc:
+            raise ConfigError(s.source, "log.file", f"{s.log.file}: {exc.strerror or exc}") from None
+        self.plans = plan_listeners(s, parse_overrides(self._listen_args))
+        for plan in self.plans:
+            factory = protocol_factory(plan.name)
+            if factory is not None:
+                self.factories[plan.name] = factory
+        self._make_data_dir()
+        if s.tls.enabled:
+            try:
+                self.tls.load()
+            except TlsConfigError as exc:
+                raise ConfigError(s.source, exc.key, exc.message) from None
+            except OSError as exc:
+                raise ConfigError(s.source, "data_dir", f"cannot write the certificate: {exc}") from None
+        to_bind = [p for p in self.plans if p.addresses and p.name in self.factories]
+        try:
+            self.bound = bind_all(to_bind)
+        except BindError as exc:
+            source = next(p.source for p in self.plans if p.name == exc.listener)
+            raise ConfigError(source, f"listen.{exc.listener}", f"{exc.address}: {exc.message}") from None
+        self.tracker = ConnectionTracker()
+        self.control = ControlServer(
+            s.control_socket_path,
+            self._control_deliver,
+            self._new_spool,
+            self.tracker,
+            max_message_bytes=s.server.max_message_bytes,
+            max_recipients=s.server.max_recipients,
+        )
+        try:
+            self.control.bind()
+        except OSError as exc:
+            self._close_bound()
+            raise ConfigError(s.source, "server.control_socket", str(exc)) from None
+
+    def _make_data_dir(self) -> None:
+        d = self.settings.data_dir
+        try:
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+            mode = d.stat().st_mode & 0o777
+        except OSError as exc:
+            raise ConfigError(self.settings.source, "data_dir", f"{d}: {exc.strerror or exc}") from None
+        if mode & 0o077:
+            # An existing dir the admin opened up on purpose is theirs to decide; say so loudly.
+            log.warning("data dir %s has mode %o; mail is private, 0700 is recommended", d, mode)
+
+    def _close_bound(self) -> None:
+        for bl in self.bound.values():
+            for sock in bl.sockets:
+                sock.close()
+
+    # --- phase 2: serve ----------------------------------------------------------------------
+
+    async def run(self) -> int:
+        from mailcove.store.factory import open_store
+
+        assert self.tracker is not None and self.control is not None, "prepare() first"
+        loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        try:
+            self.store = open_store(self.settings)
+            await self.store.start()
+        except Exception as exc:
+            self._close_bound()
+            self.control.remove_socket()
+            raise StartupError(f"cannot open the store in {self.settings.data_dir}: {exc}") from exc
+        try:
+            ctx = ServerContext(self.settings, self.store, self.tls, self.tracker)
+            handlers: list[Any] = []
+            for name, bound in self.bound.items():
+                handler = self.factories[name](ctx, name)
+                if inspect.isawaitable(handler):
+                    handler = await handler
+                handlers.append(handler)
+                listener = Listener(
+                    bound,
+                    handler,
+                    self.tracker,
+                    tls=self.tls if self.settings.tls.enabled else None,
+                    implicit_tls=name in IMPLICIT_TLS_LISTENERS,
+                )
+                await listener.start()
+                self.listeners.append(listener)
+            await self.control.start()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self._request_stop, sig)
+            loop.add_signal_handler(signal.SIGHUP, self._reload)
+            self._write_state()
+            self._print_banner()
+            await self._stop.wait()
+            await self._shutdown(handlers)
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                with contextlib.suppress(Exception):
+                    loop.remove_signal_handler(sig)
+            if self.store is not None:
+                await self.store.close()
+            self.control.remove_socket()
+            with contextlib.suppress(FileNotFoundError):
+                (self.settings.data_dir / STATE_FILE).unlink()
+        log.info("stopped")
+        return 0
+
+    def _request_stop(self, sig: int) -> None:
+        if self._stop is not None and not self._stop.is_set():
+            log.info("%s: shutting down (up to %.0fs for sessions in flight)", signal.Signals(sig).name,
+                     self.settings.server.shutdown_timeout)
+            self._stop.set()
+
+    def _reload(self) -> None:
+        log.info("SIGHUP: reloading TLS")
+        if self.settings.tls.enabled:
+            self.tls.reload()
+
+    async def _shutdown(self, handlers: list[Any]) -> None:
+        assert self.tracker is not None and self.control is not None
+        for listener in self.listeners:
+            listener.stop_accepting()
+        self.control.stop_accepting()
+        cancelled = await self.tracker.drain(self.settings.server.shutdown_timeout)
+        if cancelled:
+            log.warning("%d sessions did not finish within the shutdown timeout and were closed", cancelled)
+        for handler in handlers:
+            aclose = getattr(handler, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+
+    async def _control_deliver(self, spool: Any, recipients: Sequence[str]) -> list[tuple[str, int, int]]:
+        assert self.store is not None
+        results = await self.store.deliver(spool, [DeliveryTarget(r) for r in recipients])
+        return [(r.user, r.mailbox_id, r.uid) for r in results]
+
+    def _new_spool(self) -> Any:
+        assert self.store is not None
+        return self.store.new_spool()
+
+    # --- what the world sees -------------------------------------------------------------------
+
+    def listener_addresses(self) -> dict[str, list[str]]:
+        return {name: bl.addresses for name, bl in self.bound.items()}
+
+    def _write_state(self) -> None:
+        """<data_dir>/serve.json: pid and the bound addresses, for scripts and the test fixture
+        (a port of 0 in the config is only known after binding)."""
+        state = {
+            "pid": os.getpid(),
+            "version": __version__,
+            "data_dir": str(self.settings.data_dir.resolve()),
+            "control_socket": str(self.settings.control_socket_path.resolve()),
+            "listeners": self.listener_addresses(),
+        }
+        path = self.settings.data_dir / STATE_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        os.replace(tmp, path)
+
+    def banner(self) -> str:
+        s = self.settings
+        lines = [f"mailcove {__version__} serving {s.hostname} (pid {os.getpid()})"]
+        lines.append(f"  {'data dir':<12} {s.data_dir.resolve()}")
+        for plan in self.plans:
+            if plan.name in self.bound:
+                where = ", ".join(self.bound[plan.name].addresses)
+            elif not plan.addresses:
+                where = plan.reason_off or "off"
+            else:
+                wanted = ", ".join(str(a) for a in plan.addresses)
+                where = f"not yet available (no protocol handler; would listen on {wanted})"
+            lines.append(f"  {plan.name:<12} {where}")
+        lines.append(f"  {'control':<12} {s.control_socket_path.resolve()}")
+        if s.tls.enabled and self.tls.cert_path is not None:
+            info = describe_certificate(self.tls.cert_path)
+            kind = "self-signed, generated now" if self.tls.generated else (
+                "self-signed" if s.tls.cert is None else "configured")
+            lines.append(f"  {'tls':<12} {info.subject} ({kind}), expires {info.not_after:%Y-%m-%d}, "
+                         f"SHA-256 {info.sha256}")
+        else:
+            lines.append(f"  {'tls':<12} off ([tls] enabled = false)")
+        if s.auth.allow_plaintext:
+            mode = "LAB MODE: plaintext passwords allowed" + (" over unencrypted links" if not s.tls.enabled else "")
+            lines.append(f"  {'auth':<12} {mode}")
+        else:
+            lines.append(f"  {'auth':<12} password login only after TLS")
+        lines.append("ready")
+        return "\n".join(lines)
+
+    def _print_banner(self) -> None:
+        self._out.write(self.banner() + "\n")
+        self._out.flush()
+
+
+def run_server(settings: Settings, listen: Sequence[str] = ()) -> int:
+    """`mailcove serve`: prepare (ConfigError propagates: exit 2), then serve with uvloop if it
+    is installed."""
+    app = App(settings, listen)
+    app.prepare()
+    try:
+        import uvloop
+
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
+    except ImportError:
+        loop_factory = None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(app.run())
+
+
+# --- local delivery and TLS info for the CLI (which never touches net itself) -------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LocalDelivery:
+    ok: bool
+    via: str  # "server" (control socket) or "store" (opened directly)
+    code: int = 250
+    enhanced: str = "2.0.0"
+    text: str = ""
+
+
+def deliver_local(settings: Settings, message: bytes, recipients: Sequence[str]) -> LocalDelivery:
+    """Deliver through the running server's control socket, or straight into the store when no
+    server runs. Returns only once the message is durable (or refused)."""
+    try:
+        with ControlClient(settings.control_socket_path) as client:
+            reply = client.deliver(message, recipients)
+    except ControlUnavailable:
+        return asyncio.run(_deliver_direct(settings, message, recipients))
+    if reply.startswith("OK"):
+        return LocalDelivery(True, "server", text=reply[2:].strip())
+    parts = reply.split(" ", 3)
+    try:
+        code, enhanced, text = int(parts[1]), parts[2], parts[3] if len(parts) > 3 else ""
+    except (IndexError, ValueError):
+        code, enhanced, text = 451, "4.3.0", reply
+    return LocalDelivery(False, "server", code, enhanced, text)
+
+
+async def _deliver_direct(settings: Settings, message: bytes, recipients: Sequence[str]) -> LocalDelivery:
+    from mailcove.core.errors import MailError
+    from mailcove.store.factory import open_store
+
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    store = open_store(settings, watch_changes=False)
+    await store.start()
+    try:
+        results = await store.deliver(message, [DeliveryTarget(r) for r in recipients])
+    except MailError as exc:
+        return LocalDelivery(False, "store", exc.code, exc.enhanced, exc.text)
+    finally:
+        await store.close()
+    return LocalDelivery(True, "store", text=" ".join(f"{r.user}:{r.mailbox_id}:{r.uid}" for r in results))
+
+
+def certificate_info(settings: Settings) -> CertificateInfo:
+    """The certificate `mailcove serve` would use, generating the self-signed one if absent.
+    Raises ConfigError for unusable configured files."""
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        cert, key, _generated = ensure_certificate(settings.tls, settings.data_dir, settings.hostname)
+        from mailcove.net.tls import build_server_context
+
+        build_server_context(cert, key, settings.tls.min_version)  # same checks as serve
+        return describe_certificate(cert)
+    except TlsConfigError as exc:
+        raise ConfigError(settings.source, exc.key, exc.message) from None
