@@ -1,0 +1,204 @@
+"""Header blocks: finding their end, splitting fields, unfolding, MIME parameters (RFC 2045/2231)
+and RFC 2047 decoding."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+__all__ = ["decode_header_value", "parse_header_block", "parse_params", "unfold"]
+
+# One header field with its folded continuation lines. The name set follows the stdlib parser
+# (printable ASCII except colon), plus the obsolete whitespace before the colon (RFC 5322 §4.5).
+# `$` honours the endpos given to match(), so a field may end without a newline at the part end.
+_FIELD = re.compile(rb"([!-9;-~]+)[ \t]*:([^\n]*(?:\n[ \t][^\n]*)*)(?:\n|$)")
+_CONT = re.compile(rb"[ \t][^\n]*(?:\n|$)")  # stray continuation lines before the first field
+_BLANK = re.compile(rb"\r?\n")
+_EOL = re.compile(rb"\r?\n")
+
+Buffer = Any  # bytes or mmap.mmap: both support find(), slicing and re matching
+
+
+def parse_header_block(buf: Buffer, start: int, end: int) -> tuple[list[tuple[bytes, bytes]], int]:
+    """Parse the header fields in ``buf[start:end]``.
+
+    Returns the fields as (lower-cased name, raw value with folds) and the offset where the body
+    starts: after the blank line, or at the first line that is neither a field nor a continuation
+    (a message missing its blank line), or at `end`.
+    """
+    fields: list[tuple[bytes, bytes]] = []
+    pos = start
+    m = _CONT.match(buf, pos, end)
+    while m is not None and m.end() > pos:
+        pos = m.end()
+        m = _CONT.match(buf, pos, end)
+    match = _FIELD.match
+    while pos < end:
+        m = match(buf, pos, end)
+        if m is None:
+            b = _BLANK.match(buf, pos, end)
+            return fields, (b.end() if b is not None else pos)
+        fields.append((m.group(1).lower(), m.group(2)))
+        pos = m.end()
+    return fields, pos
+
+
+def unfold(value: bytes) -> bytes:
+    """Remove the line breaks of a folded value, keeping the whitespace that followed them."""
+    if b"\n" in value:
+        value = _EOL.sub(b"", value)
+    return value.strip(b" \t\r")
+
+
+def raw_str(value: bytes) -> str:
+    return value.decode("utf-8", "surrogateescape")
+
+
+# --- RFC 2047 -----------------------------------------------------------------------------------
+
+_ENCODED_WORD = re.compile(r"=\?([^?\s*]+)(?:\*[^?\s]*)?\?([bBqQ])\?([^?\s]*)\?=")
+_WSP_ONLY = re.compile(r"[ \t\r\n]*")
+
+
+def _decode_text(data: bytes, charset: str | None = None) -> str:
+    if charset:
+        try:
+            return data.decode(charset, "replace")
+        except LookupError:
+            pass
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        # 8-bit headers without a charset are most often Windows-1252/Latin-1 in practice.
+        return data.decode("cp1252", "replace")
+
+
+def _decode_word(charset: str, enc: str, text: str) -> str | None:
+    try:
+        if enc in "bB":
+            raw = base64.b64decode(text + "=" * (-len(text) % 4))
+        else:
+            raw = binascii.a2b_qp(text.encode("ascii", "surrogateescape"), header=True)
+    except (binascii.Error, ValueError):
+        return None
+    return _decode_text(raw, charset)
+
+
+def decode_header_value(raw: str | bytes) -> str:
+    """Decode a raw header value for display, SEARCH and SORT: unfold, decode RFC 2047
+    encoded-words (dropping whitespace between adjacent ones), and read undeclared 8-bit text as
+    UTF-8 with a Windows-1252 fallback."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogateescape")
+    raw = unfold(raw)
+    text = _decode_text(raw) if raw.isascii() is False else raw.decode("ascii")
+    if "=?" not in text:
+        return text
+    out: list[str] = []
+    pos = 0
+    prev_word_end = -1
+    for m in _ENCODED_WORD.finditer(text):
+        between = text[pos : m.start()]
+        decoded = _decode_word(m.group(1), m.group(2), m.group(3))
+        if decoded is None:
+            continue
+        if not (prev_word_end == pos and _WSP_ONLY.fullmatch(between)):
+            out.append(between)
+        out.append(decoded)
+        pos = prev_word_end = m.end()
+    out.append(text[pos:])
+    return "".join(out)
+
+
+# --- Content-Type / Content-Disposition parameters -------------------------------------------------
+
+_RFC2231_NAME = re.compile(r"^(.*?)\*(?:(\d+)(\*?)|)$")
+
+
+def _split_params(value: str) -> list[str]:
+    """Split on ';' outside quoted strings (as the stdlib's compat32 parser does)."""
+    out: list[str] = []
+    start = 0
+    in_quote = False
+    escaped = False
+    for i, ch in enumerate(value):
+        if escaped:
+            escaped = False
+        elif ch == "\\" and in_quote:
+            escaped = True
+        elif ch == '"':
+            in_quote = not in_quote
+        elif ch == ";" and not in_quote:
+            out.append(value[start:i])
+            start = i + 1
+    out.append(value[start:])
+    return out
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return re.sub(r"\\(.)", r"\1", value[1:-1])
+    return value
+
+
+def _decode_2231(name: str, segments: list[tuple[int, bool, str]]) -> str:
+    segments.sort(key=lambda s: s[0])
+    charset = ""
+    chunks: list[bytes] = []
+    for i, (_, encoded, value) in enumerate(segments):
+        if encoded:
+            if i == 0 and value.count("'") >= 2:
+                charset, _lang, value = value.split("'", 2)
+            chunks.append(unquote_to_bytes(value))
+        else:
+            chunks.append(value.encode("utf-8", "surrogateescape"))
+    data = b"".join(chunks)
+    if charset:
+        try:
+            return data.decode(charset, "replace")
+        except LookupError:
+            pass
+    return data.decode("utf-8", "surrogateescape")
+
+
+def parse_params(value: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """Split ``type/subtype; a=b; c*0*=...`` into the main value (stripped, lower-cased) and its
+    parameters (names lower-cased, values unquoted, RFC 2231 continuations joined and decoded)."""
+    pieces = _split_params(value)
+    main = pieces[0].strip().lower()
+    plain: dict[str, str] = {}
+    order: list[str] = []
+    extended: dict[str, list[tuple[int, bool, str]]] = {}
+    for piece in pieces[1:]:
+        if "=" not in piece:
+            continue
+        key, val = piece.split("=", 1)
+        key = key.strip().lower()
+        val = val.strip()
+        if not key:
+            continue
+        m = _RFC2231_NAME.match(key)
+        if m is not None:
+            base = m.group(1)
+            if m.group(2) is None:  # name*=charset'lang'value
+                segs = extended.setdefault(base, [])
+                segs.append((0, True, _unquote(val)))
+            else:
+                extended.setdefault(base, []).append((int(m.group(2)), bool(m.group(3)), _unquote(val)))
+            if base not in order:
+                order.append(base)
+            continue
+        if key not in plain:
+            plain[key] = _unquote(val)
+            if key not in order:
+                order.append(key)
+    params: list[tuple[str, str]] = []
+    for key in order:
+        if key in extended:
+            params.append((key, _decode_2231(key, extended[key])))
+        else:
+            params.append((key, plain[key]))
+    return main, tuple(params)

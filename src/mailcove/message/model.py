@@ -1,0 +1,251 @@
+"""The metadata computed once per message at delivery: MIME tree with byte offsets, envelope,
+and the header fields SEARCH and SORT need.
+
+Header-derived strings are *raw*: unfolded header text decoded as UTF-8 with ``surrogateescape``,
+so 8-bit bytes in any charset survive exactly. ``raw_bytes(s)`` gives the original bytes back,
+which is what IMAP puts on the wire for ENVELOPE and BODYSTRUCTURE (Dovecot sends them undecoded).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Address", "Envelope", "MessageInfo", "Part", "raw_bytes"]
+
+FORMAT_VERSION = 1
+
+
+def raw_bytes(s: str) -> bytes:
+    """The original header bytes of a raw header-derived string."""
+    return s.encode("utf-8", "surrogateescape")
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """One ENVELOPE address (RFC 3501 §7.4.2 / RFC 9051 §7.5.2).
+
+    Group syntax is flattened as IMAP wants it: a start marker with ``host is None`` and the group
+    name in ``mailbox``, the group's members, then an end marker with every field None.
+    """
+
+    name: str | None
+    adl: str | None
+    mailbox: str | None
+    host: str | None
+
+    @property
+    def is_group_start(self) -> bool:
+        return self.host is None and self.mailbox is not None
+
+    @property
+    def is_group_end(self) -> bool:
+        return self.host is None and self.mailbox is None
+
+    @property
+    def addr_spec(self) -> str:
+        if self.host is None:
+            return self.mailbox or ""
+        return f"{self.mailbox or ''}@{self.host}"
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """ENVELOPE fields: raw unfolded header values (None = NIL) and parsed address lists.
+
+    An empty tuple is NIL on the wire. ``sender`` and ``reply_to`` already default to ``from_``.
+    """
+
+    date: str | None = None
+    subject: str | None = None
+    from_: tuple[Address, ...] = ()
+    sender: tuple[Address, ...] = ()
+    reply_to: tuple[Address, ...] = ()
+    to: tuple[Address, ...] = ()
+    cc: tuple[Address, ...] = ()
+    bcc: tuple[Address, ...] = ()
+    in_reply_to: str | None = None
+    message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One MIME entity. Offsets index the original message bytes.
+
+    ``[header_start, body_start)`` is the entity's header including the blank line that ends it
+    (BODY[n.MIME], or BODY[HEADER] for a message), ``[body_start, body_end)`` its body (BODY[n],
+    BODY[TEXT]). For a multipart the body holds preamble, children and epilogue; for message/rfc822
+    ``message`` is the encapsulated message, whose header starts at this part's ``body_start``.
+    """
+
+    header_start: int
+    body_start: int
+    body_end: int
+    type: str = "text"
+    subtype: str = "plain"
+    params: tuple[tuple[str, str], ...] = ()
+    id: str | None = None
+    description: str | None = None
+    encoding: str | None = None  # Content-Transfer-Encoding as written; see `cte`
+    md5: str | None = None
+    disposition: str | None = None  # lower-cased disposition type
+    disposition_params: tuple[tuple[str, str], ...] = ()
+    language: tuple[str, ...] = ()
+    location: str | None = None
+    lines: int = 0  # LF count of the body; meaningful for text/* and message/rfc822
+    parts: tuple[Part, ...] = ()
+    message: Part | None = None
+    envelope: Envelope | None = None
+    truncated: bool = False  # a limit (depth, part count) stopped the scan below this entity
+
+    @property
+    def header_end(self) -> int:
+        return self.body_start
+
+    @property
+    def size(self) -> int:
+        return self.body_end - self.body_start
+
+    @property
+    def content_type(self) -> str:
+        return f"{self.type}/{self.subtype}"
+
+    @property
+    def is_multipart(self) -> bool:
+        return self.type == "multipart" and bool(self.parts)
+
+    @property
+    def cte(self) -> str:
+        """The transfer encoding, lower-cased, with the RFC 2045 default."""
+        return (self.encoding or "7bit").strip().lower() or "7bit"
+
+    def param(self, name: str) -> str | None:
+        name = name.lower()
+        for key, value in self.params:
+            if key == name:
+                return value
+        return None
+
+    @property
+    def charset(self) -> str | None:
+        return self.param("charset")
+
+    def walk(self) -> Iterator[Part]:
+        """This part and all below it, depth first, entering encapsulated messages."""
+        yield self
+        for child in self.parts:
+            yield from child.walk()
+        if self.message is not None:
+            yield from self.message.walk()
+
+
+@dataclass(frozen=True, slots=True)
+class MessageInfo:
+    """Everything IMAP and the store need about one message, computed once by `scan`.
+
+    ``root`` is the whole message as an entity: its header is the message header (BODY[HEADER])
+    and its body BODY[TEXT]. ``subject`` is decoded (RFC 2047); ``date`` is a UTC timestamp or
+    None when the Date header is missing or unparsable.
+    """
+
+    size: int
+    root: Part
+    envelope: Envelope
+    subject: str | None = None
+    base_subject: str = ""
+    date: float | None = None
+    message_id: str | None = None
+    in_reply_to: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    from_text: str | None = None  # decoded header values for SEARCH FROM/TO/CC/BCC
+    to_text: str | None = None
+    cc_text: str | None = None
+    bcc_text: str | None = None
+    part_count: int = 1
+    truncated: bool = False
+
+    # --- SORT keys (RFC 5256 §3) ---------------------------------------------------------------
+    @property
+    def first_from(self) -> Address | None:
+        return _first_mailbox(self.envelope.from_)
+
+    @property
+    def first_to(self) -> Address | None:
+        return _first_mailbox(self.envelope.to)
+
+    @property
+    def first_cc(self) -> Address | None:
+        return _first_mailbox(self.envelope.cc)
+
+    def section(self, spec: str) -> tuple[int, int]:
+        """Byte range of an IMAP BODY[] section; see `mailcove.message.sections.find_section`."""
+        from mailcove.message.sections import find_section
+
+        return find_section(self, spec)
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(
+            [FORMAT_VERSION, self.size, _enc_part(self.root), _enc_env(self.envelope), self.subject,
+             self.base_subject, self.date, self.message_id, list(self.in_reply_to), list(self.references),
+             self.from_text, self.to_text, self.cc_text, self.bcc_text, self.part_count, self.truncated],
+            separators=(",", ":"),
+            ensure_ascii=True,  # lone surrogates (8-bit header bytes) survive as \udcXX escapes
+        ).encode("ascii")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> MessageInfo:
+        v = json.loads(data)
+        if not isinstance(v, list) or not v or v[0] != FORMAT_VERSION:
+            raise ValueError("unsupported MessageInfo serialisation")
+        (_, size, root, env, subject, base, date, mid, irt, refs, f, t, c, b, count, trunc) = v
+        return cls(
+            size=size, root=_dec_part(root), envelope=_dec_env(env), subject=subject, base_subject=base,
+            date=date, message_id=mid, in_reply_to=tuple(irt), references=tuple(refs), from_text=f,
+            to_text=t, cc_text=c, bcc_text=b, part_count=count, truncated=trunc,
+        )
+
+
+def _first_mailbox(addrs: tuple[Address, ...]) -> Address | None:
+    for a in addrs:
+        if a.host is not None:
+            return a
+    return None
+
+
+def _enc_addrs(addrs: tuple[Address, ...]) -> list[list[str | None]]:
+    return [[a.name, a.adl, a.mailbox, a.host] for a in addrs]
+
+
+def _dec_addrs(v: list[list[str | None]]) -> tuple[Address, ...]:
+    return tuple(Address(*a) for a in v)
+
+
+def _enc_env(e: Envelope) -> list[Any]:
+    return [e.date, e.subject, _enc_addrs(e.from_), _enc_addrs(e.sender), _enc_addrs(e.reply_to),
+            _enc_addrs(e.to), _enc_addrs(e.cc), _enc_addrs(e.bcc), e.in_reply_to, e.message_id]
+
+
+def _dec_env(v: list[Any]) -> Envelope:
+    return Envelope(v[0], v[1], _dec_addrs(v[2]), _dec_addrs(v[3]), _dec_addrs(v[4]), _dec_addrs(v[5]),
+                    _dec_addrs(v[6]), _dec_addrs(v[7]), v[8], v[9])
+
+
+def _enc_part(p: Part) -> list[Any]:
+    return [p.header_start, p.body_start, p.body_end, p.type, p.subtype, [list(kv) for kv in p.params], p.id,
+            p.description, p.encoding, p.md5, p.disposition, [list(kv) for kv in p.disposition_params],
+            list(p.language), p.location, p.lines, [_enc_part(c) for c in p.parts],
+            None if p.message is None else _enc_part(p.message),
+            None if p.envelope is None else _enc_env(p.envelope), p.truncated]
+
+
+def _dec_part(v: list[Any]) -> Part:
+    return Part(
+        header_start=v[0], body_start=v[1], body_end=v[2], type=v[3], subtype=v[4],
+        params=tuple((k, x) for k, x in v[5]), id=v[6], description=v[7], encoding=v[8], md5=v[9],
+        disposition=v[10], disposition_params=tuple((k, x) for k, x in v[11]), language=tuple(v[12]),
+        location=v[13], lines=v[14], parts=tuple(_dec_part(c) for c in v[15]),
+        message=None if v[16] is None else _dec_part(v[16]), envelope=None if v[17] is None else _dec_env(v[17]),
+        truncated=v[18],
+    )
