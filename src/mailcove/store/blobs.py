@@ -1,0 +1,79 @@
+"""Message bodies too large to keep inside the database live in their own files.
+
+A file is made durable before the database commit that references it: write to tmp/, fsync the
+file, rename into blobs/XX/, fsync both directories. A crash can therefore leave an orphan file
+(never a dangling reference); `collect_orphans` removes those at start."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterable
+from pathlib import Path
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class BlobDir:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tmp = root.parent / "tmp"
+
+    def prepare(self) -> None:
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def new_tmp_path(self) -> Path:
+        return self.tmp / f"{secrets.token_hex(12)}.tmp"
+
+    def commit_file(self, tmp_path: Path) -> str:
+        """fsync `tmp_path`, move it into the blob tree and fsync the directories.
+        Returns the path relative to the blob root, which is what the database stores."""
+        fd = os.open(tmp_path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        name = secrets.token_hex(16)
+        sub = self.root / name[:2]
+        if not sub.is_dir():
+            sub.mkdir(mode=0o700, exist_ok=True)
+            fsync_dir(self.root)
+        dest = sub / name
+        os.rename(tmp_path, dest)
+        fsync_dir(sub)
+        fsync_dir(self.tmp)
+        return f"{name[:2]}/{name}"
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
+    def remove(self, rels: Iterable[str]) -> None:
+        for rel in rels:
+            try:
+                os.unlink(self.root / rel)
+            except FileNotFoundError:
+                pass
+
+    def collect_orphans(self, referenced: set[str]) -> int:
+        """Delete blob files no row references and leftover spool files. Run before serving."""
+        removed = 0
+        if self.tmp.is_dir():
+            for p in self.tmp.iterdir():
+                p.unlink(missing_ok=True)
+                removed += 1
+        if self.root.is_dir():
+            for sub in self.root.iterdir():
+                if not sub.is_dir():
+                    continue
+                for p in sub.iterdir():
+                    if f"{sub.name}/{p.name}" not in referenced:
+                        p.unlink(missing_ok=True)
+                        removed += 1
+        return removed

@@ -1,0 +1,101 @@
+"""Schema and migrations of the SQLite store, versioned with PRAGMA user_version."""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema
+    """
+    CREATE TABLE accounts (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        quota_bytes INTEGER NOT NULL DEFAULT 0,
+        quota_messages INTEGER NOT NULL DEFAULT 0,
+        used_bytes INTEGER NOT NULL DEFAULT 0,
+        used_messages INTEGER NOT NULL DEFAULT 0,
+        last_uidvalidity INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE mailboxes (
+        id INTEGER PRIMARY KEY,
+        account_id INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        uidvalidity INTEGER NOT NULL,
+        uidnext INTEGER NOT NULL DEFAULT 1,
+        highestmodseq INTEGER NOT NULL DEFAULT 1,
+        special_use TEXT,
+        subscribed INTEGER NOT NULL DEFAULT 0,
+        noselect INTEGER NOT NULL DEFAULT 0,
+        messages INTEGER NOT NULL DEFAULT 0,
+        unseen INTEGER NOT NULL DEFAULT 0,
+        size INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (account_id, name)
+    );
+    -- One row per stored body, shared by every mailbox row that holds the message
+    CREATE TABLE blobs (
+        id INTEGER PRIMARY KEY,
+        size INTEGER NOT NULL,
+        refs INTEGER NOT NULL,
+        data BLOB,
+        path TEXT,
+        info BLOB NOT NULL
+    );
+    CREATE TABLE messages (
+        mailbox_id INTEGER NOT NULL,
+        uid INTEGER NOT NULL,
+        blob_id INTEGER NOT NULL,
+        flags TEXT NOT NULL DEFAULT '',
+        modseq INTEGER NOT NULL,
+        internaldate REAL NOT NULL,
+        size INTEGER NOT NULL,
+        PRIMARY KEY (mailbox_id, uid)
+    ) WITHOUT ROWID;
+    -- Expunged UIDs with the modseq of their removal (RFC 7162 QRESYNC VANISHED).
+    CREATE TABLE expunged (
+        mailbox_id INTEGER NOT NULL,
+        uid INTEGER NOT NULL,
+        modseq INTEGER NOT NULL,
+        PRIMARY KEY (mailbox_id, uid)
+    ) WITHOUT ROWID;
+    -- The change log other processes poll, pruned after a few minutes.
+    CREATE TABLE changes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL,
+        user TEXT NOT NULL,
+        mailbox_id INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        uids TEXT NOT NULL,
+        modseq INTEGER NOT NULL
+    );
+    CREATE INDEX changes_ts ON changes (ts);
+    """,
+]
+
+
+def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute("PRAGMA journal_mode = WAL")
+    # FULL: the WAL is fsynced at every commit, so a returned append survives power loss.
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA cache_size = -65536")
+    conn.execute("PRAGMA temp_store = MEMORY")
+    if readonly:
+        conn.execute("PRAGMA query_only = 1")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # executescript would COMMIT first; run statements one by one inside our transaction.
+            for stmt in script.split(";"):
+                if stmt.strip():
+                    conn.execute(stmt)
+            conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise

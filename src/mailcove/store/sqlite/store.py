@@ -1,0 +1,418 @@
+"""SqliteStore: the MailStore protocol over SQLite (see store/api.py for the contract)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import mmap
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mailcove.core.errors import MailboxNotFound
+from mailcove.message import MessageInfo, scan, to_crlf
+from mailcove.store.api import (
+    AppendResult,
+    CopyResult,
+    DeliveryTarget,
+    FlagOp,
+    FlagUpdate,
+    IndexEntry,
+    Mailbox,
+    MessageMeta,
+    Usage,
+)
+from mailcove.store.blobs import BlobDir
+from mailcove.store.changes import Change, ChangeBus
+from mailcove.store.names import normalize_name
+from mailcove.store.spool import Spool
+from mailcove.store.sqlite import ops
+from mailcove.store.sqlite.flags import parse_flags
+from mailcove.store.sqlite.poller import ChangePoller
+from mailcove.store.sqlite.readers import ReaderPool
+from mailcove.store.sqlite.schema import connect, migrate
+from mailcove.store.sqlite.writer import Txn, Writer
+
+_MAILBOX_COLUMNS = (
+    "m.id, a.name, m.name, m.uidvalidity, m.uidnext, m.highestmodseq, m.special_use, m.subscribed,"
+    " m.noselect, m.messages, m.unseen, m.size"
+)
+
+
+def _mailbox(row: tuple[Any, ...]) -> Mailbox:
+    return Mailbox(
+        row[0], row[1], row[2], row[3], row[4], row[5], row[6], bool(row[7]), bool(row[8]), row[9], row[10], row[11]
+    )
+
+
+class SqliteStore:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        inline_max: int = 128 * 1024,
+        min_free_bytes: int = 0,
+        default_quota_bytes: int = 0,
+        default_quota_messages: int = 0,
+        change_poll_ms: int = 100,
+        watch_changes: bool = True,
+        reader_threads: int = 4,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.db_path = self.data_dir / "mail.db"
+        self.blobs = BlobDir(self.data_dir / "blobs")
+        self._inline_max = inline_max
+        self._min_free = min_free_bytes
+        self._default_quota = (default_quota_bytes, default_quota_messages)
+        self._poll_interval = change_poll_ms / 1000
+        self._watch = watch_changes
+        self._reader_threads = reader_threads
+        self.changes = ChangeBus()
+        self._writer: Writer | None = None
+        self._readers: ReaderPool | None = None
+        self._poller: ChangePoller | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self._prepare)
+        self._writer = Writer(self.db_path, self.data_dir, self._min_free, self._on_commit)
+        await asyncio.to_thread(self._writer.start)
+        self._readers = ReaderPool(self.db_path, self._reader_threads)
+        if self._watch:
+            self._poller = ChangePoller(self.db_path, self.changes, self._loop, self._poll_interval)
+            self._poller.start()
+
+    def _prepare(self) -> None:
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.blobs.prepare()
+        conn = connect(str(self.db_path))
+        try:
+            migrate(conn)
+        finally:
+            conn.close()
+
+    async def collect_orphans(self) -> int:
+        """Remove blob files no message references (left by a crash between file and commit).
+        Only safe while no other process is delivering: the server calls it once at start."""
+
+        def referenced(conn: sqlite3.Connection) -> set[str]:
+            return {p for (p,) in conn.execute("SELECT path FROM blobs WHERE path IS NOT NULL")}
+
+        refs = await self._read(referenced)
+        return await asyncio.to_thread(self.blobs.collect_orphans, refs)
+
+    async def close(self) -> None:
+        if self._poller is not None:
+            await asyncio.to_thread(self._poller.stop)
+            self._poller = None
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.stop)
+            self._writer = None
+        if self._readers is not None:
+            await asyncio.to_thread(self._readers.close)
+            self._readers = None
+
+    def _on_commit(self, changes: list[Change], remove: list[str]) -> None:
+        # Runs in the writer thread right after COMMIT.
+        if remove:
+            self.blobs.remove(remove)
+        if changes and self._loop is not None:
+            try:
+                self._loop.call_soon_threadsafe(self.changes.publish, changes)
+            except RuntimeError:
+                pass
+
+    async def _write(self, op: Any, *args: Any) -> Any:
+        if self._writer is None:
+            raise RuntimeError("store not started")
+        return await self._writer.submit(functools.partial(op, *args) if args else op)
+
+    async def _read(self, fn: Any) -> Any:
+        if self._readers is None:
+            raise RuntimeError("store not started")
+        return await self._readers.run(fn)
+
+    # --- spooling ----------------------------------------------------------------------------
+
+    def new_spool(self, *, normalize_newlines: bool = False) -> Spool:
+        return Spool(self.blobs.new_tmp_path(), self._inline_max, normalize_newlines=normalize_newlines)
+
+    # --- accounts ----------------------------------------------------------------------------
+
+    async def create_account(self, user: str) -> None:
+        await self._write(_bind(ops.create_account, user, *self._default_quota))
+
+    async def delete_account(self, user: str) -> None:
+        await self._write(_bind(ops.delete_account, user))
+
+    async def account_exists(self, user: str) -> bool:
+        return bool(await self._read(lambda c: c.execute("SELECT 1 FROM accounts WHERE name = ?", (user,)).fetchone()))
+
+    async def list_accounts(self) -> list[str]:
+        return await self._read(lambda c: [n for (n,) in c.execute("SELECT name FROM accounts ORDER BY name")])
+
+    async def set_quota(self, user: str, max_bytes: int, max_messages: int) -> None:
+        await self._write(_bind(ops.set_quota, user, max_bytes, max_messages))
+
+    async def usage(self, user: str) -> Usage:
+        def q(conn: sqlite3.Connection) -> Usage:
+            row = conn.execute(
+                "SELECT used_bytes, used_messages, quota_bytes, quota_messages FROM accounts WHERE name = ?", (user,)
+            ).fetchone()
+            if row is None:
+                from mailcove.core.errors import AccountNotFound
+
+                raise AccountNotFound(f"no such account: {user}")
+            return Usage(*row)
+
+        return await self._read(q)
+
+    # --- mailboxes ---------------------------------------------------------------------------
+
+    async def list_mailboxes(self, user: str) -> list[Mailbox]:
+        def q(conn: sqlite3.Connection) -> list[Mailbox]:
+            rows = conn.execute(
+                f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes m JOIN accounts a ON a.id = m.account_id"
+                " WHERE a.name = ? ORDER BY m.name",
+                (user,),
+            ).fetchall()
+            return [_mailbox(r) for r in rows]
+
+        return await self._read(q)
+
+    async def get_mailbox(self, user: str, name: str) -> Mailbox:
+        name = normalize_name(name)
+
+        def q(conn: sqlite3.Connection) -> Mailbox:
+            row = conn.execute(
+                f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes m JOIN accounts a ON a.id = m.account_id"
+                " WHERE a.name = ? AND m.name = ?",
+                (user, name),
+            ).fetchone()
+            if row is None:
+                raise MailboxNotFound(f"no such mailbox: {name}")
+            return _mailbox(row)
+
+        return await self._read(q)
+
+    async def mailbox_by_id(self, mailbox_id: int) -> Mailbox:
+        def q(conn: sqlite3.Connection) -> Mailbox:
+            row = conn.execute(
+                f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes m JOIN accounts a ON a.id = m.account_id WHERE m.id = ?",
+                (mailbox_id,),
+            ).fetchone()
+            if row is None:
+                raise MailboxNotFound("no such mailbox")
+            return _mailbox(row)
+
+        return await self._read(q)
+
+    async def create_mailbox(self, user: str, name: str, special_use: str | None = None) -> Mailbox:
+        await self._write(_bind(ops.create_mailbox, user, name, special_use))
+        return await self.get_mailbox(user, name)
+
+    async def delete_mailbox(self, user: str, name: str) -> None:
+        await self._write(_bind(ops.delete_mailbox, user, name))
+
+    async def rename_mailbox(self, user: str, old: str, new: str) -> None:
+        await self._write(_bind(ops.rename_mailbox, user, old, new))
+
+    async def set_subscribed(self, user: str, name: str, subscribed: bool) -> None:
+        await self._write(_bind(ops.set_subscribed, user, name, subscribed))
+
+    # --- adding messages ---------------------------------------------------------------------
+
+    async def deliver(
+        self, source: bytes | Spool, targets: Sequence[DeliveryTarget], *, internaldate: float | None = None
+    ) -> list[AppendResult]:
+        if not targets:
+            return []
+        tlist = [(t.user, normalize_name(t.mailbox), frozenset(t.flags)) for t in targets]
+        return await self._add(source, tlist, internaldate, fallback_to_inbox=True)
+
+    async def append(
+        self,
+        user: str,
+        mailbox: str,
+        source: bytes | Spool,
+        *,
+        flags: Iterable[str] = (),
+        internaldate: float | None = None,
+    ) -> AppendResult:
+        if isinstance(source, bytes | bytearray | memoryview):
+            source = to_crlf(bytes(source))
+        (result,) = await self._add(
+            source, [(user, normalize_name(mailbox), frozenset(flags))], internaldate, fallback_to_inbox=False
+        )
+        return result
+
+    async def _add(
+        self,
+        source: bytes | Spool,
+        targets: list[tuple[str, str, frozenset[str]]],
+        internaldate: float | None,
+        *,
+        fallback_to_inbox: bool,
+    ) -> list[AppendResult]:
+        when = time.time() if internaldate is None else internaldate
+        if isinstance(source, Spool):
+            source.finish()
+            if source.inline:
+                source = source.getvalue()
+            else:
+                return await self._add_file(source, targets, when, fallback_to_inbox)
+        data = bytes(source)
+
+        def op(conn: sqlite3.Connection, txn: Txn) -> list[AppendResult]:
+            # Scanning here keeps the event loop free; the writer holds the GIL either way.
+            info = scan(data).to_bytes()
+            return ops.deliver(conn, txn, targets, len(data), data, None, info, when, fallback_to_inbox)
+
+        return await self._write(op)
+
+    async def _add_file(
+        self, spool: Spool, targets: list[tuple[str, str, frozenset[str]]], when: float, fallback: bool
+    ) -> list[AppendResult]:
+        size = spool.size
+
+        def adopt() -> tuple[str, bytes]:
+            with open(spool.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                info = scan(mm).to_bytes()
+            return self.blobs.commit_file(spool.path), info
+
+        try:
+            rel, info = await asyncio.to_thread(adopt)
+        except BaseException:
+            spool.discard()
+            raise
+        try:
+            return await self._write(_bind(ops.deliver, targets, size, None, rel, info, when, fallback))
+        except BaseException:
+            self.blobs.remove([rel])
+            raise
+
+    # --- reading -----------------------------------------------------------------------------
+
+    async def index(self, mailbox_id: int) -> list[IndexEntry]:
+        def q(conn: sqlite3.Connection) -> list[IndexEntry]:
+            rows = conn.execute(
+                "SELECT uid, flags, modseq FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,)
+            ).fetchall()
+            pf = parse_flags
+            return [IndexEntry(uid, pf(flags), modseq) for uid, flags, modseq in rows]
+
+        return await self._read(q)
+
+    async def fetch_meta(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageMeta]:
+        wanted = sorted(set(uids))
+
+        def q(conn: sqlite3.Connection) -> list[MessageMeta]:
+            out: list[MessageMeta] = []
+            for i in range(0, len(wanted), ops.CHUNK):
+                chunk = wanted[i : i + ops.CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    "SELECT m.uid, m.flags, m.modseq, m.internaldate, m.size, b.info FROM messages m"
+                    f" JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid IN ({marks}) ORDER BY m.uid",
+                    (mailbox_id, *chunk),
+                ).fetchall()
+                out.extend(
+                    MessageMeta(uid, parse_flags(f), ms, idate, size, MessageInfo.from_bytes(info))
+                    for uid, f, ms, idate, size, info in rows
+                )
+            return out
+
+        return await self._read(q)
+
+    async def read_message(self, mailbox_id: int, uid: int, start: int = 0, length: int | None = None) -> bytes:
+        """Bytes [start, start+length) of the stored message; large FETCH output reads in slices."""
+
+        def q(conn: sqlite3.Connection) -> bytes:
+            # substr() on a BLOB slices bytes (1-based), so an inline body is never copied whole.
+            if length is None:
+                sql = "SELECT b.path, substr(b.data, ?) FROM messages m"
+                args: tuple[int, ...] = (start + 1,)
+            else:
+                sql = "SELECT b.path, substr(b.data, ?, ?) FROM messages m"
+                args = (start + 1, length)
+            row = conn.execute(
+                sql + " JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid = ?",
+                (*args, mailbox_id, uid),
+            ).fetchone()
+            if row is None:
+                raise MailboxNotFound(f"no message with UID {uid}")
+            path, data = row
+            if path is None:
+                return bytes(data) if data is not None else b""
+            with open(self.blobs.path(path), "rb") as f:
+                f.seek(start)
+                return f.read() if length is None else f.read(length)
+
+        return await self._read(q)
+
+    def message_path(self, mailbox_id: int, uid: int) -> Path | None:
+        conn = connect(str(self.db_path), readonly=True)
+        try:
+            row = conn.execute(
+                "SELECT b.path FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid = ?",
+                (mailbox_id, uid),
+            ).fetchone()
+        finally:
+            conn.close()
+        return self.blobs.path(row[0]) if row and row[0] else None
+
+    # --- changing ----------------------------------------------------------------------------
+
+    async def store_flags(
+        self,
+        mailbox_id: int,
+        uids: Sequence[int],
+        op: FlagOp,
+        flags: Iterable[str],
+        *,
+        unchanged_since: int | None = None,
+    ) -> FlagUpdate:
+        if op not in ("+", "-", "="):
+            raise ValueError(f"bad flag operation {op!r}")
+        return await self._write(_bind(ops.store_flags, mailbox_id, list(uids), op, frozenset(flags), unchanged_since))
+
+    async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
+        return await self._write(_bind(ops.expunge, mailbox_id, None if uids is None else list(uids)))
+
+    async def copy(self, mailbox_id: int, uids: Sequence[int], dest_mailbox_id: int) -> CopyResult:
+        return await self._write(_bind(ops.copy, mailbox_id, list(uids), dest_mailbox_id, False))
+
+    async def move(self, mailbox_id: int, uids: Sequence[int], dest_mailbox_id: int) -> CopyResult:
+        return await self._write(_bind(ops.copy, mailbox_id, list(uids), dest_mailbox_id, True))
+
+    async def expunged_since(self, mailbox_id: int, modseq: int) -> list[int]:
+        return await self._read(
+            lambda c: [
+                u
+                for (u,) in c.execute(
+                    "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid", (mailbox_id, modseq)
+                )
+            ]
+        )
+
+    def db_size(self) -> int:
+        return sum(
+            os.path.getsize(p)
+            for p in (self.db_path, Path(f"{self.db_path}-wal"))
+            if os.path.exists(p)
+        )
+
+
+def _bind(fn: Any, *args: Any) -> Any:
+    """Partial application that leaves (conn, txn) as the first two arguments."""
+
+    def op(conn: sqlite3.Connection, txn: Txn) -> Any:
+        return fn(conn, txn, *args)
+
+    return op

@@ -1,0 +1,198 @@
+"""The one writer thread: group commit.
+
+Every write operation is a function `op(conn, txn) -> result` queued here. The thread takes all
+operations waiting, runs each inside its own SAVEPOINT (so one that fails, say over quota, rolls
+back alone), then commits once: one WAL fsync covers the whole batch. Futures are resolved only
+after COMMIT returned, so no caller is told "done" before its data is on disk."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mailcove.store.changes import Change
+from mailcove.store.sqlite.schema import connect
+
+log = logging.getLogger("mailcove.store")
+
+MAX_BATCH = 512
+PRUNE_EVERY_SECONDS = 60.0
+KEEP_CHANGES_SECONDS = 600.0
+
+
+@dataclass
+class Txn:
+    """Per-operation scratch: what to publish and clean up once the batch is committed."""
+
+    disk_low: bool
+    changes: list[tuple[str, int, str, str, int]] = field(default_factory=list)
+    remove_blobs: list[str] = field(default_factory=list)
+
+    def change(self, user: str, mailbox_id: int, kind: str, uids: list[int] | tuple[int, ...], modseq: int) -> None:
+        self.changes.append((user, mailbox_id, kind, ",".join(map(str, uids)), modseq))
+
+
+Op = Callable[[sqlite3.Connection, Txn], Any]
+_Item = tuple[Op, asyncio.Future[Any], asyncio.AbstractEventLoop]
+
+
+class Writer:
+    def __init__(
+        self,
+        db_path: Path,
+        data_dir: Path,
+        min_free_bytes: int,
+        on_commit: Callable[[list[Change], list[str]], None],
+    ) -> None:
+        self._db_path = db_path
+        self._data_dir = data_dir
+        self._min_free = min_free_bytes
+        self._on_commit = on_commit
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="mailcove-store-writer", daemon=True)
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._last_prune = 0.0
+        self.commits = 0
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+
+    def submit(self, op: Op) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._queue.put((op, fut, loop))
+        return fut
+
+    def stop(self) -> None:
+        """Finish everything queued, then end the thread."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def _disk_low(self) -> bool:
+        if self._min_free <= 0:
+            return False
+        st = os.statvfs(self._data_dir)
+        return st.f_bavail * st.f_frsize < self._min_free
+
+    def _run(self) -> None:
+        try:
+            conn = connect(str(self._db_path))
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            self._run_batch(conn, batch)
+        conn.close()
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Item]) -> None:
+        disk_low = self._disk_low()
+        outcomes: list[tuple[asyncio.Future[Any], asyncio.AbstractEventLoop, Any, BaseException | None]] = []
+        all_changes: list[tuple[str, int, str, str, int]] = []
+        remove: list[str] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            for _op, fut, loop in batch:
+                outcomes.append((fut, loop, None, exc))
+            self._resolve(outcomes, [], [])
+            return
+        for op, fut, loop in batch:
+            txn = Txn(disk_low=disk_low)
+            conn.execute("SAVEPOINT op")
+            try:
+                result = op(conn, txn)
+            except BaseException as exc:  # the op's own failure: undo only this op
+                conn.execute("ROLLBACK TO op")
+                conn.execute("RELEASE op")
+                outcomes.append((fut, loop, None, exc))
+                continue
+            conn.execute("RELEASE op")
+            outcomes.append((fut, loop, result, None))
+            all_changes.extend(txn.changes)
+            remove.extend(txn.remove_blobs)
+        now = time.time()
+        published: list[Change] = []
+        try:
+            for user, mailbox_id, kind, uids, modseq in all_changes:
+                cur = conn.execute(
+                    "INSERT INTO changes (ts, user, mailbox_id, kind, uids, modseq) VALUES (?, ?, ?, ?, ?, ?)",
+                    (now, user, mailbox_id, kind, uids, modseq),
+                )
+                published.append(
+                    Change(cur.lastrowid or 0, user, mailbox_id, kind, _uids(uids), modseq)  # type: ignore[arg-type]
+                )
+            if now - self._last_prune > PRUNE_EVERY_SECONDS:
+                conn.execute("DELETE FROM changes WHERE ts < ?", (now - KEEP_CHANGES_SECONDS,))
+                self._last_prune = now
+            conn.execute("COMMIT")
+            self.commits += 1
+        except BaseException as exc:
+            log.exception("store commit failed")
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            outcomes = [(f, lp, None, exc) for f, lp, _r, _e in outcomes]
+            published, remove = [], []
+        self._resolve(outcomes, published, remove)
+
+    def _resolve(
+        self,
+        outcomes: list[tuple[asyncio.Future[Any], asyncio.AbstractEventLoop, Any, BaseException | None]],
+        changes: list[Change],
+        remove: list[str],
+    ) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]] = {}
+        for fut, loop, result, exc in outcomes:
+            by_loop.setdefault(loop, []).append((fut, result, exc))
+        if changes or remove:
+            self._on_commit(changes, remove)
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, items)
+            except RuntimeError:
+                pass  # that loop is closed; nobody is waiting any more
+
+
+def _settle(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for fut, result, exc in items:
+        if fut.done():
+            continue
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(result)
+
+
+def _uids(text: str) -> tuple[int, ...]:
+    return tuple(int(u) for u in text.split(",")) if text else ()

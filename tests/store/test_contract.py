@@ -1,0 +1,401 @@
+"""Store contract: behaviour every MailStore backend must have (see store/api.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from mailcove.core.errors import (
+    AccountNotFound,
+    BadMailboxName,
+    DiskFull,
+    MailboxExists,
+    MailboxNotFound,
+    QuotaExceeded,
+)
+from mailcove.store.api import DEFAULT_MAILBOXES, DeliveryTarget, MailStore
+
+A = "a@hamap.local"
+B = "b@hamap.local"
+
+
+def msg(n: int = 0, body: bytes = b"hello\r\n", extra: bytes = b"") -> bytes:
+    return (
+        b"From: a@hamap.local\r\nTo: b@hamap.local\r\nSubject: test %d\r\nMessage-ID: <%d@hamap.local>\r\n" % (n, n)
+        + extra
+        + b"\r\n"
+        + body
+    )
+
+
+async def inbox_id(store: MailStore, user: str = A) -> int:
+    return (await store.get_mailbox(user, "INBOX")).id
+
+
+async def test_new_account_has_default_mailboxes(store: MailStore) -> None:
+    boxes = await store.list_mailboxes(A)
+    assert {(m.name, m.special_use) for m in boxes} == set(DEFAULT_MAILBOXES)
+    assert all(m.subscribed and not m.noselect for m in boxes)
+    assert len({m.uidvalidity for m in boxes}) == len(boxes)
+
+
+async def test_create_account_is_idempotent(store: MailStore) -> None:
+    before = await store.list_mailboxes(A)
+    await store.create_account(A)
+    assert await store.list_mailboxes(A) == before
+    assert await store.list_accounts() == [A, B]
+
+
+async def test_deliver_assigns_increasing_uids_and_modseqs(store: MailStore) -> None:
+    results = [await store.deliver(msg(i), [DeliveryTarget(A)]) for i in range(3)]
+    uids = [r[0].uid for r in results]
+    modseqs = [r[0].modseq for r in results]
+    assert uids == [1, 2, 3]
+    assert modseqs == sorted(modseqs) and len(set(modseqs)) == 3
+    box = await store.get_mailbox(A, "inbox")
+    assert (box.name, box.messages, box.unseen, box.uidnext) == ("INBOX", 3, 3, 4)
+    assert box.highestmodseq == modseqs[-1]
+    assert box.size == sum(len(msg(i)) for i in range(3))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"Subject: x\r\n\r\nbody without final newline",
+        b"Subject: \xe9t\xe9 8-bit header\r\n\r\n\xff\xfe binary \x00 NUL bytes\r\n",
+        b"no header at all, just text\r\n",
+        b"Subject: bare lf kept\n\nSMTP bytes are stored as received\n",
+        b"",
+    ],
+)
+async def test_deliver_is_byte_exact(store: MailStore, data: bytes) -> None:
+    (r,) = await store.deliver(data, [DeliveryTarget(A)])
+    assert await store.read_message(r.mailbox_id, r.uid) == data
+    (meta,) = await store.fetch_meta(r.mailbox_id, [r.uid])
+    assert meta.size == len(data)
+
+
+async def test_append_converts_bare_lf_once(store: MailStore) -> None:
+    r = await store.append(A, "Drafts", b"Subject: x\n\nline1\nline2\r\nline3\n", flags=["\\Draft", "\\Seen"])
+    data = await store.read_message(r.mailbox_id, r.uid)
+    assert data == b"Subject: x\r\n\r\nline1\r\nline2\r\nline3\r\n"
+    (meta,) = await store.fetch_meta(r.mailbox_id, [r.uid])
+    assert meta.size == len(data)
+    assert meta.flags == {"\\Draft", "\\Seen"}
+    box = await store.get_mailbox(A, "Drafts")
+    assert box.unseen == 0
+
+
+async def test_append_to_missing_mailbox_fails_but_deliver_falls_back(store: MailStore) -> None:
+    with pytest.raises(MailboxNotFound):
+        await store.append(A, "Nope", b"x\r\n")
+    (r,) = await store.deliver(b"x\r\n", [DeliveryTarget(A, "Nope")])
+    assert r.mailbox == "INBOX"
+
+
+async def test_deliver_to_unknown_account(store: MailStore) -> None:
+    with pytest.raises(AccountNotFound):
+        await store.deliver(b"x\r\n", [DeliveryTarget(A), DeliveryTarget("nobody@hamap.local")])
+    assert (await store.get_mailbox(A, "INBOX")).messages == 0
+
+
+async def test_read_ranges(store: MailStore) -> None:
+    data = msg(1, body=b"0123456789" * 10)
+    (r,) = await store.deliver(data, [DeliveryTarget(A)])
+    assert await store.read_message(r.mailbox_id, r.uid, 5, 10) == data[5:15]
+    assert await store.read_message(r.mailbox_id, r.uid, len(data) - 3) == data[-3:]
+    assert await store.read_message(r.mailbox_id, r.uid, len(data) + 10, 5) == b""
+
+
+async def test_multi_recipient_one_blob_all_or_nothing(store: MailStore) -> None:
+    results = await store.deliver(msg(1), [DeliveryTarget(A), DeliveryTarget(B), DeliveryTarget(B, "Archive")])
+    assert [(r.user, r.mailbox) for r in results] == [(A, "INBOX"), (B, "INBOX"), (B, "Archive")]
+    await store.set_quota(B, 0, 2)
+    with pytest.raises(QuotaExceeded) as exc:
+        await store.deliver(msg(2), [DeliveryTarget(A), DeliveryTarget(B)])
+    assert exc.value.resource == "messages" and exc.value.enhanced == "4.2.2"
+    # A did not get the second message either: nothing is half-delivered.
+    assert (await store.get_mailbox(A, "INBOX")).messages == 1
+
+
+async def test_large_message_goes_to_blob_file_and_round_trips(make_store) -> None:  # type: ignore[no-untyped-def]
+    store = make_store(inline_max=1024)
+    await store.start()
+    try:
+        await store.create_account(A)
+        await store.create_account(B)
+        spool = store.new_spool()
+        body = os.urandom(300_000)
+        spool.write(b"Subject: big\r\n\r\n")
+        for i in range(0, len(body), 7000):
+            spool.write(body[i : i + 7000])
+        results = await store.deliver(spool, [DeliveryTarget(A), DeliveryTarget(B)])
+        expected = b"Subject: big\r\n\r\n" + body
+        for r in results:
+            assert await store.read_message(r.mailbox_id, r.uid) == expected
+            assert await store.read_message(r.mailbox_id, r.uid, 100, 50) == expected[100:150]
+        path = store.message_path(results[0].mailbox_id, results[0].uid)
+        if path is not None:  # file-backed backends keep one file for both recipients
+            assert path == store.message_path(results[1].mailbox_id, results[1].uid)
+            await store.expunge(results[0].mailbox_id, [results[0].uid])
+            assert path.exists()
+            await store.expunge(results[1].mailbox_id, [results[1].uid])
+            assert not path.exists()
+    finally:
+        await store.close()
+
+
+async def test_quota_bytes(store: MailStore) -> None:
+    await store.set_quota(A, 100, 0)
+    with pytest.raises(QuotaExceeded) as exc:
+        await store.deliver(b"x" * 101, [DeliveryTarget(A)])
+    assert exc.value.resource == "bytes"
+    await store.deliver(b"x" * 100, [DeliveryTarget(A)])
+    u = await store.usage(A)
+    assert (u.bytes, u.messages, u.max_bytes) == (100, 1, 100)
+    with pytest.raises(QuotaExceeded):
+        await store.append(A, "INBOX", b"y")
+
+
+async def test_disk_floor(make_store) -> None:  # type: ignore[no-untyped-def]
+    store = make_store(min_free_bytes=1 << 62)
+    await store.start()
+    try:
+        await store.create_account(A)
+        with pytest.raises(DiskFull) as exc:
+            await store.deliver(b"x\r\n", [DeliveryTarget(A)])
+        assert exc.value.enhanced == "4.3.1"
+        assert (await store.get_mailbox(A, "INBOX")).messages == 0
+    finally:
+        await store.close()
+
+
+async def test_flags_and_modseq(store: MailStore) -> None:
+    mid = await inbox_id(store)
+    for i in range(3):
+        await store.deliver(msg(i), [DeliveryTarget(A)])
+    up = await store.store_flags(mid, [1, 2], "+", ["\\Seen", "$Label1"])
+    assert [e.uid for e in up.changed] == [1, 2]
+    assert up.changed[0].flags == {"\\Seen", "$Label1"}
+    m1 = up.changed[0].modseq
+    box = await store.get_mailbox(A, "INBOX")
+    assert box.unseen == 1 and box.highestmodseq == m1
+    # no-op changes do not bump modseq
+    up2 = await store.store_flags(mid, [1], "+", ["\\Seen"])
+    assert up2.changed == []
+    up3 = await store.store_flags(mid, [1], "-", ["$Label1"])
+    assert up3.changed[0].flags == {"\\Seen"} and up3.changed[0].modseq > m1
+    up4 = await store.store_flags(mid, [2, 3], "=", ["\\Flagged"])
+    assert {e.uid: e.flags for e in up4.changed} == {2: {"\\Flagged"}, 3: {"\\Flagged"}}
+    assert (await store.get_mailbox(A, "INBOX")).unseen == 2
+    index = await store.index(mid)
+    assert [(e.uid, e.flags) for e in index] == [(1, {"\\Seen"}), (2, {"\\Flagged"}), (3, {"\\Flagged"})]
+
+
+async def test_unchanged_since(store: MailStore) -> None:
+    mid = await inbox_id(store)
+    r1 = (await store.deliver(msg(1), [DeliveryTarget(A)]))[0]
+    await store.deliver(msg(2), [DeliveryTarget(A)])
+    await store.store_flags(mid, [2], "+", ["\\Seen"])
+    up = await store.store_flags(mid, [1, 2], "+", ["\\Flagged"], unchanged_since=r1.modseq)
+    assert [e.uid for e in up.changed] == [1]
+    assert up.modified == [2]
+
+
+async def test_expunge_records_vanished(store: MailStore) -> None:
+    mid = await inbox_id(store)
+    for i in range(4):
+        await store.deliver(msg(i), [DeliveryTarget(A)])
+    before = (await store.get_mailbox(A, "INBOX")).highestmodseq
+    await store.store_flags(mid, [2, 4], "+", ["\\Deleted"])
+    assert await store.expunge(mid) == [2, 4]
+    assert [e.uid for e in await store.index(mid)] == [1, 3]
+    assert await store.expunged_since(mid, before) == [2, 4]
+    assert await store.expunge(mid, [3, 99]) == [3]
+    box = await store.get_mailbox(A, "INBOX")
+    assert (box.messages, box.uidnext) == (1, 5)
+    assert (await store.usage(A)).messages == 1
+    # UIDs are never reused
+    (r,) = await store.deliver(msg(9), [DeliveryTarget(A)])
+    assert r.uid == 5
+
+
+async def test_copy_and_move(store: MailStore) -> None:
+    src = await inbox_id(store)
+    dst = (await store.get_mailbox(A, "Archive")).id
+    for i in range(3):
+        await store.deliver(msg(i), [DeliveryTarget(A)])
+    await store.store_flags(src, [1], "+", ["\\Seen"])
+    c = await store.copy(src, [1, 2], dst)
+    assert c.pairs == [(1, 1), (2, 2)]
+    assert c.uidvalidity == (await store.get_mailbox(A, "Archive")).uidvalidity
+    assert await store.read_message(dst, 1) == msg(0)
+    m = await store.move(src, [3], dst)
+    assert m.pairs == [(3, 3)]
+    assert [e.uid for e in await store.index(src)] == [1, 2]
+    arch = await store.get_mailbox(A, "Archive")
+    assert (arch.messages, arch.unseen) == (3, 2)
+    assert (await store.usage(A)).messages == 5
+
+
+async def test_copy_never_crosses_accounts(store: MailStore) -> None:
+    await store.deliver(msg(1), [DeliveryTarget(A)])
+    with pytest.raises(MailboxNotFound):
+        await store.copy(await inbox_id(store, A), [1], await inbox_id(store, B))
+    with pytest.raises(MailboxNotFound):
+        await store.move(await inbox_id(store, A), [1], await inbox_id(store, B))
+    assert (await store.get_mailbox(B, "INBOX")).messages == 0
+
+
+async def test_mailbox_hierarchy(store: MailStore) -> None:
+    await store.create_mailbox(A, "Projects/2026/Q4")
+    names = {m.name for m in await store.list_mailboxes(A)}
+    assert {"Projects", "Projects/2026", "Projects/2026/Q4"} <= names
+    with pytest.raises(MailboxExists):
+        await store.create_mailbox(A, "Projects")
+    q4 = await store.get_mailbox(A, "Projects/2026/Q4")
+    await store.rename_mailbox(A, "Projects", "Work")
+    names = {m.name for m in await store.list_mailboxes(A)}
+    assert "Work/2026/Q4" in names and "Projects" not in names
+    renamed = await store.get_mailbox(A, "Work/2026/Q4")
+    assert renamed.id == q4.id and renamed.uidvalidity != q4.uidvalidity
+    # deleting a parent with children leaves it \Noselect
+    await store.delete_mailbox(A, "Work")
+    work = await store.get_mailbox(A, "Work")
+    assert work.noselect
+    await store.delete_mailbox(A, "Work/2026/Q4")
+    await store.delete_mailbox(A, "Work/2026")
+    with pytest.raises(MailboxNotFound):
+        await store.get_mailbox(A, "Work/2026")
+    # recreating the \Noselect name makes it selectable with a fresh UIDVALIDITY
+    again = await store.create_mailbox(A, "Work")
+    assert not again.noselect and again.uidvalidity != work.uidvalidity
+
+
+async def test_delete_then_create_gets_new_uidvalidity(store: MailStore) -> None:
+    first = await store.create_mailbox(A, "Tmp")
+    await store.delete_mailbox(A, "Tmp")
+    second = await store.create_mailbox(A, "Tmp")
+    assert second.uidvalidity > first.uidvalidity
+
+
+async def test_rename_inbox_moves_messages(store: MailStore) -> None:
+    for i in range(2):
+        await store.deliver(msg(i), [DeliveryTarget(A)])
+    await store.rename_mailbox(A, "INBOX", "Old")
+    assert (await store.get_mailbox(A, "INBOX")).messages == 0
+    old = await store.get_mailbox(A, "Old")
+    assert old.messages == 2
+    assert await store.read_message(old.id, 1) == msg(0)
+
+
+@pytest.mark.parametrize("name", ["", "/x", "x/", "a//b", "a/../b", "..", "a\x00b", "a\x01", "a/ b "])
+async def test_bad_mailbox_names(store: MailStore, name: str) -> None:
+    with pytest.raises(BadMailboxName):
+        await store.create_mailbox(A, name)
+
+
+async def test_inbox_cannot_be_deleted(store: MailStore) -> None:
+    with pytest.raises(BadMailboxName):
+        await store.delete_mailbox(A, "inbox")
+
+
+async def test_subscriptions(store: MailStore) -> None:
+    await store.set_subscribed(A, "Sent", False)
+    assert not (await store.get_mailbox(A, "Sent")).subscribed
+    await store.set_subscribed(A, "Later", True)
+    later = await store.get_mailbox(A, "Later")
+    assert later.subscribed and later.noselect
+
+
+async def test_delete_account_removes_everything(store: MailStore) -> None:
+    await store.deliver(msg(1), [DeliveryTarget(A), DeliveryTarget(B)])
+    await store.delete_account(A)
+    assert not await store.account_exists(A)
+    assert await store.list_mailboxes(A) == []
+    # B's copy of the shared blob is untouched
+    assert await store.read_message(await inbox_id(store, B), 1) == msg(1)
+
+
+async def test_users_are_isolated(store: MailStore) -> None:
+    await store.create_mailbox(A, "Secret")
+    await store.deliver(msg(1), [DeliveryTarget(A)])
+    assert "Secret" not in {m.name for m in await store.list_mailboxes(B)}
+    with pytest.raises(MailboxNotFound):
+        await store.get_mailbox(B, "Secret")
+    assert (await store.get_mailbox(B, "INBOX")).messages == 0
+
+
+async def test_fetch_meta_has_parsed_info(store: MailStore) -> None:
+    await store.deliver(msg(7), [DeliveryTarget(A)], internaldate=1_700_000_000.0)
+    (meta,) = await store.fetch_meta(await inbox_id(store), [1])
+    assert meta.internaldate == 1_700_000_000.0
+    assert meta.info is not None
+
+
+async def test_concurrent_deliveries_are_all_stored(store: MailStore) -> None:
+    results = await asyncio.gather(*(store.deliver(msg(i), [DeliveryTarget(A)]) for i in range(300)))
+    uids = sorted(r[0].uid for r in results)
+    assert uids == list(range(1, 301))
+    mid = await inbox_id(store)
+    assert len(await store.index(mid)) == 300
+    for r in results[:20]:
+        data = await store.read_message(mid, r[0].uid)
+        assert data.startswith(b"From: a@hamap.local")
+
+
+async def test_change_bus_in_process(store: MailStore) -> None:
+    sub = store.changes.subscribe(A)
+    other = store.changes.subscribe(B)
+    try:
+        (r,) = await store.deliver(msg(1), [DeliveryTarget(A)])
+        assert await sub.wait(1.0)
+        changes = sub.drain()
+        assert [(c.kind, c.mailbox_id, c.uids) for c in changes] == [("append", r.mailbox_id, (r.uid,))]
+        await store.store_flags(r.mailbox_id, [r.uid], "+", ["\\Seen"])
+        await store.expunge(r.mailbox_id, [r.uid])
+        await asyncio.sleep(0.2)  # let the poller run too: it must not repeat what was published
+        kinds = [c.kind for c in sub.drain()]
+        assert kinds == ["flags", "expunge"]
+        assert other.drain() == []
+    finally:
+        sub.close()
+        other.close()
+
+
+async def test_change_bus_sees_other_process(make_store) -> None:  # type: ignore[no-untyped-def]
+    """A second store instance on the same data stands in for another process (CLI, sendmail)."""
+    server = make_store()
+    await server.start()
+    cli = make_store(watch_changes=False)
+    await cli.start()
+    try:
+        await server.create_account(A)
+        sub = server.changes.subscribe(A)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        (r,) = await cli.deliver(msg(1), [DeliveryTarget(A)])
+        assert await sub.wait(1.0)
+        assert loop.time() - t0 < 1.0
+        assert [(c.kind, c.uids) for c in sub.drain()] == [("append", (r.uid,))]
+        sub.close()
+    finally:
+        await cli.close()
+        await server.close()
+
+
+async def test_data_survives_reopen(make_store) -> None:  # type: ignore[no-untyped-def]
+    s = make_store()
+    await s.start()
+    await s.create_account(A)
+    await s.deliver(msg(1), [DeliveryTarget(A)])
+    await s.close()
+    s2 = make_store()
+    await s2.start()
+    try:
+        mid = (await s2.get_mailbox(A, "INBOX")).id
+        assert await s2.read_message(mid, 1) == msg(1)
+    finally:
+        await s2.close()
