@@ -1,0 +1,82 @@
+"""The directory: local domains, users, aliases and access rules.
+
+`Directory` (api.py) is the interface protocol sessions use; `SqliteDirectory` (sql.py) is the
+default implementation, and `open_directory(settings)` builds it from the configuration.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mailcove.directory.api import (
+    AccessRule,
+    Action,
+    Alias,
+    AliasInfo,
+    Directory,
+    DomainInfo,
+    Invalid,
+    Local,
+    Principal,
+    Remote,
+    Resolution,
+    Tag,
+    UserInfo,
+)
+from mailcove.directory.errors import (
+    BadAccessRule,
+    BadAddress,
+    BadPassword,
+    DirectoryBusy,
+    DirectoryError,
+    DomainExists,
+    DomainInUse,
+    UnknownAccessRule,
+    UnknownAlias,
+    UnknownDomain,
+    UnknownUser,
+    UserExists,
+)
+from mailcove.directory.sql import SqliteDirectory
+from mailcove.directory.throttle import LoginThrottle, ThrottleVerdict
+
+if TYPE_CHECKING:
+    from mailcove.config.settings import Settings
+
+
+def open_directory(settings: Settings, **kwargs: Any) -> SqliteDirectory:
+    """The configured directory (not yet started: `await d.start()` or `async with`)."""
+    return SqliteDirectory.from_settings(settings, **kwargs)
+
+
+__all__ = [
+    "AccessRule",
+    "Action",
+    "Alias",
+    "AliasInfo",
+    "BadAccessRule",
+    "BadAddress",
+    "BadPassword",
+    "Directory",
+    "DirectoryBusy",
+    "DirectoryError",
+    "DomainExists",
+    "DomainInUse",
+    "DomainInfo",
+    "Invalid",
+    "Local",
+    "LoginThrottle",
+    "Principal",
+    "Remote",
+    "Resolution",
+    "SqliteDirectory",
+    "Tag",
+    "ThrottleVerdict",
+    "UnknownAccessRule",
+    "UnknownAlias",
+    "UnknownDomain",
+    "UnknownUser",
+    "UserExists",
+    "UserInfo",
+    "open_directory",
+]
