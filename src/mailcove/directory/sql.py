@@ -482,11 +482,8 @@ class SqliteDirectory:
         return f"{local}@{dom}", local, dom
 
     async def add_user(self, address: str, password: str, *, disabled: bool = False) -> UserInfo:
-        addr = parse_user_address(address)
-        if "+" in addr.local:
-            raise BadAddress(f"'+' separates an address extension (a+tag@) and cannot be in a user name: {address}")
         # Check what can be checked before spending an argon2 hash on it.
-        await self._read(lambda c: self._check_new_user(c, address))
+        await self.check_new_user(address)
         hashed = await self.verifier.hash(password)
 
         def tx(c: sqlite3.Connection) -> UserInfo:
@@ -500,6 +497,15 @@ class SqliteDirectory:
             return UserInfo(key, disabled, now)
 
         return await self._write(tx)
+
+    async def check_new_user(self, address: str) -> str:
+        """Raise as add_user would (bad syntax, unknown domain, exists) without hashing anything,
+        so a front end can refuse before asking for a password twice."""
+        addr = parse_user_address(address)
+        if "+" in addr.local:
+            raise BadAddress(f"'+' separates an address extension (a+tag@) and cannot be in a user name: {address}")
+        key, _, _ = await self._read(lambda c: self._check_new_user(c, address))
+        return key
 
     def _check_new_user(self, c: sqlite3.Connection, address: str) -> tuple[str, str, str]:
         key, local, dom = self._canonical_user(c, address)
