@@ -19,6 +19,7 @@ __all__ = ["parse_address_list"]
 
 MAX_ADDRESSES = 10_000
 _ATEXT = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\x80-\U0010ffff]+")
+_ATEXT_OR_DOT = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.\x80-\U0010ffff]+")
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)("?)', re.S)
 _QP_UNESCAPE = re.compile(r"\\(.)", re.S)
 _WSP = re.compile(r"[ \t\r\n]+")
@@ -82,21 +83,21 @@ class _Parser:
         return m.group(0)
 
     def phrase(self) -> str | None:
-        """phrase = 1*word / obs-phrase; None when there is no word at all."""
+        """phrase = 1*word / obs-phrase, as rfc822_parse_phrase(): words (atoms may contain dots,
+        but not start the phrase) joined by one space. None when there is no word at all."""
+        if self.at() == ".":
+            return None
         words: list[str] = []
         while self.pos < self.end:
-            ch = self.data[self.pos]
-            if ch == '"':
+            if self.data[self.pos] == '"':
                 w = self.quoted()
-            elif ch == ".":  # obs-phrase
-                self.pos += 1
-                self.skip_lwsp()
-                if words:
-                    words[-1] += "."
-                    continue
-                w = "."
             else:
-                w = self.atom()
+                m = _ATEXT_OR_DOT.match(self.data, self.pos)
+                w = None
+                if m is not None:
+                    self.pos = m.end()
+                    self.skip_lwsp()
+                    w = m.group(0)
             if w is None:
                 break
             words.append(w)
@@ -179,7 +180,10 @@ class _Builder:
         host = None
         if p.at() == "@":
             host = p.domain()
-        if p.at() != ">":
+        if p.pos >= p.end:
+            # Dovecot treats running out of input inside <...> as the end, not as an error.
+            return adl, mailbox, host, True
+        if p.at() != ">" or mailbox is None:
             return adl, mailbox, host, False
         p.pos += 1
         p.skip_lwsp()
@@ -229,10 +233,53 @@ class _Builder:
         return True
 
 
+_AT = r"A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\x80-\U0010ffff"
+_DOT_ATOM = rf"[{_AT}]+(?:\.[{_AT}]+)*"
+_WORD = rf'(?:"(?:[^"\\\r\n]|\\.)*"|[{_AT}.]+)'
+# The everyday forms (a@b, Name <a@b>, "Name" <a@b>), without comments, groups, routes or
+# obsolete spacing; anything else goes through the full parser, which gives the same result here.
+_SIMPLE = re.compile(
+    rf"[ \t]*(?:({_DOT_ATOM})@({_DOT_ATOM})|((?![.]){_WORD}(?:[ \t]*{_WORD})*)?[ \t]*<({_DOT_ATOM})@({_DOT_ATOM})>)"
+    r"[ \t]*(?:,|$)"
+)
+_PHRASE_WORD = re.compile(r'"((?:[^"\\]|\\.)*)"|([^\s"]+)')
+
+
+def _simple_list(value: str) -> tuple[Address, ...] | None:
+    out: list[Address] = []
+    pos = 0
+    end = len(value)
+    match = _SIMPLE.match
+    while pos < end:
+        m = match(value, pos)
+        if m is None or m.end() == pos:
+            return None
+        spec, host, phrase, box, host2 = m.groups()
+        if spec is not None:
+            out.append(Address(None, None, spec, host))
+        else:
+            name = None
+            if phrase:
+                words = [_QP_UNESCAPE.sub(r"\1", q) if w == "" else w for q, w in _PHRASE_WORD.findall(phrase)]
+                name = " ".join(words) or None
+            out.append(Address(name, None, box, host2))
+        pos = m.end()
+        if value.startswith(",", pos - 1) and not value[pos:].strip(" \t"):
+            break
+    return tuple(out)
+
+
 def parse_address_list(value: str | None) -> tuple[Address, ...]:
     """Parse an unfolded address header value (raw text) into ENVELOPE addresses."""
     if not value:
         return ()
+    fast = _simple_list(value)
+    if fast is not None:
+        return fast
+    return _full_list(value)
+
+
+def _full_list(value: str) -> tuple[Address, ...]:
     p = _Parser(value)
     if not p.skip_lwsp():
         return ()

@@ -22,28 +22,27 @@ _EOL = re.compile(rb"\r?\n")
 Buffer = Any  # bytes or mmap.mmap: both support find(), slicing and re matching
 
 
+_FIELD_RUN = re.compile(rb"(?:[!-9;-~]+[ \t]*:[^\n]*+(?:\n[ \t][^\n]*+)*+(?:\n|$))*+")
+
+
 def parse_header_block(buf: Buffer, start: int, end: int) -> tuple[list[tuple[bytes, bytes]], int]:
     """Parse the header fields in ``buf[start:end]``.
 
-    Returns the fields as (lower-cased name, raw value with folds) and the offset where the body
+    Returns the fields as (name as written, raw value with folds) and the offset where the body
     starts: after the blank line, or at the first line that is neither a field nor a continuation
     (a message missing its blank line), or at `end`.
     """
-    fields: list[tuple[bytes, bytes]] = []
     pos = start
     m = _CONT.match(buf, pos, end)
     while m is not None and m.end() > pos:
         pos = m.end()
         m = _CONT.match(buf, pos, end)
-    match = _FIELD.match
-    while pos < end:
-        m = match(buf, pos, end)
-        if m is None:
-            b = _BLANK.match(buf, pos, end)
-            return fields, (b.end() if b is not None else pos)
-        fields.append((m.group(1).lower(), m.group(2)))
-        pos = m.end()
-    return fields, pos
+    # Two C-level passes (find the run of fields, then split it) instead of a Python loop per line.
+    run = _FIELD_RUN.match(buf, pos, end)
+    run_end = run.end() if run is not None else pos
+    fields: list[tuple[bytes, bytes]] = _FIELD.findall(buf, pos, run_end) if run_end > pos else []
+    b = _BLANK.match(buf, run_end, end)
+    return fields, (b.end() if b is not None else run_end)
 
 
 def unfold(value: bytes) -> bytes:

@@ -159,10 +159,10 @@ class MessageInfo:
     message_id: str | None = None
     in_reply_to: tuple[str, ...] = ()
     references: tuple[str, ...] = ()
-    from_text: str | None = None  # decoded header values for SEARCH FROM/TO/CC/BCC
-    to_text: str | None = None
-    cc_text: str | None = None
-    bcc_text: str | None = None
+    from_raw: str | None = None  # raw unfolded From/To/Cc/Bcc for SEARCH; see `header_text`
+    to_raw: str | None = None
+    cc_raw: str | None = None
+    bcc_raw: str | None = None
     part_count: int = 1
     truncated: bool = False
 
@@ -179,6 +179,14 @@ class MessageInfo:
     def first_cc(self) -> Address | None:
         return _first_mailbox(self.envelope.cc)
 
+    def header_text(self, name: str) -> str | None:
+        """Decoded From/To/Cc/Bcc/Subject for SEARCH (decoded on demand: most are never searched)."""
+        from mailcove.message.headers import decode_header_value
+
+        raw = {"from": self.from_raw, "to": self.to_raw, "cc": self.cc_raw, "bcc": self.bcc_raw,
+               "subject": self.envelope.subject}.get(name.lower())
+        return None if raw is None else decode_header_value(raw)
+
     def section(self, spec: str) -> tuple[int, int]:
         """Byte range of an IMAP BODY[] section; see `mailcove.message.sections.find_section`."""
         from mailcove.message.sections import find_section
@@ -189,7 +197,7 @@ class MessageInfo:
         return json.dumps(
             [FORMAT_VERSION, self.size, _enc_part(self.root), _enc_env(self.envelope), self.subject,
              self.base_subject, self.date, self.message_id, list(self.in_reply_to), list(self.references),
-             self.from_text, self.to_text, self.cc_text, self.bcc_text, self.part_count, self.truncated],
+             self.from_raw, self.to_raw, self.cc_raw, self.bcc_raw, self.part_count, self.truncated],
             separators=(",", ":"),
             ensure_ascii=True,  # lone surrogates (8-bit header bytes) survive as \udcXX escapes
         ).encode("ascii")
@@ -202,8 +210,8 @@ class MessageInfo:
         (_, size, root, env, subject, base, date, mid, irt, refs, f, t, c, b, count, trunc) = v
         return cls(
             size=size, root=_dec_part(root), envelope=_dec_env(env), subject=subject, base_subject=base,
-            date=date, message_id=mid, in_reply_to=tuple(irt), references=tuple(refs), from_text=f,
-            to_text=t, cc_text=c, bcc_text=b, part_count=count, truncated=trunc,
+            date=date, message_id=mid, in_reply_to=tuple(irt), references=tuple(refs), from_raw=f,
+            to_raw=t, cc_raw=c, bcc_raw=b, part_count=count, truncated=trunc,
         )
 
 

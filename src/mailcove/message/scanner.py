@@ -59,18 +59,15 @@ def count_lf(buf: Any, start: int, end: int) -> int:
     return n
 
 
-def _first_fields(fields: list[tuple[bytes, bytes]], wanted: frozenset[bytes]) -> dict[bytes, bytes]:
-    # Dovecot uses the first occurrence of each field for ENVELOPE and BODYSTRUCTURE.
-    out: dict[bytes, bytes] = {}
+def _first_fields(fields: list[tuple[bytes, bytes]], wanted: frozenset[bytes]) -> dict[bytes, str]:
+    """The wanted fields, unfolded, as raw strings. Dovecot uses the first occurrence of each field
+    for ENVELOPE and BODYSTRUCTURE, and so do we."""
+    out: dict[bytes, str] = {}
     for name, value in fields:
-        if name in wanted and name not in out:
-            out[name] = value
+        key = name.lower()
+        if key in wanted and key not in out:
+            out[key] = raw_str(unfold(value))
     return out
-
-
-def _raw(fields: dict[bytes, bytes], name: bytes) -> str | None:
-    v = fields.get(name)
-    return None if v is None else raw_str(unfold(v))
 
 
 def _msgids(value: str | None) -> tuple[str, ...]:
@@ -79,19 +76,20 @@ def _msgids(value: str | None) -> tuple[str, ...]:
     return tuple(_WS.sub("", m) for m in _MSGID.findall(value))
 
 
-def envelope_from_fields(fields: dict[bytes, bytes]) -> Envelope:
-    from_ = parse_address_list(_raw(fields, b"from"))
+def envelope_from_fields(fields: dict[bytes, str]) -> Envelope:
+    g = fields.get
+    from_ = parse_address_list(g(b"from"))
     return Envelope(
-        date=_raw(fields, b"date"),
-        subject=_raw(fields, b"subject"),
+        date=g(b"date"),
+        subject=g(b"subject"),
         from_=from_,
-        sender=parse_address_list(_raw(fields, b"sender")) or from_,
-        reply_to=parse_address_list(_raw(fields, b"reply-to")) or from_,
-        to=parse_address_list(_raw(fields, b"to")),
-        cc=parse_address_list(_raw(fields, b"cc")),
-        bcc=parse_address_list(_raw(fields, b"bcc")),
-        in_reply_to=_raw(fields, b"in-reply-to"),
-        message_id=_raw(fields, b"message-id"),
+        sender=parse_address_list(g(b"sender")) or from_,
+        reply_to=parse_address_list(g(b"reply-to")) or from_,
+        to=parse_address_list(g(b"to")),
+        cc=parse_address_list(g(b"cc")),
+        bcc=parse_address_list(g(b"bcc")),
+        in_reply_to=g(b"in-reply-to"),
+        message_id=g(b"message-id"),
     )
 
 
@@ -115,14 +113,14 @@ class _Scanner:
         self.truncated = False
 
     def entity(self, start: int, end: int, depth: int, digest_child: bool = False,
-               want_envelope: bool = False) -> tuple[Part, dict[bytes, bytes]]:
+               want_envelope: bool = False) -> tuple[Part, dict[bytes, str]]:
         """Scan one entity (a message or a body part) occupying ``buf[start:end]``."""
         self.parts += 1
         fields, body_start = parse_header_block(self.buf, start, end)
         wanted = _CONTENT_FIELDS | _ENVELOPE_FIELDS if want_envelope else _CONTENT_FIELDS
         f = _first_fields(fields, wanted)
 
-        ctype_raw = _raw(f, b"content-type")
+        ctype_raw = f.get(b"content-type")
         params: tuple[tuple[str, str], ...] = ()
         if ctype_raw is None:
             ctype, subtype = ("message", "rfc822") if digest_child else ("text", "plain")
@@ -138,11 +136,11 @@ class _Scanner:
 
         disposition = None
         disposition_params: tuple[tuple[str, str], ...] = ()
-        disp_raw = _raw(f, b"content-disposition")
+        disp_raw = f.get(b"content-disposition")
         if disp_raw is not None:
             d, disposition_params = parse_params(disp_raw)
             disposition = d or None
-        cte_raw = _raw(f, b"content-transfer-encoding")
+        cte_raw = f.get(b"content-transfer-encoding")
         encoding = None
         if cte_raw is not None:
             m = _TOKEN.match(cte_raw)
@@ -172,9 +170,9 @@ class _Scanner:
 
         part = Part(
             header_start=start, body_start=body_start, body_end=end, type=ctype, subtype=subtype, params=params,
-            id=_raw(f, b"content-id"), description=_raw(f, b"content-description"), encoding=encoding,
-            md5=_raw(f, b"content-md5"), disposition=disposition, disposition_params=disposition_params,
-            language=_language(_raw(f, b"content-language")), location=_raw(f, b"content-location"), lines=lines,
+            id=f.get(b"content-id"), description=f.get(b"content-description"), encoding=encoding,
+            md5=f.get(b"content-md5"), disposition=disposition, disposition_params=disposition_params,
+            language=_language(f.get(b"content-language")), location=f.get(b"content-location"), lines=lines,
             parts=parts, message=message, envelope=envelope, truncated=truncated,
         )
         return part, f
@@ -227,18 +225,15 @@ def _scan(data: Any) -> MessageInfo:
     sc = _Scanner(data)
     root, fields = sc.entity(0, size, 0, want_envelope=True)
     env = envelope_from_fields(fields)
+    g = fields.get
     subject = None if env.subject is None else decode_header_value(env.subject)
-
-    def text(name: bytes) -> str | None:
-        v = _raw(fields, name)
-        return None if v is None else decode_header_value(v)
 
     mids = _msgids(env.message_id)
     return MessageInfo(
         size=size, root=root, envelope=env, subject=subject, base_subject=base_subject(subject),
         date=parse_date(env.date), message_id=mids[0] if mids else None, in_reply_to=_msgids(env.in_reply_to),
-        references=_msgids(_raw(fields, b"references")), from_text=text(b"from"), to_text=text(b"to"),
-        cc_text=text(b"cc"), bcc_text=text(b"bcc"), part_count=sc.parts, truncated=sc.truncated,
+        references=_msgids(g(b"references")), from_raw=g(b"from"), to_raw=g(b"to"),
+        cc_raw=g(b"cc"), bcc_raw=g(b"bcc"), part_count=sc.parts, truncated=sc.truncated,
     )
 
 

@@ -38,6 +38,9 @@ def base_subject(decoded_subject: str | None) -> str:
         return ""
     # (1) collapse whitespace runs to a single space
     s = _WSP_RUN.sub(" ", decoded_subject)
+    head = s[:3].lower()
+    if not (head[:1] in (" ", "[") or head[:2] in ("re", "fw") or s.endswith((" ", ")"))):
+        return s  # nothing to strip: the common case, without the regex loop
     while True:
         # (2) remove trailers
         while True:
