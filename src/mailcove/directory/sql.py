@@ -145,9 +145,10 @@ class SqliteDirectory:
         self.reload_interval = reload_interval
         # Sendmail relays for 127.0.0.1 and ::1 ("originated locally") before consulting the map.
         self.relay_from_localhost = relay_from_localhost
-        self.verifier = verifier or PasswordVerifier.from_settings(auth)
-        self.throttle = throttle or LoginThrottle.from_settings(auth)
-        self.hostnames = hostnames or HostnameResolver()
+        # `is None`, not `or`: an empty LoginThrottle is falsy (it has __len__).
+        self.verifier = verifier if verifier is not None else PasswordVerifier.from_settings(auth)
+        self.throttle = throttle if throttle is not None else LoginThrottle.from_settings(auth)
+        self.hostnames = hostnames if hostnames is not None else HostnameResolver()
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailcove-directory-db")
         self._conn: sqlite3.Connection | None = None  # used only on the _db thread
         self._data_version: int | None = None

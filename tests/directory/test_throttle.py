@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from mailcove.config.settings import AuthSettings
+from mailcove.directory.throttle import LoginThrottle, client_key
+
+
+def test_delay_grows_then_deny_then_window_expires() -> None:
+    now = [0.0]
+    t = LoginThrottle(4, 100, base_delay=0.5, max_delay=3.0, clock=lambda: now[0])
+    assert t.check("127.0.0.2").allowed and t.check("127.0.0.2").delay == 0
+    delays = [t.record_failure("127.0.0.2").delay for _ in range(3)]
+    assert delays == [0.5, 1.0, 2.0]
+    v = t.record_failure("127.0.0.2")
+    assert not v.allowed and v.failures == 4 and v.retry_after == 100
+    assert not t.check("127.0.0.2").allowed
+    assert t.check("127.0.0.3").allowed  # per client
+    now[0] = 50
+    assert t.check("127.0.0.2").retry_after == 50
+    now[0] = 100.5
+    v = t.check("127.0.0.2")
+    assert v.allowed and v.failures == 0
+
+
+def test_sliding_window() -> None:
+    now = [0.0]
+    t = LoginThrottle(3, 10, clock=lambda: now[0])
+    t.record_failure("10.0.0.1")
+    now[0] = 6
+    t.record_failure("10.0.0.1")
+    now[0] = 11  # the first failure has left the window
+    assert t.check("10.0.0.1").failures == 1
+
+
+def test_ipv6_counted_per_64_and_mapped_ipv4() -> None:
+    assert client_key("2001:db8::1") == client_key("2001:db8::ffff:1") == "2001:db8::/64"
+    assert client_key("2001:db8:0:1::1") != client_key("2001:db8::1")
+    assert client_key("::ffff:127.0.0.2") == "127.0.0.2"
+    t = LoginThrottle(2, 60)
+    t.record_failure("2001:db8::1")
+    t.record_failure("2001:db8::2")
+    assert not t.check("2001:db8::3").allowed
+
+
+def test_bounded_memory() -> None:
+    t = LoginThrottle(5, 60, max_tracked=100)
+    for i in range(1000):
+        t.record_failure(f"10.0.{i // 256}.{i % 256}")
+    assert len(t) == 100
+
+
+def test_from_settings() -> None:
+    t = LoginThrottle.from_settings(AuthSettings(max_failures_per_ip=7, failure_window_seconds=30))
+    assert t.max_failures == 7 and t.window == 30
