@@ -58,7 +58,7 @@ async def test_disabled_user_cannot_log_in(seeded: SqliteDirectory) -> None:
 
 
 async def test_user_exists_and_plus_refused(seeded: SqliteDirectory) -> None:
-    with pytest.raises(UserExists, match="a@hamap.local"):
+    with pytest.raises(UserExists, match=r"a@hamap\.local"):
         await seeded.add_user("A@rocky9-3", "x")
     with pytest.raises(Exception, match="extension"):
         await seeded.add_user("c+x@hamap.local", "x")

@@ -61,7 +61,7 @@ async def test_catch_all(seeded: SqliteDirectory) -> None:
     assert await seeded.resolve("anything+x@mx1.hamap.local") == Alias((Local("b@hamap.local"),))
     # Users and aliases still win over the catch-all.
     assert await seeded.resolve("a@hamap.local") == Local("a@hamap.local")
-    (await seeded.list_aliases())[0].source == "@hamap.local"
+    assert (await seeded.list_aliases())[0].source == "@hamap.local"
 
 
 async def test_postmaster_configured(seeded: SqliteDirectory) -> None:

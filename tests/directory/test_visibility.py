@@ -1,0 +1,84 @@
+"""Changes made by another Directory instance (the admin CLI, in real life another process) must
+reach a running directory within about a second."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mailcove.directory import Invalid, Local, SqliteDirectory
+from mailcove.directory.access import make_rule
+from mailcove.directory.api import Action, Tag
+
+from .conftest import FAST
+
+
+async def _wait_for(pred, timeout: float = 2.0) -> float:  # type: ignore[no-untyped-def]
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if await pred():
+            return time.monotonic() - t0
+        await asyncio.sleep(0.05)
+    raise AssertionError("change not visible in time")
+
+
+async def test_second_instance_changes_are_seen(db_path: Path) -> None:
+    server = SqliteDirectory(db_path, auth=FAST, reload_interval=0.5)
+    admin = SqliteDirectory(db_path, auth=FAST)
+    await server.start()
+    await admin.start()
+    try:
+        assert not await server.is_local_domain("hamap.local")
+        await admin.add_domain("hamap.local")
+        await admin.add_user("a@hamap.local", "It1")
+        elapsed = await _wait_for(lambda: server.is_local_domain("hamap.local"))
+        assert elapsed < 1.0
+        assert await server.resolve("a@hamap.local") == Local("a@hamap.local")
+        assert await server.authenticate("a", "It1") is not None
+
+        await admin.set_password("a@hamap.local", "New2")
+        await _wait_for(lambda: _refused(server, "a", "It1"))
+        assert await server.authenticate("a", "New2") is not None
+
+        await admin.put_access_rules([make_rule(Tag.CONNECT, "127.0.0.2", "RELAY")])
+        await _wait_for(lambda: _is(server.check_connect("127.0.0.2"), Action.RELAY))
+
+        await admin.delete_user("a@hamap.local")
+        await _wait_for(lambda: _is_invalid(server.resolve("a@hamap.local")))
+    finally:
+        await admin.close()
+        await server.close()
+
+
+async def _refused(d: SqliteDirectory, u: str, p: str) -> bool:
+    return await d.authenticate(u, p) is None
+
+
+async def _is(coro, value) -> bool:  # type: ignore[no-untyped-def]
+    return (await coro) is value
+
+
+async def _is_invalid(coro) -> bool:  # type: ignore[no-untyped-def]
+    return isinstance(await coro, Invalid)
+
+
+async def test_other_process_changes_are_seen(db_path: Path) -> None:
+    server = SqliteDirectory(db_path, auth=FAST, reload_interval=0.5)
+    await server.start()
+    try:
+        code = (
+            "import asyncio, sys\n"
+            "from mailcove.directory import SqliteDirectory\n"
+            "async def main():\n"
+            "    async with SqliteDirectory(sys.argv[1]) as d:\n"
+            "        await d.add_domain('proc.example')\n"
+            "asyncio.run(main())\n"
+        )
+        await asyncio.to_thread(subprocess.run, [sys.executable, "-c", code, str(db_path)], check=True)
+        elapsed = await _wait_for(lambda: server.is_local_domain("proc.example"))
+        assert elapsed < 1.0
+    finally:
+        await server.close()
