@@ -127,7 +127,8 @@ def ensure_certificate(tls: TlsSettings, data_dir: Path, hostname: str) -> tuple
     if _self_signed_is_usable(cert_path, key_path, hostname):
         return cert_path, key_path, False
     generate_self_signed(hostname, cert_path, key_path)
-    log.info("generated a self-signed certificate for %s in %s", hostname, cert_path.parent)
+    # debug, not info: the banner says "generated now", and a failed start stays one line.
+    log.debug("generated a self-signed certificate for %s in %s", hostname, cert_path.parent)
     return cert_path, key_path, True
 
 
@@ -194,6 +195,10 @@ class TlsHolder:
 
     def load(self) -> None:
         """Load (generating if needed). Raises TlsConfigError."""
+        if self._tls.min_version not in MIN_VERSIONS:  # before generating anything
+            raise TlsConfigError(
+                "tls.min_version", f"expected one of {', '.join(MIN_VERSIONS)}, got {self._tls.min_version!r}"
+            )
         cert, key, generated = ensure_certificate(self._tls, self._data_dir, self._hostname)
         ctx = build_server_context(cert, key, self._tls.min_version)
         self._context, self.cert_path, self.key_path = ctx, cert, key
