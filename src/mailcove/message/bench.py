@@ -2,6 +2,17 @@
 
 Compares `scan` with the stdlib parser (compat32 and policy.default) on a typical 1 KB single-part
 message and a ~10 KB multipart, then scans a 50 MB message through mmap.
+
+Figures from one run on the shared 2-core build machine (loaded by other jobs, so the stdlib figures
+are ~2.5x the unloaded ones in DESIGN.md §5; compare within a run):
+
+    1 KB single part (1266 bytes): scan 93.6 us, email compat32 99.5 us, policy.default 716.9 us
+    multipart with 6 KB attachment (9258 bytes): scan 275.8 us, compat32 595.5 us, policy.default 4895 us
+    53.1 MB multipart via mmap: scan 25.2 ms
+    52.4 MB text/plain (line count) as bytes: scan 40.5 ms
+
+The 1 KB case only ties compat32 (which gives no offsets, envelope or address parsing): about
+30 % is ENVELOPE address parsing and 25 % building frozen dataclasses.
 """
 
 from __future__ import annotations
