@@ -10,7 +10,8 @@ same contract suite in tests/store/.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -56,6 +57,31 @@ class IndexEntry:
     uid: int
     flags: frozenset[str]
     modseq: int
+
+
+class MailboxIndex:
+    """A mailbox's whole UID/flags/modseq map, in UID order, held as columns.
+
+    Columns rather than one object per message: building 100,000 small objects costs more than
+    reading the rows (docs/architecture.md), and IMAP wants the UID column as an array anyway
+    for its sequence-number map."""
+
+    __slots__ = ("flags", "modseqs", "uids")
+
+    def __init__(self, uids: array[int], flags: list[frozenset[str]], modseqs: array[int]) -> None:
+        self.uids = uids
+        self.flags = flags
+        self.modseqs = modseqs
+
+    def __len__(self) -> int:
+        return len(self.uids)
+
+    def __iter__(self) -> Iterator[IndexEntry]:
+        for uid, flags, modseq in zip(self.uids, self.flags, self.modseqs, strict=True):
+            yield IndexEntry(uid, flags, modseq)
+
+    def __getitem__(self, i: int) -> IndexEntry:
+        return IndexEntry(self.uids[i], self.flags[i], self.modseqs[i])
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +178,7 @@ class MailStore(Protocol):
         """IMAP APPEND / import: bare LF becomes CRLF before storing (see message.newlines)."""
 
     # --- reading -----------------------------------------------------------------------------
-    async def index(self, mailbox_id: int) -> list[IndexEntry]: ...
+    async def index(self, mailbox_id: int) -> MailboxIndex: ...
     async def fetch_meta(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageMeta]: ...
     async def read_message(self, mailbox_id: int, uid: int, start: int = 0, length: int | None = None) -> bytes: ...
     def message_path(self, mailbox_id: int, uid: int) -> Path | None:

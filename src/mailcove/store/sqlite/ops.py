@@ -21,7 +21,7 @@ from mailcove.core.errors import (
 from mailcove.store.api import DEFAULT_MAILBOXES, SEPARATOR, AppendResult, CopyResult, FlagUpdate, IndexEntry
 from mailcove.store.names import is_inferior, normalize_name, parents
 from mailcove.store.sqlite.flags import flags_text, parse_flags
-from mailcove.store.sqlite.writer import Txn
+from mailcove.store.sqlite.writer import Txn, uses_batch_cache
 
 SEEN = "\\Seen"
 DELETED = "\\Deleted"
@@ -232,13 +232,29 @@ def set_subscribed(conn: sqlite3.Connection, txn: Txn, user: str, name: str, sub
 # --- messages -------------------------------------------------------------------------------------
 
 
-def insert_blob(conn: sqlite3.Connection, size: int, data: bytes | None, path: str | None, info: bytes) -> int:
-    cur = conn.execute(
-        "INSERT INTO blobs (size, refs, data, path, info) VALUES (?, 0, ?, ?, ?)", (size, data, path, info)
-    )
-    return cur.lastrowid or 0
+def _cached_account(conn: sqlite3.Connection, txn: Txn, user: str) -> list[int]:
+    row = txn.cache.accounts.get(user)
+    if row is None:
+        row = list(_account(conn, user))
+        txn.cache.accounts[user] = row
+    return row
 
 
+def _cached_mailbox(conn: sqlite3.Connection, txn: Txn, account_id: int, name: str) -> list[int] | None:
+    key = (account_id, name)
+    if key in txn.cache.mailboxes:
+        return txn.cache.mailboxes[key]
+    r = conn.execute(
+        "SELECT id, uidvalidity, uidnext, highestmodseq, noselect, messages, unseen, size FROM mailboxes"
+        " WHERE account_id = ? AND name = ?",
+        (account_id, name),
+    ).fetchone()
+    row = list(r) if r is not None else None
+    txn.cache.mailboxes[key] = row
+    return row
+
+
+@uses_batch_cache
 def deliver(
     conn: sqlite3.Connection,
     txn: Txn,
@@ -252,12 +268,12 @@ def deliver(
 ) -> list[AppendResult]:
     if txn.disk_low:
         raise DiskFull("free disk space is below the configured floor")
-    # Check every account's quota before writing anything, so the answer is all or nothing.
-    accounts: dict[str, tuple[int, int, int, int, int]] = {}
+    # Resolve and check everything before writing anything, so the answer is all or nothing.
+    accounts: dict[str, list[int]] = {}
     needed: dict[str, int] = {}
     for user, _mailbox, _flags in targets:
         if user not in accounts:
-            accounts[user] = _account(conn, user)
+            accounts[user] = _cached_account(conn, txn, user)
         needed[user] = needed.get(user, 0) + 1
     for user, (_aid, qbytes, qmsgs, ubytes, umsgs) in accounts.items():
         n = needed[user]
@@ -265,37 +281,47 @@ def deliver(
             raise QuotaExceeded(f"{user} is over its message quota", resource="messages")
         if qbytes and ubytes + n * size > qbytes:
             raise QuotaExceeded(f"{user} is over its storage quota", resource="bytes")
-    blob_id = insert_blob(conn, size, data, path, info)
-    results: list[AppendResult] = []
+    boxes: list[tuple[str, list[int], str, frozenset[str]]] = []
     for user, mailbox, flags in targets:
         account_id = accounts[user][0]
-        row = _mailbox_row(conn, account_id, mailbox)
+        row = _cached_mailbox(conn, txn, account_id, mailbox)
         if row is None or row[4]:
             if not fallback_to_inbox:
                 raise MailboxNotFound(f"no such mailbox: {mailbox}")
             mailbox = "INBOX"
-            row = _mailbox_row(conn, account_id, mailbox)
+            row = _cached_mailbox(conn, txn, account_id, mailbox)
             if row is None:
                 raise MailboxNotFound(f"{user} has no INBOX")
-        mailbox_id, uidvalidity, uid, modseq, _ = row
-        modseq += 1
-        conn.execute(
-            "INSERT INTO messages (mailbox_id, uid, blob_id, flags, modseq, internaldate, size)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (mailbox_id, uid, blob_id, flags_text(flags), modseq, internaldate, size),
-        )
-        conn.execute(
-            "UPDATE mailboxes SET uidnext = ?, highestmodseq = ?, messages = messages + 1,"
-            " unseen = unseen + ?, size = size + ? WHERE id = ?",
-            (uid + 1, modseq, 0 if SEEN in flags else 1, size, mailbox_id),
-        )
-        conn.execute(
-            "UPDATE accounts SET used_messages = used_messages + 1, used_bytes = used_bytes + ? WHERE id = ?",
-            (size, account_id),
-        )
-        txn.change(user, mailbox_id, "append", (uid,), modseq)
-        results.append(AppendResult(user, mailbox_id, mailbox, uidvalidity, uid, modseq))
-    conn.execute("UPDATE blobs SET refs = ? WHERE id = ?", (len(targets), blob_id))
+        boxes.append((user, row, mailbox, flags))
+    cur = conn.execute(
+        "INSERT INTO blobs (size, refs, data, path, info) VALUES (?, ?, ?, ?, ?)",
+        (size, len(targets), data, path, info),
+    )
+    blob_id = cur.lastrowid or 0
+    results: list[AppendResult] = []
+    inserts: list[tuple[int, int, int, str, int, float, int]] = []
+    touch = txn.cache.touch
+    for user, row, mailbox, flags in boxes:
+        mb = touch(row)
+        uid = mb[2]
+        modseq = mb[3] + 1
+        mb[2] = uid + 1
+        mb[3] = modseq
+        mb[5] += 1
+        if SEEN not in flags:
+            mb[6] += 1
+        mb[7] += size
+        acct = touch(accounts[user])
+        acct[3] += size
+        acct[4] += 1
+        inserts.append((mb[0], uid, blob_id, flags_text(flags), modseq, internaldate, size))
+        txn.change(user, mb[0], "append", (uid,), modseq)
+        results.append(AppendResult(user, mb[0], mailbox, mb[1], uid, modseq))
+    conn.executemany(
+        "INSERT INTO messages (mailbox_id, uid, blob_id, flags, modseq, internaldate, size)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        inserts,
+    )
     return results
 
 

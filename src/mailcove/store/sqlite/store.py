@@ -8,6 +8,7 @@ import mmap
 import os
 import sqlite3
 import time
+from array import array
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,8 @@ from mailcove.store.api import (
     DeliveryTarget,
     FlagOp,
     FlagUpdate,
-    IndexEntry,
     Mailbox,
+    MailboxIndex,
     MessageMeta,
     Usage,
 )
@@ -274,6 +275,7 @@ class SqliteStore:
             info = scan(data).to_bytes()
             return ops.deliver(conn, txn, targets, len(data), data, None, info, when, fallback_to_inbox)
 
+        op.uses_batch_cache = True  # type: ignore[attr-defined]
         return await self._write(op)
 
     async def _add_file(
@@ -299,13 +301,15 @@ class SqliteStore:
 
     # --- reading -----------------------------------------------------------------------------
 
-    async def index(self, mailbox_id: int) -> list[IndexEntry]:
-        def q(conn: sqlite3.Connection) -> list[IndexEntry]:
+    async def index(self, mailbox_id: int) -> MailboxIndex:
+        def q(conn: sqlite3.Connection) -> MailboxIndex:
             rows = conn.execute(
                 "SELECT uid, flags, modseq FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,)
             ).fetchall()
             pf = parse_flags
-            return [IndexEntry(uid, pf(flags), modseq) for uid, flags, modseq in rows]
+            return MailboxIndex(
+                array("Q", [r[0] for r in rows]), [pf(r[1]) for r in rows], array("Q", [r[2] for r in rows])
+            )
 
         return await self._read(q)
 
@@ -415,4 +419,5 @@ def _bind(fn: Any, *args: Any) -> Any:
     def op(conn: sqlite3.Connection, txn: Txn) -> Any:
         return fn(conn, txn, *args)
 
+    op.uses_batch_cache = getattr(fn, "uses_batch_cache", False)  # type: ignore[attr-defined]
     return op

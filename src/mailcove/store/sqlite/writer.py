@@ -29,16 +29,65 @@ PRUNE_EVERY_SECONDS = 60.0
 KEEP_CHANGES_SECONDS = 600.0
 
 
+class BatchCache:
+    """Account and mailbox rows read once per batch and written back once, before COMMIT.
+
+    Safe because the batch holds SQLite's write lock (BEGIN IMMEDIATE): nobody else can change
+    these rows meanwhile. Fifty deliveries to one INBOX then cost two UPDATEs, not a hundred.
+    Only deliveries use it; any other operation flushes it first and reads the tables directly.
+    Each operation's changes to cached rows are undone if the operation fails."""
+
+    def __init__(self) -> None:
+        # name -> [id, quota_bytes, quota_messages, used_bytes, used_messages]
+        self.accounts: dict[str, list[int]] = {}
+        # (account_id, name) -> [id, uidvalidity, uidnext, highestmodseq, noselect, messages, unseen, size]
+        self.mailboxes: dict[tuple[int, str], list[int] | None] = {}
+        self._undo: list[tuple[list[int], list[int]]] = []
+
+    def touch(self, row: list[int]) -> list[int]:
+        self._undo.append((row, row[:]))
+        return row
+
+    def begin_op(self) -> None:
+        self._undo.clear()
+
+    def undo_op(self) -> None:
+        for row, saved in reversed(self._undo):
+            row[:] = saved
+        self._undo.clear()
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        if self.accounts:
+            conn.executemany(
+                "UPDATE accounts SET used_bytes = ?, used_messages = ? WHERE id = ?",
+                [(r[3], r[4], r[0]) for r in self.accounts.values()],
+            )
+        rows = [r for r in self.mailboxes.values() if r is not None]
+        if rows:
+            conn.executemany(
+                "UPDATE mailboxes SET uidnext = ?, highestmodseq = ?, messages = ?, unseen = ?, size = ? WHERE id = ?",
+                [(r[2], r[3], r[5], r[6], r[7], r[0]) for r in rows],
+            )
+        self.accounts.clear()
+        self.mailboxes.clear()
+
+
 @dataclass
 class Txn:
     """Per-operation scratch: what to publish and clean up once the batch is committed."""
 
     disk_low: bool
-    changes: list[tuple[str, int, str, str, int]] = field(default_factory=list)
+    cache: BatchCache = field(default_factory=BatchCache)
+    changes: list[tuple[str, int, str, list[int], int]] = field(default_factory=list)
     remove_blobs: list[str] = field(default_factory=list)
 
     def change(self, user: str, mailbox_id: int, kind: str, uids: list[int] | tuple[int, ...], modseq: int) -> None:
-        self.changes.append((user, mailbox_id, kind, ",".join(map(str, uids)), modseq))
+        self.changes.append((user, mailbox_id, kind, list(uids), modseq))
+
+
+def uses_batch_cache(op: Callable[..., Any]) -> Callable[..., Any]:
+    op.uses_batch_cache = True  # type: ignore[attr-defined]
+    return op
 
 
 Op = Callable[[sqlite3.Connection, Txn], Any]
@@ -116,8 +165,9 @@ class Writer:
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Item]) -> None:
         disk_low = self._disk_low()
+        cache = BatchCache()
         outcomes: list[tuple[asyncio.Future[Any], asyncio.AbstractEventLoop, Any, BaseException | None]] = []
-        all_changes: list[tuple[str, int, str, str, int]] = []
+        all_changes: list[tuple[str, int, str, list[int], int]] = []
         remove: list[str] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -127,13 +177,17 @@ class Writer:
             self._resolve(outcomes, [], [])
             return
         for op, fut, loop in batch:
-            txn = Txn(disk_low=disk_low)
+            txn = Txn(disk_low=disk_low, cache=cache)
+            if not getattr(op, "uses_batch_cache", False):
+                cache.flush(conn)
+            cache.begin_op()
             conn.execute("SAVEPOINT op")
             try:
                 result = op(conn, txn)
             except BaseException as exc:  # the op's own failure: undo only this op
                 conn.execute("ROLLBACK TO op")
                 conn.execute("RELEASE op")
+                cache.undo_op()
                 outcomes.append((fut, loop, None, exc))
                 continue
             conn.execute("RELEASE op")
@@ -143,14 +197,8 @@ class Writer:
         now = time.time()
         published: list[Change] = []
         try:
-            for user, mailbox_id, kind, uids, modseq in all_changes:
-                cur = conn.execute(
-                    "INSERT INTO changes (ts, user, mailbox_id, kind, uids, modseq) VALUES (?, ?, ?, ?, ?, ?)",
-                    (now, user, mailbox_id, kind, uids, modseq),
-                )
-                published.append(
-                    Change(cur.lastrowid or 0, user, mailbox_id, kind, _uids(uids), modseq)  # type: ignore[arg-type]
-                )
+            cache.flush(conn)
+            published = self._log_changes(conn, now, all_changes)
             if now - self._last_prune > PRUNE_EVERY_SECONDS:
                 conn.execute("DELETE FROM changes WHERE ts < ?", (now - KEEP_CHANGES_SECONDS,))
                 self._last_prune = now
@@ -165,6 +213,31 @@ class Writer:
             outcomes = [(f, lp, None, exc) for f, lp, _r, _e in outcomes]
             published, remove = [], []
         self._resolve(outcomes, published, remove)
+
+    @staticmethod
+    def _log_changes(
+        conn: sqlite3.Connection, now: float, changes: list[tuple[str, int, str, list[int], int]]
+    ) -> list[Change]:
+        """Write the batch's changes to the change log, merging runs of the same kind on the same
+        mailbox (fifty deliveries to one INBOX become one row). Ids are assigned here: inside our
+        write transaction AUTOINCREMENT hands out consecutive values after sqlite_sequence."""
+        merged: list[list[Any]] = []
+        for user, mailbox_id, kind, uids, modseq in changes:
+            last = merged[-1] if merged else None
+            if last is not None and last[0] == user and last[1] == mailbox_id and last[2] == kind != "mailbox":
+                last[3].extend(uids)
+                last[4] = max(last[4], modseq)
+            else:
+                merged.append([user, mailbox_id, kind, list(uids), modseq])
+        if not merged:
+            return []
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+        base = row[0] if row else 0
+        conn.executemany(
+            "INSERT INTO changes (id, ts, user, mailbox_id, kind, uids, modseq) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(base + i + 1, now, m[0], m[1], m[2], ",".join(map(str, m[3])), m[4]) for i, m in enumerate(merged)],
+        )
+        return [Change(base + i + 1, m[0], m[1], m[2], tuple(m[3]), m[4]) for i, m in enumerate(merged)]
 
     def _resolve(
         self,
@@ -192,7 +265,3 @@ def _settle(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) 
             fut.set_exception(exc)
         else:
             fut.set_result(result)
-
-
-def _uids(text: str) -> tuple[int, ...]:
-    return tuple(int(u) for u in text.split(",")) if text else ()
