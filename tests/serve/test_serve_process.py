@@ -301,3 +301,25 @@ def test_concurrent_sessions_are_independent(serve_factory):
     for t in threads:
         t.join()
     assert not errors
+
+
+def _deliver_cli(srv, *args: str, data: bytes) -> subprocess.CompletedProcess[bytes]:
+    argv = [sys.executable, "-m", "mailcove", "--config", str(srv.config_path), "--data", str(srv.data_dir), "deliver"]
+    return subprocess.run([*argv, *args], input=data, capture_output=True, timeout=60)
+
+
+def test_mailcove_deliver_through_server_and_without_one(serve_factory):
+    srv = serve_factory(accounts=["a@hamap.local"])
+    out = _deliver_cli(srv, "--to", "a@hamap.local", data=b"Subject: one\n\nvia server\n")
+    assert out.returncode == 0, out.stderr
+    assert "delivered" in srv.logs()  # it went through the control socket
+    out = _deliver_cli(srv, "--to", "nobody@hamap.local", data=b"Subject: x\n\nx\n")
+    assert out.returncode == 67, out.stderr  # EX_NOUSER, as an MTA expects of an LDA
+    assert srv.stop() == 0
+    out = _deliver_cli(srv, "-d", "A@hamap.local", data=b"Subject: two\n\nno server\n")
+    assert out.returncode == 0, out.stderr
+    # Bare LF became CRLF once, so the stored size is what IMAP and POP3 will serve.
+    assert srv.read_mailbox("a@hamap.local") == [
+        b"Subject: one\r\n\r\nvia server\r\n",
+        b"Subject: two\r\n\r\nno server\r\n",
+    ]
