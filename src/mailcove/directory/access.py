@@ -166,10 +166,10 @@ def parse_access_file(text: str) -> Iterator[AccessLine]:
             yield AccessLine(lineno, raw, None, "no action after the pattern")
             continue
         lhs, rhs = parts
-        if not rhs.upper().startswith("ERROR:"):
+        words = rhs.split(None, 1)
+        if words[0].upper() in Action.__members__:
             # makemap keeps everything after the key as the value; allow a trailing `# comment`
             # after a plain action, but refuse other trailing words rather than guess.
-            words = rhs.split(None, 1)
             if len(words) == 2 and not words[1].startswith("#"):
                 yield AccessLine(lineno, raw, None, f"unexpected text after the action: {words[1]!r}")
                 continue
