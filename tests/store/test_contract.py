@@ -15,7 +15,7 @@ from mailcove.core.errors import (
     MailboxNotFound,
     QuotaExceeded,
 )
-from mailcove.store.api import DEFAULT_MAILBOXES, DeliveryTarget, MailStore
+from mailcove.store.api import DEFAULT_MAILBOXES, DeliveryTarget, MailStore, OutboundEnvelope, OutboundRecipient
 
 A = "a@hamap.local"
 B = "b@hamap.local"
@@ -397,5 +397,74 @@ async def test_data_survives_reopen(make_store) -> None:  # type: ignore[no-unty
     try:
         mid = (await s2.get_mailbox(A, "INBOX")).id
         assert await s2.read_message(mid, 1) == msg(1)
+    finally:
+        await s2.close()
+
+
+# --- the outbound queue --------------------------------------------------------------------------
+
+
+def _envelope(*rcpts: str, sender: str = A) -> OutboundEnvelope:
+    return OutboundEnvelope(
+        sender=sender,
+        recipients=tuple(OutboundRecipient(r, orcpt=f"rfc822;{r}", notify=("FAILURE", "DELAY")) for r in rcpts),
+        envid="ENV-1",
+        ret="HDRS",
+        body="8BITMIME",
+        auth_user=A,
+    )
+
+
+async def test_submit_local_and_remote_in_one_commit(store: MailStore) -> None:
+    data = msg(1, body=b"caf\xc3\xa9\r\n")
+    res = await store.submit(data, [DeliveryTarget(B)], _envelope("x@remote.example", "y@remote.example"))
+    assert [r.user for r in res.local] == [B]
+    assert res.queue_id is not None
+    item = await store.queue_get(res.queue_id)
+    assert item.size == len(data)
+    assert item.envelope.sender == A and item.envelope.envid == "ENV-1" and item.envelope.ret == "HDRS"
+    assert item.envelope.body == "8BITMIME" and item.envelope.auth_user == A
+    assert [(r.address, r.orcpt, r.notify, r.status, r.attempts) for r in item.recipients] == [
+        ("x@remote.example", "rfc822;x@remote.example", ("FAILURE", "DELAY"), "queued", 0),
+        ("y@remote.example", "rfc822;y@remote.example", ("FAILURE", "DELAY"), "queued", 0),
+    ]
+    assert await store.queue_read(res.queue_id) == data
+    assert [i.id for i in await store.queue_list()] == [res.queue_id]
+    assert await store.queue_size() == 1
+    # the queue holds its own reference: expunging the local copy keeps the queued bytes
+    await store.expunge(res.local[0].mailbox_id, [res.local[0].uid])
+    assert await store.queue_read(res.queue_id) == data
+    await store.queue_delete(res.queue_id)
+    assert await store.queue_list() == []
+    assert await store.queue_size() == 0
+
+
+async def test_submit_remote_only_and_null_sender(store: MailStore) -> None:
+    res = await store.submit(b"x\r\n", [], _envelope("x@remote.example", sender=""))
+    assert res.local == [] and res.queue_id is not None
+    assert (await store.queue_get(res.queue_id)).envelope.sender == ""
+
+
+async def test_submit_is_all_or_nothing(store: MailStore) -> None:
+    await store.set_quota(B, 0, 1)
+    await store.deliver(msg(1), [DeliveryTarget(B)])
+    with pytest.raises(QuotaExceeded):
+        await store.submit(msg(2), [DeliveryTarget(B)], _envelope("x@remote.example"))
+    assert await store.queue_list() == []
+
+
+async def test_queue_survives_reopen_with_large_message(make_store) -> None:  # type: ignore[no-untyped-def]
+    s = make_store(inline_max=1024)
+    await s.start()
+    await s.create_account(A)
+    spool = s.new_spool()
+    data = b"Subject: big\r\n\r\n" + b"z" * 5000
+    spool.write(data)
+    res = await s.submit(spool, [], _envelope("x@remote.example"))
+    await s.close()
+    s2 = make_store(inline_max=1024)
+    await s2.start()
+    try:
+        assert await s2.queue_read(res.queue_id) == data
     finally:
         await s2.close()

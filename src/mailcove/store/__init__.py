@@ -10,6 +10,11 @@ from mailcove.store.api import (
     MailboxIndex,
     MailStore,
     MessageMeta,
+    OutboundEnvelope,
+    OutboundRecipient,
+    QueuedRecipient,
+    QueueItem,
+    SubmitResult,
     Usage,
 )
 from mailcove.store.changes import Change, ChangeBus, Subscription
@@ -26,6 +31,11 @@ __all__ = [
     "Mailbox",
     "MailboxIndex",
     "MessageMeta",
+    "OutboundEnvelope",
+    "OutboundRecipient",
+    "QueueItem",
+    "QueuedRecipient",
+    "SubmitResult",
     "Subscription",
     "Usage",
 ]

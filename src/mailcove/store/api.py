@@ -114,6 +114,58 @@ class DeliveryTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboundRecipient:
+    """One remote recipient with its RFC 3461 DSN parameters."""
+
+    address: str
+    orcpt: str | None = None
+    notify: tuple[str, ...] = ()  # e.g. ("FAILURE", "DELAY"), ("NEVER",); () = the default
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundEnvelope:
+    """What the outbound queue needs besides the bytes: the SMTP envelope and its parameters."""
+
+    sender: str  # the reverse-path; "" is the null sender
+    recipients: tuple[OutboundRecipient, ...]
+    envid: str | None = None
+    ret: str | None = None  # "FULL" | "HDRS"
+    body: str | None = None  # "7BIT" | "8BITMIME" | "BINARYMIME"
+    smtputf8: bool = False
+    auth_user: str | None = None  # who submitted it, for logs and sending limits
+    client: str | None = None  # the submitting client's address, for logs
+
+
+QueueStatus = Literal["queued", "sent", "failed", "held"]
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedRecipient:
+    address: str
+    orcpt: str | None
+    notify: tuple[str, ...]
+    status: QueueStatus
+    attempts: int
+    next_attempt: float
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueItem:
+    id: int
+    created: float
+    size: int
+    envelope: OutboundEnvelope
+    recipients: tuple[QueuedRecipient, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    local: list[AppendResult]
+    queue_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class FlagUpdate:
     changed: list[IndexEntry]
     # UIDs that failed an UNCHANGEDSINCE test (RFC 7162 MODIFIED response code).
@@ -166,6 +218,16 @@ class MailStore(Protocol):
     ) -> list[AppendResult]:
         """Store one message for several recipients: one blob, one row each, one commit.
         All or nothing: QuotaExceeded / DiskFull for any target fails the whole delivery."""
+    async def submit(
+        self,
+        source: bytes | Spool,
+        targets: Sequence[DeliveryTarget],
+        outbound: OutboundEnvelope | None,
+        *,
+        internaldate: float | None = None,
+    ) -> SubmitResult:
+        """One SMTP transaction's outcome in one commit: the local copies and, for the remote
+        recipients, one durable queue entry sharing the same blob. All or nothing."""
     async def append(
         self,
         user: str,
@@ -176,6 +238,14 @@ class MailStore(Protocol):
         internaldate: float | None = None,
     ) -> AppendResult:
         """IMAP APPEND / import: bare LF becomes CRLF before storing (see message.newlines)."""
+
+    # --- the outbound queue ------------------------------------------------------------------
+    async def queue_list(self) -> list[QueueItem]: ...
+    async def queue_get(self, queue_id: int) -> QueueItem: ...
+    async def queue_read(self, queue_id: int) -> bytes: ...
+    async def queue_delete(self, queue_id: int) -> None: ...
+    async def queue_size(self) -> int:
+        """Entries with at least one recipient still queued."""
 
     # --- reading -----------------------------------------------------------------------------
     async def index(self, mailbox_id: int) -> MailboxIndex: ...

@@ -265,7 +265,10 @@ def deliver(
     info: bytes,
     internaldate: float,
     fallback_to_inbox: bool,
-) -> list[AppendResult]:
+    outbound: tuple[str, list[tuple[str, str | None, str]]] | None = None,
+) -> tuple[list[AppendResult], int | None]:
+    """Local copies plus, when `outbound` is (envelope JSON, [(address, orcpt, notify)]), one
+    queue entry for the remote recipients: one blob, one transaction."""
     if txn.disk_low:
         raise DiskFull("free disk space is below the configured floor")
     # Resolve and check everything before writing anything, so the answer is all or nothing.
@@ -295,9 +298,21 @@ def deliver(
         boxes.append((user, row, mailbox, flags))
     cur = conn.execute(
         "INSERT INTO blobs (size, refs, data, path, info) VALUES (?, ?, ?, ?, ?)",
-        (size, len(targets), data, path, info),
+        (size, len(targets) + (1 if outbound else 0), data, path, info),
     )
     blob_id = cur.lastrowid or 0
+    queue_id: int | None = None
+    if outbound is not None:
+        envelope_json, rcpts = outbound
+        cur = conn.execute(
+            "INSERT INTO queue (blob_id, created, size, envelope) VALUES (?, ?, ?, ?)",
+            (blob_id, internaldate, size, envelope_json),
+        )
+        queue_id = cur.lastrowid or 0
+        conn.executemany(
+            "INSERT INTO queue_rcpts (queue_id, idx, address, orcpt, notify, next_attempt) VALUES (?, ?, ?, ?, ?, ?)",
+            [(queue_id, i, a, o, n, internaldate) for i, (a, o, n) in enumerate(rcpts)],
+        )
     results: list[AppendResult] = []
     inserts: list[tuple[int, int, int, str, int, float, int]] = []
     touch = txn.cache.touch
@@ -322,7 +337,16 @@ def deliver(
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         inserts,
     )
-    return results
+    return results, queue_id
+
+
+def queue_delete(conn: sqlite3.Connection, txn: Txn, queue_id: int) -> None:
+    row = conn.execute("SELECT blob_id FROM queue WHERE id = ?", (queue_id,)).fetchone()
+    if row is None:
+        raise StoreError(f"no queue entry {queue_id}", code=550, enhanced="5.1.0")
+    conn.execute("DELETE FROM queue_rcpts WHERE queue_id = ?", (queue_id,))
+    conn.execute("DELETE FROM queue WHERE id = ?", (queue_id,))
+    _release_blob(conn, txn, row[0])
 
 
 def _owner(conn: sqlite3.Connection, mailbox_id: int) -> tuple[int, str, int]:

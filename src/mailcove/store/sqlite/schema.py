@@ -69,6 +69,29 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX changes_ts ON changes (ts);
     """,
+    # 2: the outbound queue; an entry holds one reference on its blob
+    """
+    CREATE TABLE queue (
+        id INTEGER PRIMARY KEY,
+        blob_id INTEGER NOT NULL,
+        created REAL NOT NULL,
+        size INTEGER NOT NULL,
+        envelope TEXT NOT NULL
+    );
+    CREATE TABLE queue_rcpts (
+        queue_id INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        address TEXT NOT NULL,
+        orcpt TEXT,
+        notify TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL DEFAULT 'queued',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt REAL NOT NULL,
+        last_error TEXT,
+        PRIMARY KEY (queue_id, idx)
+    ) WITHOUT ROWID;
+    CREATE INDEX queue_rcpts_due ON queue_rcpts (status, next_attempt)
+    """,
 ]
 
 

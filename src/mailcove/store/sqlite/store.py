@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
+import json
 import mmap
 import os
 import sqlite3
@@ -13,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mailcove.core.errors import MailboxNotFound
+from mailcove.core.errors import MailboxNotFound, StoreError
 from mailcove.message import MessageInfo, scan, to_crlf
 from mailcove.store.api import (
     AppendResult,
@@ -24,6 +26,11 @@ from mailcove.store.api import (
     Mailbox,
     MailboxIndex,
     MessageMeta,
+    OutboundEnvelope,
+    OutboundRecipient,
+    QueuedRecipient,
+    QueueItem,
+    SubmitResult,
     Usage,
 )
 from mailcove.store.blobs import BlobDir
@@ -234,8 +241,29 @@ class SqliteStore:
     ) -> list[AppendResult]:
         if not targets:
             return []
+        return (await self.submit(source, targets, None, internaldate=internaldate)).local
+
+    async def submit(
+        self,
+        source: bytes | Spool,
+        targets: Sequence[DeliveryTarget],
+        outbound: OutboundEnvelope | None,
+        *,
+        internaldate: float | None = None,
+    ) -> SubmitResult:
+        if outbound is not None and not outbound.recipients:
+            outbound = None
+        if not targets and outbound is None:
+            raise ValueError("submit needs a local target or a remote recipient")
         tlist = [(t.user, normalize_name(t.mailbox), frozenset(t.flags)) for t in targets]
-        return await self._add(source, tlist, internaldate, fallback_to_inbox=True)
+        out = None
+        if outbound is not None:
+            out = (
+                envelope_to_json(outbound),
+                [(r.address, r.orcpt, ",".join(r.notify)) for r in outbound.recipients],
+            )
+        results, queue_id = await self._add(source, tlist, internaldate, fallback_to_inbox=True, outbound=out)
+        return SubmitResult(results, queue_id)
 
     async def append(
         self,
@@ -248,7 +276,7 @@ class SqliteStore:
     ) -> AppendResult:
         if isinstance(source, bytes | bytearray | memoryview):
             source = to_crlf(bytes(source))
-        (result,) = await self._add(
+        (result,), _ = await self._add(
             source, [(user, normalize_name(mailbox), frozenset(flags))], internaldate, fallback_to_inbox=False
         )
         return result
@@ -260,32 +288,42 @@ class SqliteStore:
         internaldate: float | None,
         *,
         fallback_to_inbox: bool,
-    ) -> list[AppendResult]:
+        outbound: tuple[str, list[tuple[str, str | None, str]]] | None = None,
+    ) -> tuple[list[AppendResult], int | None]:
         when = time.time() if internaldate is None else internaldate
         if isinstance(source, Spool):
             source.finish()
             if source.inline:
                 source = source.getvalue()
             else:
-                return await self._add_file(source, targets, when, fallback_to_inbox)
+                return await self._add_file(source, targets, when, fallback_to_inbox, outbound)
         data = bytes(source)
+        needs_info = bool(targets)
 
-        def op(conn: sqlite3.Connection, txn: Txn) -> list[AppendResult]:
+        def op(conn: sqlite3.Connection, txn: Txn) -> tuple[list[AppendResult], int | None]:
             # Scanning here keeps the event loop free; the writer holds the GIL either way.
-            info = scan(data).to_bytes()
-            return ops.deliver(conn, txn, targets, len(data), data, None, info, when, fallback_to_inbox)
+            # Queue-only messages are never read through IMAP, so they are not scanned.
+            info = scan(data).to_bytes() if needs_info else b""
+            return ops.deliver(conn, txn, targets, len(data), data, None, info, when, fallback_to_inbox, outbound)
 
         op.uses_batch_cache = True  # type: ignore[attr-defined]
         return await self._write(op)
 
     async def _add_file(
-        self, spool: Spool, targets: list[tuple[str, str, frozenset[str]]], when: float, fallback: bool
-    ) -> list[AppendResult]:
+        self,
+        spool: Spool,
+        targets: list[tuple[str, str, frozenset[str]]],
+        when: float,
+        fallback: bool,
+        outbound: tuple[str, list[tuple[str, str | None, str]]] | None,
+    ) -> tuple[list[AppendResult], int | None]:
         size = spool.size
 
         def adopt() -> tuple[str, bytes]:
-            with open(spool.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                info = scan(mm).to_bytes()
+            info = b""
+            if targets:
+                with open(spool.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                    info = scan(mm).to_bytes()
             return self.blobs.commit_file(spool.path), info
 
         try:
@@ -294,10 +332,41 @@ class SqliteStore:
             spool.discard()
             raise
         try:
-            return await self._write(_bind(ops.deliver, targets, size, None, rel, info, when, fallback))
+            return await self._write(_bind(ops.deliver, targets, size, None, rel, info, when, fallback, outbound))
         except BaseException:
             self.blobs.remove([rel])
             raise
+
+    # --- the outbound queue ------------------------------------------------------------------
+
+    async def queue_list(self) -> list[QueueItem]:
+        return await self._read(lambda c: _queue_items(c, None))
+
+    async def queue_get(self, queue_id: int) -> QueueItem:
+        items = await self._read(lambda c: _queue_items(c, queue_id))
+        if not items:
+            raise StoreError(f"no queue entry {queue_id}", code=550, enhanced="5.1.0")
+        return items[0]
+
+    async def queue_read(self, queue_id: int) -> bytes:
+        def q(conn: sqlite3.Connection) -> bytes:
+            row = conn.execute(
+                "SELECT b.path, b.data FROM queue q JOIN blobs b ON b.id = q.blob_id WHERE q.id = ?", (queue_id,)
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"no queue entry {queue_id}", code=550, enhanced="5.1.0")
+            if row[0] is None:
+                return bytes(row[1])
+            return self.blobs.path(row[0]).read_bytes()
+
+        return await self._read(q)
+
+    async def queue_delete(self, queue_id: int) -> None:
+        await self._write(_bind(ops.queue_delete, queue_id))
+
+    async def queue_size(self) -> int:
+        sql = "SELECT count(DISTINCT queue_id) FROM queue_rcpts WHERE status = 'queued'"
+        return await self._read(lambda c: c.execute(sql).fetchone()[0])
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -411,6 +480,34 @@ class SqliteStore:
             for p in (self.db_path, Path(f"{self.db_path}-wal"))
             if os.path.exists(p)
         )
+
+
+def envelope_to_json(env: OutboundEnvelope) -> str:
+    d = dataclasses.asdict(env)
+    d.pop("recipients")
+    return json.dumps(d, separators=(",", ":"))
+
+
+def _queue_items(conn: sqlite3.Connection, queue_id: int | None) -> list[QueueItem]:
+    where, args = ("WHERE id = ?", (queue_id,)) if queue_id is not None else ("", ())
+    items = []
+    for qid, created, size, envelope in conn.execute(
+        f"SELECT id, created, size, envelope FROM queue {where} ORDER BY id", args
+    ).fetchall():
+        rcpts = tuple(
+            QueuedRecipient(a, o, tuple(n.split(",")) if n else (), st, att, nxt, err)
+            for a, o, n, st, att, nxt, err in conn.execute(
+                "SELECT address, orcpt, notify, status, attempts, next_attempt, last_error FROM queue_rcpts"
+                " WHERE queue_id = ? ORDER BY idx",
+                (qid,),
+            )
+        )
+        env = json.loads(envelope)
+        envelope_obj = OutboundEnvelope(
+            recipients=tuple(OutboundRecipient(r.address, r.orcpt, r.notify) for r in rcpts), **env
+        )
+        items.append(QueueItem(qid, created, size, envelope_obj, rcpts))
+    return items
 
 
 def _bind(fn: Any, *args: Any) -> Any:
