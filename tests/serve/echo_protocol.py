@@ -37,9 +37,7 @@ async def echo(conn: Connection) -> None:
         cmd = line.decode().strip()
         conn.log.info("command %s", cmd.split(" ", 1)[0])
         if cmd == "STARTTLS":
-            w.write(b"GO\r\n")
-            await w.drain()
-            await conn.start_tls()
+            await conn.start_tls(b"GO\r\n")
         elif cmd.startswith("SLOW "):
             await asyncio.sleep(float(cmd[5:]))
             w.write(b"DONE\r\n")

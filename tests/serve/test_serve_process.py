@@ -323,3 +323,22 @@ def test_mailcove_deliver_through_server_and_without_one(serve_factory):
         b"Subject: one\r\n\r\nvia server\r\n",
         b"Subject: two\r\n\r\nno server\r\n",
     ]
+
+
+def test_tls_handshakes_never_lose_the_client_hello(serve_factory):
+    """Regression: a ClientHello that reached the plain stream buffer before the upgrade was
+    discarded with the pipelined bytes, and the handshake hung."""
+    srv = serve_factory(preload=[ECHO])
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    for _ in range(25):
+        s = ctx.wrap_socket(socket.create_connection(srv.address("imaps"), timeout=5), server_hostname="localhost")
+        s.close()
+        raw = socket.create_connection(srv.address("smtp"), timeout=5)
+        f = raw.makefile("rb")
+        f.readline()
+        raw.sendall(b"STARTTLS\r\n")
+        assert f.readline() == b"GO\r\n"
+        t = ctx.wrap_socket(raw, server_hostname="localhost")
+        t.close()

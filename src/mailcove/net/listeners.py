@@ -145,15 +145,23 @@ class Connection:
     def tls_available(self) -> bool:
         return self._tls is not None and self._tls.enabled
 
-    async def start_tls(self) -> None:
-        """Upgrade to TLS (STARTTLS / STLS) with the current certificate.
+    async def start_tls(self, reply: bytes = b"") -> None:
+        """Send `reply` (the protocol's "go ahead": SMTP 220, IMAP OK, POP3 +OK), then upgrade to
+        TLS with the current certificate.
 
-        Bytes the client sent after the STARTTLS command but before the handshake are discarded
-        (CVE-2011-0411 class: plaintext injected into the encrypted session)."""
+        Reading is paused *before* the reply goes out, so everything already buffered was sent
+        by the client before it could have seen the reply: pipelined plaintext that must not be
+        treated as if it came over TLS (CVE-2011-0411 class). That is discarded. Bytes arriving
+        after the reply stay in the kernel until the TLS layer reads them (the ClientHello).
+        Protocol cores must discard their own buffered input at the same point."""
         if self._tls is None or not self._tls.enabled:
             raise RuntimeError("TLS is not enabled")
+        self.writer.transport.pause_reading()
         # StreamReader has no public way to drop its buffer; clearing it is the whole point here.
         self.reader._buffer.clear()  # type: ignore[attr-defined]
+        if reply:
+            self.writer.write(reply)
+            await self.writer.drain()
         await asyncio.wait_for(
             self.writer.start_tls(self._tls.context, ssl_handshake_timeout=self._tls.handshake_timeout),
             self._tls.handshake_timeout + 1,
@@ -226,8 +234,18 @@ class Listener:
         self._servers: list[asyncio.AbstractServer] = []
 
     async def start(self) -> None:
+        ssl_ctx = None
+        timeout = None
+        if self._implicit_tls:
+            if self._tls is None or not self._tls.enabled:
+                raise RuntimeError(f"{self.name}: implicit TLS without TLS")
+            # The handshake runs before the handler is called. The context given here is only
+            # the first; its SNI callback moves each handshake to the holder's current one.
+            ssl_ctx, timeout = self._tls.context, self._tls.handshake_timeout
         for s in self.bound.sockets:
-            server = await asyncio.start_server(self._accepted, sock=s, limit=STREAM_LIMIT, backlog=BACKLOG)
+            server = await asyncio.start_server(
+                self._accepted, sock=s, limit=STREAM_LIMIT, backlog=BACKLOG, ssl=ssl_ctx, ssl_handshake_timeout=timeout
+            )
             self._servers.append(server)
 
     def stop_accepting(self) -> None:
@@ -243,10 +261,6 @@ class Listener:
         conn.log.info("connect from %s", _fmt_peer(conn.peer))
         reason = "closed"
         try:
-            if self._implicit_tls:
-                # The handshake happens here, not in the server, so that it always uses the
-                # holder's current context (SIGHUP reload) and has its own timeout.
-                await conn.start_tls()
             await self._handler(conn)
         except (ConnectionError, ssl.SSLError, TimeoutError) as exc:
             reason = f"{type(exc).__name__}: {exc}"

@@ -1,8 +1,10 @@
 """TLS for every listener: the server SSLContext, the self-signed certificate made on first
 start, and a holder that SIGHUP reloads.
 
-Reloading swaps the holder's context; listeners and STARTTLS read `holder.context` at handshake
-time, so new handshakes get the new certificate and established connections keep theirs.
+Reloading swaps the holder's context. STARTTLS reads `holder.context` when it starts; implicit-TLS
+servers keep the context they started with, whose SNI callback (called for every ClientHello)
+switches the handshake to the current one. New handshakes get the new certificate; established
+connections keep theirs.
 
 Memory: an idle asyncio TLS connection costs ~267 KB, almost all of it the 256 KiB read buffer
 of asyncio's (and uvloop's) SSL protocol, against ~1.7 KB for plain TCP. 10,000 idle IMAP IDLE
@@ -201,9 +203,18 @@ class TlsHolder:
             )
         cert, key, generated = ensure_certificate(self._tls, self._data_dir, self._hostname)
         ctx = build_server_context(cert, key, self._tls.min_version)
+        ctx.sni_callback = self._switch_to_current
         self._context, self.cert_path, self.key_path = ctx, cert, key
         self.generated = generated
         self.generation += 1
+
+    def _switch_to_current(self, sslobj: ssl.SSLObject | ssl.SSLSocket, _name: str | None, ctx: ssl.SSLContext) -> None:
+        """Implicit-TLS servers are created with the context current at start; OpenSSL calls this
+        for every ClientHello (server_name None without SNI), and switching the connection's
+        context here makes it use the certificate loaded by the latest reload."""
+        current = self._context
+        if current is not None and ctx is not current:
+            sslobj.context = current
 
     def reload(self) -> bool:
         try:
