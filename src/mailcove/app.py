@@ -33,6 +33,7 @@ from typing import Any, TextIO
 from mailcove import __version__
 from mailcove.config import ConfigError, Settings
 from mailcove.config.settings import IMPLICIT_TLS_LISTENERS, LISTENER_NAMES
+from mailcove.directory import Directory, open_directory
 from mailcove.logs import setup_logging
 from mailcove.net.addresses import ListenerPlan, parse_overrides, plan_listeners
 from mailcove.net.control import ControlClient, ControlServer, ControlUnavailable
@@ -59,11 +60,11 @@ STATE_FILE = "serve.json"
 
 @dataclass
 class ServerContext:
-    """What a protocol handler factory is given. Later issues add their services (directory,
-    queue) as fields here."""
+    """What a protocol handler factory is given. New shared services become typed fields here."""
 
     settings: Settings
     store: MailStore
+    directory: Directory
     tls: TlsHolder
     tracker: ConnectionTracker
     services: dict[str, Any] = field(default_factory=dict)
@@ -110,6 +111,7 @@ class App:
         self.tracker: ConnectionTracker | None = None
         self.control: ControlServer | None = None
         self.store: MailStore | None = None
+        self.directory: Directory | None = None
         self.listeners: list[Listener] = []
         self._stop: asyncio.Event | None = None
 
@@ -184,12 +186,21 @@ class App:
         try:
             self.store = open_store(self.settings)
             await self.store.start()
+            await self.store.collect_orphans()
         except Exception as exc:
             self._close_bound()
             self.control.remove_socket()
             raise StartupError(f"cannot open the store in {self.settings.data_dir}: {exc}") from exc
         try:
-            ctx = ServerContext(self.settings, self.store, self.tls, self.tracker)
+            self.directory = open_directory(self.settings)
+            await self.directory.start()
+        except Exception as exc:
+            await self.store.close()
+            self._close_bound()
+            self.control.remove_socket()
+            raise StartupError(f"cannot open the directory in {self.settings.data_dir}: {exc}") from exc
+        try:
+            ctx = ServerContext(self.settings, self.store, self.directory, self.tls, self.tracker)
             handlers: list[Any] = []
             for name, bound in self.bound.items():
                 handler = self.factories[name](ctx, name)
@@ -217,6 +228,8 @@ class App:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(sig)
+            if self.directory is not None:
+                await self.directory.close()
             if self.store is not None:
                 await self.store.close()
             self.control.remove_socket()

@@ -12,7 +12,7 @@ import time
 import pytest
 from fsync_trace import Call, Expectation, check, parse
 
-from conftest import ServerProcess, require_tool
+from mailcove_testing import ServerProcess, require_tool
 
 USERS = ["a@hamap.local", "b@hamap.local"]
 # Above [store] inline_max_bytes (128 KiB by default): stored as a blob file.
@@ -90,9 +90,9 @@ class Sender:
 def verify_acked(srv: ServerProcess, acked: dict[str, tuple[str, bytes, list[str]]]) -> None:
     """Every acknowledged message is in every recipient's INBOX at the UID the ack named, and
     byte-identical; nothing stored is a torn or foreign message."""
-    from conftest import run_async
     from mailcove.config import load_settings
     from mailcove.store.factory import open_store
+    from mailcove_testing import run_async
 
     async def go() -> None:
         store = open_store(load_settings(srv.config_path, data_dir=str(srv.data_dir)), watch_changes=False)
@@ -287,7 +287,7 @@ def test_checker_on_handwritten_traces(tmp_path):
 
 
 def test_strace_missing_fails_under_ci(monkeypatch):
-    from conftest import require_tool as req
+    from mailcove_testing import require_tool as req
 
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception):

@@ -468,3 +468,24 @@ async def test_queue_survives_reopen_with_large_message(make_store) -> None:  # 
         assert await s2.queue_read(res.queue_id) == data
     finally:
         await s2.close()
+
+
+async def test_collect_orphans_spares_young_files_and_referenced_blobs(make_store) -> None:  # type: ignore[no-untyped-def]
+    s = make_store(inline_max=16)
+    await s.start()
+    try:
+        await s.create_account(A)
+        (r,) = await s.deliver(b"Subject: kept\r\n\r\n" + b"k" * 100, [DeliveryTarget(A)])
+        kept = s.message_path(r.mailbox_id, r.uid)
+        spool = s.new_spool()
+        spool.write(b"y" * 100)
+        spool.finish()  # a delivery in progress in another process looks like this
+        assert await s.collect_orphans() == 0
+        assert spool.path.exists()
+        assert await s.collect_orphans(min_age=0) == 1
+        assert not spool.path.exists()
+        if kept is not None:
+            assert kept.exists()
+        assert await s.read_message(r.mailbox_id, r.uid) == b"Subject: kept\r\n\r\n" + b"k" * 100
+    finally:
+        await s.close()

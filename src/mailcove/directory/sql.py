@@ -160,6 +160,10 @@ class SqliteDirectory:
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> SqliteDirectory:
+        d = settings.directory
+        kwargs.setdefault("postmaster", d.postmaster or None)
+        kwargs.setdefault("reload_interval", d.reload_interval)
+        kwargs.setdefault("relay_from_localhost", d.relay_from_localhost)
         return cls(Path(settings.data_dir) / DB_NAME, auth=settings.auth, **kwargs)
 
     # --- lifecycle ---------------------------------------------------------------------------------

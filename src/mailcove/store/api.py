@@ -191,6 +191,9 @@ class MailStore(Protocol):
 
     async def start(self) -> None: ...
     async def close(self) -> None: ...
+    async def collect_orphans(self) -> int:
+        """Remove stored bodies nothing references (a crash between body and commit leaves
+        them). The server calls it once at start, before serving."""
 
     # --- spooling: large messages are streamed to disk before they are committed -------------
     def new_spool(self, *, normalize_newlines: bool = False) -> Spool: ...

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -61,19 +62,24 @@ class BlobDir:
             except FileNotFoundError:
                 pass
 
-    def collect_orphans(self, referenced: set[str]) -> int:
-        """Delete blob files no row references and leftover spool files. Run before serving."""
+    def collect_orphans(self, referenced: set[str], min_age: float = 3600.0) -> int:
+        """Delete blob files no row references and leftover spool files, once they are older than
+        `min_age` seconds: a younger file may belong to a delivery another process (the CLI
+        writing directly into the store) has not committed yet."""
         removed = 0
+        cutoff = time.time() - min_age
+        candidates: list[Path] = []
         if self.tmp.is_dir():
-            for p in self.tmp.iterdir():
-                p.unlink(missing_ok=True)
-                removed += 1
+            candidates.extend(self.tmp.iterdir())
         if self.root.is_dir():
             for sub in self.root.iterdir():
-                if not sub.is_dir():
-                    continue
-                for p in sub.iterdir():
-                    if f"{sub.name}/{p.name}" not in referenced:
-                        p.unlink(missing_ok=True)
-                        removed += 1
+                if sub.is_dir():
+                    candidates.extend(p for p in sub.iterdir() if f"{sub.name}/{p.name}" not in referenced)
+        for p in candidates:
+            try:
+                if p.stat().st_mtime < cutoff:
+                    p.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                pass
         return removed

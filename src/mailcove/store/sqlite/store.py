@@ -105,15 +105,14 @@ class SqliteStore:
         finally:
             conn.close()
 
-    async def collect_orphans(self) -> int:
-        """Remove blob files no message references (left by a crash between file and commit).
-        Only safe while no other process is delivering: the server calls it once at start."""
+    async def collect_orphans(self, min_age: float = 3600.0) -> int:
+        """Remove blob files no message references (left by a crash between file and commit)."""
 
         def referenced(conn: sqlite3.Connection) -> set[str]:
             return {p for (p,) in conn.execute("SELECT path FROM blobs WHERE path IS NOT NULL")}
 
         refs = await self._read(referenced)
-        return await asyncio.to_thread(self.blobs.collect_orphans, refs)
+        return await asyncio.to_thread(self.blobs.collect_orphans, refs, min_age)
 
     async def close(self) -> None:
         if self._poller is not None:
