@@ -136,9 +136,9 @@ async def test_large_message_goes_to_blob_file_and_round_trips(make_store) -> No
         for r in results:
             assert await store.read_message(r.mailbox_id, r.uid) == expected
             assert await store.read_message(r.mailbox_id, r.uid, 100, 50) == expected[100:150]
-        path = store.message_path(results[0].mailbox_id, results[0].uid)
+        path = await store.message_path(results[0].mailbox_id, results[0].uid)
         if path is not None:  # file-backed backends keep one file for both recipients
-            assert path == store.message_path(results[1].mailbox_id, results[1].uid)
+            assert path == await store.message_path(results[1].mailbox_id, results[1].uid)
             await store.expunge(results[0].mailbox_id, [results[0].uid])
             assert path.exists()
             await store.expunge(results[1].mailbox_id, [results[1].uid])
@@ -476,7 +476,7 @@ async def test_collect_orphans_spares_young_files_and_referenced_blobs(make_stor
     try:
         await s.create_account(A)
         (r,) = await s.deliver(b"Subject: kept\r\n\r\n" + b"k" * 100, [DeliveryTarget(A)])
-        kept = s.message_path(r.mailbox_id, r.uid)
+        kept = await s.message_path(r.mailbox_id, r.uid)
         spool = s.new_spool()
         spool.write(b"y" * 100)
         spool.finish()  # a delivery in progress in another process looks like this

@@ -428,16 +428,15 @@ class SqliteStore:
 
         return await self._read(q)
 
-    def message_path(self, mailbox_id: int, uid: int) -> Path | None:
-        conn = connect(str(self.db_path), readonly=True)
-        try:
+    async def message_path(self, mailbox_id: int, uid: int) -> Path | None:
+        def q(conn: sqlite3.Connection) -> Path | None:
             row = conn.execute(
                 "SELECT b.path FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid = ?",
                 (mailbox_id, uid),
             ).fetchone()
-        finally:
-            conn.close()
-        return self.blobs.path(row[0]) if row and row[0] else None
+            return self.blobs.path(row[0]) if row and row[0] else None
+
+        return await self._read(q)
 
     # --- changing ----------------------------------------------------------------------------
 
