@@ -7,7 +7,6 @@ import dataclasses
 import functools
 import json
 import mmap
-import os
 import sqlite3
 import time
 from array import array
@@ -470,13 +469,6 @@ class SqliteStore:
                     "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid", (mailbox_id, modseq)
                 )
             ]
-        )
-
-    def db_size(self) -> int:
-        return sum(
-            os.path.getsize(p)
-            for p in (self.db_path, Path(f"{self.db_path}-wal"))
-            if os.path.exists(p)
         )
 
 
