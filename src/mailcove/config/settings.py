@@ -111,6 +111,27 @@ class ServerSettings:
 
 
 @dataclass
+class Pop3Settings:
+    """POP3 listeners (pop3 with STLS, pop3s)."""
+
+    # Command line length including CRLF. RFC 2449 section 4 says 255 for commands; an AUTH PLAIN
+    # initial response with a long password needs more, so the bound is generous but finite.
+    max_line_length: int = 8192
+    # Invalid commands (unknown, bad arguments, wrong state, too long) before -ERR and disconnect.
+    max_bad_commands: int = 20
+    # Failed logins in one session before disconnect (the per-IP throttle is [auth]'s, shared).
+    max_auth_failures: int = 3
+    # Seconds without a command before the session ends (RFC 1939 section 3: at least 600).
+    idle_timeout: float = 600.0
+    # RETR marks the message \Seen at QUIT, as Dovecot does (IMAP clients then show it as read).
+    mark_seen: bool = True
+    # Imported mail keeps its old server's UIDL from an X-UIDL header (docs/pop3.md).
+    reuse_xuidl: bool = True
+    # Messages whose size and UIDL the server keeps in memory, over all maildrops.
+    cache_messages: int = 200_000
+
+
+@dataclass
 class Settings:
     hostname: str = field(default_factory=socket.getfqdn)
     data_dir: Path = Path("mailcove-data")
@@ -121,6 +142,7 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     log: LogSettings = field(default_factory=LogSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
+    pop3: Pop3Settings = field(default_factory=Pop3Settings)
     # Where the settings came from, for messages; not a TOML key.
     source: str = field(default="<defaults>", metadata={"toml": False})
 
