@@ -358,10 +358,16 @@ def _thread(t: object) -> bytes:
 
 
 def _thread_members(t: Sequence[object]) -> bytes:
-    out: list[bytes] = []
-    for i, m in enumerate(t):
-        if isinstance(m, int):
-            out.append((b" " if i else b"") + b"%d" % m)
-        else:
-            out.append((b" " if i and isinstance(t[i - 1], int) else b"") + b"(" + _thread_members(m) + b")")  # type: ignore[arg-type]
-    return b"".join(out)
+    """RFC 5256 ``thread-members``: numbers, then two or more nested threads; a lone nested thread
+    is not allowed by the grammar, so its members continue this list instead."""
+    nums: list[bytes] = []
+    i = 0
+    while i < len(t) and isinstance(t[i], int):
+        nums.append(b"%d" % t[i])  # type: ignore[str-format]
+        i += 1
+    rest = list(t[i:])
+    if len(rest) == 1:
+        inner = _thread_members(rest[0])  # type: ignore[arg-type]
+        return b" ".join([*nums, inner]) if nums else inner
+    nested = b"".join(b"(" + _thread_members(r) + b")" for r in rest)  # type: ignore[arg-type]
+    return b" ".join([*nums, nested]) if nums and nested else (nested or b" ".join(nums))
