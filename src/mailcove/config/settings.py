@@ -111,6 +111,43 @@ class ServerSettings:
 
 
 @dataclass
+class SmtpSettings:
+    """SMTP listeners (smtp, submission, submissions) and `mailcove sendmail`."""
+
+    # Largest message accepted (announced in EHLO SIZE); larger gets 552 5.3.4.
+    max_message_bytes: int = 64 * 1024 * 1024
+    # Recipients per transaction; more get 452 4.5.3 (RFC 5321 4.5.3.1.8 asks for at least 100).
+    max_recipients: int = 1000
+    # Command line length including CRLF (RFC 5321 4.5.3.1.4); longer gets 500 5.5.2. MAIL/RCPT
+    # lines get 1000 more for DSN/SIZE parameters (RFC 3461 section 5), AUTH lines 12288 (RFC 4954).
+    max_line_length: int = 512
+    # Seconds to wait for the next command and for each block of message data (RFC 5321 4.5.3.2).
+    command_timeout: float = 300.0
+    data_timeout: float = 180.0
+    # Protocol errors (bad commands, refused recipients) in one session before 421 and disconnect.
+    max_errors: int = 20
+    # Failed AUTH attempts in one session before 421 (the per-IP throttle is [auth]'s, shared).
+    max_auth_failures: int = 3
+    # Concurrent SMTP connections in total and from one client IP; more get 421 4.7.0.
+    max_connections: int = 1000
+    max_connections_per_ip: int = 100
+    # Sending limits per authenticated user and per unauthenticated relaying client IP, per hour.
+    # Over them: 451 4.7.1. 0 = unlimited.
+    send_messages_per_hour: int = 1000
+    send_recipients_per_hour: int = 5000
+    # More Received: headers than this is a mail loop: 554 5.4.6 (RFC 5321 6.3).
+    max_received_headers: int = 100
+    # Log a warning while the outbound queue holds more entries than this. 0 = never.
+    queue_alarm: int = 10000
+    # Unix socket where `mailcove sendmail` hands messages to the server. It must be reachable by
+    # local users, so it lives outside the 0700 data dir. Unset: no local submission socket
+    # (`mailcove sendmail` then needs access to the control socket).
+    submit_socket: Path | None = None
+    # Mode of the submit socket: 0o666 lets every local user submit (as Postfix's postdrop).
+    submit_socket_mode: int = 0o666
+
+
+@dataclass
 class Pop3Settings:
     """POP3 listeners (pop3 with STLS, pop3s)."""
 
@@ -143,6 +180,7 @@ class Settings:
     log: LogSettings = field(default_factory=LogSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     pop3: Pop3Settings = field(default_factory=Pop3Settings)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
     # Where the settings came from, for messages; not a TOML key.
     source: str = field(default="<defaults>", metadata={"toml": False})
 

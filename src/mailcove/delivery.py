@@ -1,0 +1,89 @@
+"""Resolve recipients, then hand one message to the store in one commit.
+
+Shared by the SMTP session and local submission (`mailcove sendmail` through the submit socket),
+and usable by the control socket later: the same address always goes to the same places.
+
+    plan = DeliveryPlan()
+    outcome = await resolve_into(directory, "a+tag@hamap.local", plan)    # at RCPT time
+    ...
+    result = await plan.submit(store, spool, sender=..., ...)              # after DATA
+
+Aliases, plus-addresses and catch-alls are expanded by `directory.resolve()`; here each final
+target is added once (a local account by its key, a remote address case-insensitively).
+`abuse@<local domain>` without an entry of its own goes where `postmaster@` goes (RFC 2142)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from mailcove.directory.api import Alias, Invalid, Local, Remote, Resolution
+from mailcove.store.api import DeliveryTarget, OutboundEnvelope, OutboundRecipient, SubmitResult
+
+if TYPE_CHECKING:
+    from mailcove.directory.api import Directory
+    from mailcove.store.api import MailStore
+    from mailcove.store.spool import Spool
+
+
+async def resolve(directory: Directory, address: str) -> Resolution:
+    res = await directory.resolve(address)
+    if isinstance(res, Invalid):
+        local, at, domain = address.rpartition("@")
+        if at and local.lower() == "abuse" and await directory.is_local_domain(domain):
+            pm = await directory.resolve(f"postmaster@{domain}")
+            if not isinstance(pm, Invalid):
+                return pm
+    return res
+
+
+@dataclass
+class DeliveryPlan:
+    """The recipients of one transaction, resolved and de-duplicated."""
+
+    local: dict[str, DeliveryTarget] = field(default_factory=dict)
+    remote: dict[str, OutboundRecipient] = field(default_factory=dict)
+
+    def add(self, res: Local | Alias | Remote, *, notify: tuple[str, ...] = (), orcpt: str | None = None) -> None:
+        targets = res.targets if isinstance(res, Alias) else (res,)
+        for t in targets:
+            if isinstance(t, Local):
+                if t.user not in self.local:
+                    self.local[t.user] = DeliveryTarget(t.user, t.mailbox or "INBOX")
+            else:
+                key = t.address.lower()
+                if key not in self.remote:
+                    self.remote[key] = OutboundRecipient(t.address, orcpt, notify)
+
+    def local_users(self, res: Local | Alias | Remote) -> list[str]:
+        targets = res.targets if isinstance(res, Alias) else (res,)
+        return [t.user for t in targets if isinstance(t, Local)]
+
+    def __bool__(self) -> bool:
+        return bool(self.local or self.remote)
+
+    @property
+    def count(self) -> int:
+        return len(self.local) + len(self.remote)
+
+    async def submit(
+        self,
+        store: MailStore,
+        source: bytes | Spool,
+        *,
+        sender: str,
+        envid: str | None = None,
+        ret: str | None = None,
+        body: str | None = None,
+        smtputf8: bool = False,
+        auth_user: str | None = None,
+        client: str | None = None,
+    ) -> SubmitResult:
+        """One commit: every local copy and, for remote recipients, one queue entry. Raises the
+        store's MailError (QuotaExceeded, DiskFull, ...) with nothing stored."""
+        outbound = None
+        if self.remote:
+            outbound = OutboundEnvelope(
+                sender, tuple(self.remote.values()), envid, ret, body, smtputf8, auth_user, client
+            )
+        return await store.submit(source, list(self.local.values()), outbound)

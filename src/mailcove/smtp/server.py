@@ -1,0 +1,251 @@
+"""The asyncio side of SMTP: the listener handler and the local submit socket.
+
+The only module of the SMTP package that touches net/: `make_handler` gives `mailcove serve` one
+handler per listener (smtp, submission, submissions), all sharing one `SmtpService` (connection
+counts and sending limits are per process, not per port). The handler object also owns the
+submit socket `mailcove sendmail` talks to, and the sweeper task that applies timeouts and
+shutdown to idle sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pwd
+import socket
+import struct
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mailcove.core.errors import MailError
+from mailcove.delivery import DeliveryPlan, resolve
+from mailcove.directory.api import Invalid
+from mailcove.net.listeners import Connection, new_session_id
+from mailcove.proto.smtp.params import PathError, check_mailbox
+from mailcove.smtp.session import SmtpService, SmtpSession
+
+if TYPE_CHECKING:
+    from mailcove.app import ServerContext
+
+log = logging.getLogger("mailcove.smtp")
+_SERVICE_KEY = "smtp"
+
+
+class _ConnIO:
+    """SessionIO over a net Connection, plus the TLS details for Received:."""
+
+    __slots__ = ("closing", "conn", "log", "peer_ip", "session_id")
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.peer_ip = conn.peer_ip
+        self.session_id = conn.session_id
+        self.log = conn.log
+        self.closing = conn.closing
+
+    @property
+    def is_tls(self) -> bool:
+        return self.conn.is_tls
+
+    @property
+    def tls_available(self) -> bool:
+        return self.conn.tls_available
+
+    async def start_tls(self, reply: bytes = b"") -> None:
+        await self.conn.start_tls(reply)
+
+    def tls_info(self) -> tuple[str, str, int] | None:
+        obj = self.conn.writer.get_extra_info("ssl_object")
+        if obj is None:
+            return None
+        cipher = obj.cipher() or ("?", "?", 0)
+        return (obj.version() or "?", cipher[0], cipher[2])
+
+
+class SmtpHandler:
+    def __init__(self, service: SmtpService, listener: str) -> None:
+        self.service = service
+        self.listener = listener
+
+    async def __call__(self, conn: Connection) -> None:
+        session = SmtpSession(self.service, _ConnIO(conn), self.listener, conn.reader, conn.writer)
+        try:
+            await session.run()
+        finally:
+            session.release()
+
+    async def aclose(self) -> None:
+        await self.service.aclose()
+
+
+class _Service(SmtpService):
+    """SmtpService plus the tasks and sockets that live as long as the server."""
+
+    def __init__(self, ctx: ServerContext) -> None:
+        super().__init__(ctx.settings, ctx.store, ctx.directory)
+        self.sweeper = asyncio.ensure_future(self.sweep())
+        self.submit: SubmitServer | None = None
+        self._closed = False
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.sweeper.cancel()
+        if self.submit is not None:
+            await self.submit.close()
+
+
+async def make_handler(ctx: ServerContext, listener: str) -> SmtpHandler:
+    service = ctx.services.get(_SERVICE_KEY)
+    if service is None:
+        service = ctx.services[_SERVICE_KEY] = _Service(ctx)
+        path = ctx.settings.smtp.submit_socket
+        if path is not None:
+            service.submit = SubmitServer(service, Path(path), ctx.settings.smtp.submit_socket_mode)
+            await service.submit.start()
+    return SmtpHandler(service, listener)
+
+
+# --- local submission: `mailcove sendmail` ------------------------------------------------------
+
+MAX_LINE = 64 * 1024
+CHUNK = 256 * 1024
+
+
+def _err(code: int, enhanced: str, text: str) -> bytes:
+    return f"ERR {code} {enhanced} {' '.join(text.split())}\r\n".encode("utf-8", "replace")
+
+
+class SubmitServer:
+    """A Unix socket any local user may write to (like Postfix's postdrop). The kernel tells us
+    who is on the other end (SO_PEERCRED), so the trace header names the real Unix user and a
+    user cannot pretend to be another one in it.
+
+        C: SUBMIT <size> <sender|-> <recipient> [<recipient> ...]\\r\\n  then <size> bytes
+        S: OK <ids>\\r\\n  once stored durably (local copies and queue entry in one commit)
+        S: ERR <code> <enhanced> <text>\\r\\n  nothing stored
+
+    "-" as sender means <user>@<hostname>. Recipients are resolved like RCPT TO (aliases,
+    plus-addresses); unknown local users are refused before anything is stored. Remote
+    recipients go to the outbound queue: a local user may send anywhere, as with sendmail."""
+
+    def __init__(self, service: SmtpService, path: Path, mode: int) -> None:
+        self.service = service
+        self.path = path
+        self.mode = mode
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        path = self.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() or path.is_symlink():
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(str(path))
+                probe.close()
+                raise OSError(f"{path}: another server is listening on this submit socket")
+            except (ConnectionRefusedError, FileNotFoundError):
+                path.unlink()
+            finally:
+                probe.close()
+        self._server = await asyncio.start_unix_server(self._accepted, path=str(path), limit=MAX_LINE + 2)
+        os.chmod(path, self.mode)
+        log.info("local submission socket %s (mode %o)", path, self.mode)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sid = new_session_id()
+        slog = logging.LoggerAdapter(log.getChild("submit"), {"session": sid})
+        sock = writer.get_extra_info("socket")
+        try:
+            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            _pid, uid, _gid = struct.unpack("3i", creds)
+            try:
+                user = pwd.getpwuid(uid).pw_name
+            except KeyError:
+                user = f"uid{uid}"
+            reply = await self._serve(reader, user, uid, sid, slog)
+            writer.write(reply)
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            slog.info("client went away")
+        except Exception:
+            slog.exception("local submission failed")
+            with contextlib.suppress(Exception):
+                writer.write(_err(451, "4.3.0", "local error"))
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _serve(
+        self, reader: asyncio.StreamReader, user: str, uid: int, sid: str, slog: logging.LoggerAdapter[Any]
+    ) -> bytes:
+        svc = self.service
+        s = svc.settings.smtp
+        try:
+            line = await reader.readuntil(b"\n")
+        except asyncio.LimitOverrunError:
+            return _err(500, "5.5.2", "request line too long")
+        words = line.decode("utf-8", "replace").split()
+        if len(words) < 4 or words[0].upper() != "SUBMIT" or not words[1].isdigit():
+            return _err(501, "5.5.4", "usage: SUBMIT <size> <sender|-> <recipient> ...")
+        size = int(words[1])
+        if s.max_message_bytes and size > s.max_message_bytes:
+            return _err(552, "5.3.4", f"message of {size} bytes exceeds {s.max_message_bytes}")
+        sender = f"{user}@{svc.hostname}" if words[2] == "-" else ("" if words[2] == "<>" else words[2])
+        rcpts = list(dict.fromkeys(words[3:]))
+        if s.max_recipients and len(rcpts) > s.max_recipients:
+            return _err(452, "4.5.3", f"too many recipients (limit {s.max_recipients})")
+        try:
+            if sender:
+                check_mailbox(sender)
+        except PathError:
+            return _err(553, "5.1.7", f"bad sender address {sender[:80]!r}")
+        plan = DeliveryPlan()
+        for r in rcpts:
+            target = r if "@" in r or r.lower() == "postmaster" else f"{r}@{svc.hostname}"
+            res = await resolve(svc.directory, target)
+            if isinstance(res, Invalid):
+                return _err(550, "5.1.1", f"<{r}>: {res.reason}")
+            plan.add(res)
+        spool = svc.store.new_spool()
+        try:
+            header = []
+            if plan.local:
+                header.append(f"Return-Path: <{sender}>\r\n")
+            header.append(
+                f"Received: from local user {user} (uid {uid})\r\n\tby {svc.hostname} (mailcove) with local"
+                f" id {sid};\r\n\t{svc.date()}\r\n"
+            )
+            spool.write("".join(header).encode("utf-8", "replace"))
+            remaining = size
+            while remaining:
+                chunk = await reader.read(min(CHUNK, remaining))
+                if not chunk:
+                    raise asyncio.IncompleteReadError(b"", remaining)
+                spool.write(chunk)
+                remaining -= len(chunk)
+            try:
+                result = await plan.submit(svc.store, spool, sender=sender, auth_user=f"local:{user}", client="local")
+            except MailError as exc:
+                slog.info("local submission by %s refused: %s %s %s", user, exc.code, exc.enhanced, exc.text)
+                return _err(exc.code, exc.enhanced, exc.text)
+        finally:
+            with contextlib.suppress(Exception):
+                spool.discard()
+        ids = [f"{r.user}:{r.uid}" for r in result.local]
+        if result.queue_id is not None:
+            ids.append(f"queue:{result.queue_id}")
+            svc.queued()
+        slog.info("local submission by %s (uid %d) from=<%s> size=%d %s", user, uid, sender, size, " ".join(ids))
+        return f"OK {' '.join(ids)}\r\n".encode()
