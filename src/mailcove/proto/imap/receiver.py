@@ -171,7 +171,7 @@ class ImapReceiver:
             self._mode = _LINE
             return AuthLine(line)
         if self._discard:
-            m = _ANNOUNCE.search(line)
+            m = _ANNOUNCE.search(line) if line[-1:] == b"}" else None
             if m and m.group(3):
                 self._remaining = int(m.group(2))
                 self._literal_sync = False
@@ -184,7 +184,7 @@ class ImapReceiver:
         return self._line(line)
 
     def _line(self, line: bytes) -> Event | None:
-        m = _ANNOUNCE.search(line)
+        m = _ANNOUNCE.search(line) if line[-1:] == b"}" else None
         if not self._cmd:
             t = _TAG.match(line)
             self._tag = t.group().decode("ascii") if t else None

@@ -3,7 +3,9 @@ command (tag, name, arguments; literals inline, final CRLF removed) to them."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from dataclasses import fields
 
 from mailcove.proto.imap.commands import (
     authenticate,
@@ -96,8 +98,51 @@ COMMANDS: dict[str, Parse] = {
 UID_COMMANDS = frozenset({"FETCH", "STORE", "COPY", "MOVE", "SEARCH", "SORT", "THREAD", "EXPUNGE"})
 
 
+# Clients repeat the same few commands with new tags (Thunderbird's UID FETCH n:* (FLAGS), STORE,
+# NOOP), so parsed commands are cached by everything after the tag: a hit costs a dict lookup and
+# a copy instead of a parse. Only commands whose result depends on nothing but their bytes, and that
+# carry no secrets, are cached; the cache is bounded and cleared when full.
+_CACHEABLE = frozenset({"FETCH", "STORE", "SEARCH", "NOOP", "IDLE", "CHECK", "EXPUNGE", "CAPABILITY", "UID", "SORT",
+                        "THREAD", "COPY", "MOVE", "SELECT", "EXAMINE", "STATUS", "LIST", "CLOSE", "UNSELECT"})
+_CACHE: dict[tuple[bytes, bool, int], Command] = {}
+_CACHE_MAX = 2048
+_CACHE_KEY_MAX = 512
+_TAG_END = re.compile(rb"[^(){ \x00-\x1f\x7f%*\"\\+\x80-\xff]+ ")
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _retag(cmd: Command, tag: str) -> Command:
+    cls = type(cmd)
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in fields(cls) if f.name != "tag")
+    new = object.__new__(cls)
+    setattr_ = object.__setattr__
+    setattr_(new, "tag", tag)
+    for name in names:
+        setattr_(new, name, getattr(cmd, name))
+    return new
+
+
 def parse_command(data: bytes, *, utf8: bool = False, max_depth: int = 16) -> Command:
     """Parse one complete command; raises `ParseError` (with ``.tag`` set when the tag was read)."""
+    m = _TAG_END.match(data)
+    if m is not None and len(data) - m.end() <= _CACHE_KEY_MAX:
+        key = (data[m.end():], utf8, max_depth)
+        hit = _CACHE.get(key)
+        if hit is not None:
+            return _retag(hit, data[:m.end() - 1].decode("ascii"))
+        cmd = _parse(data, utf8, max_depth)
+        word = key[0][:12].split(b" ", 1)[0].upper().decode("ascii", "replace")
+        if word in _CACHEABLE:
+            if len(_CACHE) >= _CACHE_MAX:
+                _CACHE.clear()
+            _CACHE[key] = cmd
+        return cmd
+    return _parse(data, utf8, max_depth)
+
+
+def _parse(data: bytes, utf8: bool, max_depth: int) -> Command:
     p = Parser(data, utf8=utf8, max_depth=max_depth)
     tag = None
     try:
