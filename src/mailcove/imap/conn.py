@@ -1,0 +1,85 @@
+"""Byte I/O of one IMAP connection: bounded reads, buffered writes with drain, COMPRESS=DEFLATE.
+
+Output is collected in a list and written when a response is complete or the buffer passes
+`FLUSH_AT`, then drained, so a session producing a huge FETCH yields to the event loop every
+64 KiB and one big mailbox never holds up other sessions. An idle session holds no buffers: the
+list is empty and the zlib objects exist only after COMPRESS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+
+from mailcove.net.listeners import Connection
+
+FLUSH_AT = 64 * 1024
+READ_CHUNK = 16 * 1024
+
+
+class ImapIO:
+    __slots__ = ("_buf", "_compress", "_decompress", "_size", "conn")
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._buf: list[bytes] = []
+        self._size = 0
+        self._compress: zlib._Compress | None = None
+        self._decompress: zlib._Decompress | None = None
+
+    @property
+    def compressed(self) -> bool:
+        return self._compress is not None
+
+    def start_compression(self) -> None:
+        # Raw deflate both ways (RFC 4978). A 32 KiB window keeps us compatible with any client
+        # inflater; memLevel 8 is zlib's default.
+        self._compress = zlib.compressobj(6, zlib.DEFLATED, -15)
+        self._decompress = zlib.decompressobj(-15)
+
+    def write(self, data: bytes) -> None:
+        self._buf.append(data)
+        self._size += len(data)
+
+    def pending(self) -> int:
+        return self._size
+
+    async def flush(self) -> None:
+        if not self._buf:
+            return
+        data = b"".join(self._buf)
+        self._buf = []
+        self._size = 0
+        if self._compress is not None:
+            data = self._compress.compress(data) + self._compress.flush(zlib.Z_SYNC_FLUSH)
+        writer = self.conn.writer
+        if writer.is_closing():
+            raise ConnectionResetError("connection closed")
+        writer.write(data)
+        await writer.drain()
+
+    async def maybe_flush(self) -> None:
+        if self._size >= FLUSH_AT:
+            await self.flush()
+
+    async def read(self) -> bytes:
+        """The next bytes from the client (b"" at EOF), decompressed when COMPRESS is active.
+        A decompressed chunk is bounded too, so a deflate bomb cannot inflate without limit in
+        one step."""
+        if self._decompress is not None and self._decompress.unconsumed_tail:
+            return self._decompress.decompress(self._decompress.unconsumed_tail, READ_CHUNK * 4)
+        data = await self.conn.reader.read(READ_CHUNK)
+        if not data:
+            return b""
+        if self._decompress is not None:
+            out = self._decompress.decompress(data, READ_CHUNK * 4)
+            while not out and self._decompress.unconsumed_tail:
+                out = self._decompress.decompress(self._decompress.unconsumed_tail, READ_CHUNK * 4)
+            if not out and not self._decompress.unconsumed_tail:
+                # A sync-flush marker alone; read more rather than report EOF.
+                return await self.read()
+            return out
+        return data
+
+    async def read_with_timeout(self, timeout: float) -> bytes:
+        return await asyncio.wait_for(self.read(), timeout)

@@ -1,0 +1,11 @@
+"""CAPABILITY (RFC 9051 6.1.1)."""
+
+from __future__ import annotations
+
+from mailcove.imap.session import Session
+from mailcove.proto.imap.commands import Capability
+
+
+async def run(s: Session, cmd: Capability) -> str:
+    s.untagged("CAPABILITY " + " ".join(s.capabilities()))
+    return "CAPABILITY completed"

@@ -1,0 +1,23 @@
+"""COMPRESS=DEFLATE (RFC 4978): OK in clear, then raw deflate both ways. Bytes the client sent
+after the command are already compressed: they are taken from the receiver and inflated."""
+
+from __future__ import annotations
+
+from mailcove.imap.session import Reply, Session
+from mailcove.proto.imap.commands import Compress
+
+
+async def run(s: Session, cmd: Compress) -> str:
+    if cmd.mechanism.upper() != "DEFLATE":
+        raise Reply("NO", f"Unknown compression mechanism {cmd.mechanism}", "CANNOT")
+    if s.io.compressed:
+        raise Reply("NO", "Compression is already active", "COMPRESSIONACTIVE")
+    rest = s.receiver.drop_buffer()
+    s.tagged(cmd.tag, "OK", "DEFLATE active")
+    await s.io.flush()
+    s.io.start_compression()
+    s.tag_done = cmd.tag
+    if rest:
+        assert s.io._decompress is not None
+        s.receiver.receive_data(s.io._decompress.decompress(rest))
+    return ""

@@ -1,0 +1,68 @@
+"""SELECT and EXAMINE (RFC 9051 6.3.2/6.3.3), with CONDSTORE (RFC 7162 3.1.8) and QRESYNC
+(3.2.5). The sequence map comes from the process-wide mailbox cache (selected.py), so selecting
+a mailbox another session has open reads nothing from the store but its row."""
+
+from __future__ import annotations
+
+from mailcove.imap.selected import SelectedView
+from mailcove.imap.session import SELECTED, Reply, Session
+from mailcove.proto.imap.commands import Select
+
+SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+
+
+async def run(s: Session, cmd: Select) -> tuple[str, str]:
+    if s.view is not None:
+        s.close_view()
+        if s.qresync:
+            s.untagged("OK [CLOSED] Previous mailbox closed")
+    if cmd.qresync is not None and not s.qresync:
+        raise Reply("BAD", "QRESYNC parameter without ENABLE QRESYNC")
+    if cmd.condstore:
+        s.condstore_used = True
+    mb = await s.store.get_mailbox(s.user, cmd.mailbox)
+    if mb.noselect:
+        raise Reply("NO", f"{cmd.mailbox} cannot be selected", "NONEXISTENT")
+    cache = await s.ctx.registry.open(s.user, mb.id)
+    view = SelectedView(cache, readonly=cmd.readonly, rev1=not s.rev2, uidvalidity=mb.uidvalidity)
+    s.view, s.mailbox, s.state = view, mb, SELECTED
+    s.saved_search = None
+    keywords = sorted(cache.keywords)
+    s.untagged(b"FLAGS " + s.enc.flag_list([*SYSTEM_FLAGS, *keywords]))
+    if cmd.readonly:
+        s.untagged("OK [PERMANENTFLAGS ()] Read-only mailbox")
+    else:
+        s.io.write(s.enc.permanentflags([*SYSTEM_FLAGS, *keywords]))
+    s.untagged(b"%d EXISTS" % len(view))
+    if not s.rev2:
+        s.untagged(b"%d RECENT" % len(view.recent))
+        first_unseen = next((i + 1 for i, u in enumerate(view.uids) if "\\Seen" not in view.flags_of(u)), None)
+        if first_unseen is not None:
+            s.untagged(f"OK [UNSEEN {first_unseen}] First unseen")
+    s.untagged(f"OK [UIDVALIDITY {mb.uidvalidity}] UIDs valid")
+    s.untagged(f"OK [UIDNEXT {max(mb.uidnext, view.max_uid + 1)}] Predicted next UID")
+    if s.condstore:
+        s.untagged(f"OK [HIGHESTMODSEQ {max(mb.highestmodseq, cache.highestmodseq, 1)}] Highest")
+    if cmd.qresync is not None and cmd.qresync.uidvalidity == mb.uidvalidity:
+        await _qresync(s, cmd, view)
+    return ("READ-ONLY" if cmd.readonly else "READ-WRITE"), f"{cmd.name} completed"
+
+
+async def _qresync(s: Session, cmd: Select, view: SelectedView) -> None:
+    """RFC 7162 3.2.5.2: VANISHED (EARLIER) for what went since the client's modseq, then FETCH for
+    what changed since."""
+    q = cmd.qresync
+    assert q is not None
+    max_uid = view.max_uid
+    vanished = await s.store.expunged_since(view.cache.mailbox_id, q.modseq)
+    if q.known_uids is not None:
+        ranges = q.known_uids.resolve(max_uid)
+        vanished = [u for u in vanished if any(a <= u <= b for a, b in ranges)]
+    if vanished:
+        s.io.write(s.enc.vanished(vanished, earlier=True))
+    cache = view.cache
+    for i, uid in enumerate(view.uids):
+        ms = cache.modseq_of(uid)
+        if ms is not None and ms > q.modseq:
+            s.untagged(b"%d FETCH (UID %d FLAGS %s MODSEQ (%d))" % (i + 1, uid, s.flags_bytes(view.flags_of(uid)), ms))
+            await s.io.maybe_flush()

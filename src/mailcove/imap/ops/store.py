@@ -1,0 +1,58 @@
+"""STORE and UID STORE (RFC 9051 6.4.6) with .SILENT and CONDSTORE UNCHANGEDSINCE (RFC 7162
+3.1.3). The store returns the new flags and modseq of what changed; they go into the shared
+mailbox cache at once (other sessions then see them as unsolicited FETCH at their next allowed
+moment) and this session answers with FETCH for the messages of the set."""
+
+from __future__ import annotations
+
+from mailcove.imap.session import Reply, Session
+from mailcove.proto.imap.commands import Store
+from mailcove.proto.imap.seqset import compact
+
+
+async def run(s: Session, cmd: Store) -> tuple[str, str] | str:
+    view = s.require_view()
+    if view.readonly:
+        raise Reply("NO", "Mailbox is read-only", "READ-ONLY")
+    if not cmd.uid and view.bad_seqs(cmd.seqset):
+        raise Reply("BAD", "Invalid message sequence number")
+    if cmd.unchangedsince is not None:
+        s.condstore_used = True
+    uids = [u for u in view.resolve(cmd.seqset, cmd.uid, s.saved_search) if not view.is_expunged(u)]
+    flags = [f for f in cmd.flags if f != "\\Recent"]
+    op = {"": "=", "+": "+", "-": "-"}[cmd.mode]
+    modified: list[int] = []
+    if uids:
+        result = await s.store.store_flags(
+            view.cache.mailbox_id, uids, op, flags, unchanged_since=cmd.unchangedsince  # type: ignore[arg-type]
+        )
+        view.cache.apply_flags(result.changed, origin=view)
+        modified = result.modified
+        changed = {e.uid for e in result.changed}
+    else:
+        changed = set()
+    mod_set = set(modified)
+    for uid in uids:
+        if uid in mod_set:
+            continue
+        # .SILENT: nothing about our own change; with CONDSTORE the new MODSEQ is still sent for
+        # what changed (RFC 7162 3.1.3), so the client can keep its HIGHESTMODSEQ.
+        if cmd.silent and not (s.condstore and uid in changed):
+            continue
+        seq = view.seq_of(uid)
+        if seq is None:
+            continue
+        parts = []
+        if not cmd.silent:
+            parts.append(b"FLAGS " + s.flags_bytes(view.flags_of(uid)))
+        if cmd.uid:
+            parts.insert(0, b"UID %d" % uid)
+        if s.condstore:
+            parts.append(b"MODSEQ (%d)" % (view.cache.modseq_of(uid) or 0))
+        s.untagged(b"%d FETCH (" % seq + b" ".join(parts) + b")")
+        await s.io.maybe_flush()
+    view.pending_flags.difference_update(uids)
+    if modified:
+        shown = modified if cmd.uid else [q for q in (view.seq_of(u) for u in modified) if q is not None]
+        return f"MODIFIED {compact(shown)}", "Conditional STORE failed for some messages"
+    return "STORE completed"

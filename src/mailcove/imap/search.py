@@ -1,0 +1,342 @@
+"""SEARCH evaluation (RFC 9051 section 6.4.4) over the parsed key tree of proto.imap.commands.search.
+
+Cost decides the order of work. Flags, UIDs, sequence numbers and modseqs come from the mailbox
+cache (no I/O). Dates, sizes and the envelope header fields come from `store.fetch_meta` (the
+MessageInfo scanned at delivery, read in batches). Only then, and only for messages whose outcome
+still depends on it, are bytes read: the header block for HEADER on a field the scanner did not
+keep, the whole message for BODY / TEXT. Evaluation is three-valued: a key that needs data not
+loaded yet answers None ("unknown"), AND/OR/NOT propagate it, and only messages still unknown
+load the next tier. `FROM a BODY b` over 10,000 messages reads the bodies of the few from `a`.
+
+Text matching is a case-insensitive substring match (str.casefold) on decoded text: RFC 2047
+words in headers and the transfer encoding and charset of text parts in bodies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+from mailcove.message import MessageInfo, Part, UnknownTransferEncoding, decode_header_value, decode_transfer
+from mailcove.proto.imap.commands.search import (
+    All,
+    And,
+    DateKey,
+    Flag,
+    Header,
+    ModSeq,
+    Not,
+    Or,
+    SearchKey,
+    SeqKey,
+    Size,
+    Text,
+    UidKey,
+    Within,
+)
+from mailcove.proto.imap.seqset import SeqSet
+from mailcove.store.api import MailStore, MessageMeta
+
+META_BATCH = 500
+READ_CONCURRENCY = 8
+MAX_BODY_SEARCH_BYTES = 16 * 1024 * 1024  # larger messages are searched in their first 16 MiB
+
+# Tiers of data a key needs.
+FLAGS, META, HEADER, BODY = 0, 1, 2, 3
+# Header fields MessageInfo keeps decoded or raw; other names read the header block.
+_INFO_HEADERS = frozenset({"from", "to", "cc", "bcc", "subject", "message-id", "in-reply-to", "date"})
+
+
+class SearchError(Exception):
+    """Answered with NO (e.g. $ used with no saved result is BAD in the session)."""
+
+
+class Msg:
+    """What evaluation knows about one message so far."""
+
+    __slots__ = ("body_text", "flags", "header_text", "meta", "modseq", "seq", "uid")
+
+    def __init__(self, seq: int, uid: int, flags: frozenset[str], modseq: int) -> None:
+        self.seq = seq
+        self.uid = uid
+        self.flags = flags
+        self.modseq = modseq
+        self.meta: MessageMeta | None = None
+        self.header_text: str | None = None  # the header block as text (raw, LF line ends)
+        self.body_text: str | None = None  # decoded text parts, casefolded
+
+
+def tier(key: SearchKey) -> int:
+    """The most expensive data `key` may need."""
+    if isinstance(key, Flag | SeqKey | UidKey | ModSeq | All):
+        return FLAGS
+    if isinstance(key, DateKey | Size | Within):
+        return META
+    if isinstance(key, Header):
+        return META if key.name.lower() in _INFO_HEADERS else HEADER
+    if isinstance(key, Text):
+        if key.field == "BODY":
+            return BODY
+        if key.field == "TEXT":
+            return BODY
+        return META
+    if isinstance(key, Not):
+        return tier(key.key)
+    if isinstance(key, Or):
+        return max(tier(key.left), tier(key.right))
+    if isinstance(key, And):
+        return max((tier(k) for k in key.keys), default=FLAGS)
+    return BODY
+
+
+def uses_modseq(key: SearchKey) -> bool:
+    if isinstance(key, ModSeq):
+        return True
+    if isinstance(key, Not):
+        return uses_modseq(key.key)
+    if isinstance(key, Or):
+        return uses_modseq(key.left) or uses_modseq(key.right)
+    if isinstance(key, And):
+        return any(uses_modseq(k) for k in key.keys)
+    return False
+
+
+class Evaluator:
+    """Evaluates one key tree over one session's view of a mailbox."""
+
+    def __init__(
+        self,
+        store: MailStore,
+        mailbox_id: int,
+        *,
+        count: int,
+        max_uid: int,
+        saved: Sequence[int] | None,
+        recent: set[int],
+    ) -> None:
+        self.store = store
+        self.mailbox_id = mailbox_id
+        self.count = count  # messages in the view: "*" for sequence numbers
+        self.max_uid = max_uid
+        self.saved = set(saved) if saved is not None else None  # UIDs of the saved result ($)
+        self.recent = recent
+        self.now = time.time()
+
+    async def run(self, key: SearchKey, msgs: list[Msg]) -> list[Msg]:
+        need = tier(key)
+        undecided = msgs
+        matched: list[Msg] = []
+        for level in (FLAGS, META, HEADER, BODY):
+            if level > need or not undecided:
+                break
+            if level == META:
+                await self._load_meta(undecided)
+            elif level == HEADER:
+                await self._load_text(undecided, body=False)
+            elif level == BODY:
+                await self._load_text(undecided, body=True)
+            still: list[Msg] = []
+            for m in undecided:
+                r = self.test(key, m, level)
+                if r is None:
+                    still.append(m)
+                elif r:
+                    matched.append(m)
+            undecided = still
+        matched.sort(key=lambda m: m.seq)
+        return matched
+
+    # --- loading -----------------------------------------------------------------------------
+
+    async def _load_meta(self, msgs: list[Msg]) -> None:
+        by_uid = {m.uid: m for m in msgs if m.meta is None}
+        uids = sorted(by_uid)
+        for i in range(0, len(uids), META_BATCH):
+            for meta in await self.store.fetch_meta(self.mailbox_id, uids[i : i + META_BATCH]):
+                by_uid[meta.uid].meta = meta
+
+    async def _load_text(self, msgs: list[Msg], *, body: bool) -> None:
+        await self._load_meta(msgs)
+        sem = asyncio.Semaphore(READ_CONCURRENCY)
+
+        async def one(m: Msg) -> None:
+            if m.meta is None:
+                return
+            info = m.meta.info
+            async with sem:
+                if body:
+                    data = await self.store.read_message(
+                        self.mailbox_id, m.uid, 0, min(info.size, MAX_BODY_SEARCH_BYTES)
+                    )
+                else:
+                    data = await self.store.read_message(self.mailbox_id, m.uid, 0, info.root.body_start)
+            if m.header_text is None:
+                m.header_text = _header_text(data[: info.root.body_start])
+            if body:
+                m.body_text = _body_text(data, info)
+
+        await asyncio.gather(*(one(m) for m in msgs))
+
+    # --- evaluation --------------------------------------------------------------------------
+
+    def test(self, key: SearchKey, m: Msg, level: int) -> bool | None:
+        if isinstance(key, All):
+            return True
+        if isinstance(key, Flag):
+            has = m.uid in self.recent if key.flag == "\\Recent" else _has_flag(m.flags, key.flag)
+            return has == key.present
+        if isinstance(key, SeqKey):
+            if key.seqset.saved:
+                return self.saved is not None and m.uid in self.saved
+            return key.seqset.contains(m.seq, self.count)
+        if isinstance(key, UidKey):
+            if key.seqset.saved:
+                return self.saved is not None and m.uid in self.saved
+            return _uid_in(key.seqset, m.uid, self.max_uid)
+        if isinstance(key, ModSeq):
+            return m.modseq >= key.modseq
+        if isinstance(key, Not):
+            r = self.test(key.key, m, level)
+            return None if r is None else not r
+        if isinstance(key, Or):
+            a = self.test(key.left, m, level)
+            if a:
+                return True
+            b = self.test(key.right, m, level)
+            if b:
+                return True
+            return None if a is None or b is None else False
+        if isinstance(key, And):
+            unknown = False
+            for k in key.keys:
+                r = self.test(k, m, level)
+                if r is False:
+                    return False
+                if r is None:
+                    unknown = True
+            return None if unknown else True
+        # Everything below needs the message's metadata.
+        meta = m.meta
+        if meta is None:
+            return None
+        if isinstance(key, Size):
+            return meta.size > key.size if key.larger else meta.size < key.size
+        if isinstance(key, Within):
+            age = self.now - meta.internaldate
+            return age > key.seconds if key.older else age <= key.seconds
+        if isinstance(key, DateKey):
+            ts = meta.info.date if key.sent else meta.internaldate
+            if ts is None:
+                ts = meta.internaldate  # no usable Date header: RFC 5256's rule, as Dovecot does
+            d = datetime.fromtimestamp(ts, UTC).date()
+            if key.op == "BEFORE":
+                return d < key.date
+            if key.op == "ON":
+                return d == key.date
+            return d >= key.date
+        if isinstance(key, Text):
+            needle = key.value.casefold()
+            if key.field in ("FROM", "TO", "CC", "BCC", "SUBJECT"):
+                value = meta.info.header_text(key.field.lower())
+                if value is None:
+                    return False
+                return needle in value.casefold()
+            if m.header_text is None or (m.body_text is None):
+                return None
+            if key.field == "TEXT":
+                return needle in _decoded_header(m.header_text) or needle in m.body_text
+            return needle in m.body_text
+        if isinstance(key, Header):
+            return self._header(key, m, meta.info)
+        return None
+
+    def _header(self, key: Header, m: Msg, info: MessageInfo) -> bool | None:
+        name = key.name.lower()
+        needle = key.value.casefold()
+        if name in _INFO_HEADERS:
+            if name == "message-id":
+                value = info.message_id
+            elif name == "in-reply-to":
+                value = info.envelope.in_reply_to
+            elif name == "date":
+                value = info.envelope.date
+            else:
+                value = info.header_text(name)
+            if value is None:
+                return False
+            return needle in decode_header_value(value).casefold() if name in (
+                "message-id", "in-reply-to", "date") else needle in value.casefold()
+        if m.header_text is None:
+            return None
+        values = _header_values(m.header_text, name)
+        if not values:
+            return False
+        return any(needle in v for v in values)
+
+
+def _has_flag(flags: frozenset[str], flag: str) -> bool:
+    if flag.startswith("\\"):
+        return flag in flags
+    # Keywords compare case-insensitively (RFC 9051 2.3.2).
+    if flag in flags:
+        return True
+    low = flag.lower()
+    return any(f.lower() == low for f in flags)
+
+
+def _uid_in(s: SeqSet, uid: int, max_uid: int) -> bool:
+    # RFC 9051 6.4.8: "*" is the largest UID in use; a range like 5:* includes the largest UID
+    # even when it is below 5.
+    return s.contains(uid, max_uid)
+
+
+_FIELD = re.compile(r"^([!-9;-~]+)[ \t]*:(.*(?:\n[ \t].*)*)", re.MULTILINE)
+
+
+def _header_text(raw: bytes) -> str:
+    return raw.replace(b"\r\n", b"\n").decode("utf-8", "surrogateescape")
+
+
+def _decoded_header(header_text: str) -> str:
+    return "\n".join(
+        m.group(1) + ": " + decode_header_value(re.sub(r"\n[ \t]", " ", m.group(2)).strip())
+        for m in _FIELD.finditer(header_text)
+    ).casefold()
+
+
+def _header_values(header_text: str, name: str) -> list[str]:
+    out = []
+    for m in _FIELD.finditer(header_text):
+        if m.group(1).lower() == name:
+            value = re.sub(r"\n[ \t]", " ", m.group(2)).strip()
+            out.append(decode_header_value(value).casefold())
+    return out
+
+
+def _text_parts(part: Part) -> Iterable[Part]:
+    for p in part.walk():
+        if p.type == "text" and not p.parts:
+            yield p
+
+
+def _body_text(data: bytes, info: MessageInfo) -> str:
+    chunks: list[str] = []
+    for p in _text_parts(info.root):
+        if p.body_start >= len(data):
+            continue
+        raw = data[p.body_start : p.body_end]
+        try:
+            decoded = decode_transfer(raw, p.cte)
+        except UnknownTransferEncoding:
+            decoded = raw
+        charset = (p.charset or "us-ascii").lower()
+        try:
+            chunks.append(decoded.decode(charset, "replace"))
+        except LookupError:
+            chunks.append(decoded.decode("utf-8", "replace"))
+    if not chunks and info.root.type != "multipart":
+        chunks.append(data[info.root.body_start :].decode("utf-8", "replace"))
+    return "\n".join(chunks).casefold()

@@ -1,0 +1,441 @@
+"""The selected mailbox: one shared cache per open mailbox in the process, and one view per session.
+
+`MailboxCache` is the process's current picture of a mailbox (UIDs, flags, modseqs as columns, from
+`store.index()`), shared by every session that has it selected and kept current from the change bus
+instead of being reloaded: loading a 100,000-row map costs ~80 ms of GIL time (DESIGN.md section 5),
+so a second SELECT of a busy mailbox must not pay it again.
+
+`SelectedView` is what one session's client has been told: its own sequence-number map (a copy of
+the UID column taken at SELECT), plus what happened since and has not been announced yet (expunged
+UIDs, UIDs whose flags changed). A session announces at the moments RFC 9051 section 7.4.1 allows:
+EXPUNGE / VANISHED never while a FETCH, STORE or SEARCH (or SORT/THREAD, which also return sequence
+numbers) is answered, at once during IDLE. New messages (EXISTS) and flag changes (FETCH) may be
+sent at the end of any command.
+
+\\Recent (IMAP4rev1 only): per mailbox per process, the first read-write session that sees a
+message gets it as \\Recent. `MailboxCache.recent_floor` is the highest UID already handed out.
+At the first SELECT of a mailbox since the server started, nothing is known about earlier sessions,
+so the messages without \\Seen above... (see `claim_recent`) count as recent. EXAMINE never claims.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Sequence
+
+from mailcove.proto.imap.seqset import SeqSet
+from mailcove.store.api import IndexEntry, MailboxIndex, MailStore
+from mailcove.store.changes import Change, Subscription
+
+log = logging.getLogger("mailcove.imap")
+
+# Above this many UIDs in one change, re-reading the whole index is cheaper than fetching the
+# rows one by one through fetch_meta (which also decodes each message's MessageInfo).
+_RELOAD_THRESHOLD = 256
+SEEN = "\\Seen"
+
+
+class MailboxCache:
+    """The current state of one mailbox, shared by the sessions of this process."""
+
+    def __init__(self, registry: CacheRegistry, user: str, mailbox_id: int, index: MailboxIndex) -> None:
+        self.registry = registry
+        self.user = user
+        self.mailbox_id = mailbox_id
+        self.uids: array[int] = index.uids
+        self.flags: list[frozenset[str]] = index.flags
+        self.modseqs: array[int] = index.modseqs
+        self.highestmodseq = max(self.modseqs) if self.modseqs else 0
+        self.views: set[SelectedView] = set()
+        self.refs = 0
+        self.recent_floor: int | None = None  # see claim_recent
+        self.keywords: set[str] = set()
+        for fl in set(self.flags):
+            self.keywords.update(f for f in fl if not f.startswith("\\"))
+
+    # --- lookups -----------------------------------------------------------------------------
+
+    def pos(self, uid: int) -> int | None:
+        i = bisect_left(self.uids, uid)
+        return i if i < len(self.uids) and self.uids[i] == uid else None
+
+    def flags_of(self, uid: int) -> frozenset[str] | None:
+        i = self.pos(uid)
+        return None if i is None else self.flags[i]
+
+    def modseq_of(self, uid: int) -> int | None:
+        i = self.pos(uid)
+        return None if i is None else self.modseqs[i]
+
+    # --- updates (idempotent: the session's own result and the bus's later copy both arrive) ---
+
+    def apply_flags(self, entries: Iterable[IndexEntry], origin: SelectedView | None = None) -> None:
+        changed: list[int] = []
+        for e in entries:
+            i = self.pos(e.uid)
+            if i is None or e.modseq < self.modseqs[i]:
+                continue
+            if e.modseq == self.modseqs[i] and e.flags == self.flags[i]:
+                continue
+            self.flags[i] = e.flags
+            self.modseqs[i] = e.modseq
+            self.keywords.update(f for f in e.flags if not f.startswith("\\"))
+            changed.append(e.uid)
+            if e.modseq > self.highestmodseq:
+                self.highestmodseq = e.modseq
+        if changed:
+            for view in self.views:
+                if view is not origin:
+                    view.pending_flags.update(changed)
+            self._wake()
+
+    def apply_expunge(self, uids: Sequence[int], modseq: int = 0) -> None:
+        gone = set(uids)
+        keep_u, keep_f, keep_m = array("Q"), [], array("Q")
+        removed: dict[int, frozenset[str]] = {}
+        if len(gone) * 8 < len(self.uids):
+            # Few: delete in place (each a memmove), newest first so positions stay valid.
+            for uid in sorted(gone, reverse=True):
+                i = self.pos(uid)
+                if i is None:
+                    continue
+                removed[uid] = self.flags[i]
+                del self.uids[i]
+                del self.flags[i]
+                del self.modseqs[i]
+        else:
+            for uid, fl, ms in zip(self.uids, self.flags, self.modseqs, strict=True):
+                if uid in gone:
+                    removed[uid] = fl
+                else:
+                    keep_u.append(uid)
+                    keep_f.append(fl)
+                    keep_m.append(ms)
+            self.uids, self.flags, self.modseqs = keep_u, keep_f, keep_m
+        self.highestmodseq = max(self.highestmodseq, modseq)
+        if removed:
+            for view in self.views:
+                view.note_expunged(removed)
+            self._wake()
+
+    def apply_append(self, entries: Sequence[IndexEntry]) -> None:
+        added = False
+        for e in sorted(entries, key=lambda e: e.uid):
+            last = self.uids[-1] if self.uids else 0
+            if e.uid > last:
+                self.uids.append(e.uid)
+                self.flags.append(e.flags)
+                self.modseqs.append(e.modseq)
+            else:
+                # Out of order (another writer's change arrived after ours): insert, unless known.
+                i = bisect_left(self.uids, e.uid)
+                if i < len(self.uids) and self.uids[i] == e.uid:
+                    continue
+                self.uids.insert(i, e.uid)
+                self.flags.insert(i, e.flags)
+                self.modseqs.insert(i, e.modseq)
+            self.keywords.update(f for f in e.flags if not f.startswith("\\"))
+            self.highestmodseq = max(self.highestmodseq, e.modseq)
+            added = True
+        if added:
+            self._wake()
+
+    def replace(self, index: MailboxIndex) -> None:
+        """A full reload (after the bus overflowed or a large change): diff against what we had."""
+        new_pos = {uid: i for i, uid in enumerate(index.uids)}
+        gone = [u for u in self.uids if u not in new_pos]
+        if gone:
+            self.apply_expunge(gone)
+        old = {uid: (fl, ms) for uid, fl, ms in zip(self.uids, self.flags, self.modseqs, strict=True)}
+        appended = [IndexEntry(u, index.flags[i], index.modseqs[i]) for u, i in new_pos.items() if u not in old]
+        changed = [
+            IndexEntry(u, index.flags[i], index.modseqs[i])
+            for u, i in new_pos.items()
+            if u in old and old[u] != (index.flags[i], index.modseqs[i])
+        ]
+        self.apply_flags(changed)
+        if appended:
+            self.apply_append(appended)
+
+    def _wake(self) -> None:
+        for view in self.views:
+            view.wakeup.set()
+
+    # --- \Recent -----------------------------------------------------------------------------
+
+    def claim_recent(self, up_to_uid: int, first_unseen_only: bool = False) -> set[int]:
+        """UIDs up to `up_to_uid` nobody in this process was given as \\Recent yet; they are now
+        this caller's. At the first claim since start the unseen messages are taken as recent
+        (nothing else is known: the store keeps no \\Recent)."""
+        out: set[int] = set()
+        if self.recent_floor is None:
+            hi = bisect_right(self.uids, up_to_uid)
+            out = {u for u, fl in zip(self.uids[:hi], self.flags[:hi], strict=True) if SEEN not in fl}
+            self.recent_floor = up_to_uid
+            return out
+        if up_to_uid > self.recent_floor:
+            lo = bisect_right(self.uids, self.recent_floor)
+            hi = bisect_right(self.uids, up_to_uid)
+            out = set(self.uids[lo:hi])
+            self.recent_floor = up_to_uid
+        return out
+
+
+class SelectedView:
+    """One session's picture of its selected mailbox."""
+
+    def __init__(self, cache: MailboxCache, *, readonly: bool, rev1: bool, uidvalidity: int) -> None:
+        self.cache = cache
+        self.readonly = readonly
+        self.rev1 = rev1
+        self.uidvalidity = uidvalidity
+        self.uids: array[int] = array("Q", cache.uids)  # this session's sequence-number map
+        self.pending_expunged: set[int] = set()
+        self.expunged_flags: dict[int, frozenset[str]] = {}
+        self.pending_flags: set[int] = set()
+        self.recent: set[int] = set()
+        self.wakeup = asyncio.Event()
+        self.closed = False
+        cache.views.add(self)
+        if rev1 and not readonly:
+            self.recent = cache.claim_recent(self.uids[-1] if self.uids else 0)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.cache.views.discard(self)
+            self.cache.registry.release(self.cache)
+
+    # --- sequence numbers --------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.uids)
+
+    def seq_of(self, uid: int) -> int | None:
+        i = bisect_left(self.uids, uid)
+        return i + 1 if i < len(self.uids) and self.uids[i] == uid else None
+
+    def uid_of(self, seq: int) -> int:
+        return self.uids[seq - 1]
+
+    @property
+    def max_uid(self) -> int:
+        return self.uids[-1] if self.uids else 0
+
+    def resolve(self, seqset: SeqSet, uid: bool, saved: Sequence[int] | None = None) -> list[int]:
+        """The UIDs a command's set names, ascending, only messages in this view. Sequence numbers
+        outside 1..n are ignored here; `bad_seqs` tells whether the client named any."""
+        if seqset.saved:
+            if saved is None:
+                return []
+            return [u for u in saved if self.seq_of(u) is not None]
+        out: list[int] = []
+        if uid:
+            for a, b in seqset.resolve(self.max_uid):
+                lo = bisect_left(self.uids, a)
+                hi = bisect_right(self.uids, b)
+                out.extend(self.uids[lo:hi])
+        else:
+            for a, b in seqset.clip(len(self.uids)):
+                out.extend(self.uids[a - 1 : b])
+        return out
+
+    def bad_seqs(self, seqset: SeqSet) -> bool:
+        """RFC 9051 6.4.5 / 9.: a sequence number above the count is an error (BAD)."""
+        if seqset.saved:
+            return False
+        n = len(self.uids)
+        return any(x > n or (x == 0 and n == 0) for pair in seqset.ranges for x in pair)
+
+    def flags_of(self, uid: int) -> frozenset[str]:
+        """The message's flags, including for one expunged elsewhere and not yet announced."""
+        fl = self.cache.flags_of(uid)
+        if fl is None:
+            fl = self.expunged_flags.get(uid, frozenset())
+        if uid in self.recent:
+            fl = fl | {"\\Recent"}
+        return fl
+
+    def is_expunged(self, uid: int) -> bool:
+        return uid in self.pending_expunged
+
+    @property
+    def in_step(self) -> bool:
+        """True when position i of this view is position i of the cache (the fast FETCH path)."""
+        return not self.pending_expunged and len(self.uids) == len(self.cache.uids)
+
+    def note_expunged(self, removed: dict[int, frozenset[str]]) -> None:
+        for uid, fl in removed.items():
+            if self.seq_of(uid) is not None:
+                self.pending_expunged.add(uid)
+                self.expunged_flags[uid] = fl
+        self.pending_flags.difference_update(removed)
+
+    # --- announcing --------------------------------------------------------------------------
+
+    def new_uids(self) -> array[int]:
+        """UIDs the cache has that this view has not taken in yet."""
+        i = bisect_right(self.cache.uids, self.max_uid)
+        return self.cache.uids[i:]
+
+    def take_expunges(self) -> tuple[list[int], list[int]]:
+        """Remove announced expunges from the map: (sequence numbers in descending order, so
+        each is valid when sent, and the UIDs)."""
+        if not self.pending_expunged:
+            return [], []
+        gone = self.pending_expunged
+        seqs = sorted((s for s in (self.seq_of(u) for u in gone) if s is not None), reverse=True)
+        if len(gone) * 8 < len(self.uids):
+            for s in seqs:
+                del self.uids[s - 1]
+        else:
+            self.uids = array("Q", [u for u in self.uids if u not in gone])
+        uids = sorted(gone)
+        self.pending_expunged = set()
+        for u in uids:
+            self.expunged_flags.pop(u, None)
+            self.recent.discard(u)
+        return seqs, uids
+
+    def take_new(self) -> int:
+        """Extend the map with new messages; returns how many were added."""
+        new = self.new_uids()
+        if not new:
+            return 0
+        if self.rev1 and not self.readonly:
+            self.recent |= self.cache.claim_recent(new[-1])
+        self.uids.extend(new)
+        return len(new)
+
+    def take_flag_changes(self) -> list[int]:
+        if not self.pending_flags:
+            return []
+        out = sorted(u for u in self.pending_flags if u not in self.pending_expunged)
+        self.pending_flags = set()
+        return out
+
+
+class CacheRegistry:
+    """Every open MailboxCache of the process, and one change-bus subscription per user with open
+    mailboxes that keeps them current."""
+
+    def __init__(self, store: MailStore) -> None:
+        self.store = store
+        self.caches: dict[int, MailboxCache] = {}
+        self._loading: dict[int, asyncio.Future[MailboxCache]] = {}
+        self._early: dict[int, list[Change]] = {}
+        self._pumps: dict[str, tuple[Subscription, asyncio.Task[None]]] = {}
+
+    async def open(self, user: str, mailbox_id: int) -> MailboxCache:
+        cache = self.caches.get(mailbox_id)
+        if cache is not None:
+            cache.refs += 1
+            return cache
+        pending = self._loading.get(mailbox_id)
+        if pending is not None:
+            cache = await asyncio.shield(pending)
+            cache.refs += 1
+            return cache
+        self._ensure_pump(user)
+        fut: asyncio.Future[MailboxCache] = asyncio.get_running_loop().create_future()
+        self._loading[mailbox_id] = fut
+        self._early[mailbox_id] = []
+        try:
+            index = await self.store.index(mailbox_id)
+        except BaseException as exc:
+            self._loading.pop(mailbox_id, None)
+            self._early.pop(mailbox_id, None)
+            fut.set_exception(exc)
+            fut.exception()  # retrieved: waiters re-raise it; no "never retrieved" warning
+            self._maybe_stop_pump(user)
+            raise
+        cache = MailboxCache(self, user, mailbox_id, index)
+        cache.refs = 1
+        self.caches[mailbox_id] = cache
+        del self._loading[mailbox_id]
+        fut.set_result(cache)
+        # Changes the bus delivered while the index was being read: apply them (idempotent).
+        for change in self._early.pop(mailbox_id, []):
+            await self._apply(cache, change)
+        return cache
+
+    def release(self, cache: MailboxCache) -> None:
+        cache.refs -= 1
+        if cache.refs <= 0 and self.caches.get(cache.mailbox_id) is cache:
+            del self.caches[cache.mailbox_id]
+            self._maybe_stop_pump(cache.user)
+
+    def _ensure_pump(self, user: str) -> None:
+        if user in self._pumps:
+            return
+        sub = self.store.changes.subscribe(user)
+        task = asyncio.get_running_loop().create_task(self._pump(sub), name=f"imap-changes-{user}")
+        self._pumps[user] = (sub, task)
+
+    def _maybe_stop_pump(self, user: str) -> None:
+        if any(c.user == user for c in self.caches.values()):
+            return
+        if any(True for _ in self._loading):
+            return
+        entry = self._pumps.pop(user, None)
+        if entry is not None:
+            sub, task = entry
+            sub.close()
+            task.cancel()
+
+    async def _pump(self, sub: Subscription) -> None:
+        while True:
+            await sub.wait()
+            overflowed = sub.overflowed
+            sub.overflowed = False
+            changes = sub.drain()
+            try:
+                if overflowed:
+                    for cache in [c for c in self.caches.values() if c.user == sub.user]:
+                        cache.replace(await self.store.index(cache.mailbox_id))
+                    continue
+                for change in changes:
+                    if change.mailbox_id in self._early:
+                        self._early[change.mailbox_id].append(change)
+                        continue
+                    cache = self.caches.get(change.mailbox_id)
+                    if cache is not None:
+                        await self._apply(cache, change)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("applying mailbox changes failed; reloading")
+                for cache in [c for c in self.caches.values() if c.user == sub.user]:
+                    with contextlib.suppress(Exception):
+                        cache.replace(await self.store.index(cache.mailbox_id))
+
+    async def _apply(self, cache: MailboxCache, change: Change) -> None:
+        if change.kind == "expunge":
+            cache.apply_expunge(change.uids, change.modseq)
+        elif change.kind in ("append", "flags"):
+            uids = change.uids
+            if change.kind == "flags" and all((cache.modseq_of(u) or change.modseq) >= change.modseq for u in uids):
+                return  # our own STORE, already applied
+            if change.kind == "append" and all(cache.pos(u) is not None for u in uids):
+                return
+            if len(uids) > _RELOAD_THRESHOLD:
+                cache.replace(await self.store.index(cache.mailbox_id))
+                return
+            metas = await self.store.fetch_meta(cache.mailbox_id, uids)
+            entries = [IndexEntry(m.uid, m.flags, m.modseq) for m in metas]
+            if change.kind == "append":
+                cache.apply_append(entries)
+            else:
+                cache.apply_flags(entries)
+            # A UID the change names but the read did not find was expunged since; the expunge
+            # change that follows removes it.
+
+    async def aclose(self) -> None:
+        for sub, task in self._pumps.values():
+            sub.close()
+            task.cancel()
+        self._pumps.clear()

@@ -1,0 +1,312 @@
+"""One IMAP connection: the state machine (not authenticated / authenticated / selected / logout),
+the capability set, dispatch to ops/<command>.py, and the moments pending mailbox changes are
+announced.
+
+The bytes -> command work is proto.imap's `ImapReceiver` (sans-IO); this module owns policy:
+which commands a state allows, what the capability list says (TLS, lab mode, ENABLEd
+extensions), when EXPUNGE / VANISHED may be sent (never while answering FETCH, STORE, SEARCH,
+SORT or THREAD by sequence number; at once during IDLE), and the user every store call is made
+for (`self.user`, set only by a successful LOGIN / AUTHENTICATE).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mailcove.imap.conn import ImapIO
+from mailcove.imap.selected import CacheRegistry, SelectedView
+from mailcove.imap.wire import flag_list
+from mailcove.proto.imap import ImapReceiver
+from mailcove.proto.imap.responses import ResponseEncoder
+from mailcove.proto.imap.seqset import compact
+
+if TYPE_CHECKING:
+    from mailcove.config.settings import Settings
+    from mailcove.directory.api import Directory, Principal
+    from mailcove.net.listeners import Connection, TlsProvider
+    from mailcove.store.api import Mailbox, MailStore
+
+log = logging.getLogger("mailcove.imap")
+
+NOT_AUTH, AUTH, SELECTED, LOGOUT = "not authenticated", "authenticated", "selected", "logout"
+
+# Commands allowed per state (RFC 9051 section 6). Anything else: BAD.
+ANY_STATE = frozenset({"CAPABILITY", "NOOP", "LOGOUT", "ID"})
+NOT_AUTH_ONLY = frozenset({"STARTTLS", "AUTHENTICATE", "LOGIN"})
+AUTH_CMDS = frozenset({
+    "ENABLE", "SELECT", "EXAMINE", "CREATE", "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE", "LIST", "LSUB",
+    "STATUS", "APPEND", "NAMESPACE", "IDLE", "GETQUOTA", "GETQUOTAROOT", "SETQUOTA", "COMPRESS",
+})
+SELECTED_CMDS = frozenset({
+    "CHECK", "CLOSE", "UNSELECT", "EXPUNGE", "SEARCH", "FETCH", "STORE", "COPY", "MOVE", "SORT", "THREAD",
+})
+# RFC 9051 7.4.1: no EXPUNGE while answering these by sequence number (their UID forms may).
+NO_EXPUNGE_DURING = frozenset({"FETCH", "STORE", "SEARCH", "SORT", "THREAD"})
+
+ENABLEABLE = ("IMAP4REV2", "CONDSTORE", "QRESYNC", "UTF8=ACCEPT")
+MAX_BADS = 10
+APPENDLIMIT_DEFAULT = 64 * 1024 * 1024
+
+
+@dataclass
+class ImapLimits:
+    appendlimit: int = APPENDLIMIT_DEFAULT
+    max_line: int = 64 * 1024
+    idle_timeout: float = 30 * 60.0  # RFC 9051 5.4: at least 30 minutes of inactivity
+    login_timeout: float = 60.0
+    max_bads: int = MAX_BADS
+
+
+@dataclass
+class ImapContext:
+    """What every session of the process shares."""
+
+    settings: Settings
+    store: MailStore
+    directory: Directory
+    tls: TlsProvider | None
+    registry: CacheRegistry
+    limits: ImapLimits = field(default_factory=ImapLimits)
+    implicit_tls: bool = False
+
+    @property
+    def allow_plaintext(self) -> bool:
+        return bool(self.settings.auth.allow_plaintext)
+
+
+class Reply(Exception):
+    """Raised by ops to end a command with NO / BAD (or OK with a code)."""
+
+    def __init__(self, status: str, text: str, code: str | None = None) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+        self.code = code
+
+
+class CloseConnection(Exception):
+    """The session ends after the current response (LOGOUT, BYE)."""
+
+
+class Session:
+    def __init__(self, ctx: ImapContext, conn: Connection) -> None:
+        self.ctx = ctx
+        self.conn = conn
+        self.io = ImapIO(conn)
+        self.log = conn.log
+        self.state = NOT_AUTH
+        self.principal: Principal | None = None
+        self.enabled: set[str] = set()
+        self.condstore_used = False  # a CONDSTORE-enabling command was seen (RFC 7162 3.1)
+        self.view: SelectedView | None = None
+        self.mailbox: Mailbox | None = None
+        self.saved_search: list[int] | None = None  # UIDs (SEARCHRES)
+        self.client_id: dict[str, str | None] | None = None
+        self.bads = 0
+        self.receiver = ImapReceiver(max_line=ctx.limits.max_line, max_literal=ctx.limits.appendlimit)
+        self.store = ctx.store
+        self.append: Any = None  # ops.append.AppendState while an APPEND is streaming
+        self.idling: str | None = None  # the IDLE command's tag while idling
+        self.auth: Any = None  # ops.authenticate state while waiting for a SASL response
+        self.tag_done: str | None = None  # set by an op that answers its tag later itself
+        self.enc = ResponseEncoder(rev2=False, utf8=False)
+        self._flag_cache: dict[frozenset[str], bytes] = {}
+
+    # --- who and what ------------------------------------------------------------------------
+
+    @property
+    def user(self) -> str:
+        """The authenticated account. Every store call for mail goes through this."""
+        if self.principal is None:
+            raise Reply("NO", "Not authenticated")
+        return self.principal.user
+
+    @property
+    def rev2(self) -> bool:
+        return "IMAP4REV2" in self.enabled
+
+    @property
+    def utf8(self) -> bool:
+        return self.rev2 or "UTF8=ACCEPT" in self.enabled
+
+    @property
+    def condstore(self) -> bool:
+        return self.condstore_used or "CONDSTORE" in self.enabled or "QRESYNC" in self.enabled
+
+    @property
+    def qresync(self) -> bool:
+        return "QRESYNC" in self.enabled
+
+    @property
+    def is_tls(self) -> bool:
+        return self.conn.is_tls
+
+    @property
+    def login_allowed(self) -> bool:
+        return self.is_tls or self.ctx.allow_plaintext
+
+    def capabilities(self) -> list[str]:
+        caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE"]
+        if self.state == NOT_AUTH:
+            if not self.is_tls and self.conn.tls_available:
+                caps.append("STARTTLS")
+            if self.login_allowed:
+                caps.append("AUTH=PLAIN")
+            else:
+                caps.append("LOGINDISABLED")
+            return caps
+        caps += [
+            "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE", "CONDSTORE", "QRESYNC", "SPECIAL-USE", "CREATE-SPECIAL-USE",
+            "LIST-EXTENDED", "LIST-STATUS", "CHILDREN", "ESEARCH", "SEARCHRES", "SORT", "SORT=DISPLAY", "ESORT",
+            "THREAD=REFERENCES", "THREAD=ORDEREDSUBJECT", "MULTIAPPEND", "BINARY", "QUOTA", "QUOTA=RES-STORAGE",
+            "QUOTA=RES-MESSAGE", f"APPENDLIMIT={self.ctx.limits.appendlimit}", "STATUS=SIZE", "UTF8=ACCEPT",
+            "WITHIN",
+        ]
+        if not self.io.compressed:
+            caps.append("COMPRESS=DEFLATE")
+        return caps
+
+    # --- output ------------------------------------------------------------------------------
+
+    def send(self, line: bytes) -> None:
+        """One complete response line (CRLF added)."""
+        self.io.write(line + b"\r\n")
+
+    def untagged(self, text: str | bytes) -> None:
+        self.send(b"* " + (text.encode("utf-8") if isinstance(text, str) else text))
+
+    def tagged(self, tag: str, status: str, text: str, code: str | None = None) -> None:
+        c = f"[{code}] " if code else ""
+        self.send(f"{tag} {status} {c}{text}".encode("utf-8", "replace"))
+
+    # --- the loop ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        caps = " ".join(self.capabilities())
+        self.send(f"* OK [CAPABILITY {caps}] mailcove ready".encode())
+        await self.io.flush()
+        closing = asyncio.ensure_future(self.conn.closing.wait())
+        try:
+            while self.state != LOGOUT:
+                timeout = self.ctx.limits.login_timeout if self.state == NOT_AUTH else self.ctx.limits.idle_timeout
+                read = asyncio.ensure_future(self.io.read())
+                waits: set[asyncio.Future[Any]] = {read, closing}
+                while True:
+                    wake = None
+                    if self.idling is not None and self.view is not None:
+                        wake = asyncio.ensure_future(self.view.wakeup.wait())
+                        waits.add(wake)
+                    done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                    if wake is not None:
+                        waits.discard(wake)
+                        if wake in done and read not in done:
+                            # New mail / flags / expunges while idling: tell the client at once.
+                            self.announce(allow_expunge=True)
+                            await self.io.flush()
+                            continue
+                        wake.cancel()
+                    break
+                if read not in done:
+                    read.cancel()
+                    with contextlib.suppress(BaseException):
+                        await read
+                    text = "Server shutting down" if closing in done else "Autologout; idle for too long"
+                    self.untagged(f"BYE {text}")
+                    await self.io.flush()
+                    return
+                data = read.result()
+                if not data:
+                    return
+                self.receiver.receive_data(data)
+                await self.process_events()
+                await self.io.flush()
+        except CloseConnection:
+            with contextlib.suppress(Exception):
+                await self.io.flush()
+        finally:
+            closing.cancel()
+            if self.append is not None:
+                self.append.discard()
+                self.append = None
+            self.close_view()
+
+    async def process_events(self) -> None:
+        from mailcove.imap import dispatch
+
+        await dispatch.process(self)
+
+    # --- the selected mailbox ----------------------------------------------------------------
+
+    def close_view(self) -> None:
+        if self.view is not None:
+            self.view.close()
+        self.view = None
+        self.mailbox = None
+        self.saved_search = None
+        if self.state == SELECTED:
+            self.state = AUTH
+
+    def require_view(self) -> SelectedView:
+        if self.view is None:
+            raise Reply("BAD", "No mailbox selected")
+        return self.view
+
+    def announce(self, *, allow_expunge: bool) -> None:
+        """Send what changed in the selected mailbox since the client was last told."""
+        view = self.view
+        if view is None:
+            return
+        if allow_expunge and view.pending_expunged:
+            seqs, uids = view.take_expunges()
+            if self.qresync:
+                if uids:
+                    self.untagged("VANISHED " + compact(uids))
+            else:
+                for s in seqs:
+                    self.untagged(b"%d EXPUNGE" % s)
+        added = view.take_new()
+        if added:
+            self.untagged(b"%d EXISTS" % len(view))
+            if not self.rev2:
+                self.untagged(b"%d RECENT" % len(view.recent))
+        for uid in view.take_flag_changes():
+            seq = view.seq_of(uid)
+            if seq is None:
+                continue
+            parts = [b"UID %d" % uid, b"FLAGS " + self.flags_bytes(view.flags_of(uid))]
+            if self.condstore:
+                parts.append(b"MODSEQ (%d)" % (view.cache.modseq_of(uid) or 0))
+            self.untagged(b"%d FETCH (" % seq + b" ".join(parts) + b")")
+        view.wakeup.clear()
+
+    def visible_flags(self, flags: frozenset[str]) -> frozenset[str]:
+        return flags - {"\\Recent"} if self.rev2 else flags
+
+    def flags_bytes(self, flags: frozenset[str]) -> bytes:
+        """``(\\Seen foo)`` for a flag set; cached per set (a mailbox has few distinct sets)."""
+        cache = self._flag_cache
+        out = cache.get(flags)
+        if out is None:
+            out = flag_list(self.visible_flags(flags))
+            if len(cache) > 4096:
+                cache.clear()
+            cache[flags] = out
+        return out
+
+    def update_encoding(self) -> None:
+        self.enc = ResponseEncoder(rev2=self.rev2, utf8=self.utf8)
+        self.receiver.utf8 = self.utf8
+        self._flag_cache.clear()
+
+    async def bye(self, text: str) -> None:
+        self.untagged(f"BYE {text}")
+        await self.io.flush()
+        raise CloseConnection()
+
+
+def log_command(session: Session, cmd: Any) -> None:
+    session.log.debug("command %r", cmd)

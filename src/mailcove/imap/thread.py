@@ -1,0 +1,214 @@
+"""THREAD=ORDEREDSUBJECT and THREAD=REFERENCES (RFC 5256 sections 2.2 and 4).
+
+Both work over the Message-ID / In-Reply-To / References / base subject / sent date fields the
+scanner extracted at delivery. The result is a nested list: a thread node is `(id, children)`,
+serialised by `format_threads` into the RFC's parenthesised form, where a chain of only children
+is written flat, `(1 2 3)`, and siblings as sub-lists, `(1 (2)(3))`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from mailcove.imap.sort import sent_date
+from mailcove.store.api import MessageMeta
+
+Node = tuple[int, list["Node"]]  # (id, children); id 0 is a dummy (no message)
+
+
+def ordered_subject(items: Sequence[tuple[int, MessageMeta]]) -> list[Node]:
+    """Section 3 ORDEREDSUBJECT: sort by (base subject, sent date), group by base subject; the
+    first message of a group is the parent and the others its children; threads in the order
+    of their first message's date."""
+    keyed = sorted(items, key=lambda it: (it[1].info.base_subject.encode("utf-8", "surrogateescape").upper(),
+                                          sent_date(it[1]), it[0]))
+    threads: list[tuple[float, int, Node]] = []
+    current: Node | None = None
+    subject: bytes | None = None
+    for ident, meta in keyed:
+        s = meta.info.base_subject.encode("utf-8", "surrogateescape").upper()
+        if current is None or s != subject:
+            current = (ident, [])
+            subject = s
+            threads.append((sent_date(meta), ident, current))
+        else:
+            current[1].append((ident, []))
+    threads.sort(key=lambda t: (t[0], t[1]))
+    return [t[2] for t in threads]
+
+
+@dataclass(eq=False)
+class _Container:
+    ident: int = 0  # 0: no message (a reference only)
+    date: float = 0.0
+    order: int = 0
+    subject: str = ""
+    is_reply: bool = False
+    parent: _Container | None = None
+    children: list[_Container] = field(default_factory=list)
+
+    def has_descendant(self, other: _Container) -> bool:
+        stack = list(self.children)
+        while stack:
+            c = stack.pop()
+            if c is other:
+                return True
+            stack.extend(c.children)
+        return False
+
+    def link(self, child: _Container) -> None:
+        if child.parent is not None:
+            child.parent.children.remove(child)
+        child.parent = self
+        self.children.append(child)
+
+    def unlink(self) -> None:
+        if self.parent is not None:
+            self.parent.children.remove(self)
+            self.parent = None
+
+
+def _valid_ids(ids: Sequence[str]) -> list[str]:
+    return [i for i in ids if i and "@" in i] or [i for i in ids if i]
+
+
+def references(items: Sequence[tuple[int, MessageMeta]]) -> list[Node]:
+    """Section 4 REFERENCES (the JWZ algorithm as RFC 5256 specifies it)."""
+    from mailcove.message import is_reply_or_forward
+
+    table: dict[str, _Container] = {}
+    unique = 0
+    for order, (ident, meta) in enumerate(items):
+        info = meta.info
+        mid = info.message_id
+        # (1A) a message without a Message-ID, or with one seen already, is unique.
+        if not mid or (mid in table and table[mid].ident):
+            unique += 1
+            mid = f"\x00unique{unique}"
+        c = table.setdefault(mid, _Container())
+        c.ident, c.date, c.order = ident, sent_date(meta), order
+        c.subject = info.base_subject
+        c.is_reply = bool(info.subject) and is_reply_or_forward(info.subject or "")
+        refs = _valid_ids(info.references) or _valid_ids(info.in_reply_to)[:1]
+        # (1B) link the references chain, never creating a loop, never re-parenting.
+        prev: _Container | None = None
+        for ref in refs:
+            r = table.setdefault(ref, _Container())
+            if prev is not None and r.parent is None and r is not prev and not r.has_descendant(prev) \
+                    and not prev.has_descendant(r) and r is not c:
+                prev.link(r)
+            prev = r
+        # (1C) the last reference is this message's parent (replacing any earlier guess).
+        if prev is not None and prev is not c and not c.has_descendant(prev):
+            prev.link(c)
+        elif prev is None:
+            c.unlink()
+    # (2) the root set.
+    roots = [c for c in table.values() if c.parent is None]
+    # (3) prune dummies.
+    roots = _prune(roots, top=True)
+    # (4) sort siblings by date (dummies by their first child's date after sorting).
+    _sort(roots)
+    # (5) merge threads with the same base subject.
+    roots = _group_subjects(roots)
+    # (6) sort the root set again.
+    _sort(roots)
+    return [_to_node(c) for c in roots]
+
+
+def _prune(siblings: list[_Container], top: bool) -> list[_Container]:
+    out: list[_Container] = []
+    for c in siblings:
+        c.children = _prune(c.children, top=False)
+        for child in c.children:
+            child.parent = c
+        if c.ident == 0:
+            if not c.children:
+                continue  # an empty dummy: drop it
+            if not top or len(c.children) == 1:
+                # Promote the children (at the top only when there is exactly one).
+                for child in c.children:
+                    child.parent = c.parent
+                out.extend(c.children)
+                continue
+        out.append(c)
+    return out
+
+
+def _date(c: _Container) -> tuple[float, int]:
+    if c.ident:
+        return (c.date, c.order)
+    return _date(c.children[0]) if c.children else (0.0, 0)
+
+
+def _sort(siblings: list[_Container]) -> None:
+    for c in siblings:
+        _sort(c.children)
+    siblings.sort(key=_date)
+
+
+def _subject_of(c: _Container) -> tuple[str, bool]:
+    if c.ident:
+        return c.subject, c.is_reply
+    first = c.children[0]
+    return first.subject, first.is_reply
+
+
+def _group_subjects(roots: list[_Container]) -> list[_Container]:
+    subjects: dict[str, _Container] = {}
+    for c in roots:
+        subj, reply = _subject_of(c)
+        if not subj:
+            continue
+        old = subjects.get(subj)
+        if old is None or (old.ident and not c.ident) or (_subject_of(old)[1] and not reply):
+            subjects[subj] = c
+    out: list[_Container] = []
+    for c in roots:
+        subj, reply = _subject_of(c)
+        target = subjects.get(subj) if subj else None
+        if target is None or target is c:
+            out.append(c)
+            continue
+        if target.ident == 0 and c.ident == 0:
+            for child in list(c.children):
+                target.link(child)
+        elif target.ident == 0 or (_subject_of(target)[1] is False and reply):
+            target.link(c)
+        else:
+            dummy = _Container()
+            idx = out.index(target) if target in out else None
+            dummy.link(target)
+            dummy.link(c)
+            subjects[subj] = dummy
+            if idx is not None:
+                out[idx] = dummy
+            else:
+                out.append(dummy)
+    return out
+
+
+def _to_node(c: _Container) -> Node:
+    return (c.ident, [_to_node(ch) for ch in c.children])
+
+
+def format_threads(nodes: Sequence[Node]) -> bytes:
+    return b"".join(b"(" + _fmt_body(n) + b")" for n in nodes)
+
+
+def _fmt_body(node: Node) -> bytes:
+    ident, children = node
+    parts: list[bytes] = []
+    while True:
+        if ident:
+            parts.append(str(ident).encode())
+        if len(children) == 1:
+            ident, children = children[0]
+            continue
+        break
+    text = b" ".join(parts)
+    if children:
+        sub = b"".join(b"(" + _fmt_body(ch) + b")" for ch in children)
+        return text + (b" " if text else b"") + sub
+    return text
