@@ -20,7 +20,6 @@ from mailcove.core.errors import (
 )
 from mailcove.store.api import DEFAULT_MAILBOXES, SEPARATOR, AppendResult, CopyResult, FlagUpdate, IndexEntry
 from mailcove.store.names import is_inferior, normalize_name, parents
-from mailcove.store.sqlite.flags import flags_text, parse_flags
 from mailcove.store.sqlite.writer import Txn, uses_batch_cache
 
 SEEN = "\\Seen"
@@ -329,11 +328,11 @@ def deliver(
         acct = touch(accounts[user])
         acct[3] += size
         acct[4] += 1
-        inserts.append((mb[0], uid, blob_id, flags_text(flags), modseq, internaldate, size))
+        inserts.append((mb[0], uid, blob_id, txn.flag_id(conn, flags), modseq, internaldate, size))
         txn.change(user, mb[0], "append", (uid,), modseq)
         results.append(AppendResult(user, mb[0], mailbox, mb[1], uid, modseq))
     conn.executemany(
-        "INSERT INTO messages (mailbox_id, uid, blob_id, flags, modseq, internaldate, size)"
+        "INSERT INTO messages (mailbox_id, uid, blob_id, flagset, modseq, internaldate, size)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         inserts,
     )
@@ -382,14 +381,14 @@ def store_flags(
     for chunk in _chunks(sorted(set(uids))):
         marks = ",".join("?" * len(chunk))
         rows = conn.execute(
-            f"SELECT uid, flags, modseq FROM messages WHERE mailbox_id = ? AND uid IN ({marks})",
+            f"SELECT uid, flagset, modseq FROM messages WHERE mailbox_id = ? AND uid IN ({marks})",
             (mailbox_id, *chunk),
         ).fetchall()
-        for uid, text, old_modseq in rows:
+        for uid, fid, old_modseq in rows:
             if unchanged_since is not None and old_modseq > unchanged_since:
                 modified.append(uid)
                 continue
-            old = parse_flags(text)
+            old = txn.flag_set(conn, fid)
             if op == "+":
                 new = old | flags
             elif op == "-":
@@ -399,8 +398,8 @@ def store_flags(
             if new == old:
                 continue
             conn.execute(
-                "UPDATE messages SET flags = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?",
-                (flags_text(new), modseq, mailbox_id, uid),
+                "UPDATE messages SET flagset = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?",
+                (txn.flag_id(conn, new), modseq, mailbox_id, uid),
             )
             if (SEEN in old) != (SEEN in new):
                 unseen_delta += -1 if SEEN in new else 1
@@ -418,17 +417,18 @@ def expunge(conn: sqlite3.Connection, txn: Txn, mailbox_id: int, uids: Sequence[
     account_id, user, modseq = _owner(conn, mailbox_id)
     if uids is None:
         rows = conn.execute(
-            "SELECT uid, blob_id, flags, size FROM messages WHERE mailbox_id = ? AND instr(flags, ?) > 0",
+            "SELECT uid, blob_id, flagset, size FROM messages WHERE mailbox_id = ? AND flagset IN"
+            " (SELECT id FROM flagsets WHERE instr(flags, ?) > 0)",
             (mailbox_id, DELETED),
         ).fetchall()
-        rows = [r for r in rows if DELETED in parse_flags(r[2])]
+        rows = [r for r in rows if DELETED in txn.flag_set(conn, r[2])]
     else:
         rows = []
         for chunk in _chunks(sorted(set(uids))):
             marks = ",".join("?" * len(chunk))
             rows.extend(
                 conn.execute(
-                    f"SELECT uid, blob_id, flags, size FROM messages WHERE mailbox_id = ? AND uid IN ({marks})",
+                    f"SELECT uid, blob_id, flagset, size FROM messages WHERE mailbox_id = ? AND uid IN ({marks})",
                     (mailbox_id, *chunk),
                 ).fetchall()
             )
@@ -449,10 +449,10 @@ def _remove_rows(
     removed: list[int] = []
     total = unseen = 0
     blobs: dict[int, int] = {}
-    for uid, blob_id, text, size in rows:
+    for uid, blob_id, fid, size in rows:
         removed.append(uid)
         total += size
-        if SEEN not in parse_flags(text):
+        if SEEN not in txn.flag_set(conn, fid):
             unseen += 1
         blobs[blob_id] = blobs.get(blob_id, 0) + 1
     conn.executemany("DELETE FROM messages WHERE mailbox_id = ? AND uid = ?", [(mailbox_id, u) for u in removed])
@@ -497,7 +497,7 @@ def _copy_rows(
         marks = ",".join("?" * len(chunk))
         rows.extend(
             conn.execute(
-                "SELECT uid, blob_id, flags, modseq, internaldate, size FROM messages"
+                "SELECT uid, blob_id, flagset, modseq, internaldate, size FROM messages"
                 f" WHERE mailbox_id = ? AND uid IN ({marks}) ORDER BY uid",
                 (mailbox_id, *chunk),
             ).fetchall()
@@ -521,14 +521,14 @@ def _copy_rows(
     pairs: list[tuple[int, int]] = []
     unseen = 0
     new_uids: list[int] = []
-    for uid, blob_id, text, _m, internaldate, size in rows:
+    for uid, blob_id, fid, _m, internaldate, size in rows:
         conn.execute(
-            "INSERT INTO messages (mailbox_id, uid, blob_id, flags, modseq, internaldate, size)"
+            "INSERT INTO messages (mailbox_id, uid, blob_id, flagset, modseq, internaldate, size)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (dest_id, uidnext, blob_id, text, modseq, internaldate, size),
+            (dest_id, uidnext, blob_id, fid, modseq, internaldate, size),
         )
         conn.execute("UPDATE blobs SET refs = refs + 1 WHERE id = ?", (blob_id,))
-        if SEEN not in parse_flags(text):
+        if SEEN not in txn.flag_set(conn, fid):
             unseen += 1
         pairs.append((uid, uidnext))
         new_uids.append(uidnext)

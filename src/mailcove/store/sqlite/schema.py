@@ -40,11 +40,17 @@ MIGRATIONS: list[str] = [
         path TEXT,
         info BLOB NOT NULL
     );
+    -- Distinct flag sets ("\\Seen $Label1", sorted, space-separated), id 0 the empty set.
+    CREATE TABLE flagsets (
+        id INTEGER PRIMARY KEY,
+        flags TEXT NOT NULL UNIQUE
+    );
+    INSERT INTO flagsets (id, flags) VALUES (0, '');
     CREATE TABLE messages (
         mailbox_id INTEGER NOT NULL,
         uid INTEGER NOT NULL,
         blob_id INTEGER NOT NULL,
-        flags TEXT NOT NULL DEFAULT '',
+        flagset INTEGER NOT NULL DEFAULT 0,
         modseq INTEGER NOT NULL,
         internaldate REAL NOT NULL,
         size INTEGER NOT NULL,

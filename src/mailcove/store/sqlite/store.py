@@ -37,7 +37,7 @@ from mailcove.store.changes import Change, ChangeBus
 from mailcove.store.names import normalize_name
 from mailcove.store.spool import Spool
 from mailcove.store.sqlite import ops
-from mailcove.store.sqlite.flags import parse_flags
+from mailcove.store.sqlite.flags import FlagSets
 from mailcove.store.sqlite.poller import ChangePoller
 from mailcove.store.sqlite.readers import ReaderPool
 from mailcove.store.sqlite.schema import connect, migrate
@@ -78,6 +78,7 @@ class SqliteStore:
         self._watch = watch_changes
         self._reader_threads = reader_threads
         self.changes = ChangeBus()
+        self.flagsets = FlagSets()
         self._writer: Writer | None = None
         self._readers: ReaderPool | None = None
         self._poller: ChangePoller | None = None
@@ -88,7 +89,7 @@ class SqliteStore:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self._prepare)
-        self._writer = Writer(self.db_path, self.data_dir, self._min_free, self._on_commit)
+        self._writer = Writer(self.db_path, self.data_dir, self._min_free, self._on_commit, self.flagsets)
         await asyncio.to_thread(self._writer.start)
         self._readers = ReaderPool(self.db_path, self._reader_threads)
         if self._watch:
@@ -371,11 +372,12 @@ class SqliteStore:
     async def index(self, mailbox_id: int) -> MailboxIndex:
         def q(conn: sqlite3.Connection) -> MailboxIndex:
             rows = conn.execute(
-                "SELECT uid, flags, modseq FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,)
+                "SELECT uid, flagset, modseq FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,)
             ).fetchall()
-            pf = parse_flags
+            fids = [r[1] for r in rows]
+            table = self.flagsets.table(conn, fids)
             return MailboxIndex(
-                array("Q", [r[0] for r in rows]), [pf(r[1]) for r in rows], array("Q", [r[2] for r in rows])
+                array("Q", [r[0] for r in rows]), [table[f] for f in fids], array("Q", [r[2] for r in rows])
             )
 
         return await self._read(q)
@@ -389,12 +391,12 @@ class SqliteStore:
                 chunk = wanted[i : i + ops.CHUNK]
                 marks = ",".join("?" * len(chunk))
                 rows = conn.execute(
-                    "SELECT m.uid, m.flags, m.modseq, m.internaldate, m.size, b.info FROM messages m"
+                    "SELECT m.uid, m.flagset, m.modseq, m.internaldate, m.size, b.info FROM messages m"
                     f" JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid IN ({marks}) ORDER BY m.uid",
                     (mailbox_id, *chunk),
                 ).fetchall()
                 out.extend(
-                    MessageMeta(uid, parse_flags(f), ms, idate, size, MessageInfo.from_bytes(info))
+                    MessageMeta(uid, self.flagsets.get(conn, f), ms, idate, size, MessageInfo.from_bytes(info))
                     for uid, f, ms, idate, size, info in rows
                 )
             return out

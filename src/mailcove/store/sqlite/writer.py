@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mailcove.store.changes import Change
+from mailcove.store.sqlite.flags import FlagSets
 from mailcove.store.sqlite.schema import connect
 
 log = logging.getLogger("mailcove.store")
@@ -42,7 +43,10 @@ class BatchCache:
         self.accounts: dict[str, list[int]] = {}
         # (account_id, name) -> [id, uidvalidity, uidnext, highestmodseq, noselect, messages, unseen, size]
         self.mailboxes: dict[tuple[int, str], list[int] | None] = {}
+        # flag sets inserted by this batch: remembered process-wide only after COMMIT
+        self.new_flagsets: dict[str, int] = {}
         self._undo: list[tuple[list[int], list[int]]] = []
+        self._flagsets_before: int = 0
 
     def touch(self, row: list[int]) -> list[int]:
         self._undo.append((row, row[:]))
@@ -50,11 +54,15 @@ class BatchCache:
 
     def begin_op(self) -> None:
         self._undo.clear()
+        self._flagsets_before = len(self.new_flagsets)
 
     def undo_op(self) -> None:
         for row, saved in reversed(self._undo):
             row[:] = saved
         self._undo.clear()
+        # dicts keep insertion order: drop what this operation added
+        for text in list(self.new_flagsets)[self._flagsets_before :]:
+            del self.new_flagsets[text]
 
     def flush(self, conn: sqlite3.Connection) -> None:
         if self.accounts:
@@ -77,12 +85,22 @@ class Txn:
     """Per-operation scratch: what to publish and clean up once the batch is committed."""
 
     disk_low: bool
+    flagsets: FlagSets
     cache: BatchCache = field(default_factory=BatchCache)
     changes: list[tuple[str, int, str, list[int], int]] = field(default_factory=list)
     remove_blobs: list[str] = field(default_factory=list)
 
     def change(self, user: str, mailbox_id: int, kind: str, uids: list[int] | tuple[int, ...], modseq: int) -> None:
         self.changes.append((user, mailbox_id, kind, list(uids), modseq))
+
+    def flag_id(self, conn: sqlite3.Connection, flags: frozenset[str]) -> int:
+        return self.flagsets.id_for(conn, flags, self.cache.new_flagsets)
+
+    def flag_set(self, conn: sqlite3.Connection, fid: int) -> frozenset[str]:
+        for text, pending in self.cache.new_flagsets.items():
+            if pending == fid:
+                return frozenset(text.split())
+        return self.flagsets.get(conn, fid)
 
 
 def uses_batch_cache(op: Callable[..., Any]) -> Callable[..., Any]:
@@ -101,7 +119,9 @@ class Writer:
         data_dir: Path,
         min_free_bytes: int,
         on_commit: Callable[[list[Change], list[str]], None],
+        flagsets: FlagSets,
     ) -> None:
+        self._flagsets = flagsets
         self._db_path = db_path
         self._data_dir = data_dir
         self._min_free = min_free_bytes
@@ -177,7 +197,7 @@ class Writer:
             self._resolve(outcomes, [], [])
             return
         for op, fut, loop in batch:
-            txn = Txn(disk_low=disk_low, cache=cache)
+            txn = Txn(disk_low=disk_low, flagsets=self._flagsets, cache=cache)
             if not getattr(op, "uses_batch_cache", False):
                 cache.flush(conn)
             cache.begin_op()
@@ -204,6 +224,7 @@ class Writer:
                 self._last_prune = now
             conn.execute("COMMIT")
             self.commits += 1
+            self._flagsets.commit(cache.new_flagsets)
         except BaseException as exc:
             log.exception("store commit failed")
             try:
