@@ -22,6 +22,8 @@ COMMAND_MODULES = (
     "access",
     "tls",
     "deliver",
+    "sendmail",
+    "mailq",
 )
 
 
