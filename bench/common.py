@@ -208,3 +208,32 @@ def tree_cpu_seconds(pid: int) -> float:
 
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
+
+
+def fsync_probe(directory: Path, samples: int = 50) -> float:
+    """Median ms to create, write 1 KB to, and fsync a new file plus fsync its directory: the
+    disk cost of one durable Maildir-style delivery. On a shared machine this moves a lot with
+    what else runs (ext4 serialises journal commits), so benches print it beside their figures."""
+    probe = directory / ".fsync-probe"
+    probe.mkdir(exist_ok=True)
+    times = []
+    try:
+        dfd = os.open(probe, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for i in range(samples):
+                t = time.perf_counter()
+                fd = os.open(probe / str(i), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                os.write(fd, b"x" * 1024)
+                os.fsync(fd)
+                os.close(fd)
+                os.fsync(dfd)
+                times.append(time.perf_counter() - t)
+        finally:
+            os.close(dfd)
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+    return median(times) * 1000
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]

@@ -28,20 +28,21 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bench.common import REPO, Cleanup, log, median, tree_cpu_seconds, wait_until
-from bench.smtp import report
+from bench.common import REPO, Cleanup, bench_tmp, fsync_probe, load_average, log, median, tree_cpu_seconds, wait_until
+from bench.smtp import profile, report
 from bench.smtp.peers import (
     AiosmtpdPeer,
     MailcovePeer,
     Peer,
     PostfixPeer,
+    SinkPeer,
     ensure_aiosmtpd,
     ensure_postfix,
     ensure_postfix_user,
     mailcove_available,
 )
 
-ALL_PEERS = ("mailcove", "postfix-default", "postfix-tuned", "aiosmtpd")
+ALL_PEERS = ("mailcove", "postfix-default", "postfix-tuned", "aiosmtpd", "smtp-sink")
 # (connections, body bytes, messages per run). Counts give runs of a few seconds each.
 CELLS = ((50, 1024, 5000), (1, 1024, 1000), (50, 102400, 2000), (1, 102400, 500))
 
@@ -84,6 +85,8 @@ class Results:
     commit: str
     machine: str
     peers: dict[str, str] = field(default_factory=dict)
+    # (when, new-file fsync probe ms, 1-minute load average): the machine is shared.
+    conditions: list[tuple[str, float, float]] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     latency: list[Latency] = field(default_factory=list)
 
@@ -103,6 +106,8 @@ def smtp_source_run(smtp_source: str, peer: Peer, conns: int, size: int, message
     if r.returncode != 0:
         error = f"smtp-source: {r.stderr.strip()[-300:]}"
         return Sample(peer.name, conns, size, messages, 0, 0, 0, ok=False, error=error)
+    if isinstance(peer, SinkPeer):
+        return Sample(peer.name, conns, size, messages, t1 - t0, t1 - t0, tree_cpu_seconds(peer.pid) - cpu0)
     done_at = [0.0]
 
     def all_stored() -> bool:
@@ -116,7 +121,7 @@ def smtp_source_run(smtp_source: str, peer: Peer, conns: int, size: int, message
         got = peer.stored() - before
         return Sample(peer.name, conns, size, messages, t1 - t0, 0, 0, ok=False, error=f"only {got} stored")
     cpu = tree_cpu_seconds(peer.pid) - cpu0
-    extra = peer.stored() - before - messages
+    extra = 0 if isinstance(peer, SinkPeer) else peer.stored() - before - messages
     error = f"{extra} more stored than sent" if extra else ""
     return Sample(peer.name, conns, size, messages, t1 - t0, done_at[0] - t0, cpu, ok=not extra, error=error)
 
@@ -151,6 +156,8 @@ def build_peers(names: list[str], cleanup: Cleanup, log_level: str) -> list[Peer
             if home is None:
                 home = ensure_postfix_user(cleanup)
             peers.append(PostfixPeer(cleanup, tuned=name == "postfix-tuned", home=home))
+        elif name == "smtp-sink":
+            peers.append(SinkPeer(cleanup))
         elif name == "aiosmtpd":
             ensure_aiosmtpd()
             peers.append(AiosmtpdPeer(cleanup))
@@ -168,6 +175,9 @@ def main() -> None:
     ap.add_argument("--no-latency", action="store_true")
     ap.add_argument("--latency-messages", type=int, default=40, help="counted messages per connection")
     ap.add_argument("--log-level", default="info", help="mailcove's [log] level during the bench")
+    ap.add_argument(
+        "--profile", type=Path, help="after the runs, py-spy mailcove under the 50-connection cells into DIR"
+    )
     ap.add_argument("--json", type=Path, help="also write the raw samples here")
     ap.add_argument("--write-docs", action="store_true", help="replace the SMTP section of docs/benchmarks.md")
     args = ap.parse_args()
@@ -197,7 +207,16 @@ def main() -> None:
         # Warm-up, not counted: Postfix spawns its daemons on demand, Python imports lazily.
         smtp_source_run(smtp_source, peer, 20, 1024, 400, timeout=120)
 
+    probe_dir = bench_tmp("mcbench-probe-")
+    cleanup.add("probe dir", lambda: probe_dir.rmdir())
+
+    def conditions(when: str) -> None:
+        ms, load = fsync_probe(probe_dir), load_average()
+        results.conditions.append((when, ms, load))
+        log(f"conditions {when}: new-file fsync {ms:.2f} ms, load average {load:.1f}")
+
     for run in range(args.runs):
+        conditions(f"before run {run + 1}")
         for conns, size, messages in cells:
             order = peers[run % len(peers) :] + peers[: run % len(peers)]
             for peer in order:
@@ -209,10 +228,29 @@ def main() -> None:
                 log(f"run {run + 1} {peer.name:16} {conns:2} conns {size:6} B x{messages}: {status}")
         if not args.no_latency:
             for peer in peers:
+                if isinstance(peer, SinkPeer):
+                    continue
                 lat = latency_run(peer, 50, args.latency_messages)
                 if lat:
                     results.latency.append(lat)
                     log(f"run {run + 1} {peer.name:16} latency p50 {lat.p50_ms:.2f} ms, p99 {lat.p99_ms:.2f} ms")
+
+    conditions("after the runs")
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        for peer in peers:
+            if not isinstance(peer, MailcovePeer):
+                continue
+            for conns, size, messages in cells:
+                if conns != 50:
+                    continue
+                out = args.profile / f"mailcove-{conns}x{size}.txt"
+
+                def load(peer: Peer = peer, conns: int = conns, size: int = size, messages: int = messages) -> None:
+                    smtp_source_run(smtp_source, peer, conns, size, messages, timeout=600)
+
+                summary = profile.record(peer.pid, out, load)
+                print(f"\n### py-spy, mailcove, {conns} connections, {size} B\n\n" + summary[:6000])
 
     text = report.markdown(results, cells)
     print(text)

@@ -322,3 +322,33 @@ class AiosmtpdPeer(Peer):
 
 def ensure_aiosmtpd() -> None:
     ensure_pip("aiosmtpd", "aiosmtpd>=1.4")
+
+
+# --- the harness's own ceiling -----------------------------------------------------------------
+
+
+class SinkPeer(Peer):
+    """Postfix's smtp-sink: accepts and discards (nothing stored, nothing synced). It is not a
+    competitor: it shows how fast smtp-source itself can go on this machine, so that no figure
+    above it is read as a server's limit."""
+
+    name = "smtp-sink"
+    recipient = "u@bench.test"
+
+    def __init__(self, cleanup: Cleanup) -> None:
+        self.cleanup = cleanup
+
+    def start(self) -> None:
+        self.port = free_port()
+        binary = ensure_apt("smtp-sink", "postfix", POSTFIX_PRESEED)
+        argv = [binary, "-u", "nobody", f"127.0.0.1:{self.port}", "512"]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.cleanup.process(self.proc, "smtp-sink")
+        self.pid = self.proc.pid
+        wait_port("127.0.0.1", self.port, banner=b"220")
+
+    def stored(self) -> int:
+        return 1 << 62  # everything "arrives" the moment it is accepted
+
+    def describe(self) -> str:
+        return f"smtp-sink from Postfix {postfix_version()}, discarding (the load generator's ceiling)"

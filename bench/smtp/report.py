@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 HEADING = "## SMTP (bench/smtp)"
 BEGIN = "<!-- bench/smtp results: written by `python -m bench.smtp --write-docs`; edit outside these markers -->"
 END = "<!-- bench/smtp results end -->"
-ORDER = ("mailcove", "postfix-default", "postfix-tuned", "aiosmtpd")
+ORDER = ("mailcove", "postfix-default", "postfix-tuned", "aiosmtpd", "smtp-sink")
 
 
 def _fmt(x: float, digits: int = 0) -> str:
@@ -58,6 +58,10 @@ def markdown(results: Results, cells: list[tuple[int, int, int]]) -> str:
         "```",
         f".venv/bin/{results.command}",
         "```",
+        "",
+        "Machine conditions (it is shared): "
+        + "; ".join(f"{when}: new-file fsync {ms:.2f} ms, load {load:.1f}" for when, ms, load in results.conditions)
+        + ".",
         "",
         "Servers: " + "; ".join(f"**{p}**: {results.peers[p]}" for p in peers) + ".",
         "",
