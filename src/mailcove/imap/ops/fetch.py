@@ -64,7 +64,8 @@ async def run(s: Session, cmd: Fetch) -> tuple[str, str] | str:
             if gone:
                 s.io.write(s.enc.vanished(gone, earlier=True))
     with_uid = cmd.uid or "UID" in names
-    with_modseq = s.condstore and ("MODSEQ" in names or cmd.changedsince is not None)
+    # RFC 7162 3.1.4.1: once CONDSTORE is on, every FETCH that carries FLAGS carries MODSEQ too.
+    with_modseq = s.condstore and ("MODSEQ" in names or "FLAGS" in names or cmd.changedsince is not None)
     seen_now: set[int] = set()
     if not view.readonly and any(a.sets_seen for a in cmd.items):
         unseen = [u for u in uids if "\\Seen" not in view.flags_of(u) and not view.is_expunged(u)]
