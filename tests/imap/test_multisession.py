@@ -8,7 +8,6 @@ import sys
 import time
 
 from conftest import fetches, kinds, message
-
 from mailcove.proto.imap.client import Continuation, Tagged, Untagged
 
 
@@ -42,7 +41,7 @@ def test_expunge_waits_while_fetch_store_search(imap):
         untagged = b.ok(command)
         assert not any(r.kind == "EXPUNGE" for r in untagged), command
     untagged = b.ok("SEARCH ALL")
-    assert [r.data for r in untagged if r.kind == "SEARCH"][0]["numbers"] == [1, 2, 3]
+    assert next(r.data for r in untagged if r.kind == "SEARCH")["numbers"] == [1, 2, 3]
     # ...and gets the EXPUNGE at the first command that allows it
     untagged = b.ok("NOOP")
     assert kinds(untagged) == [("EXPUNGE", 1)]
@@ -116,7 +115,7 @@ def test_idle_sees_other_process_within_one_second(imap):
     proc = subprocess.run(env_cmd, input=message("from another process"), capture_output=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
     t0 = time.monotonic()
-    seen, took = _wait_for(a, "EXISTS", 1.0)
+    _seen, took = _wait_for(a, "EXISTS", 1.0)
     assert took < 1.0 and time.monotonic() - t0 < 1.0
     _done(a)
 
