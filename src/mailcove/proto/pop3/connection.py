@@ -183,6 +183,8 @@ class ServerConnection:
                 self._close()
         elif isinstance(event, c.User):
             self.user = event.user if ok else None
+        elif isinstance(event, c.Auth) and event.mechanism is None:
+            pass  # bare AUTH lists the mechanisms; it logs nobody in
         elif isinstance(event, c.Pass | c.Auth | c.AuthData | c.AuthCancel):
             self.user = None
             if ok:
