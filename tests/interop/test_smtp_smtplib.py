@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "smtp"))
-from smtp_lab import PASSWORD, insecure_context, start_lab, strip_trace  # noqa: E402
+from smtp_lab import PASSWORD, insecure_context, start_lab, strip_trace
 
 MSG = b"From: a@hamap.local\r\nTo: b@hamap.local\r\nSubject: smtplib\r\n\r\nbody line\r\n"
 

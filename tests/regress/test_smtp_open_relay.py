@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "smtp"))
-from smtp_lab import start_lab  # noqa: E402
+from smtp_lab import start_lab
 
 TRICKS = {
     b"<user%example.net@hamap.local>": (b"550", b"5.1.1"),

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "smtp"))
-from smtp_lab import insecure_context, start_lab  # noqa: E402
+from smtp_lab import insecure_context, start_lab
 
 
 def _reply(f) -> bytes:

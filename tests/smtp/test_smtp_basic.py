@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import smtplib
-
 from smtp_lab import LOCAL_MSG, start_lab, strip_trace
 
 

@@ -18,7 +18,7 @@ import email.utils
 import logging
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mailcove import delivery
@@ -121,6 +121,14 @@ class SmtpService:
         self._usage[user] = (now, u)
         return u
 
+    def count_delivery(self, users: list[str], size: int) -> None:
+        """Keep cached usage current after our own delivery, so the next RCPT sees it."""
+        for u in users:
+            hit = self._usage.get(u)
+            if hit is not None:
+                old = hit[1]
+                self._usage[u] = (hit[0], replace(old, bytes=old.bytes + size, messages=old.messages + 1))
+
     def forget_usage(self, users: list[str]) -> None:
         for u in users:
             self._usage.pop(u, None)
@@ -161,7 +169,7 @@ class SmtpService:
         cheaper than a timer per read (thousands of reads a second)."""
         s = self.settings.smtp
         while True:
-            await asyncio.sleep(min(1.0, s.command_timeout / 4, s.data_timeout / 4))
+            await asyncio.sleep(max(0.05, min(1.0, s.command_timeout / 4, s.data_timeout / 4)))
             now = time.monotonic()
             for sess in list(self.sessions):
                 sess.check_timeout(now)
@@ -245,7 +253,7 @@ class SmtpSession:
                 if reply.code >= 400 and reply.code != 421 and type(ev) is not DataEnd and type(ev) is not ChunkEnd:
                     self.errors += 1
                     if self.settings.smtp.max_errors and self.errors >= self.settings.smtp.max_errors:
-                        out += core.send(reply)
+                        # One reply per command: the 421 replaces the refusal it would have had.
                         out += core.send(R.TOO_MANY_ERRORS)
                         self.log.info("too many errors (%d), disconnecting", self.errors)
                         break
@@ -406,7 +414,7 @@ class SmtpSession:
             if not sender or not await self._owns(sender):
                 self.log.info("MAIL FROM:<%s> refused: not an address of %s", sender, self.principal.user)
                 return Reply(553, "5.7.1", f"Sender address <{sender}> not owned by user {self.principal.user}")
-            if not self.svc.messages_rate.allows(self.principal.user):
+            if not self.svc.messages_rate.allows(f"user:{self.principal.user}"):
                 self.log.info("sending limit: %s over [smtp] send_messages_per_hour", self.principal.user)
                 return Reply(451, "4.7.1", "Sending limit exceeded (messages per hour), try again later")
         discard = self.connect_discard
@@ -589,6 +597,7 @@ class SmtpSession:
         except Exception:
             self.log.exception("message from <%s> not stored", mail.sender)
             return R.LOCAL_ERROR
+        self.svc.count_delivery(list(plan.local), spool.size)
         key = self._rate_key(txn.relayed)
         if key is not None:
             self.svc.messages_rate.add(key)
