@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from mailcove_testing import REPO, ServerProcess
@@ -53,14 +53,18 @@ def start_mailcove(
     config: str = PLAIN_CONFIG,
     listeners: Mapping[str, str | None] | None = None,
     env: Mapping[str, str] | None = None,
+    before_start: Callable[[Path, Path], None] | None = None,
 ) -> ServerProcess:
-    """A `mailcove serve` with imap and imaps on free loopback ports (other listeners off unless given)."""
+    """A `mailcove serve` with imap and imaps on free loopback ports (other listeners off unless given).
+    before_start(config_path, data_dir) runs after the users exist (bench/imap fills mailboxes there)."""
     base.mkdir(parents=True, exist_ok=True)
     data = base / "data"
     data.mkdir(mode=0o700, exist_ok=True)
     cfg = base / "mailcove.toml"
     cfg.write_text(config)
     add_users(cfg, data, users)
+    if before_start is not None:
+        before_start(cfg, data)
     plan: dict[str, str | None] = {"imap": "127.0.0.1:0", "imaps": "127.0.0.1:0"}
     for name in ("smtp", "submission", "submissions", "pop3", "pop3s", "http"):
         plan[name] = None
