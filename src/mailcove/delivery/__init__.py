@@ -14,6 +14,7 @@ target is added once (a local account by its key, a remote address case-insensit
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -28,12 +29,19 @@ if TYPE_CHECKING:
 
 async def resolve(directory: Directory, address: str) -> Resolution:
     res = await directory.resolve(address)
-    if isinstance(res, Invalid):
-        local, at, domain = address.rpartition("@")
-        if at and local.lower() == "abuse" and await directory.is_local_domain(domain):
-            pm = await directory.resolve(f"postmaster@{domain}")
-            if not isinstance(pm, Invalid):
-                return pm
+    local, at, domain = address.rpartition("@")
+    if at and local.lower() == "abuse" and await directory.is_local_domain(domain):
+        # abuse@ goes where postmaster@ goes unless the domain defines it: an alias or user of
+        # its own, not the catch-all (the same precedence the directory gives postmaster@). The
+        # directory does not say whether a catch-all answered, so compare with a name that
+        # cannot exist.
+        if not isinstance(res, Invalid):
+            probe = await directory.resolve(f"mailcove-no-such-user-{secrets.token_hex(8)}@{domain}")
+            if probe != res:
+                return res
+        pm = await directory.resolve(f"postmaster@{domain}")
+        if not isinstance(pm, Invalid):
+            return pm
     return res
 
 
