@@ -4,7 +4,6 @@ APPENDUID, TRYCREATE, OVERQUOTA, TOOBIG, bare LF converted once."""
 from __future__ import annotations
 
 from conftest import fetches, kinds
-
 from mailcove.proto.imap.client import Tagged
 
 MSG = b"Subject: appended\r\nFrom: a@hamap.local\r\n\r\nhello\r\n"
@@ -40,7 +39,8 @@ def test_nonsync_literal_and_bare_lf(imap):
 def test_multiappend_and_literal8(imap):
     c = imap.client()
     bin_msg = b"Subject: bin\r\n\r\n\x00\x01\x02\r\n"
-    c.send(b"a1 APPEND INBOX {%d+}\r\n" % len(MSG) + MSG + b" (\\Flagged) ~{%d+}\r\n" % len(bin_msg) + bin_msg + b"\r\n")
+    c.send(b"a1 APPEND INBOX {%d+}\r\n" % len(MSG) + MSG
+           + b" (\\Flagged) ~{%d+}\r\n" % len(bin_msg) + bin_msg + b"\r\n")
     _, done = c.until("a1")
     assert done.status == "OK" and done.code == "APPENDUID"
     assert done.raw.split(b"]")[0].endswith(b" 1:2")
