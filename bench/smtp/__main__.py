@@ -45,6 +45,7 @@ from bench.smtp.peers import (
 ALL_PEERS = ("mailcove", "postfix-default", "postfix-tuned", "aiosmtpd", "smtp-sink")
 # (connections, body bytes, messages per run). Counts give runs of a few seconds each.
 CELLS = ((50, 1024, 5000), (1, 1024, 1000), (50, 102400, 2000), (1, 102400, 500))
+CELLS_ALL = CELLS
 
 
 @dataclass
@@ -89,6 +90,15 @@ class Results:
     conditions: list[tuple[str, float, float]] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     latency: list[Latency] = field(default_factory=list)
+
+
+def load_results(path: Path) -> Results:
+    raw = json.loads(path.read_text())
+    res = Results(raw["command"], raw["started"], raw["commit"], raw["machine"], raw["peers"])
+    res.conditions = [tuple(c) for c in raw.get("conditions", [])]
+    res.samples = [Sample(**s) for s in raw["samples"]]
+    res.latency = [Latency(**x) for x in raw["latency"]]
+    return res
 
 
 def smtp_source_run(smtp_source: str, peer: Peer, conns: int, size: int, messages: int, timeout: float) -> Sample:
@@ -180,7 +190,16 @@ def main() -> None:
     )
     ap.add_argument("--json", type=Path, help="also write the raw samples here")
     ap.add_argument("--write-docs", action="store_true", help="replace the SMTP section of docs/benchmarks.md")
+    ap.add_argument("--from-json", type=Path, help="no measuring: print (and --write-docs) a saved --json result")
     args = ap.parse_args()
+    if args.from_json:
+        saved = load_results(args.from_json)
+        seen = {(s.conns, s.size, s.messages) for s in saved.samples}
+        text = report.markdown(saved, [c for c in CELLS_ALL if c in seen] or sorted(seen, reverse=True))
+        print(text)
+        if args.write_docs:
+            report.write_docs(REPO / "docs" / "benchmarks.md", text)
+        return
 
     cells = [(c, s, max(1, int(m * args.scale))) for c, s, m in CELLS]
     if args.cells != "all":
@@ -236,6 +255,9 @@ def main() -> None:
                     log(f"run {run + 1} {peer.name:16} latency p50 {lat.p50_ms:.2f} ms, p99 {lat.p99_ms:.2f} ms")
 
     conditions("after the runs")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(asdict(results), indent=1))
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
         for peer in peers:
@@ -254,8 +276,6 @@ def main() -> None:
 
     text = report.markdown(results, cells)
     print(text)
-    if args.json:
-        args.json.write_text(json.dumps(asdict(results), indent=1))
     if args.write_docs:
         report.write_docs(REPO / "docs" / "benchmarks.md", text)
         log("docs/benchmarks.md: SMTP section updated")
