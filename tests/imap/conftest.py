@@ -91,7 +91,7 @@ class Client:
                 return out
             try:
                 out.append(self.read_one(left))
-            except TimeoutError:
+            except (TimeoutError, ConnectionError):
                 return out
 
     # --- commands ----------------------------------------------------------------------------

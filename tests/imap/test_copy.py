@@ -1,0 +1,52 @@
+"""COPY / MOVE / UID variants with COPYUID (UIDPLUS), TRYCREATE; EXPUNGE and UID EXPUNGE; CLOSE;
+UNSELECT."""
+
+from __future__ import annotations
+
+from conftest import fetches, kinds, message
+
+
+def _setup(imap, n=3):
+    for i in range(n):
+        imap.deliver(message(f"m{i}"))
+    return imap.client(select="INBOX")
+
+
+def test_copy_and_move(imap):
+    c = _setup(imap)
+    _, done = c.cmd("COPY 1:2 Archive")
+    assert done.status == "OK" and done.code == "COPYUID"
+    assert done.raw.split(b"]")[0].endswith(b" 1:2 1:2")
+    untagged, done = c.cmd("UID MOVE 3 Trash")
+    assert done.status == "OK"
+    assert [r.code for r in untagged if r.kind == "OK"] == ["COPYUID"]
+    assert ("EXPUNGE", 3) in kinds(untagged)
+    _, done = c.cmd("COPY 1 Nope")
+    assert done.status == "NO" and done.code == "TRYCREATE"
+    st = next(r.data for r in c.ok("STATUS Archive (MESSAGES)") if r.kind == "STATUS")
+    assert st["items"]["MESSAGES"] == 2
+
+
+def test_expunge_and_uid_expunge(imap):
+    c = _setup(imap, 4)
+    c.ok("STORE 1:3 +FLAGS.SILENT (\\Deleted)")
+    untagged = c.ok("UID EXPUNGE 2")
+    assert kinds(untagged) == [("EXPUNGE", 2)]
+    untagged = c.ok("EXPUNGE")
+    assert kinds(untagged) == [("EXPUNGE", 2), ("EXPUNGE", 1)]
+    got = fetches(c.ok("FETCH 1:* (UID)"))
+    assert [v["UID"] for v in got.values()] == [4]
+
+
+def test_close_expunges_unselect_does_not(imap):
+    c = _setup(imap, 2)
+    c.ok("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    c.ok("UNSELECT")
+    untagged = c.ok("SELECT INBOX")
+    assert ("EXISTS", 2) in kinds(untagged)
+    untagged = c.ok("CLOSE")
+    assert untagged == []  # CLOSE expunges silently
+    assert ("EXISTS", 1) in kinds(c.ok("SELECT INBOX"))
+    c.ok("EXAMINE INBOX")
+    _, done = c.cmd("EXPUNGE")
+    assert done.status == "NO"
