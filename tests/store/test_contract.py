@@ -489,3 +489,61 @@ async def test_collect_orphans_spares_young_files_and_referenced_blobs(make_stor
         assert await s.read_message(r.mailbox_id, r.uid) == b"Subject: kept\r\n\r\n" + b"k" * 100
     finally:
         await s.close()
+
+
+# --- the queue runner's verbs: claim with a lease, record outcomes, retry --------------------------
+
+
+async def test_queue_claim_leases_due_recipients_once(store: MailStore) -> None:
+    from mailcove.store.api import QueueOutcome
+
+    res = await store.submit(msg(1), [], _envelope("x@remote.example", "y@remote.example"))
+    created = (await store.queue_get(res.queue_id)).created
+    claims = await store.queue_claim(created + 1, 60.0, 10)
+    assert [(c.queue_id, c.idx, c.address, c.attempts, c.warned) for c in claims] == [
+        (res.queue_id, 0, "x@remote.example", 0, False),
+        (res.queue_id, 1, "y@remote.example", 0, False),
+    ]
+    assert claims[0].envelope.envid == "ENV-1" and claims[0].notify == ("FAILURE", "DELAY")
+    assert claims[0].lease == claims[1].lease
+    # leased: a second runner gets nothing until the lease ends
+    assert await store.queue_claim(created + 2, 60.0, 10) == []
+    # a runner killed mid-delivery: the lease ends, the recipients are due again (at-least-once)
+    again = await store.queue_claim(created + 62, 60.0, 10)
+    assert len(again) == 2 and again[0].lease != claims[0].lease
+    # the first runner's late result no longer counts
+    assert await store.queue_record([QueueOutcome(res.queue_id, 0, claims[0].lease, "sent")]) == []
+    assert (await store.queue_get(res.queue_id)).recipients[0].status == "queued"
+    lease = again[0].lease
+    done = await store.queue_record([
+        QueueOutcome(res.queue_id, 0, lease, "sent"),
+        QueueOutcome(res.queue_id, 1, lease, "queued", created + 500, "451 4.3.0 try later", warned=True),
+    ])
+    assert done == []
+    item = await store.queue_get(res.queue_id)
+    assert [(r.status, r.attempts, r.last_error) for r in item.recipients] == [
+        ("sent", 1, None), ("queued", 1, "451 4.3.0 try later")]
+    assert item.recipients[1].next_attempt == created + 500
+    assert await store.queue_claim(created + 499, 60.0, 10) == []
+    last = await store.queue_claim(created + 500, 60.0, 10)
+    assert [(c.idx, c.attempts, c.warned) for c in last] == [(1, 1, True)]
+    done = await store.queue_record([QueueOutcome(res.queue_id, 1, last[0].lease, "failed", 0, "550 5.1.1 no")])
+    assert done == [res.queue_id]
+    assert await store.queue_list() == [] and await store.queue_size() == 0
+
+
+async def test_queue_claim_limit_and_retry(store: MailStore) -> None:
+    ids = [(await store.submit(msg(i), [], _envelope(f"r{i}@remote.example"))).queue_id for i in range(3)]
+    now = max(i.created for i in await store.queue_list()) + 1
+    first = await store.queue_claim(now, 300.0, 2)
+    assert [c.queue_id for c in first] == ids[:2]
+    assert [c.queue_id for c in await store.queue_claim(now, 300.0, 10)] == ids[2:]
+    assert await store.queue_claim(now + 10, 300.0, 10) == []
+    assert await store.queue_retry(ids[0], now + 10) == 1
+    assert [c.queue_id for c in await store.queue_claim(now + 10, 300.0, 10)] == ids[:1]
+    assert await store.queue_retry(None, now + 20) == 3
+    assert len(await store.queue_claim(now + 20, 300.0, 10)) == 3
+    from mailcove.core.errors import StoreError
+
+    with pytest.raises(StoreError):
+        await store.queue_retry(99999, now)

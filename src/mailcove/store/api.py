@@ -160,6 +160,36 @@ class QueueItem:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueClaim:
+    """One recipient a queue runner leased for a delivery attempt. Until `lease` is recorded
+    with queue_record (or the lease time passes) no other runner gets it."""
+
+    queue_id: int
+    idx: int
+    address: str
+    orcpt: str | None
+    notify: tuple[str, ...]
+    attempts: int
+    warned: bool
+    lease: str
+    created: float
+    envelope: OutboundEnvelope  # the entry's envelope; its `recipients` is empty
+
+
+@dataclass(frozen=True, slots=True)
+class QueueOutcome:
+    """The result of one attempt for one claimed recipient."""
+
+    queue_id: int
+    idx: int
+    lease: str
+    status: QueueStatus  # "queued": try again at next_attempt; "sent" / "failed": done
+    next_attempt: float = 0.0
+    error: str | None = None
+    warned: bool = False  # the delay warning went out
+
+
+@dataclass(frozen=True, slots=True)
 class SubmitResult:
     local: list[AppendResult]
     queue_id: int | None
@@ -249,6 +279,16 @@ class MailStore(Protocol):
     async def queue_delete(self, queue_id: int) -> None: ...
     async def queue_size(self) -> int:
         """Entries with at least one recipient still queued."""
+    async def queue_claim(self, now: float, lease_seconds: float, limit: int) -> list[QueueClaim]:
+        """Lease up to `limit` queued recipients due at `now` (oldest first): their next attempt
+        moves to now + lease_seconds, so a runner killed mid-delivery leaves them due again
+        later (at-least-once), and a second runner never claims them meanwhile."""
+    async def queue_record(self, outcomes: Sequence[QueueOutcome]) -> list[int]:
+        """Record attempts in one commit. An outcome whose lease is no longer current (it expired
+        and another runner claimed the recipient) is ignored. Entries left with no queued
+        recipient are removed; their ids are returned."""
+    async def queue_retry(self, queue_id: int | None, now: float) -> int:
+        """Make the queued recipients of one entry (None: all) due at `now`; returns how many."""
 
     # --- reading -----------------------------------------------------------------------------
     async def index(self, mailbox_id: int) -> MailboxIndex: ...

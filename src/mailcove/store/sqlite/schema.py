@@ -98,6 +98,13 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX queue_rcpts_due ON queue_rcpts (status, next_attempt)
     """,
+    # 3: delivery by the queue runner: a lease token per claimed recipient (a runner that died
+    # leaves next_attempt at the lease's end, so the recipient comes due again), and whether the
+    # delay warning (RFC 3464 action=delayed) went out
+    """
+    ALTER TABLE queue_rcpts ADD COLUMN lease TEXT;
+    ALTER TABLE queue_rcpts ADD COLUMN warned INTEGER NOT NULL DEFAULT 0
+    """,
 ]
 
 

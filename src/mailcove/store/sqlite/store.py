@@ -7,6 +7,7 @@ import dataclasses
 import functools
 import json
 import mmap
+import secrets
 import sqlite3
 import time
 from array import array
@@ -27,8 +28,10 @@ from mailcove.store.api import (
     MessageMeta,
     OutboundEnvelope,
     OutboundRecipient,
+    QueueClaim,
     QueuedRecipient,
     QueueItem,
+    QueueOutcome,
     SubmitResult,
     Usage,
 )
@@ -366,6 +369,30 @@ class SqliteStore:
     async def queue_size(self) -> int:
         sql = "SELECT count(DISTINCT queue_id) FROM queue_rcpts WHERE status = 'queued'"
         return await self._read(lambda c: c.execute(sql).fetchone()[0])
+
+    async def queue_claim(self, now: float, lease_seconds: float, limit: int) -> list[QueueClaim]:
+        lease = secrets.token_hex(8)
+        rows = await self._write(_bind(ops.queue_claim, now, lease_seconds, limit, lease))
+        envelopes: dict[str, OutboundEnvelope] = {}
+        out = []
+        for qid, idx, address, orcpt, notify, attempts, warned, created, env_json in rows:
+            env = envelopes.get(env_json)
+            if env is None:
+                env = envelopes[env_json] = OutboundEnvelope(recipients=(), **json.loads(env_json))
+            out.append(
+                QueueClaim(qid, idx, address, orcpt, tuple(notify.split(",")) if notify else (), attempts,
+                           bool(warned), lease, created, env)
+            )
+        return out
+
+    async def queue_record(self, outcomes: Sequence[QueueOutcome]) -> list[int]:
+        if not outcomes:
+            return []
+        rows = [(o.queue_id, o.idx, o.lease, o.status, o.next_attempt, o.error, o.warned) for o in outcomes]
+        return await self._write(_bind(ops.queue_record, rows))
+
+    async def queue_retry(self, queue_id: int | None, now: float) -> int:
+        return await self._write(_bind(ops.queue_retry, queue_id, now))
 
     # --- reading -----------------------------------------------------------------------------
 
