@@ -68,7 +68,7 @@ def decode(text: str | bytes) -> str:
         if last_shift_end == i:
             raise Utf7Error("adjacent shifted runs")
         b64 = text[i + 1:end]
-        if len(b64) % 8 not in (0, 3, 6) or any(c in "+/=" for c in b64):
+        if len(b64) % 8 not in (0, 3, 6) or any(c in "/=" for c in b64):
             raise Utf7Error("bad base64 in shifted run")
         try:
             raw = base64.b64decode(b64.replace(",", "/") + "=" * (-len(b64) % 4), validate=True)

@@ -1,0 +1,134 @@
+"""Hypothesis: whatever arrives, the receiver returns only documented events, never raises, keeps
+memory bounded, and gives the same events however the input is split."""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from improto_helpers import drive
+from test_improto_commands import TABLE
+from test_improto_receiver import TRANSCRIPT
+
+from mailcove.proto.imap import utf7
+from mailcove.proto.imap.commands import parse_command
+from mailcove.proto.imap.encode import encode_command
+from mailcove.proto.imap.parser import ParseError
+from mailcove.proto.imap.seqset import SeqSet, SeqSetError, compact
+
+SAMPLES = [w + b"\r\n" for w, _ in TABLE] + [TRANSCRIPT]
+ALPHABET = b' ()[]<>{}~+*%"\\\r\n\x00\x80\xc3\xa4.:,$0123456789aAbBUIDFETCHSTORE'
+
+# IMPROTO_EXAMPLES=5000 for a longer local run (CI keeps the suite fast)
+FUZZ = settings(max_examples=int(os.environ.get("IMPROTO_EXAMPLES", "300")), deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
+
+
+def _splits(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    out, prev = [], 0
+    for p in points:
+        out.append(data[prev:p])
+        prev = p
+    out.append(data[prev:])
+    return out
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> bytes:
+    data = bytearray(draw(st.sampled_from(SAMPLES)))
+    for _ in range(draw(st.integers(0, 6))):
+        op = draw(st.integers(0, 2))
+        pos = draw(st.integers(0, len(data)))
+        if op == 0:
+            data[pos:pos] = bytes([draw(st.sampled_from(ALPHABET))])
+        elif op == 1 and data:
+            del data[pos:pos + draw(st.integers(1, 8))]
+        else:
+            data[pos:pos] = data[draw(st.integers(0, len(data))):][:draw(st.integers(0, 40))]
+    return bytes(data)
+
+
+inputs = st.one_of(mutated(), st.binary(max_size=300), st.lists(st.sampled_from(ALPHABET), max_size=200).map(bytes))
+
+
+@FUZZ
+@given(data=inputs, cuts=st.lists(st.integers(0, 10_000), max_size=6))
+def test_any_input_gives_documented_events_and_split_does_not_matter(data: bytes, cuts: list[int]) -> None:
+    kw = {"max_line": 200, "max_command": 2000, "max_literal": 500, "max_depth": 8}
+    whole = drive([data], **kw)
+    assert drive(_splits(data, cuts), check_memory=True, **kw) == whole
+
+
+@FUZZ
+@given(data=inputs)
+def test_parse_command_raises_only_parse_error(data: bytes) -> None:
+    for utf8 in (False, True):
+        try:
+            parse_command(data.split(b"\r\n", 1)[0], utf8=utf8)
+        except ParseError:
+            pass
+
+
+@FUZZ
+@given(data=mutated())
+def test_parsed_commands_round_trip(data: bytes) -> None:
+    for line in data.split(b"\r\n"):
+        if b"{" in line:
+            continue
+        try:
+            cmd = parse_command(line)
+        except ParseError:
+            continue
+        if cmd.name == "AUTHENTICATE":
+            continue
+        again = parse_command(encode_command(cmd).removesuffix(b"\r\n"))
+        assert again == cmd
+
+
+@FUZZ
+@given(st.text(max_size=30))
+def test_utf7_round_trip(name: str) -> None:
+    try:
+        name.encode("utf-16-be")
+    except UnicodeEncodeError:
+        return  # lone surrogates cannot be names
+    enc = utf7.encode(name)
+    assert enc.isascii()
+    assert utf7.decode(enc) == name
+
+
+@FUZZ
+@given(st.text(alphabet="&-+,/ABCabc019AOQ", max_size=20))
+def test_utf7_decode_only_raises_its_error_and_is_canonical(text: str) -> None:
+    try:
+        name = utf7.decode(text)
+    except utf7.Utf7Error:
+        return
+    assert utf7.encode(name) == text  # strict: only the canonical encoding is accepted
+
+
+@FUZZ
+@given(st.lists(st.integers(1, 200), max_size=40))
+def test_seqset_compact_round_trip(nums: list[int]) -> None:
+    s = compact(nums)
+    if not nums:
+        assert s == ""
+        return
+    parsed = SeqSet.parse(s)
+    assert list(parsed.iter(1000)) == sorted(set(nums))
+    assert str(SeqSet.from_ints(nums)) == s
+
+
+@FUZZ
+@given(st.text(alphabet="0123456789:*,$", max_size=20), st.integers(0, 50))
+def test_seqset_parse_only_raises_its_error(text: str, largest: int) -> None:
+    try:
+        s = SeqSet.parse(text)
+    except SeqSetError:
+        return
+    resolved = s.clip(largest)
+    assert all(1 <= a <= b <= largest for a, b in resolved)
+    for n in range(1, largest + 1):
+        assert s.contains(n, largest) == any(a <= n <= b for a, b in resolved)
