@@ -5,8 +5,8 @@
 Both servers get the same messages (byte for byte, CRLF): mailcove through its store API,
 Dovecot as Maildir files. Both listen on loopback without TLS (the seed's lab set-up) and are
 driven by the same client (bench/pop3/client.py). Two workloads, each run --runs times,
-alternating servers, after one unmeasured warm-up round (both servers then have their indexes
-and caches warm):
+alternating servers, after an unmeasured warm-up (a session per user, then a parallel round):
+both servers then have their indexes and caches warm.
 
   single     one session: USER/PASS, STAT, LIST, UIDL, RETR of every message, QUIT
   parallel   --sessions sessions at once, one user each (POP3 locks a maildrop per user), each
@@ -187,7 +187,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         mc.start()
         servers = {"mailcove": mc.port, "dovecot": dc.port}
         with _loop_runner() as runner:
-            for port in servers.values():  # warm-up: indexes, caches, password verification
+            # Warm-up, unmeasured: one session per user, one after the other (50 first logins at
+            # once would exceed mailcove's queue of password verifications and get [SYS/TEMP]),
+            # then a parallel round. Afterwards both servers have their indexes and caches warm
+            # (Dovecot's index files, mailcove's size/UIDL cache and verified-password cache).
+            for port in servers.values():
+                for u in users:
+                    runner.run(run_session("127.0.0.1", port, u, PASSWORD, 0))
                 measure(runner, port, users, args.messages, parallel=True)
             for run in range(args.runs):
                 for workload in ("single", "parallel"):
