@@ -132,6 +132,7 @@ def start_lab(
     setup: Callable[[Lab], None] | None = None,
 ) -> Lab:
     sock_dir = Path(tempfile.mkdtemp(prefix="mcs"))  # short: sun_path holds 108 bytes
+    sock_dir.chmod(0o755)  # other local users reach the submit socket, as in production
     sock = sock_dir / "submit.sock"
     config = (
         f"[auth]\nargon2_time_cost = 1\nargon2_memory_kib = 1024\n{auth}\n"

@@ -115,7 +115,13 @@ def prepare(raw: bytes, a: SendmailArgs, user: str, hostname: str) -> tuple[byte
         for name, value in fields:
             if name.lower() in (b"to", b"cc", b"bcc"):
                 text = unfold(value).decode("utf-8", "replace")
-                rcpts += [f"{x.mailbox}@{x.host}" for x in parse_address_list(text) if x.mailbox and x.host]
+                for x in parse_address_list(text):
+                    if not x.mailbox or x.host is None or x.host == "SYNTAX_ERROR":
+                        continue  # group markers, broken addresses
+                    if x.host == "MISSING_DOMAIN":
+                        rcpts.append(x.mailbox)  # a bare local name ("To: root"), qualified by the server
+                    else:
+                        rcpts.append(f"{x.mailbox}@{x.host}")
         if b"bcc" in names:
             data = _drop_field(data, header_end, b"bcc")
     add = []

@@ -45,6 +45,21 @@ async def resolve(directory: Directory, address: str) -> Resolution:
     return res
 
 
+async def qualify(directory: Directory, name: str, hostname: str) -> str:
+    """A bare recipient name from local submission (`sendmail root`): at the server's hostname
+    if that is a local domain, else at its parent domain if that is (mx1.hamap.local ->
+    hamap.local), as Sendmail's $=w and Postfix's myorigin make `root` a local address."""
+    if "@" in name or name.lower() == "postmaster":
+        return name
+    candidates = [hostname]
+    if "." in hostname:
+        candidates.append(hostname.split(".", 1)[1])
+    for dom in candidates:
+        if await directory.is_local_domain(dom):
+            return f"{name}@{dom}"
+    return f"{name}@{hostname}"
+
+
 @dataclass
 class DeliveryPlan:
     """The recipients of one transaction, resolved and de-duplicated."""

@@ -76,7 +76,7 @@ def submit_direct(settings: Settings, message: bytes, sender: str | None, recipi
 async def _direct(settings: Settings, message: bytes, sender: str | None, recipients: Sequence[str]) -> SubmitOutcome:
     import email.utils
 
-    from mailcove.delivery import DeliveryPlan, resolve
+    from mailcove.delivery import DeliveryPlan, qualify, resolve
     from mailcove.directory import open_directory
     from mailcove.directory.api import Invalid
     from mailcove.store.factory import open_store
@@ -90,7 +90,7 @@ async def _direct(settings: Settings, message: bytes, sender: str | None, recipi
     try:
         plan = DeliveryPlan()
         for r in recipients:
-            target = r if "@" in r or r.lower() == "postmaster" else f"{r}@{host}"
+            target = await qualify(directory, r, host)
             res = await resolve(directory, target)
             if isinstance(res, Invalid):
                 return SubmitOutcome(False, "store", 550, "5.1.1", f"<{r}>: {res.reason}")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mailcove.core.errors import MailError
-from mailcove.delivery import DeliveryPlan, resolve
+from mailcove.delivery import DeliveryPlan, qualify, resolve
 from mailcove.directory.api import Invalid
 from mailcove.net.listeners import Connection, new_session_id
 from mailcove.proto.smtp.params import PathError, check_mailbox
@@ -213,7 +213,7 @@ class SubmitServer:
             return _err(553, "5.1.7", f"bad sender address {sender[:80]!r}")
         plan = DeliveryPlan()
         for r in rcpts:
-            target = r if "@" in r or r.lower() == "postmaster" else f"{r}@{svc.hostname}"
+            target = await qualify(svc.directory, r, svc.hostname)
             res = await resolve(svc.directory, target)
             if isinstance(res, Invalid):
                 return _err(550, "5.1.1", f"<{r}>: {res.reason}")
