@@ -47,7 +47,7 @@ class Tagged:
     code: str | None
     code_data: Any
     text: str
-    raw: bytes = field(repr=False, default=b"")
+    raw: bytes = field(repr=False, compare=False, default=b"")
 
 
 @dataclass(frozen=True)
@@ -63,13 +63,13 @@ class Untagged:
     code: str | None = None
     code_data: Any = None
     text: str = ""
-    raw: bytes = field(repr=False, default=b"")
+    raw: bytes = field(repr=False, compare=False, default=b"")
 
 
 @dataclass(frozen=True)
 class Continuation:
     text: bytes
-    raw: bytes = field(repr=False, default=b"")
+    raw: bytes = field(repr=False, compare=False, default=b"")
 
 
 Response = Tagged | Untagged | Continuation

@@ -56,9 +56,11 @@ class SeqSet:
     def resolve(self, largest: int) -> list[tuple[int, int]]:
         """Sorted, merged, inclusive ranges with ``*`` = `largest`. Ranges are NOT clipped to
         `largest` (for UIDs, 5:7 is valid even above the largest UID); use `clip` for seq numbers.
-        An empty mailbox makes ``*`` 0... and every range with a 0 bound then drops out."""
+        In an empty mailbox (`largest` 0) every range that uses ``*`` is empty."""
         pairs: list[tuple[int, int]] = []
         for a, b in self.ranges:
+            if largest <= 0 and (a == STAR or b == STAR):
+                continue
             a = largest if a == STAR else a
             b = largest if b == STAR else b
             if a > b:
