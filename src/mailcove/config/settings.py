@@ -169,6 +169,88 @@ class Pop3Settings:
 
 
 @dataclass
+class DnsSettings:
+    # Resolvers to ask instead of /etc/resolv.conf, each "HOST:PORT" (or "HOST" for port 53).
+    nameservers: list[str] = field(default_factory=list)
+    # Seconds for one lookup (all servers and retries) before it is a temporary failure.
+    timeout: float = 5.0
+
+
+@dataclass
+class QueueSettings:
+    """The outbound queue and its delivery by MX."""
+
+    # Port used to reach MX hosts (RFC 5321: 25). Tests point it at another instance.
+    mx_port: int = 25
+    # Minutes before the first retry after a temporary failure; each retry doubles it, up to
+    # max_retry_minutes between tries.
+    retry_minutes: float = 5.0
+    max_retry_minutes: float = 60.0
+    # Hours after which a message that still fails temporarily is bounced.
+    give_up_hours: float = 120.0
+    # Hours after which the sender gets one delay warning (RFC 3464 action=delayed). 0 = never.
+    delay_warning_hours: float = 4.0
+    # Connections at a time to one destination (MX domain, relay host or transport host).
+    concurrency_per_destination: int = 10
+    # Connections at a time in total.
+    max_connections: int = 100
+    # Seconds between looks at the queue for due recipients.
+    poll_interval: float = 1.0
+    # Seconds a claimed recipient stays leased to this runner (longer than one delivery).
+    lease_seconds: float = 900.0
+    # Seconds to connect, and to wait for each reply (RFC 5321 4.5.3.2 suggests minutes).
+    connect_timeout: float = 30.0
+    reply_timeout: float = 300.0
+    # Offer STARTTLS to MX hosts that announce it (certificates are not checked: opportunistic).
+    starttls: bool = True
+    # The name in EHLO; empty: the server's hostname.
+    helo_name: str = ""
+
+
+@dataclass
+class RelayhostSettings:
+    """A smarthost: all remote mail goes to it instead of to the MX hosts."""
+
+    # Empty: no relay host, deliver by MX.
+    host: str = ""
+    port: int = 587
+    username: str = ""
+    # A file holding the password (first line). Needed with username.
+    password_file: Path | None = None
+    # "starttls" (required), "implicit" (TLS from the first byte, port 465), "may", or "none".
+    tls: str = "starttls"
+    # Check the relay host's certificate against the system CAs and its name.
+    tls_verify: bool = True
+
+
+@dataclass
+class DkimSettings:
+    # Selector of the RSA key; the Ed25519 key uses "<selector>-ed25519".
+    selector: str = "mailcove"
+    # Sign mail from local domains on the way out (when a key exists in <data_dir>/dkim/).
+    sign: bool = True
+    # Where keys live; default <data_dir>/dkim.
+    key_dir: Path | None = None
+
+
+@dataclass
+class MailauthSettings:
+    """Inbound SPF, DKIM and DMARC checks."""
+
+    enabled: bool = True
+    # The authserv-id in Authentication-Results; empty: the server's hostname.
+    authserv_id: str = ""
+    # Refuse (550 5.7.1) mail failing DMARC whose domain publishes p=reject.
+    dmarc_reject: bool = True
+    # File mail failing DMARC whose domain publishes p=quarantine into Junk.
+    dmarc_quarantine_to_junk: bool = True
+    # Seconds all DNS lookups of one message may take; past it a check gives temperror.
+    timeout: float = 10.0
+    # Messages larger than this are not DKIM-verified (dkim=none).
+    max_dkim_bytes: int = 10 * 1024 * 1024
+
+
+@dataclass
 class Settings:
     hostname: str = field(default_factory=socket.getfqdn)
     data_dir: Path = Path("mailcove-data")
@@ -181,6 +263,13 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     pop3: Pop3Settings = field(default_factory=Pop3Settings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    dns: DnsSettings = field(default_factory=DnsSettings)
+    queue: QueueSettings = field(default_factory=QueueSettings)
+    relayhost: RelayhostSettings = field(default_factory=RelayhostSettings)
+    # Per-domain routes (sendmail's mailertable): "example.org" = "HOST:PORT" ("[HOST]:PORT" for IPv6).
+    transport: dict[str, str] = field(default_factory=dict)
+    dkim: DkimSettings = field(default_factory=DkimSettings)
+    mailauth: MailauthSettings = field(default_factory=MailauthSettings)
     # Where the settings came from, for messages; not a TOML key.
     source: str = field(default="<defaults>", metadata={"toml": False})
 
