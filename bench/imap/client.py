@@ -24,6 +24,7 @@ class Client:
         self.w = writer
         self.n = 0
         self.bytes_in = 0
+        self.unavailable = 0
 
     @classmethod
     async def connect(
@@ -77,8 +78,18 @@ class Client:
                 return out
             out.append(line)
 
-    async def login(self, user: str, password: str) -> None:
-        await self.command(b'LOGIN "%s" "%s"' % (user.encode(), password.encode()))
+    async def login(self, user: str, password: str, retries: int = 50) -> None:
+        """LOGIN; a NO [UNAVAILABLE] (mailcove: too many password checks waiting) is retried after
+        a pause, as a client would."""
+        for attempt in range(retries):
+            try:
+                await self.command(b'LOGIN "%s" "%s"' % (user.encode(), password.encode()))
+                return
+            except ImapError as exc:
+                if "[UNAVAILABLE]" not in str(exc) or attempt == retries - 1:
+                    raise
+                self.unavailable += 1
+                await asyncio.sleep(0.1)
 
     async def append(self, mailbox: str, message: bytes, flags: str = "") -> None:
         # LITERAL+ (both servers advertise it): one round trip per APPEND

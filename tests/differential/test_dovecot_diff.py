@@ -266,10 +266,11 @@ def compare_fetch(sessions: tuple[RawClient, RawClient], cmd: str) -> list[str]:
     ra, rb = a.command(cmd), b.command(cmd)
     if ra.tagged.status == "NO" and ra.tagged.code and str(ra.tagged.code[0]).upper() == "UNKNOWN-CTE":
         # unknown-cte-size / its FETCH (UID n): drop Dovecot's UID-only FETCH before the NO
-        ra.untagged = [
-            u for u in ra.untagged
-            if not (isinstance(u, DataResponse) and u.name == "FETCH" and len(u.values[0]) == 2)
-        ]
+        for r in (ra, rb):
+            r.untagged = [
+                u for u in r.untagged
+                if not (isinstance(u, DataResponse) and u.name == "FETCH" and len(u.values[0]) == 2)
+            ]
         if rb.tagged.status == "OK" and "BINARY.SIZE[" in cmd:
             return check_binary_size(b, cmd, rb)
     if ra.tagged.status != rb.tagged.status:

@@ -1,0 +1,134 @@
+"""curl (imap://, imaps://, STARTTLS) and fetchmail (IMAP) from Debian against `mailcove serve`.
+
+curl: LIST, FETCH of one message by UID (byte for byte), SEARCH, EXAMINE. fetchmail: fetches every
+message through an MDA writing one file each, and deletes them on the server (STORE \\Deleted +
+EXPUNGE), over plain IMAP, STARTTLS and implicit TLS with the certificate pinned by file.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from interop.imap_servers import PASSWORD, cert_of, imap_lab, imap_strict, message, user
+from mailcove_testing import ServerProcess, require_tool
+
+__all__ = ["imap_lab", "imap_strict", "user"]  # fixtures used by name below
+
+
+def curl(*args: str) -> subprocess.CompletedProcess[bytes]:
+    tool = require_tool("curl")
+    r = subprocess.run([tool, "-sS", "--max-time", "30", *args], capture_output=True, timeout=60)
+    assert r.returncode == 0, (args, r.stdout, r.stderr)
+    return r
+
+
+def fill(srv: ServerProcess, who: str, msgs: list[bytes]) -> None:
+    for m in msgs:
+        assert srv.deliver(m, [who]).startswith("OK")
+
+
+def test_curl_list_fetch_search(imap_lab: ServerProcess, user: str) -> None:
+    srv = imap_lab
+    msgs = [message(1), message(2, "find me please"), message(3)]
+    fill(srv, user, msgs)
+    host, port = srv.address("imap")
+    base = f"imap://{host}:{port}"
+    auth = ["--user", f"{user}:{PASSWORD}"]
+    listing = curl(*auth, f"{base}/").stdout.decode()
+    names = [line.rsplit(" ", 1)[-1].strip('"') for line in listing.splitlines()]
+    assert "INBOX" in names and "Sent" in names, listing
+    for uid, m in enumerate(msgs, start=1):
+        assert curl(*auth, f"{base}/INBOX;UID={uid}").stdout == m
+    assert curl(*auth, f"{base}/INBOX;UID=2;SECTION=HEADER.FIELDS%20(SUBJECT)").stdout == (
+        b"Subject: find me please\r\n\r\n"
+    )
+    found = curl(*auth, f"{base}/INBOX?SUBJECT%20%22find%20me%22").stdout.decode()
+    assert found.split() == ["*", "SEARCH", "2"], found
+    examined = curl(*auth, "-X", "EXAMINE INBOX", f"{base}/").stdout.decode()
+    assert "* 3 EXISTS" in examined, examined
+
+
+@pytest.mark.parametrize("mode", ["starttls", "imaps"])
+def test_curl_tls(imap_strict: ServerProcess, user: str, mode: str) -> None:
+    srv = imap_strict
+    fill(srv, user, [message(7)])
+    host = "127.0.0.1"
+    tls = ["--cacert", str(cert_of(srv)), "--resolve", f"mx1.hamap.local:{srv.port('imaps')}:{host}",
+           "--resolve", f"mx1.hamap.local:{srv.port('imap')}:{host}"]
+    if mode == "starttls":
+        url = f"imap://mx1.hamap.local:{srv.port('imap')}/INBOX;UID=1"
+        tls.append("--ssl-reqd")
+    else:
+        url = f"imaps://mx1.hamap.local:{srv.port('imaps')}/INBOX;UID=1"
+    r = curl("--user", f"{user}:{PASSWORD}", *tls, url)
+    assert r.stdout == message(7)
+
+
+def test_curl_plain_login_refused_without_tls(imap_strict: ServerProcess, user: str) -> None:
+    """Default config: LOGINDISABLED before STARTTLS, so curl cannot log in over plain IMAP."""
+    tool = require_tool("curl")
+    host, port = imap_strict.address("imap")
+    r = subprocess.run(
+        [tool, "-sS", "--max-time", "30", "--user", f"{user}:{PASSWORD}", f"imap://{host}:{port}/"],
+        capture_output=True,
+        timeout=60,
+    )
+    assert r.returncode != 0
+
+
+def run_fetchmail(tmp: Path, srv: ServerProcess, who: str, mode: str) -> subprocess.CompletedProcess[str]:
+    fetchmail = require_tool("fetchmail")
+    out = tmp / "out"
+    out.mkdir(exist_ok=True)
+    pin = f'sslcertck sslcertfile "{cert_of(srv)}" sslcommonname "mx1.hamap.local"'
+    if mode == "plain":
+        port, tls = srv.port("imap"), 'sslproto ""'
+    elif mode == "starttls":
+        port, tls = srv.port("imap"), f'sslproto "TLS1.2+" {pin}'
+    else:
+        port, tls = srv.port("imaps"), f"ssl {pin}"
+    rc = tmp / "fetchmailrc"
+    rc.write_text(
+        "set no syslog\n"
+        f"poll 127.0.0.1 service {port} protocol IMAP auth password no envelope\n"
+        f'  user "{who}" there with password "{PASSWORD}" is "root" here\n'
+        f'  {tls} norewrite mda "cat > `mktemp {out}/m.XXXXXXXX`"\n'
+    )
+    rc.chmod(0o600)
+    env = dict(os.environ, HOME=str(tmp), FETCHMAILHOME=str(tmp))
+    return subprocess.run(
+        [fetchmail, "-f", str(rc), "-N", "-v", "--idfile", str(tmp / "fetchids"), "--pidfile", str(tmp / "pid")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def strip_received(data: bytes) -> bytes:
+    """fetchmail puts its own Received: field (folded over several lines) first."""
+    assert data.startswith(b"Received: from 127.0.0.1"), data[:200]
+    lines = data.split(b"\n")
+    i = 1
+    while lines[i][:1] in (b" ", b"\t"):
+        i += 1
+    return b"\n".join(lines[i:])
+
+
+@pytest.mark.parametrize("mode", ["plain", "starttls", "imaps"])
+def test_fetchmail_imap(imap_lab: ServerProcess, imap_strict: ServerProcess, user: str, mode: str,
+                        tmp_path: Path) -> None:
+    srv = imap_lab if mode == "plain" else imap_strict
+    msgs = [message(i, body=b"line\r\n" * i) for i in range(1, 4)]
+    fill(srv, user, msgs)
+    r = run_fetchmail(tmp_path, srv, user, mode)
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = sorted(strip_received(p.read_bytes()) for p in (tmp_path / "out").iterdir())
+    assert got == sorted(m.replace(b"\r\n", b"\n") for m in msgs)  # fetchmail's MDA gets LF line ends
+    assert srv.read_mailbox(user) == []  # fetched messages are deleted: STORE \Deleted, EXPUNGE
+    if mode == "starttls":
+        assert "STARTTLS" in r.stdout + r.stderr
