@@ -100,10 +100,11 @@ UID_COMMANDS = frozenset({"FETCH", "STORE", "COPY", "MOVE", "SEARCH", "SORT", "T
 
 # Clients repeat the same few commands with new tags (Thunderbird's UID FETCH n:* (FLAGS), STORE,
 # NOOP), so parsed commands are cached by everything after the tag: a hit costs a dict lookup and
-# a copy instead of a parse. Only commands whose result depends on nothing but their bytes, and that
-# carry no secrets, are cached; the cache is bounded and cleared when full.
-_CACHEABLE = frozenset({"FETCH", "STORE", "SEARCH", "NOOP", "IDLE", "CHECK", "EXPUNGE", "CAPABILITY", "UID", "SORT",
-                        "THREAD", "COPY", "MOVE", "SELECT", "EXAMINE", "STATUS", "LIST", "CLOSE", "UNSELECT"})
+# a copy instead of a parse. The cache is shared by all sessions, so only commands that carry no
+# user data (no mailbox names, search strings or credentials) go in; it is bounded and cleared
+# when full.
+_CACHEABLE = frozenset({b"FETCH", b"STORE", b"NOOP", b"IDLE", b"CHECK", b"EXPUNGE", b"CAPABILITY", b"CLOSE",
+                        b"UNSELECT", b"NAMESPACE"})
 _CACHE: dict[tuple[bytes, bool, int], Command] = {}
 _CACHE_MAX = 2048
 _CACHE_KEY_MAX = 512
@@ -133,8 +134,8 @@ def parse_command(data: bytes, *, utf8: bool = False, max_depth: int = 16) -> Co
         if hit is not None:
             return _retag(hit, data[:m.end() - 1].decode("ascii"))
         cmd = _parse(data, utf8, max_depth)
-        word = key[0][:12].split(b" ", 1)[0].upper().decode("ascii", "replace")
-        if word in _CACHEABLE:
+        words = key[0][:16].upper().split(b" ", 2)
+        if words[0] in _CACHEABLE or (words[0] == b"UID" and len(words) > 1 and words[1] in _CACHEABLE):
             if len(_CACHE) >= _CACHE_MAX:
                 _CACHE.clear()
             _CACHE[key] = cmd
