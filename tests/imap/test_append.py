@@ -3,7 +3,8 @@ APPENDUID, TRYCREATE, OVERQUOTA, TOOBIG, bare LF converted once."""
 
 from __future__ import annotations
 
-from conftest import fetches, kinds
+from imap_lab import fetches, kinds
+
 from mailcove.proto.imap.client import Tagged
 
 MSG = b"Subject: appended\r\nFrom: a@hamap.local\r\n\r\nhello\r\n"

@@ -6,7 +6,7 @@ import base64
 import socket
 import ssl
 
-from conftest import PASSWORD, Client
+from imap_lab import PASSWORD, Client
 
 
 def _caps(c: Client) -> list[str]:

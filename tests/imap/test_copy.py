@@ -3,7 +3,7 @@ UNSELECT."""
 
 from __future__ import annotations
 
-from conftest import fetches, kinds, message
+from imap_lab import fetches, kinds, message
 
 
 def _setup(imap, n=3):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from conftest import fetches, message
+from imap_lab import fetches, message
 
 MULTI = (
     b"From: Bob <bob@example.com>\r\nTo: a@hamap.local\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\n"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import zlib
 
-from conftest import message
+from imap_lab import message
+
 from mailcove.proto.imap.client import ResponseParser, Tagged
 
 

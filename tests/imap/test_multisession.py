@@ -7,7 +7,8 @@ import subprocess
 import sys
 import time
 
-from conftest import fetches, kinds, message
+from imap_lab import fetches, kinds, message
+
 from mailcove.proto.imap.client import Continuation, Tagged, Untagged
 
 

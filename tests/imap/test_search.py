@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import message
+from imap_lab import message
 
 
 def _nums(untagged):

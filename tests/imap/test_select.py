@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import fetches, kinds, message
+from imap_lab import fetches, kinds, message
 
 
 def test_select_reports_state_in_order(imap):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import fetches, message
+from imap_lab import fetches, message
 
 
 def test_store_modes(imap):

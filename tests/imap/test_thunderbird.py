@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import time
 
-from conftest import fetches, message
+from imap_lab import fetches, message
+
 from mailcove.proto.imap.client import Continuation, Tagged, Untagged
 
 
