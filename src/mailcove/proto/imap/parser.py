@@ -36,6 +36,7 @@ _DATETIME = re.compile(rb'"([ \d]\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) 
 _SYSTEM_FLAGS = {"\\ANSWERED": "\\Answered", "\\FLAGGED": "\\Flagged", "\\DELETED": "\\Deleted",
                  "\\SEEN": "\\Seen", "\\DRAFT": "\\Draft", "\\RECENT": "\\Recent"}
 MAX_NUMBER64 = 2**63 - 1
+_SEQSET_CACHE: dict[bytes, SeqSet] = {}  # SeqSet is immutable; sets repeat (1:*, n:*, single UIDs)
 
 
 class ParseError(Exception):
@@ -219,10 +220,16 @@ class Parser:
         m = _SEQSET.match(self.buf, self.pos)
         if not m:
             raise self.error("sequence set")
-        try:
-            s = SeqSet.parse(m.group().decode("ascii"))
-        except SeqSetError as exc:
-            raise ParseError(f"Invalid sequence set: {exc}") from None
+        text = m.group()
+        s = _SEQSET_CACHE.get(text)
+        if s is None:
+            try:
+                s = SeqSet.parse(text.decode("ascii"))
+            except SeqSetError as exc:
+                raise ParseError(f"Invalid sequence set: {exc}") from None
+            if len(_SEQSET_CACHE) >= 4096:
+                _SEQSET_CACHE.clear()
+            _SEQSET_CACHE[text] = s
         self.pos = m.end()
         return s
 

@@ -21,6 +21,14 @@ _MACROS = {"ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
 _ITEM = re.compile(rb"[A-Za-z0-9.]+")
 _PART = re.compile(rb"[1-9][0-9]{0,8}(?:\.[1-9][0-9]{0,8})*")
 MAX_HEADER_FIELDS = 200
+# the common spelling of a header list: atoms separated by single spaces (one regex, no loop)
+_FIELD_ATOMS = re.compile(rb"\(([!-'*-9;-~]+(?: [!-'*-9;-~]+)*)\)")
+# an item list with at most one level of inner parentheses (HEADER.FIELDS): clients send the same
+# few lists over and over with different sequence sets, so parsed lists are cached (bounded; item
+# lists hold no user data)
+_ITEM_LIST = re.compile(rb"\((?:[^()\r\n]|\([^()\r\n]*\))*\)")
+_LIST_CACHE: dict[tuple[bytes, int], tuple[FetchAtt, ...]] = {}
+_LIST_CACHE_MAX = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +118,14 @@ def _section(p: Parser, binary: bool) -> Section:
     fields: list[str] = []
     if text.startswith("HEADER.FIELDS"):
         p.sp()
+        fm = _FIELD_ATOMS.match(p.buf, p.pos)
+        if fm is not None and p.depth < p.max_depth:
+            names = fm.group(1).decode("ascii").split(" ")
+            if len(names) > MAX_HEADER_FIELDS:
+                raise ParseError("Too many header fields")
+            p.pos = fm.end()
+            p.expect(b"]")
+            return Section(part, text, tuple(names))
         p.open()
         while True:
             f = p.astring()
@@ -135,7 +151,22 @@ def _partial(p: Parser) -> tuple[int, int] | None:
     return (start, length)
 
 
-def _att(p: Parser) -> FetchAtt | tuple[str, ...]:
+def _att_list(p: Parser) -> tuple[FetchAtt, ...]:
+    p.open()
+    items: list[FetchAtt] = []
+    seen: set[FetchAtt] = set()
+    while True:
+        a = _att(p)
+        if a not in seen:
+            seen.add(a)
+            items.append(a)
+        if not p.maybe_sp():
+            break
+    p.close()
+    return tuple(items)
+
+
+def _att(p: Parser) -> FetchAtt:
     m = _ITEM.match(p.buf, p.pos)
     if not m:
         raise p.error("fetch attribute")
@@ -158,17 +189,20 @@ def parse(p: Parser, tag: str, uid: bool) -> Fetch:
     p.sp()
     s = p.seqset()
     p.sp()
-    items: list[FetchAtt] = []
+    items: list[FetchAtt] | tuple[FetchAtt, ...] = []
     if p.peek() == 0x28:
-        p.open()
-        while True:
-            a = _att(p)
-            assert isinstance(a, FetchAtt)
-            if a not in items:
-                items.append(a)
-            if not p.maybe_sp():
-                break
-        p.close()
+        lm = _ITEM_LIST.match(p.buf, p.pos)
+        key = (lm.group(), p.max_depth) if lm is not None else None
+        cached = _LIST_CACHE.get(key) if key is not None else None
+        if cached is not None and lm is not None:
+            items = cached
+            p.pos = lm.end()
+        else:
+            items = _att_list(p)
+            if key is not None:
+                if len(_LIST_CACHE) >= _LIST_CACHE_MAX:
+                    _LIST_CACHE.clear()
+                _LIST_CACHE[key] = items
     else:
         start = p.pos
         m = _ITEM.match(p.buf, p.pos)
@@ -178,9 +212,7 @@ def parse(p: Parser, tag: str, uid: bool) -> Fetch:
             items = [FetchAtt(n) for n in macro]
         else:
             p.pos = start
-            a = _att(p)
-            assert isinstance(a, FetchAtt)
-            items.append(a)
+            items = [_att(p)]
     changedsince = None
     vanished = False
     if p.maybe_sp():
