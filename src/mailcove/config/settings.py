@@ -169,6 +169,23 @@ class Pop3Settings:
 
 
 @dataclass
+class ImapSettings:
+    """IMAP listeners (imap with STARTTLS, imaps)."""
+
+    # Largest message APPEND accepts, bytes; advertised as APPENDLIMIT. A bigger literal gets
+    # NO [TOOBIG] before any of it is read.
+    appendlimit: int = 64 * 1024 * 1024
+    # Longest command line (without literals), bytes; longer ends the session with BYE.
+    max_line: int = 65536
+    # Consecutive invalid commands (BAD) before BYE.
+    max_bad_commands: int = 10
+    # Seconds without a command (IDLE included) before autologout; RFC 9051 5.4 asks for at least 30 minutes.
+    idle_timeout: float = 1800.0
+    # Seconds a client has to log in after connecting.
+    login_timeout: float = 60.0
+
+
+@dataclass
 class DnsSettings:
     # Resolvers to ask instead of /etc/resolv.conf, each "HOST:PORT" (or "HOST" for port 53).
     nameservers: list[str] = field(default_factory=list)
@@ -262,6 +279,7 @@ class Settings:
     log: LogSettings = field(default_factory=LogSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     pop3: Pop3Settings = field(default_factory=Pop3Settings)
+    imap: ImapSettings = field(default_factory=ImapSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     dns: DnsSettings = field(default_factory=DnsSettings)
     queue: QueueSettings = field(default_factory=QueueSettings)
