@@ -3,6 +3,7 @@ memory bounded, and gives the same events however the input is split."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from hypothesis import HealthCheck, given, settings
@@ -132,3 +133,35 @@ def test_seqset_parse_only_raises_its_error(text: str, largest: int) -> None:
     assert all(1 <= a <= b <= largest for a, b in resolved)
     for n in range(1, largest + 1):
         assert s.contains(n, largest) == any(a <= n <= b for a, b in resolved)
+
+
+def _clear_caches() -> None:
+    from mailcove.proto.imap import parser
+    from mailcove.proto.imap.commands import _CACHE, fetch
+
+    _CACHE.clear()
+    fetch._LIST_CACHE.clear()
+    parser._SEQSET_CACHE.clear()
+
+
+@FUZZ
+@given(data=mutated())
+def test_caches_do_not_change_results(data: bytes) -> None:
+    lines = [line for line in data.split(b"\r\n") if b"{" not in line]
+    results = []
+    for _ in range(2):
+        _clear_caches()
+        for _warm in (False, True):  # cold caches, then warm
+            got = []
+            for line in lines:
+                try:
+                    got.append(parse_command(line))
+                except ParseError as exc:
+                    got.append((exc.text, exc.code))
+            results.append(got)
+    assert results[0] == results[1] == results[2] == results[3]
+    # and a different tag on a cached command changes nothing else
+    for line, cmd in zip(lines, results[0], strict=True):
+        if not isinstance(cmd, tuple) and line.count(b" ") and b"\x00" not in line:
+            again = parse_command(b"zz " + line.split(b" ", 1)[1])
+            assert again == dataclasses.replace(cmd, tag="zz")

@@ -22,7 +22,7 @@ _ITEM = re.compile(rb"[A-Za-z0-9.]+")
 _PART = re.compile(rb"[1-9][0-9]{0,8}(?:\.[1-9][0-9]{0,8})*")
 MAX_HEADER_FIELDS = 200
 # the common spelling of a header list: atoms separated by single spaces (one regex, no loop)
-_FIELD_ATOMS = re.compile(rb"\(([!-'*-9;-~]+(?: [!-'*-9;-~]+)*)\)")
+_FIELD_ATOMS = re.compile(rb"\(([^(){ \x00-\x1f\x7f%*\"\\\x80-\xff:]+(?: [^(){ \x00-\x1f\x7f%*\"\\\x80-\xff:]+)*)\)")
 # an item list with at most one level of inner parentheses (HEADER.FIELDS): clients send the same
 # few lists over and over with different sequence sets, so parsed lists are cached (bounded; item
 # lists hold no user data)
