@@ -158,6 +158,17 @@ def test_reject_append_midway() -> None:
     assert feed(r, b"b NOOP\r\n") == [Noop(tag="b")]
 
 
+def test_reject_after_the_last_chunk_of_a_message() -> None:
+    r = ImapReceiver()
+    assert [type(e) for e in feed(r, b"a APPEND INBOX {3+}\r\nabc")] == [AppendStart, AppendData]
+    r.reject_literal()  # the data is complete, but the command goes on: no AppendEnd must follow
+    assert feed(r, b" {2+}\r\nde\r\nb NOOP\r\n") == [Noop(tag="b")]
+    r = ImapReceiver()
+    feed(r, b"a APPEND INBOX {3+}\r\nabc")
+    r.reject_literal()
+    assert feed(r, b"\r\nb NOOP\r\n") == [Noop(tag="b")]
+
+
 def test_idle_and_auth_modes() -> None:
     r = ImapReceiver()
     assert feed(r, b"a IDLE\r\n")[0].name == "IDLE"

@@ -95,11 +95,16 @@ class ImapReceiver:
 
     def reject_literal(self) -> None:
         """Refuse the literal just announced (after `NeedContinuation`, or after `AppendStart` /
-        any `AppendData`): the session answers the command itself. A synchronising literal the
+        any `AppendData`, even the last one): the session answers the command itself. A synchronising literal the
         client has not started sending is simply forgotten; otherwise its remaining bytes and the
         rest of the command are skipped unread. Either way the current command (and any
         earlier messages of a MULTIAPPEND) is dropped."""
         if self._mode not in (_LITERAL, _APPEND_DATA):
+            if self._append_tag is not None and self._mode == _LINE:
+                # the last message's bytes are all in, but its command is not over: skip the rest
+                self._events.clear()
+                self._append_tag = None
+                self._discard = True
             return
         self._events.clear()
         self._cmd.clear()
