@@ -18,7 +18,7 @@ import email.utils
 import logging
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mailcove import delivery
@@ -127,7 +127,8 @@ class SmtpService:
             hit = self._usage.get(u)
             if hit is not None:
                 old = hit[1]
-                self._usage[u] = (hit[0], replace(old, bytes=old.bytes + size, messages=old.messages + 1))
+                new = type(old)(old.bytes + size, old.messages + 1, old.max_bytes, old.max_messages)
+                self._usage[u] = (hit[0], new)
 
     def forget_usage(self, users: list[str]) -> None:
         for u in users:
@@ -175,6 +176,42 @@ class SmtpService:
                 sess.check_timeout(now)
 
 
+class Body:
+    """The message as it arrives: in memory while it is small (no temp-file name, no Spool
+    object for the common 1 KB message), moved into a store spool once it passes the store's
+    inline limit so a 50 MB message is never held in memory."""
+
+    __slots__ = ("_buf", "_limit", "_store", "spool")
+
+    def __init__(self, store: MailStore, limit: int, first: bytes) -> None:
+        self._store = store
+        self._limit = limit
+        self._buf = bytearray(first)
+        self.spool: Spool | None = None
+
+    def write(self, data: bytes) -> None:
+        if self.spool is not None:
+            self.spool.write(data)
+            return
+        self._buf += data
+        if len(self._buf) > self._limit:
+            self.spool = self._store.new_spool()
+            self.spool.write(bytes(self._buf))
+            self._buf = bytearray()
+
+    @property
+    def size(self) -> int:
+        return self.spool.size if self.spool is not None else len(self._buf)
+
+    def source(self) -> bytes | Spool:
+        return self.spool if self.spool is not None else bytes(self._buf)
+
+    def discard(self) -> None:
+        self._buf = bytearray()
+        if self.spool is not None:
+            self.spool.discard()
+
+
 @dataclass
 class Transaction:
     mail: Mail
@@ -182,7 +219,7 @@ class Transaction:
     discard: bool = False
     relayed: int = 0  # remote recipients accepted without authentication
     accepted: list[str] = field(default_factory=list)  # recipients as given, for Received/logs
-    spool: Spool | None = None
+    body: Body | None = None
     header: bytearray | None = None
     header_done: bool = False
 
@@ -359,7 +396,7 @@ class SmtpSession:
         if t is DataEnd:
             return await self._end_body(ev.too_big)  # type: ignore[attr-defined]
         if t is Bdat:
-            if self.txn is not None and self.txn.spool is None:
+            if self.txn is not None and self.txn.body is None:
                 self._start_body(R.OK)
             return None
         if t is ChunkEnd:
@@ -514,15 +551,13 @@ class SmtpSession:
     def _start_body(self, reply: Reply) -> Reply:
         txn = self.txn
         assert txn is not None
-        spool = self.svc.store.new_spool()
-        spool.write(self._trace_headers(txn))
-        txn.spool = spool
+        txn.body = Body(self.svc.store, self.settings.store.inline_max_bytes, self._trace_headers(txn))
         txn.header = bytearray()
         return reply
 
     def _body_chunk(self, data: bytes) -> None:
         txn = self.txn
-        if txn is None or txn.spool is None:
+        if txn is None or txn.body is None:
             return
         if not txn.header_done:
             assert txn.header is not None
@@ -538,14 +573,14 @@ class SmtpSession:
             elif len(txn.header) >= HEADER_SCAN_MAX:
                 del txn.header[HEADER_SCAN_MAX:]
                 txn.header_done = True
-        txn.spool.write(data)
+        txn.body.write(data)
 
     async def _end_body(self, too_big: bool) -> Reply:
         txn = self.txn
         self.txn = None
-        if txn is None or txn.spool is None:
+        if txn is None or txn.body is None:
             return R.NEED_RCPT
-        spool = txn.spool
+        body = txn.body
         try:
             if too_big:
                 self.log.info("message refused: larger than %d bytes", self.settings.smtp.max_message_bytes)
@@ -565,18 +600,18 @@ class SmtpSession:
                 self.log.info("message from <%s> to %d recipients discarded by access rules",
                               txn.mail.sender, len(txn.accepted))
                 return Reply(250, "2.0.0", "OK")
-            return await self._submit(txn, spool)
+            return await self._submit(txn, body)
         finally:
             with contextlib.suppress(Exception):
-                spool.discard()
+                body.discard()
 
-    async def _submit(self, txn: Transaction, spool: Spool) -> Reply:
+    async def _submit(self, txn: Transaction, body: Body) -> Reply:
         mail = txn.mail
         plan = txn.plan
         try:
             result = await plan.submit(
                 self.svc.store,
-                spool,
+                body.source(),
                 sender=mail.sender,
                 envid=mail.envid,
                 ret=mail.ret,
@@ -597,7 +632,7 @@ class SmtpSession:
         except Exception:
             self.log.exception("message from <%s> not stored", mail.sender)
             return R.LOCAL_ERROR
-        self.svc.count_delivery(list(plan.local), spool.size)
+        self.svc.count_delivery(list(plan.local), body.size)
         key = self._rate_key(txn.relayed)
         if key is not None:
             self.svc.messages_rate.add(key)
@@ -606,7 +641,7 @@ class SmtpSession:
         if result.queue_id is not None:
             ids.append(f"queue:{result.queue_id}")
             self.svc.queued()
-        self.log.info("accepted from=<%s> size=%d rcpts=%d %s", mail.sender, spool.size, plan.count, " ".join(ids))
+        self.log.info("accepted from=<%s> size=%d rcpts=%d %s", mail.sender, body.size, plan.count, " ".join(ids))
         qid = f"Q{result.queue_id}" if result.queue_id is not None else (
             f"U{result.local[0].uid}" if result.local else "")
         return Reply(250, "2.0.0", f"OK {qid} {self.io.session_id}".replace("  ", " "))
@@ -627,26 +662,31 @@ class SmtpSession:
 
     def _trace_headers(self, txn: Transaction) -> bytes:
         mail = txn.mail
-        parts = []
-        if txn.plan.local:
-            # RFC 5321 4.4: the final delivery adds Return-Path; a copy for the outbound queue
-            # shares the bytes, and the queue drops this line before relaying (issue 6).
-            parts.append(f"Return-Path: <{mail.sender}>\r\n")
-        proto = "UTF8SMTP" if mail.smtputf8 else ("ESMTP" if self.core.esmtp else "SMTP")
-        if self.core.tls:
-            proto += "S"
-        if self.principal is not None:
-            proto += "A"
-        tls = self._tls_text()
-        by = f"by {self.svc.hostname} (mailcove) with {proto} id {self.io.session_id}"
-        if tls:
-            by += f"\r\n\t({tls})"
-        if self.principal is not None:
-            by += f"\r\n\t(authenticated as {self.principal.user})"
+        key = (mail.smtputf8, self.core.esmtp, self.core.tls, self.principal, self.helo)
+        if self._trace_key != key:
+            # The part that only changes with EHLO, STARTTLS or AUTH is built once per session.
+            proto = "UTF8SMTP" if mail.smtputf8 else ("ESMTP" if self.core.esmtp else "SMTP")
+            if self.core.tls:
+                proto += "S"
+            if self.principal is not None:
+                proto += "A"
+            tls = self._tls_text()
+            by = f"by {self.svc.hostname} (mailcove) with {proto} id {self.io.session_id}"
+            if tls:
+                by += f"\r\n\t({tls})"
+            if self.principal is not None:
+                by += f"\r\n\t(authenticated as {self.principal.user})"
+            helo = _clean(self.helo) or "unknown"
+            self._trace_prefix = f"Received: from {helo} ([{self.ip}])\r\n\t{by}"
+            self._trace_key = key
+        # RFC 5321 4.4: the final delivery adds Return-Path; a copy for the outbound queue shares
+        # the bytes, and the queue drops this line before relaying (issue 6).
+        rp = f"Return-Path: <{mail.sender}>\r\n" if txn.plan.local else ""
         rcpt = f"\r\n\tfor <{txn.accepted[0]}>" if len(txn.accepted) == 1 else ""
-        helo = _clean(self.helo) or "unknown"
-        parts.append(f"Received: from {helo} ([{self.ip}])\r\n\t{by}{rcpt};\r\n\t{self.svc.date()}\r\n")
-        return "".join(parts).encode("utf-8", "replace")
+        return f"{rp}{self._trace_prefix}{rcpt};\r\n\t{self.svc.date()}\r\n".encode("utf-8", "replace")
+
+    _trace_key: tuple[Any, ...] | None = None
+    _trace_prefix = ""
 
     def _tls_text(self) -> str:
         info = getattr(self.io, "tls_info", None)
@@ -660,9 +700,9 @@ class SmtpSession:
 
     def _abort_txn(self) -> None:
         txn, self.txn = self.txn, None
-        if txn is not None and txn.spool is not None:
+        if txn is not None and txn.body is not None:
             with contextlib.suppress(Exception):
-                txn.spool.discard()
+                txn.body.discard()
 
     # --- AUTH ---------------------------------------------------------------------------------
 
