@@ -169,6 +169,22 @@ def test_reject_after_the_last_chunk_of_a_message() -> None:
     assert feed(r, b"\r\nb NOOP\r\n") == [Noop(tag="b")]
 
 
+def test_literal_minus() -> None:
+    kw = {"max_nonsync": 4096}
+    evs = drive([b"a APPEND INBOX {4096+}\r\n" + b"m" * 4096 + b"\r\n"], **kw)
+    assert [type(e) for e in evs] == [AppendStart, AppendData, AppendEnd]
+    text = "Non-synchronizing literal larger than 4096 bytes"
+    evs = drive([b"a APPEND INBOX {4097+}\r\n" + b"m" * 4097 + b"\r\nb NOOP\r\n"], **kw)
+    assert evs == [BadCommand("a", text, "TOOBIG"), Noop(tag="b")]
+    evs = drive([b"a APPEND INBOX {1+}\r\nm {5000+}\r\n" + b"m" * 5000 + b"\r\nb NOOP\r\n"], **kw)
+    assert evs[-2:] == [BadCommand("a", text, "TOOBIG"), Noop(tag="b")]
+    evs = drive([b"a LOGIN {5000+}\r\n" + b"u" * 5000 + b" p\r\nb NOOP\r\n"], **kw)
+    assert evs == [BadCommand("a", text, "TOOBIG"), Noop(tag="b")]
+    # a synchronising literal of any size is fine
+    evs = drive([b"a APPEND INBOX {5000}\r\n" + b"m" * 5000 + b"\r\n"], **kw)
+    assert [type(e) for e in evs] == [AppendStart, NeedContinuation, AppendData, AppendEnd]
+
+
 def test_idle_and_auth_modes() -> None:
     r = ImapReceiver()
     assert feed(r, b"a IDLE\r\n")[0].name == "IDLE"

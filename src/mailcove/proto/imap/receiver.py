@@ -48,15 +48,18 @@ class ImapReceiver:
     `AppendEnd`, `IdleDone`, `AuthLine`, `ProtocolViolation`, `NEED_DATA`.
 
     ``utf8`` (settable at any time) selects UTF-8 mailbox names (after ENABLE IMAP4rev2 or
-    UTF8=ACCEPT) instead of modified UTF-7.
+    UTF8=ACCEPT) instead of modified UTF-7. ``max_nonsync``: set to 4096 when advertising LITERAL-
+    instead of LITERAL+ (RFC 7888 §5): a larger non-synchronising literal gets ``BAD [TOOBIG]`` and
+    is skipped.
     """
 
     def __init__(self, *, max_line: int = 65536, max_literal: int = DEFAULT_MAX_LITERAL, max_depth: int = 16,
-                 max_command: int = 1 << 20, utf8: bool = False) -> None:
+                 max_command: int = 1 << 20, max_nonsync: int | None = None, utf8: bool = False) -> None:
         self.max_line = max_line
         self.max_literal = max_literal
         self.max_depth = max_depth
         self.max_command = max_command
+        self.max_nonsync = max_nonsync
         self.utf8 = utf8
         self._buf = bytearray()
         self._pos = 0
@@ -214,6 +217,9 @@ class ImapReceiver:
         head = line[:m.start()]
         if tag is None:
             return self._refuse(None, "Missing or invalid tag", None, "BAD", size, sync)
+        if not sync and self.max_nonsync is not None and size > self.max_nonsync:
+            return self._refuse(tag, f"Non-synchronizing literal larger than {self.max_nonsync} bytes", "TOOBIG",
+                                "BAD", size, sync)
         if _APPEND.match(self._cmd or head):
             prefix = bytes(self._cmd) + head
             p = Parser(prefix, utf8=self.utf8, max_depth=self.max_depth)
@@ -254,6 +260,10 @@ class ImapReceiver:
             self._append_tag = None
             return BadCommand(tag, "Expected another message or the end of APPEND")
         binary, size, sync = m.group(1) == b"~", int(m.group(2)), not m.group(3)
+        if not sync and self.max_nonsync is not None and size > self.max_nonsync:
+            self._append_tag = None
+            return self._refuse(tag, f"Non-synchronizing literal larger than {self.max_nonsync} bytes", "TOOBIG",
+                                "BAD", size, sync)
         p = Parser(line[:m.start()], utf8=self.utf8, max_depth=self.max_depth)
         try:
             flags, date = parse_message_prefix(p)
