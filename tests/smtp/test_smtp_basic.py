@@ -32,3 +32,23 @@ def test_unknown_user_and_relay_denied(serve_factory):
         assert c.rcpt("b@hamap.local")[0] == 250
         assert c.data(LOCAL_MSG)[0] == 250
     assert len(lab.inbox("b@hamap.local")) == 1
+
+
+def test_auth_before_tls_is_refused_with_538(serve_factory):
+    lab = start_lab(serve_factory)
+    c = lab.raw("submission")
+    assert b"AUTH" not in c.cmd(b"EHLO x")
+    assert c.cmd(b"AUTH PLAIN AGFAaGFtYXAubG9jYWwASXQx").startswith(b"538 5.7.11")
+    assert c.cmd(b"MAIL FROM:<a@hamap.local>").startswith(b"530 5.7.0")
+    assert c.cmd(b"VRFY a").startswith(b"252") and c.cmd(b"HELP").startswith(b"214")
+    assert c.cmd(b"EXPN a").startswith(b"502")
+    c.close()
+
+
+def test_shutdown_says_421_to_idle_sessions(serve_factory):
+    lab = start_lab(serve_factory)
+    c = lab.raw()
+    c.cmd(b"EHLO x")
+    lab.srv.stop()
+    assert c.reply().startswith(b"421 4.3.2")
+    c.close()

@@ -362,8 +362,10 @@ class SmtpSession:
         ext = {"SIZE", "8BITMIME", "SMTPUTF8", "PIPELINING", "CHUNKING", "DSN", "ENHANCEDSTATUSCODES"}
         if not tls_on and self.io.tls_available:
             ext.add("STARTTLS")
-        if tls_on or self.settings.auth.allow_plaintext:
-            ext.add("AUTH")
+        # The core always parses AUTH, so that a client trying it before TLS hears why it is
+        # refused (538 5.7.11) instead of "not implemented"; EHLO announces it only when usable.
+        ext.add("AUTH")
+        self.auth_offered = tls_on or self.settings.auth.allow_plaintext
         self.core.extensions = frozenset(ext)
 
     def _ehlo_reply(self, name: str) -> Reply:
@@ -372,7 +374,7 @@ class SmtpSession:
         size = self.settings.smtp.max_message_bytes
         for kw in ("PIPELINING", "SIZE", "8BITMIME", "SMTPUTF8", "CHUNKING", "DSN", "ENHANCEDSTATUSCODES",
                    "STARTTLS", "AUTH"):
-            if kw not in ext:
+            if kw not in ext or (kw == "AUTH" and not self.auth_offered):
                 continue
             if kw == "SIZE":
                 lines.append(f"SIZE {size}" if size else "SIZE")
