@@ -84,6 +84,9 @@ class Pop3Session:
         self._idle_handle: asyncio.TimerHandle | None = None
         self._stats = {"retr": 0, "retr_bytes": 0, "top": 0, "dele": 0}
         self._expunged = 0
+        # Clients RETR in order (fetchmail, getmail, Thunderbird): while one message goes out, the
+        # next is already read from the store, so the store round trip is off the client's path.
+        self._prefetch: tuple[int, asyncio.Future[bytes]] | None = None
 
     # --- the loop ----------------------------------------------------------------------------
 
@@ -95,6 +98,7 @@ class Pop3Session:
             await self._serve()
         finally:
             watcher.cancel()
+            self._drop_prefetch()
             if self._idle_handle is not None:
                 self._idle_handle.cancel()
             self._release()
@@ -379,7 +383,7 @@ class Pop3Session:
         # The first chunk is read before +OK, so a message expunged by another session meanwhile
         # still gets a clean -ERR.
         try:
-            first = await self.store.read_message(md.mailbox_id, uid, 0, CHUNK if size > CHUNK else None)
+            first = await self._read_first(md, i, uid, size)
         except StoreError:
             self._reply(Err(f"Message {cmd.msg} was removed by another session.", SYS_PERM))
             return
@@ -392,6 +396,26 @@ class Pop3Session:
         if size > CHUNK and len(first) == CHUNK:
             await self._stream(md.mailbox_id, uid, CHUNK, size, stuffer)
         self._emit(stuffer.end())
+
+    async def _read_first(self, md: Maildrop, i: int, uid: int, size: int) -> bytes:
+        pre = self._prefetch
+        self._prefetch = None
+        if pre is not None and pre[0] == i:
+            first = await pre[1]
+        else:
+            if pre is not None:
+                _discard(pre[1])
+            first = await self.store.read_message(md.mailbox_id, uid, 0, CHUNK if size > CHUNK else None)
+        nxt = i + 1
+        if nxt < len(md.uids) and not md.deleted[nxt] and md.sizes[nxt] <= CHUNK:
+            fut = asyncio.ensure_future(self.store.read_message(md.mailbox_id, md.uids[nxt]))
+            self._prefetch = (nxt, fut)
+        return first
+
+    def _drop_prefetch(self) -> None:
+        if self._prefetch is not None:
+            _discard(self._prefetch[1])
+            self._prefetch = None
 
     async def _stream(self, mailbox_id: int, uid: int, start: int, end: int, stuffer: DotStuffer) -> None:
         pos = start
@@ -472,6 +496,16 @@ class Pop3Session:
             return
         left = md.count
         self._reply(Ok(f"Logging out, {len(expunge)} messages deleted, {left} left."))
+
+
+def _discard(fut: asyncio.Future[bytes]) -> None:
+    """Drop a prefetch nobody will use; its outcome (even an error) is consumed, not logged."""
+    if fut.done():
+        if not fut.cancelled():
+            fut.exception()
+    else:
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+        fut.cancel()
 
 
 _HANDLERS = {
