@@ -515,8 +515,13 @@ def test_bad_input_gets_reasons_then_a_polite_disconnect(lab, user):
     p.quit()
 
 
-def test_idle_sessions_are_closed(serve_factory):
-    srv = start_pop3(serve_factory, LAB + "[pop3]\nidle_timeout = 1.0\n")
+def test_idle_sessions_are_closed_and_no_stls_without_tls(serve_factory):
+    srv = start_pop3(serve_factory, LAB + "[tls]\nenabled = false\n[pop3]\nidle_timeout = 1.0\n")
+    p = poplib.POP3(*srv.address("pop3"), timeout=30)
+    assert "STLS" not in p.capa()
+    with pytest.raises(poplib.error_proto, match="TLS is not available"):
+        p._shortcmd("STLS")
+    p.quit()
     s = raw(srv)
     s.recv(1000)
     s.settimeout(10)
