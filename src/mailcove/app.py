@@ -28,7 +28,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from mailcove import __version__
 from mailcove.config import ConfigError, Settings
@@ -40,6 +40,9 @@ from mailcove.net.control import ControlClient, ControlServer, ControlUnavailabl
 from mailcove.net.listeners import BindError, BoundListener, ConnectionTracker, Listener, bind_all
 from mailcove.net.tls import CertificateInfo, TlsConfigError, TlsHolder, describe_certificate, ensure_certificate
 from mailcove.store.api import DeliveryTarget, MailStore
+
+if TYPE_CHECKING:
+    from mailcove.queue import QueueRunner
 
 log = logging.getLogger("mailcove.app")
 
@@ -68,6 +71,8 @@ class ServerContext:
     tls: TlsHolder
     tracker: ConnectionTracker
     services: dict[str, Any] = field(default_factory=dict)
+    # The outbound queue runner (issue 6): `queue.wake()` after queueing makes it look now.
+    queue: QueueRunner | None = None
 
 
 def register_protocol(name: str, factory: Callable[..., Any]) -> None:
@@ -113,6 +118,7 @@ class App:
         self.store: MailStore | None = None
         self.directory: Directory | None = None
         self.listeners: list[Listener] = []
+        self.queue: QueueRunner | None = None
         self._stop: asyncio.Event | None = None
 
     # --- phase 1: everything that can fail on configuration, before anything is served ---------
@@ -200,7 +206,10 @@ class App:
             self.control.remove_socket()
             raise StartupError(f"cannot open the directory in {self.settings.data_dir}: {exc}") from exc
         try:
-            ctx = ServerContext(self.settings, self.store, self.directory, self.tls, self.tracker)
+            from mailcove.queue import QueueRunner
+
+            self.queue = QueueRunner(self.settings, self.store, self.directory)
+            ctx = ServerContext(self.settings, self.store, self.directory, self.tls, self.tracker, queue=self.queue)
             handlers: list[Any] = []
             for name, bound in self.bound.items():
                 handler = self.factories[name](ctx, name)
@@ -217,6 +226,7 @@ class App:
                 await listener.start()
                 self.listeners.append(listener)
             await self.control.start()
+            self.queue.start()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._request_stop, sig)
             loop.add_signal_handler(signal.SIGHUP, self._reload)
@@ -257,6 +267,9 @@ class App:
         cancelled = await self.tracker.drain(self.settings.server.shutdown_timeout)
         if cancelled:
             log.warning("%d sessions did not finish within the shutdown timeout and were closed", cancelled)
+        if self.queue is not None:
+            # deliveries in flight finish (or their leases make them due again after a restart)
+            await self.queue.stop(self.settings.server.shutdown_timeout)
         for handler in handlers:
             aclose = getattr(handler, "aclose", None)
             if aclose is not None:

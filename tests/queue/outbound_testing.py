@@ -82,3 +82,82 @@ class Dnsmasq:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
+
+
+# --- two mailcove instances, a.test and b.test, finding each other through dnsmasq ------------------
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli(srv: object, *args: str, input: str | None = None) -> str:
+    from click.testing import CliRunner
+
+    from mailcove.cli.main import root
+
+    r = CliRunner().invoke(root, ["--config", str(srv.config_path), "--data", str(srv.data_dir), *args],  # type: ignore[attr-defined]
+                           input=input, catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    return r.output
+
+
+QUEUE_FAST = (
+    "[queue]\nretry_minutes = 0.01\nmax_retry_minutes = 0.02\npoll_interval = 0.1\nlease_seconds = 2.0\n"
+    "connect_timeout = 5.0\nreply_timeout = 20.0\n"
+)
+
+
+def start_instance(serve_factory, domain: str, smtp_port: int, dns: Dnsmasq, mx_port: int,  # type: ignore[no-untyped-def]
+                   extra: str = "", users: tuple[str, ...] = ("a", "b"), start: bool = True):
+    config = (
+        f'hostname = "mx.{domain}"\n'
+        f"[auth]\nargon2_time_cost = 1\nargon2_memory_kib = 1024\n"
+        f'[directory]\npostmaster = "a@{domain}"\n'
+        f'[dns]\nnameservers = ["{dns.server}"]\ntimeout = 2.0\n'
+        f"{QUEUE_FAST}mx_port = {mx_port}\n{extra}\n"
+    )
+    srv = serve_factory(config, listeners={"smtp": f"127.0.0.1:{smtp_port}"}, start=False)
+    srv.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    cli(srv, "domain", "add", domain)
+    for u in users:
+        cli(srv, "user", "add", f"{u}@{domain}", "--password-stdin", input="It1\n")
+    if start:
+        srv.start()
+    return srv
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def send(port: int, sender: str, rcpts: list[str], message: bytes, **mail_options: str) -> None:
+    import smtplib
+
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+        s.ehlo("client.test")
+        opts = [f"{k}={v}" for k, v in mail_options.items()]
+        s.sendmail(sender, rcpts, message, mail_options=opts)
+
+
+def queue_items(srv) -> list:  # type: ignore[no-untyped-def]
+    from mailcove.config import load_settings
+    from mailcove.store.factory import open_store
+    from mailcove_testing import run_async
+
+    async def go() -> list:  # type: ignore[type-arg]
+        store = open_store(load_settings(srv.config_path, data_dir=str(srv.data_dir)), watch_changes=False)
+        await store.start()
+        try:
+            return await store.queue_list()
+        finally:
+            await store.close()
+
+    return run_async(go())
