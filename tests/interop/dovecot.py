@@ -172,17 +172,25 @@ mail_gid = {nobody.pw_gid}
 namespace inbox {{
   inbox = yes
   separator = /
+  # the same start as a mailcove user: INBOX and the special-use mailboxes exist, subscribed
+  mailbox INBOX {{
+    auto = subscribe
+  }}
   mailbox Drafts {{
     special_use = \\Drafts
+    auto = subscribe
   }}
   mailbox Sent {{
     special_use = \\Sent
+    auto = subscribe
   }}
   mailbox Trash {{
     special_use = \\Trash
+    auto = subscribe
   }}
   mailbox Junk {{
     special_use = \\Junk
+    auto = subscribe
   }}
 }}
 service imap-login {{
