@@ -165,3 +165,45 @@ def test_caches_do_not_change_results(data: bytes) -> None:
         if not isinstance(cmd, tuple) and line.count(b" ") and b"\x00" not in line:
             again = parse_command(b"zz " + line.split(b" ", 1)[1])
             assert again == dataclasses.replace(cmd, tag="zz")
+
+
+@st.composite
+def mutated_responses(draw: st.DrawFn) -> bytes:
+    from test_improto_responses import RFC_SAMPLES
+
+    lines = RFC_SAMPLES.split(b"\r\n")
+    data = bytearray(b"\r\n".join(lines[draw(st.integers(0, len(lines) - 1)):][:3]) + b"\r\n")
+    for _ in range(draw(st.integers(0, 5))):
+        op = draw(st.integers(0, 2))
+        pos = draw(st.integers(0, len(data)))
+        if op == 0:
+            data[pos:pos] = bytes([draw(st.sampled_from(ALPHABET))])
+        elif op == 1 and data:
+            del data[pos:pos + draw(st.integers(1, 8))]
+        else:
+            data[pos:pos] = data[draw(st.integers(0, len(data))):][:draw(st.integers(0, 40))]
+    return bytes(data)
+
+
+@FUZZ
+@given(data=st.one_of(mutated_responses(), st.binary(max_size=200)))
+def test_response_parser_raises_only_its_error(data: bytes) -> None:
+    from mailcove.proto.imap.client import ResponseSyntaxError, parse_responses
+
+    try:
+        parse_responses(data)
+    except ResponseSyntaxError:
+        pass
+
+
+def test_response_parser_bounds_nesting() -> None:
+    from mailcove.proto.imap.client import ResponseSyntaxError, parse_responses
+
+    for deep in (b"* 1 FETCH (X-FOO " + b"(" * 5000 + b")" * 5000 + b")\r\n",
+                 b"* LIST () \"/\" x " + b"(" * 5000 + b")" * 5000 + b"\r\n",
+                 b"* THREAD " + b"(" * 5000 + b"1" + b")" * 5000 + b"\r\n",
+                 b"* 1 FETCH (BODY " + b"(" * 5000 + b")" * 5000 + b")\r\n"):
+        try:
+            parse_responses(deep)
+        except ResponseSyntaxError:
+            pass

@@ -75,12 +75,16 @@ class Continuation:
 Response = Tagged | Untagged | Continuation
 
 
+MAX_DEPTH = 100  # parenthesis nesting; deeper input is refused rather than recursed into
+
+
 class _P:
-    __slots__ = ("buf", "pos")
+    __slots__ = ("buf", "depth", "pos")
 
     def __init__(self, buf: bytes) -> None:
         self.buf = buf
         self.pos = 0
+        self.depth = 0
 
     def fail(self, what: str) -> ResponseSyntaxError:
         return ResponseSyntaxError(f"expected {what} at {self.pos}: {self.buf[max(0, self.pos - 20):self.pos + 30]!r}")
@@ -179,17 +183,22 @@ class _P:
 
     def list_of(self, item: Any, allow_empty: bool = True) -> list[Any]:
         self.lit(b"(")
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.fail("shallower nesting")
         out: list[Any] = []
         if self.peek() == 0x29:
             if not allow_empty:
                 raise self.fail("non-empty list")
             self.pos += 1
+            self.depth -= 1
             return out
         out.append(item())
         while self.peek() == 0x20:
             self.pos += 1
             out.append(item())
         self.lit(b")")
+        self.depth -= 1
         return out
 
     def flag(self) -> str:
@@ -365,7 +374,7 @@ def _body_ext(p: _P, multipart: bool) -> dict[str, Any]:
 
 
 def _body(p: _P, extensible: bool, depth: int = 0) -> dict[str, Any]:
-    if depth > 100:
+    if depth > MAX_DEPTH:
         raise p.fail("shallower body structure")
     p.lit(b"(")
     if p.peek() == 0x28:
@@ -535,7 +544,10 @@ def _esearch(p: _P) -> dict[str, Any]:
     out: dict[str, Any] = {"tag": None, "uid": False}
     if p.buf[p.pos:p.pos + 6].upper() == b" (TAG ":
         p.pos += 6
-        out["tag"] = p.string().decode()
+        tag = p.string()
+        if not _TAG.fullmatch(tag):
+            raise p.fail("tag in TAG")
+        out["tag"] = tag.decode("ascii")
         p.lit(b")")
     if p.buf[p.pos:p.pos + 4].upper() == b" UID" and p.buf[p.pos + 4:p.pos + 5] in (b" ", b""):
         p.pos += 4
@@ -565,7 +577,7 @@ def _thread(p: _P) -> list[Any]:
 def _thread_list(p: _P, depth: int) -> list[Any]:
     """RFC 5256: ``"(" (thread-members / thread-nested) ")"``, ``thread-members = nz-number
     *(SP nz-number) [SP thread-nested]``, ``thread-nested = 2*thread-list``."""
-    if depth > 200:
+    if depth > MAX_DEPTH:
         raise p.fail("shallower thread")
     p.lit(b"(")
     members: list[Any] = []
