@@ -30,6 +30,11 @@ class Reply:
         return self.code >= 500
 
     def to_bytes(self) -> bytes:
+        if not self.lines and "\r" not in self.text and "\n" not in self.text:
+            # The common case, one line; most replies are the named constants below.
+            if self.enhanced:
+                return f"{self.code} {self.enhanced} {self.text}\r\n".encode("utf-8", "replace")
+            return f"{self.code} {self.text}\r\n".encode("utf-8", "replace")
         first = f"{self.enhanced} {self.text}" if self.enhanced else self.text
         texts = [first, *self.lines]
         code = str(self.code)

@@ -191,13 +191,13 @@ class ServerConnection:
             self._skipping = False
             return R.LINE_TOO_LONG
         if nl < 0:
-            if len(buf) > self._limit_for(buf):
+            if len(buf) > self.max_line and len(buf) > self._limit_for(buf):
                 buf.clear()
                 self._skipping = True
             return None
         raw = bytes(buf[:nl])
         del buf[: nl + 1]
-        if len(raw) + 1 > self._limit_for(raw):
+        if nl >= self.max_line and nl + 1 > self._limit_for(raw):
             return R.LINE_TOO_LONG
         if raw.endswith(b"\r"):
             raw = raw[:-1]
