@@ -240,7 +240,7 @@ class Evaluator:
         if isinstance(key, Text):
             needle = key.value.casefold()
             if key.field in ("FROM", "TO", "CC", "BCC", "SUBJECT"):
-                value = meta.info.header_text(key.field.lower())
+                value = _info_header(meta.info, key.field)
                 if value is None:
                     return False
                 return needle in value.casefold()
@@ -275,6 +275,20 @@ class Evaluator:
         if not values:
             return False
         return any(needle in v for v in values)
+
+
+_RAW_FIELDS = {"FROM": "from_raw", "TO": "to_raw", "CC": "cc_raw", "BCC": "bcc_raw"}
+
+
+def _info_header(info: MessageInfo, field: str) -> str | None:
+    """The decoded header for a text key. Most headers hold no encoded word: then the raw text
+    is the decoded text, and RFC 2047 decoding (the costly part over 10,000 messages) is skipped."""
+    raw = info.envelope.subject if field == "SUBJECT" else getattr(info, _RAW_FIELDS[field])
+    if raw is None:
+        return None
+    if "=?" not in raw and raw.isascii():
+        return raw
+    return info.header_text(field.lower())
 
 
 def _has_flag(flags: frozenset[str], flag: str) -> bool:

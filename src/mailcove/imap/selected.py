@@ -12,10 +12,12 @@ EXPUNGE / VANISHED never while a FETCH, STORE or SEARCH (or SORT/THREAD, which a
 numbers) is answered, at once during IDLE. New messages (EXISTS) and flag changes (FETCH) may be
 sent at the end of any command.
 
-\\Recent (IMAP4rev1 only): per mailbox per process, the first read-write session that sees a
-message gets it as \\Recent. `MailboxCache.recent_floor` is the highest UID already handed out.
-At the first SELECT of a mailbox since the server started, nothing is known about earlier sessions,
-so the messages without \\Seen above... (see `claim_recent`) count as recent. EXAMINE never claims.
+\\Recent (IMAP4rev1 only; rev2 dropped it): per mailbox per process, the first read-write session
+(SELECT, not EXAMINE) that is shown a message gets it as \\Recent, and no other session does.
+The registry keeps, per mailbox, the highest UID handed out. The store keeps no \\Recent, so at
+the first SELECT of a mailbox since the server started the messages without \\Seen count as
+recent ("new since anyone looked" is the best reading of an unknown past); after that, only UIDs
+above the mark. A server restart therefore shows unseen mail as \\Recent once more.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ log = logging.getLogger("mailcove.imap")
 # rows one by one through fetch_meta (which also decodes each message's MessageInfo).
 _RELOAD_THRESHOLD = 256
 SEEN = "\\Seen"
+LINGER = 60.0  # seconds an unused mailbox cache is kept (current) in case it is selected again
+MAX_LINGERING = 64
 
 
 class MailboxCache:
@@ -52,7 +56,6 @@ class MailboxCache:
         self.highestmodseq = max(self.modseqs) if self.modseqs else 0
         self.views: set[SelectedView] = set()
         self.refs = 0
-        self.recent_floor: int | None = None  # see claim_recent
         self.keywords: set[str] = set()
         for fl in set(self.flags):
             self.keywords.update(f for f in fl if not f.startswith("\\"))
@@ -167,6 +170,15 @@ class MailboxCache:
 
     # --- \Recent -----------------------------------------------------------------------------
 
+    @property
+    def recent_floor(self) -> int | None:
+        """The highest UID handed out as \\Recent; kept by the registry, so it outlives the cache."""
+        return self.registry.recent_floors.get(self.mailbox_id)
+
+    @recent_floor.setter
+    def recent_floor(self, value: int) -> None:
+        self.registry.recent_floors[self.mailbox_id] = value
+
     def claim_recent(self, up_to_uid: int, first_unseen_only: bool = False) -> set[int]:
         """UIDs up to `up_to_uid` nobody in this process was given as \\Recent yet; they are now
         this caller's. At the first claim since start the unseen messages are taken as recent
@@ -256,9 +268,7 @@ class SelectedView:
         fl = self.cache.flags_of(uid)
         if fl is None:
             fl = self.expunged_flags.get(uid, frozenset())
-        if uid in self.recent:
-            fl = fl | {"\\Recent"}
-        return fl
+        return fl  # \\Recent is not a stored flag: see `recent`
 
     def is_expunged(self, uid: int) -> bool:
         return uid in self.pending_expunged
@@ -329,10 +339,15 @@ class CacheRegistry:
         self._loading: dict[int, asyncio.Future[MailboxCache]] = {}
         self._early: dict[int, list[Change]] = {}
         self._pumps: dict[str, tuple[Subscription, asyncio.Task[None]]] = {}
+        self.recent_floors: dict[int, int] = {}  # mailbox id -> highest UID given out as \Recent
+        self._lingering: dict[int, asyncio.TimerHandle] = {}
 
     async def open(self, user: str, mailbox_id: int) -> MailboxCache:
         cache = self.caches.get(mailbox_id)
         if cache is not None:
+            timer = self._lingering.pop(mailbox_id, None)
+            if timer is not None:
+                timer.cancel()
             cache.refs += 1
             return cache
         pending = self._loading.get(mailbox_id)
@@ -364,9 +379,24 @@ class CacheRegistry:
         return cache
 
     def release(self, cache: MailboxCache) -> None:
+        """A session left the mailbox. The last one out does not drop the cache at once: clients
+        re-SELECT the same mailbox all the time (a poll, a folder switch and back), and a 100,000
+        message index costs ~80 ms to load. It lingers, kept current, for LINGER seconds."""
         cache.refs -= 1
-        if cache.refs <= 0 and self.caches.get(cache.mailbox_id) is cache:
-            del self.caches[cache.mailbox_id]
+        if cache.refs > 0 or self.caches.get(cache.mailbox_id) is not cache:
+            return
+        if len(self._lingering) >= MAX_LINGERING:
+            oldest = next(iter(self._lingering))
+            self._lingering.pop(oldest).cancel()
+            self._drop(oldest)
+        loop = asyncio.get_running_loop()
+        self._lingering[cache.mailbox_id] = loop.call_later(LINGER, self._drop, cache.mailbox_id)
+
+    def _drop(self, mailbox_id: int) -> None:
+        self._lingering.pop(mailbox_id, None)
+        cache = self.caches.get(mailbox_id)
+        if cache is not None and cache.refs <= 0:
+            del self.caches[mailbox_id]
             self._maybe_stop_pump(cache.user)
 
     def _ensure_pump(self, user: str) -> None:
@@ -435,6 +465,9 @@ class CacheRegistry:
             # change that follows removes it.
 
     async def aclose(self) -> None:
+        for timer in self._lingering.values():
+            timer.cancel()
+        self._lingering.clear()
         for sub, task in self._pumps.values():
             sub.close()
             task.cancel()

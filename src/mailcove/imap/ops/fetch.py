@@ -88,7 +88,7 @@ async def _fast(s: Session, view: SelectedView, uids: list[int], with_uid: bool,
     cache = view.cache
     fb = s.flags_bytes
     recent = view.recent
-    in_step = view.in_step and not recent
+    in_step = view.in_step
     for i in range(0, len(uids), FAST_SLICE):
         chunk = uids[i : i + FAST_SLICE]
         lines: list[bytes] = []
@@ -96,8 +96,12 @@ async def _fast(s: Session, view: SelectedView, uids: list[int], with_uid: bool,
             # The common case (UID FETCH 1:* (FLAGS)): positions in view and cache agree.
             first = view.seq_of(chunk[0]) or 1
             flags = cache.flags
-            lines = [b"* %d FETCH (UID %d FLAGS %s)\r\n" % (seq, uid, fb(flags[seq - 1]))
-                     for seq, uid in zip(range(first, first + len(chunk)), chunk, strict=True)]
+            if recent:
+                lines = [b"* %d FETCH (UID %d FLAGS %s)\r\n" % (seq, uid, fb(flags[seq - 1], uid in recent))
+                         for seq, uid in zip(range(first, first + len(chunk)), chunk, strict=True)]
+            else:
+                lines = [b"* %d FETCH (UID %d FLAGS %s)\r\n" % (seq, uid, fb(flags[seq - 1]))
+                         for seq, uid in zip(range(first, first + len(chunk)), chunk, strict=True)]
             if lines and view.uids[first + len(chunk) - 2] != chunk[-1]:
                 lines = []  # not contiguous after all (a UID set with gaps): take the general path
         if not lines:
@@ -109,7 +113,7 @@ async def _fast(s: Session, view: SelectedView, uids: list[int], with_uid: bool,
                 if with_uid:
                     parts.append(b"UID %d" % uid)
                 if with_flags:
-                    parts.append(b"FLAGS " + fb(view.flags_of(uid)))
+                    parts.append(b"FLAGS " + fb(view.flags_of(uid), uid in recent))
                 if with_modseq:
                     parts.append(b"MODSEQ (%d)" % (cache.modseq_of(uid) or 0))
                 lines.append(b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n")
@@ -146,7 +150,7 @@ async def _full(s: Session, view: SelectedView, items: tuple[FetchAtt, ...], uid
                     continue
                 values.append((att.response_name(), await _value(s, view, att, meta)))
             if uid in seen_now and "FLAGS" not in names:
-                values.append(("FLAGS", s.flags_bytes(view.flags_of(uid))))
+                values.append(("FLAGS", s.flags_bytes(view.flags_of(uid), uid in view.recent)))
             if with_modseq and "MODSEQ" not in names:
                 values.append(("MODSEQ", b"(%d)" % (cache.modseq_of(uid) or meta.modseq)))
             try:
@@ -163,7 +167,7 @@ async def _value(s: Session, view: SelectedView, att: FetchAtt, meta: MessageMet
     info = meta.info
     utf8 = s.utf8
     if name == "FLAGS":
-        return s.flags_bytes(view.flags_of(meta.uid))
+        return s.flags_bytes(view.flags_of(meta.uid), meta.uid in view.recent)
     if name == "INTERNALDATE":
         return internaldate(meta.internaldate)
     if name == "RFC822.SIZE":

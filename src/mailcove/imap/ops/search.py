@@ -13,11 +13,14 @@ from mailcove.proto.imap.commands.search import SearchKey
 async def evaluate(s: Session, criteria: SearchKey) -> list[Msg]:
     view = s.require_view()
     cache = view.cache
-    msgs = [
-        Msg(i + 1, uid, view.flags_of(uid), cache.modseq_of(uid) or 0)
-        for i, uid in enumerate(view.uids)
-        if not view.is_expunged(uid)
-    ]
+    if view.in_step:
+        # Positions agree with the cache: no per-message lookup.
+        msgs = [Msg(i + 1, uid, fl, ms)
+                for i, (uid, fl, ms) in enumerate(zip(view.uids, cache.flags, cache.modseqs, strict=True))]
+    else:
+        # A message expunged elsewhere but not announced yet keeps its number and its last
+        # flags; keys that need its metadata cannot match it any more (the store has no row).
+        msgs = [Msg(i + 1, uid, view.flags_of(uid), cache.modseq_of(uid) or 0) for i, uid in enumerate(view.uids)]
     ev = Evaluator(s.store, cache.mailbox_id, count=len(view), max_uid=view.max_uid, saved=s.saved_search,
                    recent=view.recent)
     return await ev.run(criteria, msgs)

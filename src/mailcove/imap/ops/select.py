@@ -36,7 +36,11 @@ async def run(s: Session, cmd: Select) -> tuple[str, str]:
     s.untagged(b"%d EXISTS" % len(view))
     if not s.rev2:
         s.untagged(b"%d RECENT" % len(view.recent))
-        first_unseen = next((i + 1 for i, u in enumerate(view.uids) if "\\Seen" not in view.flags_of(u)), None)
+        if view.in_step:
+            flags = cache.flags
+            first_unseen = next((i + 1 for i, f in enumerate(flags) if "\\Seen" not in f), None)
+        else:
+            first_unseen = next((i + 1 for i, u in enumerate(view.uids) if "\\Seen" not in view.flags_of(u)), None)
         if first_unseen is not None:
             s.untagged(f"OK [UNSEEN {first_unseen}] First unseen")
     s.untagged(f"OK [UIDVALIDITY {mb.uidvalidity}] UIDs valid")
@@ -64,5 +68,6 @@ async def _qresync(s: Session, cmd: Select, view: SelectedView) -> None:
     for i, uid in enumerate(view.uids):
         ms = cache.modseq_of(uid)
         if ms is not None and ms > q.modseq:
-            s.untagged(b"%d FETCH (UID %d FLAGS %s MODSEQ (%d))" % (i + 1, uid, s.flags_bytes(view.flags_of(uid)), ms))
+            fl = s.flags_bytes(view.flags_of(uid), uid in view.recent)
+            s.untagged(b"%d FETCH (UID %d FLAGS %s MODSEQ (%d))" % (i + 1, uid, fl, ms))
             await s.io.maybe_flush()

@@ -44,7 +44,7 @@ async def run(s: Session, cmd: Store) -> tuple[str, str] | str:
             continue
         parts = []
         if not cmd.silent:
-            parts.append(b"FLAGS " + s.flags_bytes(view.flags_of(uid)))
+            parts.append(b"FLAGS " + s.flags_bytes(view.flags_of(uid), uid in view.recent))
         if cmd.uid:
             parts.insert(0, b"UID %d" % uid)
         if s.condstore:
