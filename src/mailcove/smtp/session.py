@@ -269,7 +269,12 @@ class SmtpSession:
                         writer.write(out)
                         out.clear()
                         if writer.transport.get_write_buffer_size() > 256 * 1024:
-                            await writer.drain()
+                            # A client that stops reading is timed out like one that stops writing.
+                            self.waiting = True
+                            try:
+                                await writer.drain()
+                            finally:
+                                self.waiting = False
                     if self.io.closing.is_set() and core.state not in (State.DATA, State.BDAT):
                         out += core.send(R.SHUTTING_DOWN)
                         break
