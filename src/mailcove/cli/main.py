@@ -24,6 +24,9 @@ COMMAND_MODULES = (
     "deliver",
     "sendmail",
     "mailq",
+    "queue",
+    "dkim",
+    "dns",
 )
 
 
