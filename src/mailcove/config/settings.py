@@ -222,6 +222,9 @@ class QueueSettings:
     starttls: bool = True
     # The name in EHLO; empty: the server's hostname.
     helo_name: str = ""
+    # Keep queued mail without delivering it (maintenance, staging, tests that look at the queue),
+    # like Postfix's hold queue. `mailcove queue list` still shows it.
+    hold: bool = False
 
 
 @dataclass

@@ -116,6 +116,8 @@ class QueueRunner:
     async def run_once(self) -> int:
         """Claim what is due and start delivering it; returns how many recipients were claimed."""
         q = self.settings.queue
+        if q.hold:
+            return 0
         claims = await self.store.queue_claim(self.clock(), q.lease_seconds, CLAIM_BATCH)
         if not claims:
             return 0
