@@ -269,7 +269,10 @@ def compare_fetch(sessions: tuple[RawClient, RawClient], cmd: str) -> list[str]:
         for r in (ra, rb):
             r.untagged = [
                 u for u in r.untagged
-                if not (isinstance(u, DataResponse) and u.name == "FETCH" and len(u.values[0]) == 2)
+                if not (
+                    isinstance(u, DataResponse) and u.name == "FETCH" and len(u.values[0]) == 2
+                    and str(u.values[0][0]).upper() == "UID"
+                )
             ]
         if rb.tagged.status == "OK" and "BINARY.SIZE[" in cmd:
             return check_binary_size(b, cmd, rb)

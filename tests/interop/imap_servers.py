@@ -110,10 +110,11 @@ def start_mailcove(
     return srv.start()
 
 
-# --- module-scoped servers for the interop tests ----------------------------------------------------
+# --- servers shared by the IMAP interop tests (re-exported by tests/interop/conftest.py) ----------
 
 PASSWORD = "Interop-Pass-1"
-USERS = {f"u{i}@hamap.local": PASSWORD for i in range(12)}
+TB_USER = "tb@hamap.local"  # the Thunderbird replay's own user
+USERS = {**{f"u{i}@hamap.local": PASSWORD for i in range(20)}, TB_USER: PASSWORD}
 
 
 def message(n: int, subject: str = "", body: bytes = b"") -> bytes:
@@ -138,22 +139,22 @@ def shared(tmp: Path, config: str, *, users_via_cli: int = 0) -> Iterator[Server
         srv.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def imap_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """Lab mode ([auth] allow_plaintext = true): LOGIN works on the plain imap port."""
     yield from shared(tmp_path_factory.mktemp("imap-interop-lab"), PLAIN_CONFIG, users_via_cli=2)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def imap_strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """Defaults: LOGINDISABLED before STARTTLS; imaps with the self-signed certificate."""
     yield from shared(tmp_path_factory.mktemp("imap-interop-strict"), 'hostname = "mx1.hamap.local"\n')
 
 
-_free_users = iter(USERS)
+_free_users = iter(u for u in USERS if u != TB_USER)
 
 
 @pytest.fixture
 def user() -> str:
-    """A user no other test of this run has touched (the servers are shared per module)."""
+    """A user no other test of this run has touched (the servers are shared by the whole run)."""
     return next(_free_users)

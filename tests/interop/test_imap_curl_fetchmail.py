@@ -13,10 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from interop.imap_servers import PASSWORD, cert_of, imap_lab, imap_strict, message, user
+from interop.imap_servers import PASSWORD, cert_of, message
 from mailcove_testing import ServerProcess, require_tool
-
-__all__ = ["imap_lab", "imap_strict", "user"]  # fixtures used by name below
 
 
 def curl(*args: str) -> subprocess.CompletedProcess[bytes]:

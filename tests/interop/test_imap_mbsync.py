@@ -12,11 +12,9 @@ import re
 import subprocess
 from pathlib import Path
 
-from interop.imap_servers import PASSWORD, cert_of, imap_lab, imap_strict, message, user
+from interop.imap_servers import PASSWORD, cert_of, message
 from interop.imapwire import RawClient
 from mailcove_testing import ServerProcess, require_tool
-
-__all__ = ["imap_lab", "imap_strict", "user"]  # fixtures used by name below
 
 
 def mbsync_config(tmp: Path, srv: ServerProcess, who: str, mode: str) -> Path:

@@ -18,13 +18,11 @@ from dataclasses import dataclass
 import pytest
 
 from interop.dovecot import PrivateDovecot, dovecot_binary
-from interop.imap_servers import PASSWORD, imap_lab, message
+from interop.imap_servers import PASSWORD, TB_USER, message
 from interop.imapwire import Atom, DataResponse, RawClient, StatusResponse
 from mailcove_testing import ServerProcess, require_tool
 
-__all__ = ["imap_lab"]
-
-USER = "u11@hamap.local"  # the last of interop.imap_servers.USERS: no other test in this module uses it
+USER = TB_USER
 TB_HEADERS = (
     "From To Cc Bcc Subject Date Message-ID Priority X-Priority References Newsgroups In-Reply-To "
     "Content-Type Reply-To"
