@@ -53,10 +53,10 @@ def load_keys(settings: Settings, domain: str) -> list[DkimKey]:
 
 
 def sign(message: bytes, domain: str, keys: list[DkimKey]) -> bytes:
-    """The DKIM-Signature header fields to put in front of `message` (RSA last, so it comes first
-    and verifiers that know only RSA meet it first)."""
+    """The DKIM-Signature header fields to put in front of `message`, the RSA one on top (the one
+    every verifier knows; RFC 8463 verifiers also check the Ed25519 one)."""
     out = b""
-    for k in keys:
+    for k in reversed(keys):
         out = dkim.sign(
             message, k.selector.encode(), domain.encode(), k.private,
             canonicalize=(b"relaxed", b"relaxed"), signature_algorithm=k.algorithm.encode(),
