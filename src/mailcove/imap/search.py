@@ -132,6 +132,8 @@ class Evaluator:
         for level in (FLAGS, META, HEADER, BODY):
             if level > need or not undecided:
                 break
+            if level == HEADER and need == BODY:
+                continue  # the BODY tier reads the whole message, header included
             if level == META:
                 await self._load_meta(undecided)
             elif level == HEADER:
@@ -160,25 +162,30 @@ class Evaluator:
 
     async def _load_text(self, msgs: list[Msg], *, body: bool) -> None:
         await self._load_meta(msgs)
-        sem = asyncio.Semaphore(READ_CONCURRENCY)
+        todo = [m for m in msgs if m.meta is not None]
+        pos = 0
 
-        async def one(m: Msg) -> None:
-            if m.meta is None:
-                return
-            info = m.meta.info
-            async with sem:
+        async def worker() -> None:
+            # A few workers pulling from one list instead of a task per message: over 10,000
+            # messages the task bookkeeping cost more than the reads.
+            nonlocal pos
+            while pos < len(todo):
+                m = todo[pos]
+                pos += 1
+                assert m.meta is not None
+                info = m.meta.info
                 if body:
                     data = await self.store.read_message(
                         self.mailbox_id, m.uid, 0, min(info.size, MAX_BODY_SEARCH_BYTES)
                     )
                 else:
                     data = await self.store.read_message(self.mailbox_id, m.uid, 0, info.root.body_start)
-            if m.header_text is None:
-                m.header_text = _header_text(data[: info.root.body_start])
-            if body:
-                m.body_text = _body_text(data, info)
+                if m.header_text is None:
+                    m.header_text = _header_text(data[: info.root.body_start])
+                if body:
+                    m.body_text = _body_text(data, info)
 
-        await asyncio.gather(*(one(m) for m in msgs))
+        await asyncio.gather(*(worker() for _ in range(min(READ_CONCURRENCY, len(todo)))))
 
     # --- evaluation --------------------------------------------------------------------------
 
