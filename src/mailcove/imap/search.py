@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from datetime import UTC, datetime
 
 from mailcove.message import MessageInfo, Part, UnknownTransferEncoding, decode_header_value, decode_transfer
@@ -115,7 +115,7 @@ class Evaluator:
         count: int,
         max_uid: int,
         saved: Sequence[int] | None,
-        recent: set[int],
+        recent: Container[int],
     ) -> None:
         self.store = store
         self.mailbox_id = mailbox_id

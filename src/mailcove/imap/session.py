@@ -272,7 +272,7 @@ class Session:
         if added:
             self.untagged(b"%d EXISTS" % len(view))
             if not self.rev2:
-                self.untagged(b"%d RECENT" % len(view.recent))
+                self.untagged(b"%d RECENT" % view.recent.count(view.uids))
         for uid in view.take_flag_changes():
             seq = view.seq_of(uid)
             if seq is None:

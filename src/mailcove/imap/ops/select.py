@@ -35,7 +35,7 @@ async def run(s: Session, cmd: Select) -> tuple[str, str]:
         s.io.write(s.enc.permanentflags([*SYSTEM_FLAGS, *keywords]))
     s.untagged(b"%d EXISTS" % len(view))
     if not s.rev2:
-        s.untagged(b"%d RECENT" % len(view.recent))
+        s.untagged(b"%d RECENT" % view.recent.count(view.uids))
         if view.in_step:
             flags = cache.flags
             first_unseen = next((i + 1 for i, f in enumerate(flags) if "\\Seen" not in f), None)
