@@ -50,6 +50,7 @@ class Peer:
     tls_port: int
     pids: Callable[[], list[int]]
     stop: Callable[[], None]
+    logs: Callable[[], str] = lambda: ""
 
 
 def mailcove_peer(base: Path, users: list[str], boxes: dict[str, list[bytes]]) -> Peer:
@@ -60,7 +61,7 @@ def mailcove_peer(base: Path, users: list[str], boxes: dict[str, list[bytes]]) -
     )
     host, port = srv.address("imap")
     _, tls_port = srv.address("imaps")
-    return Peer("mailcove", host, port, tls_port, lambda: process_tree(srv.pid), srv.stop)
+    return Peer("mailcove", host, port, tls_port, lambda: process_tree(srv.pid), srv.stop, srv.logs)
 
 
 def dovecot_peer(base: Path, users: list[str], boxes: dict[str, list[bytes]], many: int = 0) -> Peer:
@@ -69,7 +70,7 @@ def dovecot_peer(base: Path, users: list[str], boxes: dict[str, list[bytes]], ma
     dc.start()
     for user in boxes:
         dc.doveadm("force-resync", "-u", user, "INBOX")
-    return Peer("dovecot", dc.host, dc.port, dc.tls_port, dc.pids, dc.cleanup)
+    return Peer("dovecot", dc.host, dc.port, dc.tls_port, dc.pids, dc.cleanup, dc.logs)
 
 
 def process_tree(root: int) -> list[int]:
@@ -132,13 +133,25 @@ async def fetch_bodies(peer: Peer, user: str, count: int) -> float:
     return elapsed * 1000
 
 
+async def attempt(p: Peer, fn: Callable[[Peer], Awaitable[float]]) -> float:
+    """One measurement; a failure is reported with the server's log tail and tried once more."""
+    for n in (1, 2):
+        try:
+            return await fn(p)
+        except (ConnectionError, OSError, AssertionError) as exc:
+            print(f"  {p.name} failed ({exc!r}), try {n}:\n{p.logs()[-3000:]}", flush=True)
+            if n == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 async def median_of(runs: int, peers: list[Peer], fn: Callable[[Peer], Awaitable[float]]) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {p.name: [] for p in peers}
     for p in peers:  # one untimed warm-up each: Dovecot builds its caches on first use, mailcove its maps
-        await fn(p)
+        await attempt(p, fn)
     for _ in range(runs):
         for p in peers:
-            out[p.name].append(await fn(p))
+            out[p.name].append(await attempt(p, fn))
     return out
 
 
