@@ -99,6 +99,10 @@ async def _bad(s: Session, ev: BadCommand) -> None:
         s.append.discard()
         s.append = None
     tag = ev.tag or "*"
+    if s.idling is not None and ev.tag is None:
+        # Anything but DONE in IDLE: the receiver is back in command mode; end the IDLE command
+        # with that BAD, as Dovecot does.
+        tag, s.idling = s.idling, None
     s.tagged(tag, ev.status, ev.text, ev.code)
     if s.bads >= s.ctx.limits.max_bads:
         await s.bye("Too many invalid commands")
