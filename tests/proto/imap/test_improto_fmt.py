@@ -89,3 +89,28 @@ def test_filter_header_fields(names: list[str], exclude: bool, expected: bytes) 
 
 def test_filter_header_fields_without_blank_line() -> None:
     assert filter_header_fields(b"From: a\r\nTo: b", ["to"]) == b"To: b\r\n"
+
+
+@pytest.mark.parametrize("msg", [SIMPLE, NESTED, NO_HEADERS], ids=["simple", "nested", "noheaders"])
+def test_imapclient_reads_the_same_structure(msg: bytes) -> None:
+    """A real client library's parser (imapclient, used by many tools) agrees with ours."""
+    from imapclient.response_parser import parse_fetch_response
+
+    info = scan(msg)
+    bs, env = bodystructure(info, True), envelope(info.envelope, True)
+    theirs = parse_fetch_response([b"1 (BODYSTRUCTURE " + bs + b" ENVELOPE " + env + b")"])[1]
+    ours = _check(msg, True)
+
+    def count_parts(node: object) -> int:  # leaf parts in imapclient's tuple form
+        if isinstance(node, list):
+            return sum(count_parts(n) for n in node)
+        if isinstance(node, tuple) and node and isinstance(node[0], list):
+            return count_parts(node[0])
+        return 1
+
+    def count_ours(node: dict[str, object]) -> int:
+        parts = node.get("parts")
+        return sum(count_ours(p) for p in parts) if isinstance(parts, list) else 1  # type: ignore[arg-type]
+
+    assert count_parts(theirs[b"BODYSTRUCTURE"]) == count_ours(ours["BODYSTRUCTURE"])  # type: ignore[arg-type]
+    assert theirs[b"ENVELOPE"].subject == ours["ENVELOPE"][1]  # type: ignore[index]
