@@ -124,3 +124,25 @@ def test_mailq_lists_the_queue(serve_factory):
 
     [item] = json.loads(lab.cli("mailq", "--json").output)
     assert item["recipients"][0]["address"] == "far@example.net"
+
+
+def test_queue_alarm_is_logged(serve_factory):
+    def setup(lab):
+        from mailcove.config import load_settings
+        from mailcove.delivery.local import submit_direct
+
+        settings = load_settings(lab.srv.config_path, data_dir=str(lab.srv.data_dir))
+        assert submit_direct(settings, MSG, "x@hamap.local", ["far@example.net"]).ok
+
+    lab = start_lab(serve_factory, smtp="queue_alarm = 1", setup=setup)
+    c = lab.raw(source="127.0.0.1")
+    c.cmd(b"EHLO x")
+    c.send(b"MAIL FROM:<x@hamap.local>\r\nRCPT TO:<far@example.net>\r\nDATA\r\n" + MSG + b".\r\n")
+    assert [r[:3] for r in c.replies(4)] == [b"250", b"250", b"354", b"250"]
+    c.close()
+    import time
+
+    deadline = time.monotonic() + 10
+    while "above the alarm threshold 1" not in lab.srv.logs() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "outbound queue holds 2 entries, above the alarm threshold 1" in lab.srv.logs()

@@ -103,6 +103,7 @@ class SmtpService:
         self._queue_alarmed = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self.hostname = settings.hostname
+        self.queue_runner: Any = None  # the outbound queue (issue 6), when the server runs one
         self._date_cache: tuple[int, str] = (0, "")
 
     async def usage(self, user: str) -> Usage | None:
@@ -141,7 +142,10 @@ class SmtpService:
         return self._date_cache[1]
 
     def queued(self) -> None:
-        """A message went into the outbound queue: check the alarm threshold now and then."""
+        """A message went into the outbound queue: wake the queue runner, and check the alarm
+        threshold now and then."""
+        if self.queue_runner is not None:
+            self.queue_runner.wake()
         alarm = self.settings.smtp.queue_alarm
         now = time.monotonic()
         if not alarm or now - self._queue_checked < QUEUE_CHECK_SECONDS:
