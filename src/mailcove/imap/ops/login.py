@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from mailcove.directory import DirectoryBusy
 from mailcove.imap.session import AUTH, Reply, Session
 from mailcove.proto.imap.commands import Login
+
+BUSY_WAIT = 10.0  # seconds a login waits for a free password-verification slot
 
 
 async def login(s: Session, username: str, password: str) -> str:
@@ -13,10 +17,21 @@ async def login(s: Session, username: str, password: str) -> str:
         raise Reply("NO", "Plaintext login is disabled before TLS; use STARTTLS", "PRIVACYREQUIRED")
     if len(username) > 320 or len(password) > 1024:
         raise Reply("NO", "Invalid credentials", "AUTHENTICATIONFAILED")
-    try:
-        principal = await s.ctx.directory.authenticate(username, password, client_ip=s.conn.peer_ip)
-    except DirectoryBusy:
-        raise Reply("NO", "Too many logins in progress, try again", "UNAVAILABLE") from None
+    principal = None
+    delay = 0.05
+    deadline = asyncio.get_running_loop().time() + BUSY_WAIT
+    while True:
+        try:
+            principal = await s.ctx.directory.authenticate(username, password, client_ip=s.conn.peer_ip)
+            break
+        except DirectoryBusy:
+            # The password-hash pool is full (a burst of logins, e.g. 50 clients starting at
+            # once). Clients treat NO as "wrong password" and prompt the user, so wait a little
+            # for a slot first, as Dovecot's auth queue would.
+            if asyncio.get_running_loop().time() + delay > deadline:
+                raise Reply("NO", "Too many logins in progress, try again", "UNAVAILABLE") from None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
     if principal is None:
         s.log.info("login failed for %r", username[:64])
         raise Reply("NO", "Invalid credentials", "AUTHENTICATIONFAILED")
