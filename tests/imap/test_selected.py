@@ -1,0 +1,70 @@
+"""The shared mailbox cache and per-session views (imap/selected.py) without a server: what each
+view has to announce after changes, \\Recent claims, and idempotent application of changes."""
+
+from __future__ import annotations
+
+from array import array
+
+from mailcove.imap.selected import CacheRegistry, MailboxCache, SelectedView
+from mailcove.proto.imap.seqset import SeqSet
+from mailcove.store.api import IndexEntry, MailboxIndex
+
+S = frozenset({"\\Seen"})
+NONE: frozenset[str] = frozenset()
+
+
+def _cache(n: int) -> MailboxCache:
+    reg = CacheRegistry(store=None)  # type: ignore[arg-type]
+    idx = MailboxIndex(array("Q", range(1, n + 1)), [NONE] * n, array("Q", [1] * n))
+    cache = MailboxCache(reg, "a@x", 7, idx)
+    cache.refs = 10
+    reg.caches[7] = cache
+    return cache
+
+
+def test_expunge_is_held_until_announced():
+    cache = _cache(5)
+    a = SelectedView(cache, readonly=False, rev1=False, uidvalidity=1)
+    b = SelectedView(cache, readonly=False, rev1=False, uidvalidity=1)
+    cache.apply_expunge([2, 4], modseq=5)
+    assert len(a) == 5 and a.flags_of(2) == NONE and not a.in_step
+    seqs, uids = a.take_expunges()
+    assert seqs == [4, 2] and uids == [2, 4]  # descending: each number valid when sent
+    assert list(a.uids) == [1, 3, 5] and a.in_step
+    assert len(b) == 5 and b.seq_of(5) == 5  # b keeps its numbers until it is told
+
+
+def test_new_messages_and_flag_changes():
+    cache = _cache(2)
+    a = SelectedView(cache, readonly=False, rev1=False, uidvalidity=1)
+    b = SelectedView(cache, readonly=False, rev1=False, uidvalidity=1)
+    cache.apply_append([IndexEntry(3, NONE, 2)])
+    cache.apply_append([IndexEntry(3, NONE, 2)])  # the bus's copy of the same append
+    assert list(cache.uids) == [1, 2, 3]
+    assert a.take_new() == 1 and len(a) == 3
+    cache.apply_flags([IndexEntry(1, S, 3)], origin=a)
+    cache.apply_flags([IndexEntry(1, NONE, 2)])  # older modseq: ignored
+    assert a.take_flag_changes() == []  # a made the change itself
+    assert b.take_flag_changes() == [1] and b.flags_of(1) == S
+
+
+def test_resolve_sets():
+    cache = _cache(5)
+    v = SelectedView(cache, readonly=False, rev1=False, uidvalidity=1)
+    assert v.resolve(SeqSet.parse("2:3,5"), uid=False) == [2, 3, 5]
+    assert v.resolve(SeqSet.parse("4:*"), uid=True) == [4, 5]
+    assert v.resolve(SeqSet.parse("9:*"), uid=True) == [5]  # "*" is the largest UID
+    assert v.bad_seqs(SeqSet.parse("6")) and not v.bad_seqs(SeqSet.parse("1:*"))
+
+
+def test_recent_goes_to_the_first_rev1_session():
+    cache = _cache(3)
+    first = SelectedView(cache, readonly=False, rev1=True, uidvalidity=1)
+    second = SelectedView(cache, readonly=False, rev1=True, uidvalidity=1)
+    examine = SelectedView(cache, readonly=True, rev1=True, uidvalidity=1)
+    assert first.recent.count(first.uids) == 3 and second.recent.count(second.uids) == 0
+    cache.apply_append([IndexEntry(4, NONE, 2)])
+    examine.take_new()
+    second.take_new()
+    first.take_new()
+    assert 4 in second.recent and 4 not in first.recent and not examine.recent
