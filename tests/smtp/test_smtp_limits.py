@@ -53,7 +53,8 @@ def test_size_recipients_lines_and_errors(serve_factory):
 
 
 def test_connections_and_timeouts(serve_factory):
-    lab = start_lab(serve_factory, smtp="max_connections_per_ip = 2\ncommand_timeout = 1.0\ndata_timeout = 1.0\n")
+    lab = start_lab(serve_factory, smtp="max_connections_per_ip = 2\nmax_connections = 3\ncommand_timeout = 1.0\n"
+                                        "data_timeout = 1.0\n")
     a = lab.raw(source="127.0.0.2")
     b = lab.raw(source="127.0.0.2")
     third = lab.raw(source="127.0.0.2")
@@ -61,6 +62,9 @@ def test_connections_and_timeouts(serve_factory):
     assert third.reply() == b""
     other = lab.raw(source="127.0.0.3")  # another client is not affected
     assert other.greeting.startswith(b"220")
+    fourth = lab.raw(source="127.0.0.4")  # but the total is reached
+    assert fourth.greeting.startswith(b"421 4.7.0")
+    fourth.close()
     # Idle past command_timeout: 421 4.4.2 and closed.
     time.sleep(1.8)
     for c in (a, b, other):
