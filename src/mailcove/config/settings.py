@@ -225,6 +225,11 @@ class QueueSettings:
     # Keep queued mail without delivering it (maintenance, staging, tests that look at the queue),
     # like Postfix's hold queue. `mailcove queue list` still shows it.
     hold: bool = False
+    # Rewrite the envelope sender of mail from other domains (forwarded by an alias, relayed for a
+    # client) with SRS, so SPF at the receiver passes; the address is in srs_domain (empty:
+    # the hostname) and bounces to it are turned back into the original sender.
+    srs: bool = True
+    srs_domain: str = ""
 
 
 @dataclass

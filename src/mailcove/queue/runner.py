@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from mailcove.dns import NotFound, Resolver, TempError, make_resolver
 from mailcove.proto.smtp.replies import Reply
-from mailcove.queue import dsn
+from mailcove.queue import dsn, srs
 from mailcove.queue.convert import has_8bit, to_7bit
 from mailcove.queue.dkim import load_keys, sign
 from mailcove.queue.routes import Route, RouteError, Router
@@ -69,6 +69,7 @@ class QueueRunner:
         self._loop_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._messages: dict[int, bytes] = {}
+        self._srs_secret: bytes | None = None
         self.helo = q.helo_name or settings.hostname
         self._tls_may = ssl.create_default_context()
         self._tls_may.check_hostname = False
@@ -287,7 +288,7 @@ class QueueRunner:
             for c in job.claims:
                 job.outcomes[c.idx] = ("perm", None, why)
             return
-        mail = f"FROM:<{env.sender}>"
+        mail = f"FROM:<{await self._envelope_sender(env.sender)}>"
         if client.has("SIZE"):
             mail += f" SIZE={len(data)}"
         if client.has("8BITMIME") and (env.body in ("8BITMIME", "BINARYMIME") or has_8bit(data)):
@@ -332,6 +333,17 @@ class QueueRunner:
                  " ".join(f"<{c.address}>={job.outcomes[c.idx][0]}" for c in job.claims))
         if any(r.code == 421 for r in (*t.rcpts, *([t.data] if t.data else []))):
             raise HopError(f"{where}: 421", reply=None)
+
+    async def _envelope_sender(self, sender: str) -> str:
+        q = self.settings.queue
+        if not sender or not q.srs or self.directory is None or "@" not in sender:
+            return sender
+        domain = sender.rpartition("@")[2]
+        if await self.directory.is_local_domain(domain):
+            return sender
+        if self._srs_secret is None:
+            self._srs_secret = srs.load_secret(self.settings.data_dir / "srs.key")
+        return srs.forward(sender, q.srs_domain or self.settings.hostname, self._srs_secret, self.clock())
 
     # --- outcomes ---------------------------------------------------------------------------------
 
