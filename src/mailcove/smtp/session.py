@@ -417,6 +417,7 @@ class SmtpSession:
             return Reply(250, "2.0.0", f"{ev.size} octets received")
         if t is Rejected:
             assert isinstance(ev, Rejected)
+            self.mech = None
             if self.txn is not None and self.core.state is State.READY:
                 self._abort_txn()
             return ev.reply

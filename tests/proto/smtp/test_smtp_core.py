@@ -348,3 +348,14 @@ def test_sasl_machines():
     assert login.step(base64.b64encode(b"p").decode()) == Credentials("u", "p")
     assert server_mechanism("LOGIN").start(None) and server_mechanism("LOGIN").step("*") == SaslFailure("cancelled")
     assert server_mechanism("CRAM-MD5") is None
+
+
+def test_unreadable_auth_response_ends_the_exchange():
+    conn = new()
+
+    def policy(ev):
+        return Reply(334, "", "") if isinstance(ev, Auth) else accept_all(ev)
+
+    events, _ = drive(conn, b"EHLO x\r\nAUTH PLAIN\r\n" + b"A" * 20000 + b"\r\nNOOP\r\n", policy)
+    assert events == [Ehlo("x"), Auth("PLAIN"), Rejected(R.LINE_TOO_LONG), Noop()]
+    assert conn.state is State.READY and not conn.authenticated

@@ -173,6 +173,8 @@ class ServerConnection:
         if line is None:
             return NEED_DATA
         if isinstance(line, Reply):
+            if state is State.AUTH:
+                self.state = State.READY  # an unreadable SASL response ends the exchange
             return Rejected(line)
         if state is State.AUTH:
             ev: Event = AuthResponse(line.strip())
