@@ -310,6 +310,3 @@ class Session:
         await self.io.flush()
         raise CloseConnection()
 
-
-def log_command(session: Session, cmd: Any) -> None:
-    session.log.debug("command %r", cmd)
