@@ -42,6 +42,7 @@ from mailcove.net.tls import CertificateInfo, TlsConfigError, TlsHolder, describ
 from mailcove.store.api import DeliveryTarget, MailStore
 
 if TYPE_CHECKING:
+    from mailcove.mailauth import InboundChecker
     from mailcove.queue import QueueRunner
 
 log = logging.getLogger("mailcove.app")
@@ -73,6 +74,9 @@ class ServerContext:
     services: dict[str, Any] = field(default_factory=dict)
     # The outbound queue runner (issue 6): `queue.wake()` after queueing makes it look now.
     queue: QueueRunner | None = None
+    # Inbound SPF/DKIM/DMARC (issue 6), None when [mailauth] enabled = false: the SMTP session
+    # passes it to `mailcove.mailauth.check_inbound(...)` at the end of DATA.
+    mailauth: InboundChecker | None = None
 
 
 def register_protocol(name: str, factory: Callable[..., Any]) -> None:
@@ -206,10 +210,16 @@ class App:
             self.control.remove_socket()
             raise StartupError(f"cannot open the directory in {self.settings.data_dir}: {exc}") from exc
         try:
+            from mailcove.dns import make_resolver
+            from mailcove.mailauth import InboundChecker
             from mailcove.queue import QueueRunner
 
-            self.queue = QueueRunner(self.settings, self.store, self.directory)
-            ctx = ServerContext(self.settings, self.store, self.directory, self.tls, self.tracker, queue=self.queue)
+            # one resolver (and its cache) for the queue's MX lookups and the inbound checks
+            resolver = make_resolver(self.settings.dns.nameservers, self.settings.dns.timeout)
+            self.queue = QueueRunner(self.settings, self.store, self.directory, resolver)
+            checker = InboundChecker(self.settings, resolver) if self.settings.mailauth.enabled else None
+            ctx = ServerContext(self.settings, self.store, self.directory, self.tls, self.tracker, queue=self.queue,
+                                mailauth=checker)
             handlers: list[Any] = []
             for name, bound in self.bound.items():
                 handler = self.factories[name](ctx, name)
