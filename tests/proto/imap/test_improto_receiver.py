@@ -93,6 +93,15 @@ def test_line_too_long_is_fatal_and_bounded() -> None:
     assert isinstance(feed(r, b"a NOOP " + b"x" * 2000 + b"\r\n")[0], ProtocolViolation)
 
 
+def test_line_exactly_at_the_limit() -> None:
+    line = b"a NOOP".ljust(1000, b" ")  # 1000 bytes: not a valid NOOP, but not too long either
+    for chunks in ([line + b"\r\n"], [line + b"\r", b"\n"], [line, b"\r\n"]):
+        evs = drive(chunks, max_line=1000)
+        assert len(evs) == 1 and isinstance(evs[0], BadCommand), chunks
+    assert isinstance(drive([line + b"x\r\n"], max_line=1000)[0], ProtocolViolation)
+    assert isinstance(drive([line + b"x\r"], max_line=1000)[0], ProtocolViolation)
+
+
 def test_empty_line_and_bare_lf() -> None:
     assert drive([b"\r\na NOOP\nb CAPABILITY\r\n"]) == [BadCommand(None, "Empty command line"), Noop(tag="a"),
                                                         Capability(tag="b")]

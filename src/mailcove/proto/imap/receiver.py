@@ -161,7 +161,7 @@ class ImapReceiver:
         buf = self._buf
         lf = buf.find(b"\n", max(self._scan, self._pos))
         if lf < 0:
-            if len(buf) - self._pos > self.max_line:
+            if len(buf) - self._pos > self.max_line + 1:  # + 1: the CR of a line at the limit
                 return self._die(f"Line longer than {self.max_line} bytes")
             self._scan = len(buf)
             self._compact()
