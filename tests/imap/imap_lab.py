@@ -1,4 +1,4 @@
-"""IMAP session test support: a real `mailcove serve` (one per test module, fresh users per test)
+"""IMAP session test support: a real `mailcove serve` (one per test run, fresh users per test)
 and a raw client whose every received byte goes through the strict response parser of
 proto/imap/client.py.
 
@@ -222,8 +222,8 @@ class ImapServer:
 
 
 def _make_server(base: Path, config: str) -> ServerProcess:
-    """A `mailcove serve` like the serve_factory fixture's, but for a whole test module: starting a
-    server costs seconds on a loaded 2-core machine, a fresh pair of users per test costs ~0.1 s."""
+    """A `mailcove serve` like the serve_factory fixture's, but shared by many tests: starting a
+    server costs seconds on a loaded 2-core machine, a fresh pair of users per test ~0.1 s."""
     base.mkdir(parents=True, exist_ok=True)
     data = base / "data"
     cfg = base / "mailcove.toml"
@@ -244,8 +244,9 @@ def _make_server(base: Path, config: str) -> ServerProcess:
 _counter = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def imap_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server for every IMAP test of the run (each test gets users of its own)."""
     srv = _make_server(tmp_path_factory.mktemp("imapsrv"), LAB)
     add_users(srv, ("seed@hamap.local",))
     srv.start()
