@@ -3,6 +3,7 @@ counter, and the moments the selected mailbox's changes are announced."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -69,7 +70,19 @@ async def process(s: Session) -> None:
         if isinstance(ev, AppendStart | AppendData | AppendEnd):
             from mailcove.imap.ops import append
 
-            await append.on_event(s, ev)
+            try:
+                await append.on_event(s, ev)
+            except (CloseConnection, ConnectionError):
+                raise
+            except Exception:
+                s.log.exception("APPEND failed")
+                tag = s.append.tag if s.append is not None else getattr(ev, "tag", "*")
+                if s.append is not None:
+                    s.append.discard()
+                    s.append = None
+                if not isinstance(ev, AppendEnd):
+                    s.receiver.reject_literal()
+                s.tagged(tag, "NO", "APPEND failed: internal error", "SERVERBUG")
             continue
         if isinstance(ev, IdleDone):
             from mailcove.imap.ops import idle
@@ -109,7 +122,16 @@ async def _bad(s: Session, ev: BadCommand) -> None:
 
 
 async def run_command(s: Session, cmd: Command) -> None:
-    from mailcove.imap.session import AUTH, AUTH_CMDS, NO_EXPUNGE_DURING, NOT_AUTH, NOT_AUTH_ONLY, SELECTED, Reply
+    from mailcove.imap.session import (
+        AUTH,
+        AUTH_CMDS,
+        NO_EXPUNGE_DURING,
+        NOT_AUTH,
+        NOT_AUTH_ONLY,
+        SELECTED,
+        CloseConnection,
+        Reply,
+    )
 
     name = cmd.name
     allowed = (
@@ -143,6 +165,12 @@ async def run_command(s: Session, cmd: Command) -> None:
         status, code, text = "NO", "NONEXISTENT", exc.text
     except MailError as exc:
         status, code, text = "NO", "CANNOT" if not exc.temporary else "UNAVAILABLE", exc.text
+    except (CloseConnection, ConnectionError, asyncio.CancelledError):
+        raise
+    except Exception:
+        # A bug must cost one command, not the session: log it with the session id, answer NO.
+        s.log.exception("%s failed", name)
+        status, code, text = "NO", "SERVERBUG", f"{name} failed: internal error"
     if status == "BAD":
         s.bads += 1
     if s.state in (SELECTED,) and s.view is not None and s.idling is None:
