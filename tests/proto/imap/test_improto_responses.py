@@ -218,6 +218,32 @@ def test_rfc_samples_parse() -> None:
     assert tagged[1].code_data == (38505, "3955") and tagged[2].code_data == (38505, "304,319:320", "3956:3958")
 
 
+@pytest.mark.parametrize("removed", [
+    b"* 1 RECENT\r\n", b"* SEARCH 1 2\r\n", b"* LSUB () \"/\" x\r\n", b"* FLAGS (\\Seen \\Recent)\r\n",
+    b"* 1 FETCH (FLAGS (\\Recent))\r\n", b"* OK [PERMANENTFLAGS (\\Recent \\*)] x\r\n",
+    b"* STATUS x (MESSAGES 1 RECENT 0)\r\n",
+])
+def test_rev2_mode_refuses_what_rev2_removed(removed: bytes) -> None:
+    parse_responses(removed)  # fine for rev1
+    with pytest.raises(ResponseSyntaxError):
+        parse_responses(removed, rev2=True)
+
+
+def test_rev2_encoder_output_passes_rev2_mode() -> None:
+    e = ResponseEncoder(rev2=True)
+    out = (e.flags(["\\Seen", "\\Recent"]) + e.recent(1) + e.permanentflags(["\\Seen", "\\Recent"]) +
+           e.status("x", {"MESSAGES": 1, "RECENT": 1}) + e.fetch_bytes(1, [("FLAGS", e.flag_list(["\\Recent"]))]) +
+           e.esearch("t", True, all=[1, 2]))
+    assert len(parse_responses(out, rev2=True)) == 5
+
+
+def test_response_size_limit() -> None:
+    rp = ResponseParser(max_response=100)
+    rp.receive_data(b"* 1 FETCH (BODY[] {500}\r\n" + b"x" * 200)
+    with pytest.raises(ResponseSyntaxError):
+        rp.next_response()
+
+
 def test_parser_is_incremental() -> None:
     whole = parse_responses(RFC_SAMPLES)
     rp = ResponseParser()

@@ -632,6 +632,26 @@ def _namespace(p: _P) -> list[Any]:
     return out
 
 
+def _check_rev2(r: Response) -> None:
+    """What RFC 9051 (Appendix E) removed: \\Recent, the RECENT response and STATUS item, the
+    SEARCH response (ESEARCH replaces it) and LSUB."""
+    if not isinstance(r, Untagged):
+        return
+    if r.kind in ("RECENT", "SEARCH", "LSUB"):
+        raise ResponseSyntaxError(f"IMAP4rev2 has no {r.kind} response: {r.raw[:60]!r}")
+    flags: list[str] = []
+    if r.kind == "FLAGS":
+        flags = r.data
+    elif r.kind == "FETCH":
+        flags = r.data.get("FLAGS", [])
+    elif r.code == "PERMANENTFLAGS":
+        flags = r.code_data
+    elif r.kind == "STATUS" and "RECENT" in r.data["items"]:
+        raise ResponseSyntaxError(f"IMAP4rev2 has no STATUS RECENT: {r.raw[:60]!r}")
+    if any(f.lower() == "\\recent" for f in flags):
+        raise ResponseSyntaxError(f"IMAP4rev2 has no \\Recent flag: {r.raw[:60]!r}")
+
+
 def _parse_response(line: bytes) -> Response:
     p = _P(line)
     if line.startswith(b"+"):
@@ -759,7 +779,8 @@ class ResponseParser:
     when more bytes are needed. Framing follows literals (``{n}`` and ``~{n}``), so a response
     with literals is returned whole."""
 
-    def __init__(self, max_response: int = 256 * 1024 * 1024) -> None:
+    def __init__(self, max_response: int = 256 * 1024 * 1024, rev2: bool = False) -> None:
+        self.rev2 = rev2  # also refuse what IMAP4rev2 removed (set it after ENABLE IMAP4rev2)
         self._buf = bytearray()
         self._pos = 0
         self.max_response = max_response
@@ -768,6 +789,8 @@ class ResponseParser:
         self._buf += data
 
     def next_response(self) -> Response | None:
+        if len(self._buf) - self._pos > self.max_response:
+            raise ResponseSyntaxError(f"response larger than {self.max_response} bytes")
         buf = self._buf
         i = self._pos
         while True:
@@ -790,7 +813,10 @@ class ResponseParser:
             self._pos = 0
         if b"\r" in raw.replace(b"\r\n", b"") and not _has_literal(raw):
             raise ResponseSyntaxError(f"bare CR in {raw[:60]!r}")
-        return _parse_response(raw)
+        resp = _parse_response(raw)
+        if self.rev2:
+            _check_rev2(resp)
+        return resp
 
     def responses(self) -> list[Response]:
         out = []
@@ -807,9 +833,9 @@ def _has_literal(raw: bytes) -> bool:
     return b"}\r\n" in raw
 
 
-def parse_responses(data: bytes) -> list[Response]:
+def parse_responses(data: bytes, rev2: bool = False) -> list[Response]:
     """Parse a complete byte string of responses; raises if anything is left over or malformed."""
-    rp = ResponseParser()
+    rp = ResponseParser(rev2=rev2)
     rp.receive_data(data)
     out = rp.responses()
     if rp.pending:
