@@ -68,3 +68,21 @@ def test_recent_goes_to_the_first_rev1_session():
     second.take_new()
     first.take_new()
     assert 4 in second.recent and 4 not in first.recent and not examine.recent
+
+
+def test_sessions_share_the_uid_map_until_it_changes():
+    cache = _cache(4)
+    a = SelectedView(cache, readonly=False, rev1=False, uidvalidity=1)
+    b = SelectedView(cache, readonly=False, rev1=False, uidvalidity=1)
+    assert a.uids is cache.uids and b.uids is cache.uids  # no copy per session
+    cache.apply_expunge([2])
+    assert list(a.uids) == [1, 2, 3, 4] and a.uids is not cache.uids  # copy-on-write
+    cache.apply_append([IndexEntry(5, NONE, 2)])
+    a.take_expunges()
+    assert list(a.uids) == [1, 3, 4] and not a.in_step
+    a.take_new()
+    assert a.uids is cache.uids and a.in_step and list(a.uids) == [1, 3, 4, 5]
+    assert list(b.uids) == [1, 2, 3, 4]  # b has been told nothing yet
+    b.take_expunges()
+    b.take_new()
+    assert b.uids is cache.uids

@@ -51,6 +51,9 @@ class MailboxCache:
         self.user = user
         self.mailbox_id = mailbox_id
         self.uids: array[int] = index.uids
+        # True while some SelectedView holds `self.uids` itself as its sequence map (no copy per
+        # session): the array must then be copied before it is changed (copy-on-write).
+        self.shared = False
         self.flags: list[frozenset[str]] = index.flags
         self.modseqs: array[int] = index.modseqs
         self.highestmodseq = max(self.modseqs) if self.modseqs else 0
@@ -96,8 +99,17 @@ class MailboxCache:
                     view.pending_flags.update(changed)
             self._wake()
 
+    def _own_uids(self) -> None:
+        if self.shared:
+            self.uids = array("Q", self.uids)
+            self.shared = False
+
     def apply_expunge(self, uids: Sequence[int], modseq: int = 0) -> None:
         gone = set(uids)
+        if not any(self.pos(u) is not None for u in gone):
+            self.highestmodseq = max(self.highestmodseq, modseq)
+            return
+        self._own_uids()
         keep_u, keep_f, keep_m = array("Q"), [], array("Q")
         removed: dict[int, frozenset[str]] = {}
         if len(gone) * 8 < len(self.uids):
@@ -127,6 +139,8 @@ class MailboxCache:
 
     def apply_append(self, entries: Sequence[IndexEntry]) -> None:
         added = False
+        if entries and not all(self.pos(e.uid) is not None for e in entries):
+            self._own_uids()
         for e in sorted(entries, key=lambda e: e.uid):
             last = self.uids[-1] if self.uids else 0
             if e.uid > last:
@@ -221,7 +235,10 @@ class SelectedView:
         self.readonly = readonly
         self.rev1 = rev1
         self.uidvalidity = uidvalidity
-        self.uids: array[int] = array("Q", cache.uids)  # this session's sequence-number map
+        # This session's sequence-number map: the cache's own array while they agree (shared by
+        # every session in step, copy-on-write), a private one while announcements are pending.
+        self.uids: array[int] = cache.uids
+        cache.shared = True
         self.pending_expunged: set[int] = set()
         self.expunged_flags: dict[int, frozenset[str]] = {}
         self.pending_flags: set[int] = set()
@@ -292,7 +309,7 @@ class SelectedView:
     @property
     def in_step(self) -> bool:
         """True when position i of this view is position i of the cache (the fast FETCH path)."""
-        return not self.pending_expunged and len(self.uids) == len(self.cache.uids)
+        return self.uids is self.cache.uids
 
     def note_expunged(self, removed: dict[int, frozenset[str]]) -> None:
         for uid, fl in removed.items():
@@ -315,15 +332,20 @@ class SelectedView:
             return [], []
         gone = self.pending_expunged
         seqs = sorted((s for s in (self.seq_of(u) for u in gone) if s is not None), reverse=True)
+        # Never change the array in place: it may be the cache's or another session's.
         if len(gone) * 8 < len(self.uids):
+            uids_copy = array("Q", self.uids)
             for s in seqs:
-                del self.uids[s - 1]
+                del uids_copy[s - 1]
+            self.uids = uids_copy
         else:
             self.uids = array("Q", [u for u in self.uids if u not in gone])
         uids = sorted(gone)
         self.pending_expunged = set()
         for u in uids:
             self.expunged_flags.pop(u, None)
+        if not self.new_uids():
+            self._adopt()
         return seqs, uids
 
     def take_new(self) -> int:
@@ -333,8 +355,16 @@ class SelectedView:
             return 0
         if self.rev1 and not self.readonly:
             self.recent.add(self.cache.claim_recent(new[-1]))
-        self.uids.extend(new)
+        self.uids = self.uids + new  # a new array: the old one may be shared
+        self._adopt()
         return len(new)
+
+    def _adopt(self) -> None:
+        """Back in step with the cache: share its array instead of keeping a private copy."""
+        cache = self.cache
+        if self.uids is not cache.uids and not self.pending_expunged and self.uids == cache.uids:
+            self.uids = cache.uids
+            cache.shared = True
 
     def take_flag_changes(self) -> list[int]:
         if not self.pending_flags:
