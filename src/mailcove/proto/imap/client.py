@@ -633,11 +633,12 @@ def _namespace(p: _P) -> list[Any]:
 
 
 def _check_rev2(r: Response) -> None:
-    """What RFC 9051 (Appendix E) removed: \\Recent, the RECENT response and STATUS item, the
-    SEARCH response (ESEARCH replaces it) and LSUB."""
+    """What RFC 9051 (Appendix E) removed: \\Recent, the RECENT response and STATUS item, and the
+    SEARCH response (ESEARCH replaces it). LSUB is left alone: a server that also speaks rev1 may
+    still answer a client that sends it."""
     if not isinstance(r, Untagged):
         return
-    if r.kind in ("RECENT", "SEARCH", "LSUB"):
+    if r.kind in ("RECENT", "SEARCH"):
         raise ResponseSyntaxError(f"IMAP4rev2 has no {r.kind} response: {r.raw[:60]!r}")
     flags: list[str] = []
     if r.kind == "FLAGS":
