@@ -17,8 +17,11 @@ from bench.common import ensure_pip, log
 
 
 def py_spy() -> str:
-    ensure_pip("py_spy", "py-spy>=0.3")  # the wheel ships the binary next to the interpreter
-    path = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    # The wheel ships only a binary (no importable module), next to the interpreter.
+    path = str(Path(sys.executable).parent / "py-spy")
+    if not Path(path).exists():
+        ensure_pip("py_spy", "py-spy>=0.3")
+        path = shutil.which("py-spy") or path
     if not Path(path).exists():
         raise RuntimeError("py-spy not found")
     return path
