@@ -104,7 +104,7 @@ def cli(srv: object, *args: str, input: str | None = None) -> str:
 
 
 QUEUE_FAST = (
-    "[queue]\nretry_minutes = 0.01\nmax_retry_minutes = 0.02\npoll_interval = 0.1\nlease_seconds = 2.0\n"
+    "[queue]\nretry_minutes = 0.01\nmax_retry_minutes = 0.02\npoll_interval = 0.1\nlease_seconds = 4.0\n"
     "connect_timeout = 5.0\nreply_timeout = 20.0\n"
 )
 
@@ -161,3 +161,8 @@ def queue_items(srv) -> list:  # type: ignore[no-untyped-def]
             await store.close()
 
     return run_async(go())
+
+
+async def inbox(store, user: str = "a@a.test") -> list[bytes]:  # type: ignore[no-untyped-def]
+    box = await store.get_mailbox(user, "INBOX")
+    return [await store.read_message(box.id, e.uid) for e in await store.index(box.id)]

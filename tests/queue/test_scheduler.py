@@ -5,17 +5,12 @@ every attempt is a real connection refused."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from outbound_testing import free_tcp_port
+from outbound_testing import free_tcp_port, inbox
 
-from mailcove.config import load_settings
 from mailcove.config.settings import QueueSettings
-from mailcove.directory import open_directory
 from mailcove.queue import QueueRunner, backoff
 from mailcove.store.api import OutboundEnvelope, OutboundRecipient
-from mailcove.store.factory import open_store
 
 MSG = b"From: a@a.test\r\nTo: x@dead.test\r\nSubject: s\r\n\r\nbody\r\n"
 
@@ -31,40 +26,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def configured(tmp_path: Path) -> tuple[Path, Path]:
-    from click.testing import CliRunner
-
-    from mailcove.cli.main import root
-
-    cfg = tmp_path / "m.toml"
-    cfg.write_text(f'hostname = "mx.a.test"\n[transport]\n"dead.test" = "127.0.0.1:{free_tcp_port()}"\n'
-                   "[queue]\nconnect_timeout = 2.0\n")
-    data = tmp_path / "data"
-    for args in (["domain", "add", "a.test"], ["user", "add", "a@a.test", "--password-stdin"]):
-        r = CliRunner().invoke(root, ["--config", str(cfg), "--data", str(data), *args], input="It1\n")
-        assert r.exit_code == 0, r.output
-    return cfg, data
-
-
-@pytest.fixture
-async def env(configured: tuple[Path, Path]):  # type: ignore[no-untyped-def]
-    cfg, data = configured
-    settings = load_settings(cfg, data_dir=str(data))
-    store = open_store(settings, watch_changes=False)
-    await store.start()
-    directory = open_directory(settings)
-    await directory.start()
-    yield settings, store, directory
-    await directory.close()
-    await store.close()
-
-
-async def inbox(store, user: str = "a@a.test") -> list[bytes]:  # type: ignore[no-untyped-def]
-    box = await store.get_mailbox(user, "INBOX")
-    return [await store.read_message(box.id, e.uid) for e in await store.index(box.id)]
 
 
 async def test_retry_schedule_delay_warning_and_give_up(env) -> None:  # type: ignore[no-untyped-def]

@@ -51,6 +51,7 @@ class Job:
     outcomes: dict[int, tuple[str, Reply | None, str]] = field(default_factory=dict)  # idx -> (kind, reply, text)
     remote_mta: str = ""
     hop_has_dsn: bool = False
+    claimed_at: float = 0.0
 
 
 class QueueRunner:
@@ -70,6 +71,7 @@ class QueueRunner:
         self._wake = asyncio.Event()
         self._messages: dict[int, bytes] = {}
         self._srs_secret: bytes | None = None
+        self._inflight = 0  # claimed recipients not yet recorded
         self.helo = q.helo_name or settings.hostname
         self._tls_may = ssl.create_default_context()
         self._tls_may.check_hostname = False
@@ -100,6 +102,8 @@ class QueueRunner:
     async def _loop(self) -> None:
         interval = self.settings.queue.poll_interval
         while True:
+            # cleared before looking, so a wake() during the look is not lost
+            self._wake.clear()
             try:
                 n = await self.run_once()
             except asyncio.CancelledError:
@@ -110,43 +114,48 @@ class QueueRunner:
             if n >= CLAIM_BATCH:
                 await asyncio.sleep(0)
                 continue
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), interval)
 
     async def run_once(self) -> int:
         """Claim what is due and start delivering it; returns how many recipients were claimed."""
         q = self.settings.queue
-        if q.hold:
+        if q.hold or self._inflight >= CLAIM_BATCH:
+            # enough claimed and not yet done: claiming more would only let leases run out
+            # while the jobs wait for a connection
             return 0
-        claims = await self.store.queue_claim(self.clock(), q.lease_seconds, CLAIM_BATCH)
+        now = self.clock()
+        claims = await self.store.queue_claim(now, q.lease_seconds, CLAIM_BATCH - self._inflight)
         if not claims:
             return 0
+        self._inflight += len(claims)
         by_msg: dict[int, list[QueueClaim]] = {}
         for c in claims:
             by_msg.setdefault(c.queue_id, []).append(c)
-        groups: dict[str, tuple[Route | None, list[Job]]] = {}
+        groups: dict[str, tuple[Route | RouteError, list[Job]]] = {}
+        resolved: dict[str, Route | RouteError] = {}
         for qid, cs in by_msg.items():
             per_route: dict[str, list[QueueClaim]] = {}
-            routes: dict[str, Route | None] = {}
             for c in cs:
-                domain = c.address.rpartition("@")[2]
-                try:
-                    route: Route | None = await self.router.route(domain)
-                    key = route.key  # type: ignore[union-attr]
-                except RouteError as exc:
-                    route, key = None, f"error:{domain}:{exc.permanent}:{exc.status}:{exc.text}"
-                routes[key] = route
+                domain = c.address.rpartition("@")[2].lower()
+                route = resolved.get(domain)
+                if route is None:
+                    try:
+                        route = await self.router.route(domain)
+                    except RouteError as exc:
+                        route = exc
+                    resolved[domain] = route
+                key = route.key if isinstance(route, Route) else f"error:{domain}"
                 per_route.setdefault(key, []).append(c)
+                groups.setdefault(key, (route, []))
             for key, rc in per_route.items():
-                job = Job(qid, cs[0].envelope, cs[0].created, rc)
-                groups.setdefault(key, (routes[key], []))[1].append(job)
-        for key, (route, jobs) in groups.items():
-            if route is None:
-                _, _domain, permanent, status, text = key.split(":", 4)
+                groups[key][1].append(Job(qid, cs[0].envelope, cs[0].created, rc, claimed_at=now))
+        for route, jobs in groups.values():
+            if isinstance(route, RouteError):
                 for job in jobs:
                     for c in job.claims:
-                        job.outcomes[c.idx] = ("perm" if permanent == "True" else "temp", None, f"{status} {text}")
+                        job.outcomes[c.idx] = ("perm" if route.permanent else "temp", None,
+                                               f"{route.status} {route.text}")
                 self._spawn(self._finish_all(jobs))
                 continue
             n = max(1, min(self.settings.queue.concurrency_per_destination, len(jobs)))
@@ -233,7 +242,21 @@ class QueueRunner:
                     raise HopError(f"{name}: AUTH failed: {r.code} {r.enhanced} {r.text}", reply=r)
             while pending:
                 job = pending[0]
-                await self._transaction(client, job, f"{name}[{addr}]")
+                if self.clock() - job.claimed_at > self.settings.queue.lease_seconds / 2:
+                    # the lease is running out: another runner (or this one, after a restart)
+                    # may claim the job soon, so it is left for then rather than sent twice
+                    pending.pop(0)
+                    self._inflight -= len(job.claims)
+                    continue
+                try:
+                    await self._transaction(client, job, f"{name}[{addr}]")
+                except (HopError, asyncio.CancelledError):
+                    raise
+                except Exception as exc:  # e.g. the entry was deleted meanwhile: this job only
+                    log.exception("queue: entry %d failed on %s", job.queue_id, name)
+                    for c in job.claims:
+                        job.outcomes.setdefault(c.idx, ("temp", None, f"4.3.0 {type(exc).__name__}"))
+                    await client.reset()
                 pending.pop(0)
                 # recorded at once, not at the end of the connection: what a kill -9 can
                 # duplicate is then only the transaction in flight on each connection
@@ -353,6 +376,8 @@ class QueueRunner:
                 await self._finish(job)
             except Exception:
                 log.exception("queue: recording the outcome of entry %d failed", job.queue_id)
+            finally:
+                self._inflight -= len(job.claims)
 
     async def _finish(self, job: Job) -> None:
         q = self.settings.queue
