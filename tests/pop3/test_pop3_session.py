@@ -532,6 +532,16 @@ def test_idle_sessions_are_closed_and_no_stls_without_tls(serve_factory):
             break
         got += data
     assert got == b"-ERR Disconnected for inactivity.\r\n"
+    # A client that sends commands but never reads the replies is cut off too (the server waits
+    # for it at most idle_timeout), and its maildrop lock is released.
+    fill(srv, A, [message(1, 2_000_000)])
+    s = raw(srv)
+    s.sendall(b"USER %s\r\nPASS %s\r\n" % (A.encode(), PASSWORD.encode()) + b"RETR 1\r\n" * 30)
+    time.sleep(4)
+    p = login(srv, A)
+    assert p.stat()[0] == 1
+    p.quit()
+    s.close()
 
 
 def test_shutdown_mid_session_deletes_nothing(serve_factory):

@@ -170,8 +170,14 @@ class Pop3Session:
         data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
         self._out.clear()
         self._out_size = 0
-        self.conn.writer.write(data)
-        await self.conn.writer.drain()
+        writer = self.conn.writer
+        writer.write(data)
+        if writer.transport.get_write_buffer_size() > FLUSH_AT:
+            # drain() will wait for the client to read. A client that never does must not hold the
+            # session (and the maildrop lock) forever: TimeoutError ends the connection.
+            await asyncio.wait_for(writer.drain(), self.settings.idle_timeout)
+        else:
+            await writer.drain()
 
     def _reply(self, reply: Reply) -> None:
         self._emit(self.core.send(reply))
