@@ -28,7 +28,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bench.common import REPO, Cleanup, bench_tmp, fsync_probe, load_average, log, median, tree_cpu_seconds, wait_until
+from bench.common import REPO, Cleanup, bench_tmp, fsync_probe, load_average, log, tree_cpu_seconds, wait_until
 from bench.smtp import profile, report
 from bench.smtp.peers import (
     AiosmtpdPeer,
@@ -286,4 +286,4 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["Latency", "Results", "Sample", "median"]
+__all__ = ["Latency", "Results", "Sample"]
