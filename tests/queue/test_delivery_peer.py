@@ -21,6 +21,8 @@ class Receiver:
         self.commands: list[str] = []
         self.reads: list[bytes] = []
         self.connections = 0
+        self.open = 0
+        self.max_open = 0
 
     async def start(self) -> int:
         self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
@@ -28,6 +30,14 @@ class Receiver:
 
     async def handle(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self.open += 1
+        self.max_open = max(self.max_open, self.open)
+        try:
+            await self._session(r, w)
+        finally:
+            self.open -= 1
+
+    async def _session(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         w.write(b"220 peer.test ESMTP\r\n")
         buf = b""
         while True:
@@ -120,3 +130,13 @@ async def test_hop_without_8bitmime_or_smtputf8(env) -> None:  # type: ignore[no
     assert "MAIL FROM:<a@a.test>" in peer.commands  # no BODY= to a hop without 8BITMIME
     [bounce] = await inbox(store)
     assert b"Status: 5.6.7" in bounce and b"Action: failed" in bounce
+
+
+async def test_concurrency_per_destination(env) -> None:  # type: ignore[no-untyped-def]
+    settings, store, directory = env
+    settings.queue.concurrency_per_destination = 3
+    envs = [(MSG, OutboundEnvelope("a@a.test", (OutboundRecipient(f"r{i}@peer.test"),))) for i in range(12)]
+    peer = await run(settings, store, directory, ["PIPELINING", "8BITMIME"], envs)
+    assert len(peer.messages) == 12
+    assert peer.max_open <= 3 and peer.connections == 3  # three connections, each reused for four messages
+    assert await store.queue_list() == []
