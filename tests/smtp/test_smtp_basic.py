@@ -1,11 +1,13 @@
-"""Session behaviour over a real server: delivery, trace headers, byte-exact storage."""
+"""Session behaviour over a real server: delivery, trace headers, byte-exact storage, unknown
+users, relay refusal, AUTH before TLS, VRFY/HELP/EXPN, and 421 at shutdown. One server for all,
+stopped at the end."""
 
 from __future__ import annotations
 
 from smtp_lab import LOCAL_MSG, start_lab, strip_trace
 
 
-def test_deliver_to_local_user_byte_exact(serve_factory):
+def test_session_basics(serve_factory):
     lab = start_lab(serve_factory)
     body = b"From: x@example.org\r\nTo: a@hamap.local\r\nSubject: t\r\n\r\nline\r\n.dot\r\n\r\n8bit \xc3\xa9\xff\r\n"
     with lab.smtp(source="127.0.0.3") as c:
@@ -20,9 +22,7 @@ def test_deliver_to_local_user_byte_exact(serve_factory):
     assert trace.startswith(b"Return-Path: <x@example.org>\r\nReceived: from client.example ([127.0.0.3])")
     assert b"for <a@hamap.local>" in trace
 
-
-def test_unknown_user_and_relay_denied(serve_factory):
-    lab = start_lab(serve_factory)
+    # Unknown user and relay denied at RCPT; the valid recipient still gets the message.
     with lab.smtp(source="127.0.0.3") as c:
         c.ehlo("x")
         c.mail("x@example.org")
@@ -33,9 +33,7 @@ def test_unknown_user_and_relay_denied(serve_factory):
         assert c.data(LOCAL_MSG)[0] == 250
     assert len(lab.inbox("b@hamap.local")) == 1
 
-
-def test_auth_before_tls_is_refused_with_538(serve_factory):
-    lab = start_lab(serve_factory)
+    # Before TLS, AUTH is not announced and is refused with 538; submission needs AUTH.
     c = lab.raw("submission")
     assert b"AUTH" not in c.cmd(b"EHLO x")
     assert c.cmd(b"AUTH PLAIN AGFAaGFtYXAubG9jYWwASXQx").startswith(b"538 5.7.11")
@@ -44,9 +42,7 @@ def test_auth_before_tls_is_refused_with_538(serve_factory):
     assert c.cmd(b"EXPN a").startswith(b"502")
     c.close()
 
-
-def test_shutdown_says_421_to_idle_sessions(serve_factory):
-    lab = start_lab(serve_factory)
+    # Shutdown: an idle session hears 421 4.3.2.
     c = lab.raw()
     c.cmd(b"EHLO x")
     lab.srv.stop()
