@@ -7,13 +7,17 @@ EXPUNGE), over plain IMAP, STARTTLS and implicit TLS with the certificate pinned
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import socket
+import ssl
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from interop.imap_servers import PASSWORD, cert_of, message
+from interop.imap_servers import PASSWORD, cert_of, cli, message
 from mailcove_testing import ServerProcess, require_tool
 
 
@@ -64,6 +68,22 @@ def test_curl_tls(imap_strict: ServerProcess, user: str, mode: str) -> None:
         url = f"imaps://mx1.hamap.local:{srv.port('imaps')}/INBOX;UID=1"
     r = curl("--user", f"{user}:{PASSWORD}", *tls, url)
     assert r.stdout == message(7)
+
+
+def test_imaps_certificate_is_the_one_tls_show_describes(imap_strict: ServerProcess) -> None:
+    """Pinning by `mailcove tls show`: the SHA-256 fingerprint it prints is the certificate that the
+    imaps listener presents (what a client told to pin it would compare)."""
+    srv = imap_strict
+    shown = json.loads(cli(srv.config_path, srv.data_dir, "tls", "show", "--json").stdout)
+    text = json.dumps(shown).lower()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(srv.address("imaps"), timeout=10) as raw, ctx.wrap_socket(raw) as tls:
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    digest = hashlib.sha256(der).hexdigest()
+    assert digest in text.replace(":", ""), (digest, shown)
 
 
 def test_curl_plain_login_refused_without_tls(imap_strict: ServerProcess, user: str) -> None:
