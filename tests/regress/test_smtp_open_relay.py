@@ -23,7 +23,8 @@ TRICKS = {
     b"<user@EXAMPLE.NET>": (b"550", b"5.7.1"),
     b"user@example.net": (b"550", b"5.7.1"),
     b"<user%example.net>": (b"501", b"5.1.3"),
-    b'<"user%example.net"@hamap.local>': (b"553", b"5.1.3"),
+    b'<"user%example.net"@hamap.local>': (b"550", b"5.1.1"),  # unquoted: a plain local part
+    b'<"user@example.net"@example.net>': (b"553", b"5.1.3"),
 }
 
 

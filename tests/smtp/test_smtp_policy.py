@@ -62,9 +62,9 @@ def test_aliases_plus_catchall_postmaster_abuse(serve_factory):
     c = lab.raw(source="127.0.0.3")
     c.cmd(b"EHLO x")
     # team -> a, b (a listed twice); a+tag -> a; fwd -> b and a remote address.
-    rcpts = [b"team@hamap.local", b"a+tag@hamap.local", b"A@HAMAP.LOCAL", b"fwd@hamap.local"]
+    rcpts = [b"team@hamap.local", b"a+tag@hamap.local", b"A@HAMAP.LOCAL", b"fwd@hamap.local", b'"a"@hamap.local']
     c.send(b"MAIL FROM:<x@example.org>\r\n" + b"".join(b"RCPT TO:<%s>\r\n" % r for r in rcpts) + b"DATA\r\n")
-    assert [r[:3] for r in c.replies(6)] == [b"250"] * 5 + [b"354"]
+    assert [r[:3] for r in c.replies(7)] == [b"250"] * 6 + [b"354"]
     c.send(MSG + b".\r\n")
     assert c.reply().startswith(b"250")
     # Unknown names go to the catch-all; postmaster and abuse go to the configured admin (a).

@@ -53,6 +53,7 @@ from mailcove.proto.smtp import (
     Vrfy,
 )
 from mailcove.proto.smtp import replies as R
+from mailcove.proto.smtp.params import unquote_local
 from mailcove.proto.smtp.sasl import Challenge, Credentials, SaslFailure, ServerMechanism, server_mechanism
 from mailcove.smtp.limits import ConnectionCounter, HourlyRate
 
@@ -504,7 +505,7 @@ class SmtpSession:
         txn = self.txn
         if txn is None:  # the core only lets RCPT through after a successful MAIL
             return R.NEED_MAIL
-        addr = ev.recipient
+        addr = unquote_local(ev.recipient)
         d = self.svc.directory
         rule = await d.match_to(addr) if addr != "postmaster" else None
         if rule is not None:

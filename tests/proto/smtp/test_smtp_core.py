@@ -35,7 +35,7 @@ from mailcove.proto.smtp import (
     dot_stuff,
 )
 from mailcove.proto.smtp import replies as R
-from mailcove.proto.smtp.params import parse_mail, parse_rcpt
+from mailcove.proto.smtp.params import parse_mail, parse_rcpt, unquote_local
 from mailcove.proto.smtp.sasl import Challenge, Credentials, SaslFailure, server_mechanism
 
 EXT = frozenset({"SIZE", "8BITMIME", "SMTPUTF8", "PIPELINING", "CHUNKING", "DSN", "ENHANCEDSTATUSCODES",
@@ -359,3 +359,11 @@ def test_unreadable_auth_response_ends_the_exchange():
     events, _ = drive(conn, b"EHLO x\r\nAUTH PLAIN\r\n" + b"A" * 20000 + b"\r\nNOOP\r\n", policy)
     assert events == [Ehlo("x"), Auth("PLAIN"), Rejected(R.LINE_TOO_LONG), Noop()]
     assert conn.state is State.READY and not conn.authenticated
+
+
+def test_unquote_local():
+    assert unquote_local('"a.b"@d.example') == "a.b@d.example"
+    assert unquote_local('"user@remote"@local') == '"user@remote"@local'
+    assert unquote_local('"a b"@d') == '"a b"@d'
+    assert unquote_local('"a\\b"@d') == '"a\\b"@d'
+    assert unquote_local("plain@d") == "plain@d"

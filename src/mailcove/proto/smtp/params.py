@@ -52,6 +52,19 @@ def check_mailbox(text: str) -> str:
     return text
 
 
+def unquote_local(address: str) -> str:
+    """`"a.b"@d` is the same mailbox as `a.b@d` (RFC 5321 4.1.2: a quoted string that could be a
+    dot-string should be written as one). Quoted local parts that need the quotes stay quoted:
+    `"user@remote"@local` never loses them and so never turns into an address at `remote`."""
+    if not address.startswith('"'):
+        return address
+    local, at, domain = address.rpartition("@")
+    inner = local[1:-1]
+    if at and "\\" not in inner and _DOT_STRING.fullmatch(inner):
+        return f"{inner}@{domain}"
+    return address
+
+
 def parse_path(arg: str, keyword: str) -> tuple[str, str]:
     """Split `FROM:<path> params` into (address, params text). The address has its brackets
     and any source route removed; "" is the null path. Raises PathError."""
