@@ -261,6 +261,8 @@ class QueueRunner:
                 # recorded at once, not at the end of the connection: what a kill -9 can
                 # duplicate is then only the transaction in flight on each connection
                 await self._finish_all([job])
+                if client.closing:
+                    raise HopError(f"{name}[{addr}]: 421, closing")
         finally:
             await client.quit()
 
@@ -355,7 +357,11 @@ class QueueRunner:
         log.info("queue: %d to %s: %s", job.queue_id, where,
                  " ".join(f"<{c.address}>={job.outcomes[c.idx][0]}" for c in job.claims))
         if any(r.code == 421 for r in (*t.rcpts, *([t.data] if t.data else []))):
-            raise HopError(f"{where}: 421", reply=None)
+            if t.data is not None and t.data.code == 250:
+                # some recipients took the message: record this job, then leave the connection
+                client.closing = True
+            else:
+                raise HopError(f"{where}: 421", reply=None)
 
     async def _envelope_sender(self, sender: str) -> str:
         q = self.settings.queue

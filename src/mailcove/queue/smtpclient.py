@@ -51,6 +51,7 @@ class SmtpClient:
         self.extensions: dict[str, str] = {}
         self.tls = False
         self.greeting: Reply | None = None
+        self.closing = False  # the server said 421: no further transaction on this connection
 
     @classmethod
     async def connect(cls, host: str, address: str, port: int, *, connect_timeout: float, reply_timeout: float,
