@@ -21,7 +21,13 @@ class DnsPythonResolver:
                 servers.append(dns.nameserver.Do53Nameserver(host, port))
             r.nameservers = servers
         else:
-            r = dns.asyncresolver.Resolver()
+            try:
+                r = dns.asyncresolver.Resolver()
+            except (dns.resolver.NoResolverConfiguration, OSError):
+                # no /etc/resolv.conf (a minimal container): serve anyway; every lookup is then
+                # a temporary failure, logged by whoever asked, until [dns] nameservers is set
+                r = dns.asyncresolver.Resolver(configure=False)
+                r.nameservers = ["127.0.0.1"]
         r.lifetime = timeout
         r.timeout = min(timeout, 2.0)
         # A cache: the queue asks for the same MX and A records for every message to a domain.
