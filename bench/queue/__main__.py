@@ -105,7 +105,7 @@ class Mailcove:
     def describe(self) -> str:
         from mailcove import __version__
 
-        return f"mailcove {__version__}, default [queue] settings (10 connections per destination)"
+        return f"mailcove {__version__}, default [queue] settings (20 connections per destination), log level warning"
 
 
 class Postfix:

@@ -207,8 +207,9 @@ class QueueSettings:
     give_up_hours: float = 120.0
     # Hours after which the sender gets one delay warning (RFC 3464 action=delayed). 0 = never.
     delay_warning_hours: float = 4.0
-    # Connections at a time to one destination (MX domain, relay host or transport host).
-    concurrency_per_destination: int = 10
+    # Connections at a time to one destination (MX domain, relay host or transport host); Postfix's
+    # default_destination_concurrency_limit is 20 too.
+    concurrency_per_destination: int = 20
     # Connections at a time in total.
     max_connections: int = 100
     # Seconds between looks at the queue for due recipients.
