@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from mailcove.message.model import Address
+from mailcove.message.model import Address, new_address
 
 __all__ = ["parse_address_list"]
 
@@ -235,17 +235,57 @@ class _Builder:
 
 _AT = r"A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\x80-\U0010ffff"
 _DOT_ATOM = rf"[{_AT}]+(?:\.[{_AT}]+)*"
-_WORD = rf'(?:"(?:[^"\\\r\n]|\\.)*"|[{_AT}.]+)'
+# Possessive: with optional spaces between words, a run of atext could be split into words in
+# exponentially many ways, and a long run not followed by '<' made the match backtrack through
+# all of them (a From: header of 30 letters after a quoted word stalled the writer). Giving back
+# never helps here: what follows a word is a space, a quote or '<', none of which is atext.
+_WORD = rf'(?:"(?:[^"\\\r\n]|\\.)*+"|[{_AT}.]++)'
 # The everyday forms (a@b, Name <a@b>, "Name" <a@b>), without comments, groups, routes or
 # obsolete spacing; anything else goes through the full parser, which gives the same result here.
 _SIMPLE = re.compile(
-    rf"[ \t]*(?:({_DOT_ATOM})@({_DOT_ATOM})|((?![.]){_WORD}(?:[ \t]*{_WORD})*)?[ \t]*<({_DOT_ATOM})@({_DOT_ATOM})>)"
+    rf"[ \t]*(?:({_DOT_ATOM})@({_DOT_ATOM})|((?![.]){_WORD}(?:[ \t]*+{_WORD})*+)?[ \t]*<({_DOT_ATOM})@({_DOT_ATOM})>)"
     r"[ \t]*(?:,|$)"
 )
-_PHRASE_WORD = re.compile(r'"((?:[^"\\]|\\.)*)"|([^\s"]+)')
+# Words are separated by the spaces and tabs _SIMPLE allows, not by \s: a non-ASCII space such as
+# U+00A0 is atext to the full parser (and to Dovecot, which sees its 8-bit bytes).
+_PHRASE_WORD = re.compile(r'"((?:[^"\\]|\\.)*)"|([^ \t"]+)')
+_BLANKS = re.compile(r"[ \t]+")
+# One element of an unquoted list: a@b or Name <a@b> (the phrase as in _SIMPLE minus quoted words).
+_UNQUOTED = re.compile(
+    rf"[ \t]*(?:({_DOT_ATOM})@({_DOT_ATOM})|((?![.])[{_AT}.]+(?:[ \t]+[{_AT}.]+)*)?[ \t]*<({_DOT_ATOM})@({_DOT_ATOM})>)"
+    r"[ \t]*"
+)
+
+
+def _unquoted_list(value: str) -> tuple[Address, ...] | None:
+    """`_simple_list` for a value without quotes, which is nearly every one: without quoted strings
+    every comma separates elements, so the value can be split first and each element matched whole."""
+    out: list[Address] = []
+    items = value.split(",")
+    last = len(items) - 1
+    match = _UNQUOTED.fullmatch
+    for i, item in enumerate(items):
+        m = match(item)
+        if m is None:
+            if i == last and i and not item.strip(" \t"):
+                break  # a trailing comma
+            return None
+        spec, host, phrase, box, host2 = m.groups()
+        if spec is not None:
+            out.append(new_address(None, None, spec, host))
+        else:
+            # words of atext and dots separated by spaces/tabs, without any at either end: joining the
+            # words with one space is collapsing each run
+            if phrase and ("\t" in phrase or "  " in phrase):
+                phrase = _BLANKS.sub(" ", phrase)
+            out.append(new_address(phrase or None, None, box, host2))
+    return tuple(out)
 
 
 def _simple_list(value: str) -> tuple[Address, ...] | None:
+    """The everyday forms, or None to leave the value to the full parser."""
+    if '"' not in value:
+        return _unquoted_list(value)
     out: list[Address] = []
     pos = 0
     end = len(value)
@@ -256,13 +296,13 @@ def _simple_list(value: str) -> tuple[Address, ...] | None:
             return None
         spec, host, phrase, box, host2 = m.groups()
         if spec is not None:
-            out.append(Address(None, None, spec, host))
+            out.append(new_address(None, None, spec, host))
         else:
             name = None
             if phrase:
                 words = [_QP_UNESCAPE.sub(r"\1", q) if w == "" else w for q, w in _PHRASE_WORD.findall(phrase)]
                 name = " ".join(words) or None
-            out.append(Address(name, None, box, host2))
+            out.append(new_address(name, None, box, host2))
         pos = m.end()
         if value.startswith(",", pos - 1) and not value[pos:].strip(" \t"):
             break

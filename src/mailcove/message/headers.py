@@ -9,7 +9,7 @@ import re
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-__all__ = ["decode_header_value", "parse_header_block", "parse_params", "unfold"]
+__all__ = ["decode_header_value", "first_fields", "parse_header_block", "parse_params", "unfold"]
 
 # One header field with its folded continuation lines. The name set follows the stdlib parser
 # (printable ASCII except colon), plus the obsolete whitespace before the colon (RFC 5322 §4.5).
@@ -43,6 +43,39 @@ def parse_header_block(buf: Buffer, start: int, end: int) -> tuple[list[tuple[by
     fields: list[tuple[bytes, bytes]] = _FIELD.findall(buf, pos, run_end) if run_end > pos else []
     b = _BLANK.match(buf, run_end, end)
     return fields, (b.end() if b is not None else run_end)
+
+
+# The same field syntax over the decoded block (see `first_fields`).
+_FIELD_STR = re.compile(r"([!-9;-~]+)[ \t]*:([^\n]*(?:\n[ \t][^\n]*)*)(?:\n|$)")
+_EOL_STR = re.compile(r"\r?\n")
+
+
+def first_fields(buf: Buffer, start: int, end: int, wanted: frozenset[str]) -> tuple[dict[str, str], int]:
+    """The first occurrence of each wanted field (lower-cased name -> raw unfolded value), and the
+    offset where the body starts: what `parse_header_block` + `unfold` + `raw_str` give, faster.
+
+    Decodes the field run once instead of each value: UTF-8 with surrogateescape decodes a
+    concatenation exactly as it decodes the pieces when the cuts fall before ASCII bytes (a colon
+    or a line break), and unfolding only removes ASCII. Dovecot uses the first occurrence of each
+    field for ENVELOPE and BODYSTRUCTURE, and so do we.
+    """
+    pos = start
+    m = _CONT.match(buf, pos, end)
+    while m is not None and m.end() > pos:
+        pos = m.end()
+        m = _CONT.match(buf, pos, end)
+    run = _FIELD_RUN.match(buf, pos, end)
+    run_end = run.end() if run is not None else pos
+    b = _BLANK.match(buf, run_end, end)
+    body_start = b.end() if b is not None else run_end
+    out: dict[str, str] = {}
+    if run_end == pos:
+        return out, body_start
+    for name, value in _FIELD_STR.findall(buf[pos:run_end].decode("utf-8", "surrogateescape")):
+        key = name.lower()
+        if key in wanted and key not in out:
+            out[key] = (_EOL_STR.sub("", value) if "\n" in value else value).strip(" \t\r")
+    return out, body_start
 
 
 def unfold(value: bytes) -> bytes:
@@ -91,6 +124,8 @@ def decode_header_value(raw: str | bytes) -> str:
     encoded-words (dropping whitespace between adjacent ones), and read undeclared 8-bit text as
     UTF-8 with a Windows-1252 fallback."""
     if isinstance(raw, str):
+        if raw.isascii() and "=?" not in raw and "\n" not in raw:
+            return raw.strip(" \t\r")  # what the steps below give for plain ASCII: the common case
         raw = raw.encode("utf-8", "surrogateescape")
     raw = unfold(raw)
     text = _decode_text(raw) if raw.isascii() is False else raw.decode("ascii")
@@ -119,6 +154,12 @@ _RFC2231_NAME = re.compile(r"^(.*?)\*(?:(\d+)(\*?)|)$")
 
 def _split_params(value: str) -> list[str]:
     """Split on ';' outside quoted strings (as the stdlib's compat32 parser does)."""
+    if '"' not in value:
+        return value.split(";")  # no quoted string, so every ';' splits: `_split_quoted`, in C
+    return _split_quoted(value)
+
+
+def _split_quoted(value: str) -> list[str]:
     out: list[str] = []
     start = 0
     in_quote = False
@@ -179,7 +220,7 @@ def parse_params(value: str) -> tuple[str, tuple[tuple[str, str], ...]]:
         val = val.strip()
         if not key:
             continue
-        m = _RFC2231_NAME.match(key)
+        m = _RFC2231_NAME.match(key) if "*" in key else None
         if m is not None:
             base = m.group(1)
             if m.group(2) is None:  # name*=charset'lang'value
@@ -191,9 +232,11 @@ def parse_params(value: str) -> tuple[str, tuple[tuple[str, str], ...]]:
                 order.append(base)
             continue
         if key not in plain:
-            plain[key] = _unquote(val)
+            plain[key] = _unquote(val) if val[:1] == '"' else val
             if key not in order:
                 order.append(key)
+    if not extended:
+        return main, tuple([(key, plain[key]) for key in order])
     params: list[tuple[str, str]] = []
     for key in order:
         if key in extended:

@@ -24,8 +24,8 @@ from typing import Any
 
 from mailcove.message.addresses import parse_address_list
 from mailcove.message.dates import parse_date
-from mailcove.message.headers import decode_header_value, parse_header_block, parse_params, raw_str, unfold
-from mailcove.message.model import Envelope, MessageInfo, Part
+from mailcove.message.headers import decode_header_value, first_fields, parse_params
+from mailcove.message.model import Envelope, MessageInfo, Part, new_envelope, new_info, new_part
 from mailcove.message.subject import base_subject
 
 __all__ = ["MAX_DEPTH", "MAX_PARTS", "scan"]
@@ -36,17 +36,17 @@ _COUNT_CHUNK = 1 << 20
 
 _PAD = re.compile(rb"[ \t]*\r?(?:\n|$)")
 _MSGID = re.compile(r"<([^<>]*)>")
-_WS = re.compile(r"\s+")
+_DEFAULT_CHARSET = ("charset", "us-ascii")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z\x80-\U0010ffff]+")
 
 _ENVELOPE_FIELDS = frozenset(
-    (b"date", b"subject", b"from", b"sender", b"reply-to", b"to", b"cc", b"bcc", b"in-reply-to", b"message-id",
-     b"references")
+    ("date", "subject", "from", "sender", "reply-to", "to", "cc", "bcc", "in-reply-to", "message-id", "references")
 )
 _CONTENT_FIELDS = frozenset(
-    (b"content-type", b"content-transfer-encoding", b"content-id", b"content-description", b"content-md5",
-     b"content-disposition", b"content-language", b"content-location")
+    ("content-type", "content-transfer-encoding", "content-id", "content-description", "content-md5",
+     "content-disposition", "content-language", "content-location")
 )
+_MESSAGE_FIELDS = _CONTENT_FIELDS | _ENVELOPE_FIELDS
 
 
 def count_lf(buf: Any, start: int, end: int) -> int:
@@ -59,37 +59,20 @@ def count_lf(buf: Any, start: int, end: int) -> int:
     return n
 
 
-def _first_fields(fields: list[tuple[bytes, bytes]], wanted: frozenset[bytes]) -> dict[bytes, str]:
-    """The wanted fields, unfolded, as raw strings. Dovecot uses the first occurrence of each field
-    for ENVELOPE and BODYSTRUCTURE, and so do we."""
-    out: dict[bytes, str] = {}
-    for name, value in fields:
-        key = name.lower()
-        if key in wanted and key not in out:
-            out[key] = raw_str(unfold(value))
-    return out
-
-
 def _msgids(value: str | None) -> tuple[str, ...]:
     if not value:
         return ()
-    return tuple(_WS.sub("", m) for m in _MSGID.findall(value))
+    # str.split() splits on exactly the characters re's \s matches in a str pattern (str.isspace).
+    return tuple(["".join(m.split()) for m in _MSGID.findall(value)])
 
 
-def envelope_from_fields(fields: dict[bytes, str]) -> Envelope:
+def envelope_from_fields(fields: dict[str, str]) -> Envelope:
     g = fields.get
-    from_ = parse_address_list(g(b"from"))
-    return Envelope(
-        date=g(b"date"),
-        subject=g(b"subject"),
-        from_=from_,
-        sender=parse_address_list(g(b"sender")) or from_,
-        reply_to=parse_address_list(g(b"reply-to")) or from_,
-        to=parse_address_list(g(b"to")),
-        cc=parse_address_list(g(b"cc")),
-        bcc=parse_address_list(g(b"bcc")),
-        in_reply_to=g(b"in-reply-to"),
-        message_id=g(b"message-id"),
+    from_ = parse_address_list(g("from"))
+    return new_envelope(
+        g("date"), g("subject"), from_, parse_address_list(g("sender")) or from_,
+        parse_address_list(g("reply-to")) or from_, parse_address_list(g("to")), parse_address_list(g("cc")),
+        parse_address_list(g("bcc")), g("in-reply-to"), g("message-id"),
     )
 
 
@@ -113,14 +96,13 @@ class _Scanner:
         self.truncated = False
 
     def entity(self, start: int, end: int, depth: int, digest_child: bool = False,
-               want_envelope: bool = False) -> tuple[Part, dict[bytes, str]]:
+               want_envelope: bool = False) -> tuple[Part, dict[str, str]]:
         """Scan one entity (a message or a body part) occupying ``buf[start:end]``."""
         self.parts += 1
-        fields, body_start = parse_header_block(self.buf, start, end)
-        wanted = _CONTENT_FIELDS | _ENVELOPE_FIELDS if want_envelope else _CONTENT_FIELDS
-        f = _first_fields(fields, wanted)
+        f, body_start = first_fields(self.buf, start, end, _MESSAGE_FIELDS if want_envelope else _CONTENT_FIELDS)
+        g = f.get
 
-        ctype_raw = f.get(b"content-type")
+        ctype_raw = g("content-type")
         params: tuple[tuple[str, str], ...] = ()
         if ctype_raw is None:
             ctype, subtype = ("message", "rfc822") if digest_child else ("text", "plain")
@@ -132,15 +114,15 @@ class _Scanner:
                 # RFC 2045 §5.2: an unparsable Content-Type means text/plain (so do stdlib and Dovecot).
                 ctype, subtype, params = "text", "plain", ()
         if ctype == "text" and not any(k == "charset" for k, _ in params):
-            params = (*params, ("charset", "us-ascii"))
+            params = (*params, _DEFAULT_CHARSET)
 
         disposition = None
         disposition_params: tuple[tuple[str, str], ...] = ()
-        disp_raw = f.get(b"content-disposition")
+        disp_raw = g("content-disposition")
         if disp_raw is not None:
             d, disposition_params = parse_params(disp_raw)
             disposition = d or None
-        cte_raw = f.get(b"content-transfer-encoding")
+        cte_raw = g("content-transfer-encoding")
         encoding = None
         if cte_raw is not None:
             m = _TOKEN.match(cte_raw)
@@ -168,13 +150,11 @@ class _Scanner:
         elif ctype == "text":
             lines = count_lf(self.buf, body_start, end)
 
-        part = Part(
-            header_start=start, body_start=body_start, body_end=end, type=ctype, subtype=subtype, params=params,
-            id=f.get(b"content-id"), description=f.get(b"content-description"), encoding=encoding,
-            md5=f.get(b"content-md5"), disposition=disposition, disposition_params=disposition_params,
-            language=_language(f.get(b"content-language")), location=f.get(b"content-location"), lines=lines,
-            parts=parts, message=message, envelope=envelope, truncated=truncated,
-        )
+        lang = g("content-language")
+        part = new_part(start, body_start, end, ctype, subtype, params, g("content-id"), g("content-description"),
+                        encoding, g("content-md5"), disposition, disposition_params,
+                        _language(lang) if lang else (), g("content-location"), lines, parts, message, envelope,
+                        truncated)
         return part, f
 
     def children(self, start: int, end: int, boundary: bytes, depth: int, digest: bool) -> tuple[Part, ...]:
@@ -229,12 +209,9 @@ def _scan(data: Any) -> MessageInfo:
     subject = None if env.subject is None else decode_header_value(env.subject)
 
     mids = _msgids(env.message_id)
-    return MessageInfo(
-        size=size, root=root, envelope=env, subject=subject, base_subject=base_subject(subject),
-        date=parse_date(env.date), message_id=mids[0] if mids else None, in_reply_to=_msgids(env.in_reply_to),
-        references=_msgids(g(b"references")), from_raw=g(b"from"), to_raw=g(b"to"),
-        cc_raw=g(b"cc"), bcc_raw=g(b"bcc"), part_count=sc.parts, truncated=sc.truncated,
-    )
+    return new_info(size, root, env, subject, base_subject(subject), parse_date(env.date), mids[0] if mids else None,
+                    _msgids(env.in_reply_to), _msgids(g("references")), g("from"), g("to"), g("cc"), g("bcc"),
+                    sc.parts, sc.truncated)
 
 
 def scan(data: Any) -> MessageInfo:

@@ -37,7 +37,9 @@ def base_subject(decoded_subject: str | None) -> str:
     if not decoded_subject:
         return ""
     # (1) collapse whitespace runs to a single space
-    s = _WSP_RUN.sub(" ", decoded_subject)
+    s = decoded_subject
+    if "  " in s or "\t" in s or "\r" in s or "\n" in s:  # else the substitution changes nothing
+        s = _WSP_RUN.sub(" ", s)
     head = s[:3].lower()
     if not (head[:1] in (" ", "[") or head[:2] in ("re", "fw") or s.endswith((" ", ")"))):
         return s  # nothing to strip: the common case, without the regex loop
