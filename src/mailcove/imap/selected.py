@@ -28,6 +28,7 @@ import logging
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from mailcove.proto.imap.seqset import SeqSet
 from mailcove.store.api import IndexEntry, MailboxIndex, MailStore
@@ -54,6 +55,8 @@ class MailboxCache:
         # True while some SelectedView holds `self.uids` itself as its sequence map (no copy per
         # session): the array must then be copied before it is changed (copy-on-write).
         self.shared = False
+        # uid -> search.Light: the decoded header fields SEARCH compares, filled by searches
+        self.light: dict[int, Any] = {}
         self.flags: list[frozenset[str]] = index.flags
         self.modseqs: array[int] = index.modseqs
         self.highestmodseq = max(self.modseqs) if self.modseqs else 0
@@ -132,6 +135,9 @@ class MailboxCache:
                     keep_m.append(ms)
             self.uids, self.flags, self.modseqs = keep_u, keep_f, keep_m
         self.highestmodseq = max(self.highestmodseq, modseq)
+        if self.light:
+            for uid in removed:
+                self.light.pop(uid, None)
         if removed:
             for view in self.views:
                 view.note_expunged(removed)
