@@ -498,9 +498,13 @@ class Pop3Session:
                 self._expunged = len(removed)
         except StoreError as exc:
             self.conn.log.warning("UPDATE failed for user=%s: %s", md.user, exc)
+            self._release()
             self._reply(Err("Some deleted messages were not removed.", SYS_TEMP))
             return
         left = md.count
+        # Free the maildrop before the client can read +OK: a client that logs in again right
+        # after QUIT must not find its own old session still holding the lock.
+        self._release()
         self._reply(Ok(f"Logging out, {len(expunge)} messages deleted, {left} left."))
 
 
