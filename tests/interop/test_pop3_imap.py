@@ -4,7 +4,11 @@ the store's change bus tells every session of the user."""
 
 from __future__ import annotations
 
+import poplib
+
+import pytest
 from imapclient import IMAPClient
+from imapclient.exceptions import LoginError
 
 from pop3.helpers import PASSWORD, fill, login, message, start_pop3
 
@@ -41,3 +45,19 @@ def test_pop3_deletions_are_imap_expunges(serve_factory):
     p = login(srv, A)
     assert p.stat()[0] == 2
     p.quit()
+
+
+def test_failed_pop3_logins_throttle_imap_too(serve_factory):
+    """The failed-login throttle is the directory's, shared by every protocol: after POP3
+    failures from one address, an IMAP login from it is refused even with the right password."""
+    srv = start_pop3(
+        serve_factory, "[auth]\nallow_plaintext = true\nmax_failures_per_ip = 2\n", listeners={"imap": "127.0.0.1:0"}
+    )
+    p = poplib.POP3(*srv.address("pop3"), timeout=30)
+    for _ in range(2):
+        p.user(A)
+        with pytest.raises(poplib.error_proto, match=r"\[AUTH\]"):
+            p.pass_("wrong")
+    imap = IMAPClient("127.0.0.1", port=srv.port("imap"), ssl=False, timeout=30)
+    with pytest.raises(LoginError):
+        imap.login(A, PASSWORD)
