@@ -1,6 +1,6 @@
 """argon2id hashing and verification off the event loop, bounded, with a short success cache.
 
-Cost (docs/notes-directory.md has the measurements): one verify with the [auth] defaults takes tens
+Cost (docs/design/directory.md has the measurements): one verify with the [auth] defaults takes tens
 of milliseconds of CPU and `argon2_memory_kib` of RAM. So:
 - verifies run in a ThreadPoolExecutor of `verify_workers` threads (argon2-cffi releases the GIL),
   which also caps the memory argon2 can hold at workers x memory_kib;

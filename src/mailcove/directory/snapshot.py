@@ -2,7 +2,7 @@
 
 The SQL backend reloads a whole Snapshot when the database changes, so every lookup on the hot path
 (RCPT TO, LOGIN) is a few dict probes on the event loop with no I/O at all. Reloading 10,000 users
-takes a few tens of milliseconds in a thread (docs/notes-directory.md); directories far larger than
+takes a few tens of milliseconds in a thread (docs/design/directory.md); directories far larger than
 that want a backend that queries per lookup, which the Directory protocol allows.
 """
 

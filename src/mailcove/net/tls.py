@@ -9,7 +9,7 @@ connections keep theirs.
 Memory: an idle asyncio TLS connection costs ~267 KB, almost all of it the 256 KiB read buffer
 of asyncio's (and uvloop's) SSL protocol, against ~1.7 KB for plain TCP. 10,000 idle IMAP IDLE
 sessions over TLS are ~2.6 GB. Protocol servers should keep per-connection state small and cap
-connections per IP; see docs/notes-serve.md."""
+connections per IP; see docs/design/serve.md."""
 
 from __future__ import annotations
 

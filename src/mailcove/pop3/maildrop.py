@@ -6,7 +6,7 @@ stored message (mailbox id, UIDVALIDITY and UID name immutable bytes), so they a
 process in `MaildropCache`: after the first session only the UID/flags index is read at login.
 
 `MaildropLocks` gives one POP3 session per user in this process (RFC 1939 section 8: the
-maildrop is locked in the TRANSACTION state). Across processes see docs/notes-pop3.md.
+maildrop is locked in the TRANSACTION state). Across processes see docs/design/pop3.md.
 """
 
 from __future__ import annotations
