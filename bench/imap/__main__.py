@@ -222,7 +222,9 @@ async def run_abcd(args: argparse.Namespace, results: dict[str, Any], base: Path
 async def run_e(args: argparse.Namespace, results: dict[str, Any], base: Path) -> None:
     for tls in (False, True):
         kind = "tls" if tls else "plain"
-        for name in ("mailcove", "dovecot"):
+        if kind not in args.idle_kinds:
+            continue
+        for name in args.servers:
             n = args.idle if name == "mailcove" else args.dovecot_idle
             pss, cpu = [], []
             for run in range(args.idle_runs):
@@ -266,6 +268,8 @@ async def main() -> None:
     ap.add_argument("--idle", type=int, default=10_000)
     ap.add_argument("--dovecot-idle", type=int, default=None, help="idle connections for Dovecot (default --idle)")
     ap.add_argument("--idle-runs", type=int, default=None, help="runs of (e) (default --runs)")
+    ap.add_argument("--servers", default="mailcove,dovecot", type=lambda s: s.split(","), help="for (e) only")
+    ap.add_argument("--idle-kinds", default="plain,tls", type=lambda s: s.split(","), help="for (e): plain, tls")
     ap.add_argument("--json", type=Path, default=None, help="write the results here too")
     args = ap.parse_args()
     if args.dovecot_idle is None:
