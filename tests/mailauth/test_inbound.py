@@ -115,3 +115,13 @@ async def test_check_inbound_rewrites_the_spool(world, tmp_path: Path, inline_ma
     data = src if isinstance(src, bytes) else (src.getvalue() if src.inline else src.path.read_bytes())
     assert data.startswith(b"Authentication-Results: mx.b.test;\r\n\tdkim=pass")
     assert forged not in data and data.endswith(trace + signed) and out.reject is None
+
+
+async def test_check_inbound_takes_bytes(world) -> None:  # type: ignore[no-untyped-def]
+    s, r, signed = world
+    out = await check_inbound(InboundChecker(s, r), b"Received: x\r\n" + signed, lambda: None,  # type: ignore[arg-type,return-value]
+                              ip="192.0.2.1", helo="mx.a.test", mail_from="alice@a.test")
+    assert isinstance(out.source, bytes) and out.source.startswith(b"Authentication-Results: mx.b.test;")
+    s.mailauth.enabled = False
+    assert (await check_inbound(InboundChecker(s, r), signed, lambda: None,  # type: ignore[arg-type,return-value]
+                                ip="192.0.2.1", helo="x", mail_from="")).source == signed

@@ -150,27 +150,29 @@ def _clean(text: str) -> str:
     return "".join(c for c in text if 32 < ord(c) < 127 and c not in ";()\\\"")[:255]
 
 
-async def check_inbound(checker: InboundChecker | None, spool: Spool, new_spool: Callable[[], Spool], *, ip: str,
-                        helo: str, mail_from: str) -> InboundOutcome:
-    """Run the checks on a received message (the spool holds our trace header and the data) and
-    give back what to store: the Authentication-Results field on top, forged ones removed."""
+async def check_inbound(checker: InboundChecker | None, spool: bytes | Spool, new_spool: Callable[[], Spool], *,
+                        ip: str, helo: str, mail_from: str) -> InboundOutcome:
+    """Run the checks on a received message (bytes or a spool holding our trace header and the
+    data) and give back what to store: the Authentication-Results field on top, forged ones
+    removed. A new spool is made (with `new_spool`) only for a message too large to rewrite in
+    memory; the caller then owns it and the old one is discarded."""
     if checker is None or not checker.settings.mailauth.enabled:
         return InboundOutcome(spool)
-    spool.finish()
     limit = checker.settings.mailauth.max_dkim_bytes
-    if spool.inline:
-        message = spool.getvalue()
-        whole = True
-    elif spool.size <= limit:
-        message = await asyncio.to_thread(spool.path.read_bytes)
-        whole = True
+    if isinstance(spool, bytes | bytearray | memoryview):
+        message, whole = bytes(spool), True
     else:
-        def head_only() -> bytes:
-            with open(spool.path, "rb") as f:
-                return f.read(HEADER_MAX)
+        spool.finish()
+        if spool.inline:
+            message, whole = spool.getvalue(), True
+        elif spool.size <= limit:
+            message, whole = await asyncio.to_thread(spool.path.read_bytes), True
+        else:
+            def head_only() -> bytes:
+                with open(spool.path, "rb") as f:
+                    return f.read(HEADER_MAX)
 
-        message = await asyncio.to_thread(head_only)
-        whole = False
+            message, whole = await asyncio.to_thread(head_only), False
     end = header_end(message)
     if not whole and end == len(message):
         end = len(message)  # a header longer than HEADER_MAX: leave the rest untouched
@@ -179,6 +181,7 @@ async def check_inbound(checker: InboundChecker | None, spool: Spool, new_spool:
     new_head = verdict.header + remove_our_results(head, checker.authserv_id)
     if whole:
         return InboundOutcome(new_head + message[end:], verdict.junk, verdict.reject, verdict)
+    assert not isinstance(spool, bytes | bytearray | memoryview)
     out = new_spool()
 
     def copy() -> None:
