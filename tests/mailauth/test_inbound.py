@@ -125,3 +125,14 @@ async def test_check_inbound_takes_bytes(world) -> None:  # type: ignore[no-unty
     s.mailauth.enabled = False
     assert (await check_inbound(InboundChecker(s, r), signed, lambda: None,  # type: ignore[arg-type,return-value]
                                 ip="192.0.2.1", helo="x", mail_from="")).source == signed
+
+
+async def test_return_path_stays_first_and_utf8_sender(world) -> None:  # type: ignore[no-untyped-def]
+    s, r, signed = world
+    msg = "Return-Path: <j\u00f6rg@a.test>\r\nReceived: x\r\n".encode() + signed
+    out = await check_inbound(InboundChecker(s, r), msg, lambda: None,  # type: ignore[arg-type,return-value]
+                              ip="192.0.2.1", helo="mx.a.test", mail_from="j\u00f6rg@a.test")
+    assert isinstance(out.source, bytes)
+    first, second = out.source.split(b"\r\n", 2)[:2]
+    assert first == "Return-Path: <j\u00f6rg@a.test>".encode() and second.startswith(b"Authentication-Results: ")
+    assert "smtp.mailfrom=j\u00f6rg@a.test".encode() in out.source

@@ -147,7 +147,8 @@ class InboundChecker:
 
 
 def _clean(text: str) -> str:
-    return "".join(c for c in text if 32 < ord(c) < 127 and c not in ";()\\\"")[:255]
+    # printable, no field syntax; UTF-8 stays (an SMTPUTF8 sender, RFC 8601 with RFC 6532)
+    return "".join(c for c in text if (32 < ord(c) < 127 or ord(c) > 159) and c not in ";()\\\"")[:255]
 
 
 async def check_inbound(checker: InboundChecker | None, spool: bytes | Spool, new_spool: Callable[[], Spool], *,
@@ -178,7 +179,12 @@ async def check_inbound(checker: InboundChecker | None, spool: bytes | Spool, ne
         end = len(message)  # a header longer than HEADER_MAX: leave the rest untouched
     head = message[:end]
     verdict = await checker.check(ip=ip, helo=helo, mail_from=mail_from, message=message, dkim_ok=whole)
-    new_head = verdict.header + remove_our_results(head, checker.authserv_id)
+    kept = remove_our_results(head, checker.authserv_id)
+    # Return-Path, added by the final delivery, stays the first field (RFC 5321 4.4); ours
+    # comes right after it, above our Received:
+    m = _FIELD.match(kept) if kept[:12].lower() == b"return-path:" else None
+    at = m.end() if m is not None else 0
+    new_head = kept[:at] + verdict.header + kept[at:]
     if whole:
         return InboundOutcome(new_head + message[end:], verdict.junk, verdict.reject, verdict)
     assert not isinstance(spool, bytes | bytearray | memoryview)
