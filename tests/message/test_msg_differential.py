@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mailcove.message import MessageInfo, Part, decode_body, find_section, scan
+from mailcove.message.headers import decode_2231
 from mailcove.message.scanner import _scan
 
 TEXT = st.text(alphabet="abcxyz ÄéΩ\r\n.=-_\t", max_size=120)
@@ -87,7 +88,8 @@ def entity(draw: Any, depth: int, counter: list[int]) -> tuple[bytes, dict[str, 
 
 
 def _params_without_default(p: Part) -> list[tuple[str, str]]:
-    params = list(p.params)
+    # ours keep RFC 2231 values in wire form (as IMAP serves them); the stdlib decodes them
+    params = [(k[:-1], decode_2231(v)) if k.endswith("*") else (k, v) for k, v in p.params]
     if p.type == "text" and params and params[-1] == ("charset", "us-ascii"):
         params = params[:-1]
     return params

@@ -5,6 +5,7 @@ import pytest
 from mailcove.message import Address, base_subject, decode_header_value, parse_address_list, parse_date, scan
 from mailcove.message.addresses import _full_list
 from mailcove.message.headers import parse_params
+from mailcove.message.model import _param
 
 A = Address
 
@@ -106,7 +107,32 @@ def test_params_rfc2231_and_quoting() -> None:
         "Application/X-Thing; A=\"q;u\\\"o\"; title*0*=us-ascii'en'This%20is; title*1*=%20fun; plain=tok"
     )
     assert main == "application/x-thing"
-    assert params == (("a", 'q;u"o'), ("title", "This is fun"), ("plain", "tok"))
+    # the wire form Dovecot serves in BODYSTRUCTURE: plain parameters first, RFC 2231 merged after
+    assert params == (("a", 'q;u"o'), ("plain", "tok"), ("title*", "us-ascii'en'This%20is%20fun"))
+    assert _param(params, "title") == "This is fun"
+    assert _param(params, "a") == 'q;u"o'
+
+
+@pytest.mark.parametrize(
+    ("header", "want", "decoded"),
+    [
+        # one extended section
+        ("x; filename*=iso-8859-1''%E9t%E9.bin", (("filename*", "iso-8859-1''%E9t%E9.bin"),), "\u00e9t\u00e9.bin"),
+        # non-extended continuations join into the plain name
+        ('x; name*0="a b"; name*1=c', (("name", "a bc"),), "a bc"),
+        # mixed: '' in front for a plain first section, % escaped in plain sections
+        ("x; n*0=50%; n*1*=%20off", (("n*", "''50%25%20off"),), "50% off"),
+        # a missing section number keeps the raw sections
+        ("x; k*0=a; k*2=c", (("k*0", "a"), ("k*2", "c")), None),
+        # sections out of order are sorted
+        ("x; t*1*=b; t*0*=utf-8''a", (("t*", "utf-8''ab"),), "ab"),
+    ],
+)
+def test_params_rfc2231_merge_like_dovecot(header: str, want: tuple[tuple[str, str], ...], decoded: str | None) -> None:
+    _main, params = parse_params(header)
+    assert params == want
+    name = want[0][0].split("*")[0]
+    assert _param(params, name) == decoded
 
 
 def test_search_text_is_decoded_on_demand() -> None:

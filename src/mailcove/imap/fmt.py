@@ -97,12 +97,17 @@ _FIELD_LINE = re.compile(rb"([^:\s]+)[ \t]*:")
 
 def filter_header_fields(header: bytes, names: Iterable[str], exclude: bool = False) -> bytes:
     """BODY[HEADER.FIELDS (names)] (``exclude`` for .NOT): the matching fields with their
-    continuation lines, in message order, then the blank line (RFC 9051 §6.4.5)."""
+    continuation lines, in message order, then the blank line (RFC 9051 §6.4.5).
+
+    For .NOT the blank line is the message's own, so a message without one (header only, no
+    separator) gets none, as Dovecot answers; HEADER.FIELDS always ends with one."""
     wanted = {n.lower().encode("ascii", "replace") for n in names}
     out: list[bytes] = []
     keep = False
+    has_blank_line = False
     for line in header.splitlines(keepends=True):
         if line in (b"\r\n", b"\n"):
+            has_blank_line = True
             break
         if line[:1] in (b" ", b"\t"):
             if keep:
@@ -112,5 +117,6 @@ def filter_header_fields(header: bytes, names: Iterable[str], exclude: bool = Fa
         keep = bool(m) and ((m.group(1).lower() in wanted) != exclude)  # type: ignore[union-attr]
         if keep:
             out.append(line)
-    out.append(b"\r\n")
+    if has_blank_line or not exclude:
+        out.append(b"\r\n")
     return b"".join(out)

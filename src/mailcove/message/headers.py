@@ -184,18 +184,12 @@ def _unquote(value: str) -> str:
     return value
 
 
-def _decode_2231(name: str, segments: list[tuple[int, bool, str]]) -> str:
-    segments.sort(key=lambda s: s[0])
+def decode_2231(value: str) -> str:
+    """Decode a merged RFC 2231 extended value (``charset'lang'pct-encoded``) to text."""
     charset = ""
-    chunks: list[bytes] = []
-    for i, (_, encoded, value) in enumerate(segments):
-        if encoded:
-            if i == 0 and value.count("'") >= 2:
-                charset, _lang, value = value.split("'", 2)
-            chunks.append(unquote_to_bytes(value))
-        else:
-            chunks.append(value.encode("utf-8", "surrogateescape"))
-    data = b"".join(chunks)
+    if value.count("'") >= 2:
+        charset, _lang, value = value.split("'", 2)
+    data = unquote_to_bytes(value)
     if charset:
         try:
             return data.decode(charset, "replace")
@@ -206,12 +200,19 @@ def _decode_2231(name: str, segments: list[tuple[int, bool, str]]) -> str:
 
 def parse_params(value: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     """Split ``type/subtype; a=b; c*0*=...`` into the main value (stripped, lower-cased) and its
-    parameters (names lower-cased, values unquoted, RFC 2231 continuations joined and decoded)."""
+    parameters in the form IMAP serves them: names lower-cased, values unquoted, and RFC 2231
+    sections merged the way Dovecot merges them (BODYSTRUCTURE output is compared with Dovecot,
+    and rev1 forbids 8-bit strings, so values stay encoded): plain parameters first, in order;
+    then each RFC 2231 parameter, by name, as ``name*`` = ``charset'lang'encoded`` when any
+    section was extended (a non-extended section's `%` becomes `%25`, and `''` is put in front
+    when the first section was not extended) or as ``name`` = the joined value otherwise; a
+    parameter with missing section numbers is kept as its raw ``name*N[*]`` sections.
+    `Part.param()` decodes."""
     pieces = _split_params(value)
     main = pieces[0].strip().lower()
-    plain: dict[str, str] = {}
-    order: list[str] = []
-    extended: dict[str, list[tuple[int, bool, str]]] = {}
+    plain: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    sections: list[tuple[str, int, bool, str]] = []
     for piece in pieces[1:]:
         if "=" not in piece:
             continue
@@ -220,27 +221,37 @@ def parse_params(value: str) -> tuple[str, tuple[tuple[str, str], ...]]:
         val = val.strip()
         if not key:
             continue
+        val = _unquote(val) if val[:1] == '"' else val
         m = _RFC2231_NAME.match(key) if "*" in key else None
         if m is not None:
-            base = m.group(1)
-            if m.group(2) is None:  # name*=charset'lang'value
-                segs = extended.setdefault(base, [])
-                segs.append((0, True, _unquote(val)))
+            if m.group(2) is None:  # name*=charset'lang'value: one extended section
+                sections.append((m.group(1), 0, True, val))
             else:
-                extended.setdefault(base, []).append((int(m.group(2)), bool(m.group(3)), _unquote(val)))
-            if base not in order:
-                order.append(base)
+                sections.append((m.group(1), int(m.group(2)), bool(m.group(3)), val))
             continue
-        if key not in plain:
-            plain[key] = _unquote(val) if val[:1] == '"' else val
-            if key not in order:
-                order.append(key)
-    if not extended:
-        return main, tuple([(key, plain[key]) for key in order])
-    params: list[tuple[str, str]] = []
-    for key in order:
-        if key in extended:
-            params.append((key, _decode_2231(key, extended[key])))
-        else:
-            params.append((key, plain[key]))
-    return main, tuple(params)
+        if key not in seen:
+            seen.add(key)
+            plain.append((key, val))
+    if not sections:
+        return main, tuple(plain)
+    sections.sort(key=lambda s: (s[0], s[1]))
+    merged: list[tuple[str, str]] = []
+    i = 0
+    while i < len(sections):
+        name = sections[i][0]
+        j = i
+        while j < len(sections) and sections[j][0] == name:
+            j += 1
+        group = sections[i:j]
+        i = j
+        if [s[1] for s in group] != list(range(len(group))):
+            merged.extend((f"{n}*{idx}*" if ext else f"{n}*{idx}", v) for n, idx, ext, v in group)
+            continue
+        extended = any(s[2] for s in group)
+        if not extended:
+            merged.append((name, "".join(s[3] for s in group)))
+            continue
+        out = "" if group[0][2] else "''"
+        out += "".join(v if ext else v.replace("%", "%25") for _n, _i, ext, v in group)
+        merged.append((name + "*", out))
+    return main, (*plain, *merged)

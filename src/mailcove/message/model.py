@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields, make_dataclass
 from typing import Any, TypeVar
 
+from mailcove.message.headers import decode_2231
+
 __all__ = ["Address", "Envelope", "MessageInfo", "Part", "raw_bytes"]
 
 # Serialisation formats (`MessageInfo.to_bytes`); `from_bytes` reads every one of them, because
@@ -132,11 +134,11 @@ class Part:
         return (self.encoding or "7bit").strip().lower() or "7bit"
 
     def param(self, name: str) -> str | None:
-        name = name.lower()
-        for key, value in self.params:
-            if key == name:
-                return value
-        return None
+        """A Content-Type parameter's value, RFC 2231 decoded (`params` keeps the wire form)."""
+        return _param(self.params, name)
+
+    def disposition_param(self, name: str) -> str | None:
+        return _param(self.disposition_params, name)
 
     @property
     def charset(self) -> str | None:
@@ -364,3 +366,15 @@ def _unwire_part(v: tuple[Any, ...]) -> Part:
     return new_part(hs, bs, be, typ, sub, params, pid, desc, enc, md5, disp, dparams, lang, loc, lines,
                     tuple([_unwire_part(c) for c in parts]) if parts else (),
                     None if msg is None else _unwire_part(msg), None if env is None else _unwire_env(env), trunc)
+
+
+def _param(params: tuple[tuple[str, str], ...], name: str) -> str | None:
+    name = name.lower()
+    extended = name + "*"
+    for key, value in params:
+        if key == name:
+            return value
+    for key, value in params:
+        if key == extended:
+            return decode_2231(value)
+    return None
