@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint bench clean venv
+.PHONY: serve test lint bench bench-store bench-smtp bench-imap bench-pop3 bench-queue clean venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,8 +26,15 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-bench: $(STAMP)
+# Benchmarks install their peers (Postfix, Dovecot) from Debian and need root; never run by CI.
+bench: bench-store bench-smtp bench-imap bench-pop3 bench-queue
+
+bench-store: $(STAMP)
 	$(BIN)/python -m bench.store
+
+bench-smtp bench-imap bench-pop3 bench-queue: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,fast,bench]'
+	$(BIN)/python -m bench.$(@:bench-%=%)
 
 clean:
 	rm -rf $(VENV) mailcove-data .pytest_cache
