@@ -547,3 +547,21 @@ async def test_queue_claim_limit_and_retry(store: MailStore) -> None:
 
     with pytest.raises(StoreError):
         await store.queue_retry(99999, now)
+
+
+async def test_read_messages_in_one_call(make_store) -> None:  # type: ignore[no-untyped-def]
+    s = make_store(inline_max=64)
+    await s.start()
+    try:
+        await s.create_account(A)
+        small = msg(1)
+        big = b"Subject: big\r\n\r\n" + b"b" * 500  # beyond inline_max: a blob file
+        spool = s.new_spool()
+        spool.write(big)
+        await s.deliver(small, [DeliveryTarget(A)])
+        await s.deliver(spool, [DeliveryTarget(A)])
+        mid = (await s.get_mailbox(A, "INBOX")).id
+        assert await s.read_messages(mid, [2, 1, 99, 1]) == {1: small, 2: big}
+        assert await s.read_messages(mid, []) == {}
+    finally:
+        await s.close()

@@ -294,6 +294,9 @@ class MailStore(Protocol):
     async def index(self, mailbox_id: int) -> MailboxIndex: ...
     async def fetch_meta(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageMeta]: ...
     async def read_message(self, mailbox_id: int, uid: int, start: int = 0, length: int | None = None) -> bytes: ...
+    async def read_messages(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]:
+        """Whole messages in one call (FETCH BODY[] of many, POP3): one hop to a reader instead
+        of one per message. Missing UIDs are left out. Callers bound the total size."""
     async def message_path(self, mailbox_id: int, uid: int) -> Path | None:
         """Only for diagnostics; None when the body is stored inline."""
 

@@ -35,6 +35,10 @@ META_ITEMS = frozenset({"ENVELOPE", "INTERNALDATE", "RFC822.SIZE", "BODYSTRUCTUR
 FAST_ITEMS = frozenset({"FLAGS", "UID", "MODSEQ"})
 META_BATCH = 200
 EAGER_MAX = 256 * 1024
+# Items that need message bytes; for those, small messages are read many per store call
+# (one hop to a reader thread per batch instead of one per message), up to this many bytes.
+BODY_ITEMS = frozenset({"RFC822", "RFC822.HEADER", "RFC822.TEXT", "BINARY", "BINARY.SIZE"})
+PREFETCH_BYTES = 4 * 1024 * 1024
 CHUNK = 256 * 1024
 FAST_SLICE = 2000
 
@@ -127,10 +131,12 @@ async def _full(s: Session, view: SelectedView, items: tuple[FetchAtt, ...], uid
     cache = view.cache
     missing = False
     names = {a.name for a in items}
+    needs_body = any(a.name in BODY_ITEMS or (a.name == "BODY" and a.section is not None) for a in items)
     for i in range(0, len(uids), META_BATCH):
         chunk = uids[i : i + META_BATCH]
         metas = {m.uid: m for m in await s.store.fetch_meta(cache.mailbox_id, chunk)}
-        for uid in chunk:
+        bodies: dict[int, bytes] = {}
+        for pos, uid in enumerate(chunk):
             seq = view.seq_of(uid)
             meta = metas.get(uid)
             if seq is None:
@@ -138,6 +144,9 @@ async def _full(s: Session, view: SelectedView, items: tuple[FetchAtt, ...], uid
             if meta is None:
                 missing = True
                 continue
+            if needs_body and uid not in bodies and meta.size <= EAGER_MAX:
+                bodies = await _prefetch(s, cache.mailbox_id, chunk[pos:], metas)
+            body = bodies.get(uid)
             values: list[tuple[str, bytes | LiteralRef]] = []
             if with_uid:
                 values.append(("UID", b"%d" % uid))
@@ -148,7 +157,7 @@ async def _full(s: Session, view: SelectedView, items: tuple[FetchAtt, ...], uid
                     if s.condstore:
                         values.append(("MODSEQ", b"(%d)" % (cache.modseq_of(uid) or meta.modseq)))
                     continue
-                values.append((att.response_name(), await _value(s, view, att, meta)))
+                values.append((att.response_name(), await _value(s, view, att, meta, body)))
             if uid in seen_now and "FLAGS" not in names:
                 values.append(("FLAGS", s.flags_bytes(view.flags_of(uid), uid in view.recent)))
             if with_modseq and "MODSEQ" not in names:
@@ -162,7 +171,23 @@ async def _full(s: Session, view: SelectedView, items: tuple[FetchAtt, ...], uid
     return missing
 
 
-async def _value(s: Session, view: SelectedView, att: FetchAtt, meta: MessageMeta) -> bytes | LiteralRef:
+async def _prefetch(s: Session, mailbox_id: int, uids: list[int], metas: dict[int, MessageMeta]) -> dict[int, bytes]:
+    """Read the next run of small messages (from the first of `uids`) in one store call."""
+    batch: list[int] = []
+    total = 0
+    for uid in uids:
+        meta = metas.get(uid)
+        if meta is None or meta.size > EAGER_MAX:
+            continue
+        if batch and total + meta.size > PREFETCH_BYTES:
+            break
+        batch.append(uid)
+        total += meta.size
+    return await s.store.read_messages(mailbox_id, batch)
+
+
+async def _value(s: Session, view: SelectedView, att: FetchAtt, meta: MessageMeta,
+                 body: bytes | None = None) -> bytes | LiteralRef:
     name = att.name
     info = meta.info
     utf8 = s.utf8
@@ -179,15 +204,15 @@ async def _value(s: Session, view: SelectedView, att: FetchAtt, meta: MessageMet
     if name == "BODY" and att.section is None:
         return fmt.body(info, utf8)
     if name == "RFC822":
-        return await _range(s, view, meta, 0, info.size, None)
+        return await _range(s, view, meta, 0, info.size, None, body)
     if name == "RFC822.HEADER":
-        return await _range(s, view, meta, info.root.header_start, info.root.body_start, None)
+        return await _range(s, view, meta, info.root.header_start, info.root.body_start, None, body)
     if name == "RFC822.TEXT":
-        return await _range(s, view, meta, info.root.body_start, info.root.body_end, None)
+        return await _range(s, view, meta, info.root.body_start, info.root.body_end, None, body)
     sec = att.section
     assert sec is not None
     if name in ("BINARY", "BINARY.SIZE"):
-        data = await _binary(s, view, meta, sec.part)
+        data = await _binary(s, view, meta, sec.part, body)
         if name == "BINARY.SIZE":
             return b"%d" % len(data)
         data = _partial(data, att.partial)
@@ -201,10 +226,11 @@ async def _value(s: Session, view: SelectedView, att: FetchAtt, meta: MessageMet
     except SectionNotFound:
         return b'""'
     if sec.text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
-        header = await s.store.read_message(view.cache.mailbox_id, meta.uid, start, end - start)
+        header = (body[start:end] if body is not None
+                  else await s.store.read_message(view.cache.mailbox_id, meta.uid, start, end - start))
         data = _partial(fmt.filter_header_fields(header, sec.fields, sec.text == "HEADER.FIELDS.NOT"), att.partial)
         return LiteralRef(len(data), data)
-    return await _range(s, view, meta, start, end, att.partial)
+    return await _range(s, view, meta, start, end, att.partial, body)
 
 
 def _partial(data: bytes, partial: tuple[int, int] | None) -> bytes:
@@ -214,25 +240,34 @@ def _partial(data: bytes, partial: tuple[int, int] | None) -> bytes:
 
 
 async def _range(s: Session, view: SelectedView, meta: MessageMeta, start: int, end: int,
-                 partial: tuple[int, int] | None) -> LiteralRef:
+                 partial: tuple[int, int] | None, body: bytes | None = None) -> LiteralRef:
     if partial is not None:
         start = min(end, start + partial[0])
         end = min(end, start + partial[1])
     size = max(0, end - start)
+    if body is not None:
+        data = body[start : start + size]
+        return LiteralRef(len(data), data)
     if size <= EAGER_MAX:
         data = await s.store.read_message(view.cache.mailbox_id, meta.uid, start, size) if size else b""
         return LiteralRef(len(data), data)
     return LiteralRef(size, _Range(start, end))
 
 
-async def _binary(s: Session, view: SelectedView, meta: MessageMeta, path: tuple[int, ...]) -> bytes:
+async def _binary(s: Session, view: SelectedView, meta: MessageMeta, path: tuple[int, ...],
+                  body: bytes | None = None) -> bytes:
     info = meta.info
     if not path:
+        if body is not None:
+            return body
         return await s.store.read_message(view.cache.mailbox_id, meta.uid, 0, info.size)
     part = find_part(info.root, path)
     if part is None:
         raise Reply("NO", "No such body part", "NONEXISTENT")
-    raw = await s.store.read_message(view.cache.mailbox_id, meta.uid, part.body_start, part.size)
+    if body is not None:
+        raw = body[part.body_start : part.body_start + part.size]
+    else:
+        raw = await s.store.read_message(view.cache.mailbox_id, meta.uid, part.body_start, part.size)
     if part.type in ("multipart", "message"):
         return raw
     try:

@@ -456,6 +456,24 @@ class SqliteStore:
 
         return await self._read(q)
 
+    async def read_messages(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]:
+        wanted = sorted(set(uids))
+
+        def q(conn: sqlite3.Connection) -> dict[int, bytes]:
+            out: dict[int, bytes] = {}
+            for i in range(0, len(wanted), ops.CHUNK):
+                chunk = wanted[i : i + ops.CHUNK]
+                marks = ",".join("?" * len(chunk))
+                for uid, path, data in conn.execute(
+                    "SELECT m.uid, b.path, b.data FROM messages m JOIN blobs b ON b.id = m.blob_id"
+                    f" WHERE m.mailbox_id = ? AND m.uid IN ({marks})",
+                    (mailbox_id, *chunk),
+                ):
+                    out[uid] = bytes(data) if path is None else self.blobs.path(path).read_bytes()
+            return out
+
+        return await self._read(q)
+
     async def message_path(self, mailbox_id: int, uid: int) -> Path | None:
         def q(conn: sqlite3.Connection) -> Path | None:
             row = conn.execute(
