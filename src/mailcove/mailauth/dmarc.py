@@ -3,7 +3,7 @@ identifier alignment of the SPF and DKIM results.
 
 The organizational domain is approximated without the Public Suffix List: the last two labels,
 or three under a two-letter country code with a common second level (co.uk, com.au, ...). Enough
-for alignment of ordinary domains; docs/notes-outbound.md says where it falls short."""
+for alignment of ordinary domains; docs/design/outbound.md says where it falls short."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 part whose body has 8-bit bytes is re-encoded as quoted-printable.
 
 Uses the email package's compat32 policy (byte-preserving for the parts left alone, ~40 us/KB),
-and only for messages that need it, which are rare; docs/notes-outbound.md."""
+and only for messages that need it, which are rare; docs/design/outbound.md."""
 
 from __future__ import annotations
 

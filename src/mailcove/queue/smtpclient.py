@@ -5,7 +5,7 @@ Why the in-house core rather than aiosmtplib: the core already parses replies wi
 and dot-stuffs in one pass (the smuggling-safe direction), and the queue needs things aiosmtplib
 hides or does per call: PIPELINING of MAIL + every RCPT in one write with a reply per recipient,
 the raw enhanced codes for DSNs, and one connection reused across messages. The core lacks an
-EHLO keyword parser and a transaction helper; this adapter adds them (docs/notes-outbound.md)."""
+EHLO keyword parser and a transaction helper; this adapter adds them (docs/design/outbound.md)."""
 
 from __future__ import annotations
 
