@@ -256,6 +256,7 @@ class App:
             with contextlib.suppress(FileNotFoundError):
                 (self.settings.data_dir / STATE_FILE).unlink()
         log.info("stopped")
+        self.stopped_cleanly = True
         return 0
 
     def _request_stop(self, sig: int) -> None:
@@ -361,8 +362,15 @@ def run_server(settings: Settings, listen: Sequence[str] = ()) -> int:
         loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
     except ImportError:
         loop_factory = None
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        return runner.run(app.run())
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(app.run())
+    except KeyboardInterrupt:
+        # asyncio.Runner re-raises a SIGINT that our own handler already turned into a graceful
+        # shutdown; only an interrupt before that finished is a real abort.
+        if getattr(app, "stopped_cleanly", False):
+            return 0
+        raise
 
 
 # --- local delivery and TLS info for the CLI (which never touches net itself) -------------------
