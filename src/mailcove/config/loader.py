@@ -81,8 +81,18 @@ def _build(cls: type, raw: Any, source: str, prefix: str) -> Any:
         if key not in fields:
             known = ", ".join(sorted(fields))
             raise ConfigError(source, dotted, f"unknown key (known keys here: {known})")
+        if prefix == "" and key in _SHORTHANDS and isinstance(value, str):
+            # `directory = "system"` stands for `[directory] users = "system"`.
+            value = {_SHORTHANDS[key]: value}
         kwargs[key] = _convert(hints[key], value, source, dotted)
+        choices = fields[key].metadata.get("choices")
+        if choices and kwargs[key] not in choices:
+            raise ConfigError(source, dotted, f"expected one of {', '.join(map(repr, choices))}, got {value!r}")
     return cls(**kwargs)
+
+
+# Top-level keys whose table may be written as one string: the string sets this key of the table.
+_SHORTHANDS = {"directory": "users"}
 
 
 def _convert(tp: Any, value: Any, source: str, key: str) -> Any:

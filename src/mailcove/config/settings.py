@@ -63,6 +63,22 @@ class DirectorySettings:
     reload_interval: float = 0.5
     # Clients on 127.0.0.1 / ::1 may relay without a rule, as Sendmail's "originated locally".
     relay_from_localhost: bool = True
+    # Who the users are: "mailcove" (the directory's own argon2 user table) or "system" (the
+    # machine's Unix accounts, as the seed's `useradd a; passwd a`; docs/system-users.md).
+    # The top-level shorthand `directory = "system"` sets this key.
+    users: str = field(default="mailcove", metadata={"choices": ("mailcove", "system")})
+    # System users only: check passwords through PAM or by reading /etc/shadow directly.
+    system_auth: str = field(default="pam", metadata={"choices": ("pam", "shadow")})
+    # The PAM service (/etc/pam.d/<name>); without that file PAM uses /etc/pam.d/other.
+    pam_service: str = "mailcove"
+    # Unix accounts with a UID in [min, max] are mail users; 0 takes UID_MIN / UID_MAX from
+    # /etc/login.defs (1000..60000 when it has none). Root is never a mail user.
+    system_min_uid: int = 0
+    system_max_uid: int = 0
+    # Accounts that are mail users whatever their UID (never root).
+    system_users_allow: list[str] = field(default_factory=list)
+    # Honour ~/.forward of system users (Sendmail's rules; |program and /file entries are not run).
+    system_forward: bool = True
 
 
 @dataclass
