@@ -120,6 +120,9 @@ def test_address_str_round_trips():
 
 def test_standard_or_unprivileged_ports():
     s = Settings()
+    # http is off unless configured (issue 7); None asks for its default address like the others
+    assert next(p for p in plan_listeners(s) if p.name == "http").addresses == ()
+    s.listen.http = None
     std = {p.name: p.addresses[0].port for p in plan_listeners(s, privileged=True)}
     unpriv = {p.name: p.addresses[0].port for p in plan_listeners(s, privileged=False)}
     assert std == {"smtp": 25, "submission": 587, "submissions": 465, "imap": 143, "imaps": 993, "pop3": 110,

@@ -35,7 +35,9 @@ class ListenSettings:
     imaps: list[str] | None = None
     pop3: list[str] | None = None
     pop3s: list[str] | None = None
-    http: list[str] | None = None
+    # Off unless configured (`http = ["*"]` for every address on the default port): an HTTP port
+    # is one more thing exposed, and only useful once DNS points autoconfig.DOMAIN at it.
+    http: list[str] | None = field(default_factory=list)
 
 
 @dataclass
@@ -295,6 +297,30 @@ class MailauthSettings:
 @dataclass
 class Settings:
     hostname: str = field(default_factory=socket.getfqdn)
+@dataclass
+class WebSettings:
+    """The http listener: client autoconfiguration (Thunderbird, Outlook, Apple) and MTA-STS."""
+
+    # The host name clients are told to use for IMAP/POP3/SMTP; empty: `hostname`.
+    public_hostname: str = ""
+    # MTA-STS policy mode served at mta-sts.DOMAIN (RFC 8461): "testing", "enforce" or "none".
+    mta_sts_mode: str = field(default="testing", metadata={"choices": ("testing", "enforce", "none")})
+    # Seconds senders may cache the MTA-STS policy (RFC 8461 section 3.2; a week is common).
+    mta_sts_max_age: int = 604800
+    # Limits on one request: the request line plus headers, and the body (autodiscover's XML).
+    max_header_bytes: int = 16384
+    max_body_bytes: int = 65536
+    # Seconds a client has to send a whole request (slow clients), and to send the next one on
+    # a kept-alive connection.
+    request_timeout: float = 15.0
+    keepalive_timeout: float = 30.0
+    # Requests served on one connection before it is closed.
+    max_requests_per_connection: int = 100
+    # Concurrent HTTP connections in total and from one client IP; more are closed with 503.
+    max_connections: int = 512
+    max_connections_per_ip: int = 32
+
+
     data_dir: Path = Path("mailcove-data")
     listen: ListenSettings = field(default_factory=ListenSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
@@ -316,6 +342,7 @@ class Settings:
     # Where the settings came from, for messages; not a TOML key.
     source: str = field(default="<defaults>", metadata={"toml": False})
 
+    web: WebSettings = field(default_factory=WebSettings)
     @property
     def control_socket_path(self) -> Path:
         return self.server.control_socket or self.data_dir / "control.sock"
