@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "queue",
     "dkim",
     "dns",
+    "db",
 )
 
 
