@@ -184,6 +184,9 @@ class Pop3Settings:
     reuse_xuidl: bool = True
     # Messages whose size and UIDL the server keeps in memory, over all maildrops.
     cache_messages: int = 200_000
+    # Seconds the maildrop lock (a store lease, shared by every node) outlives a session that
+    # stopped renewing it: a node killed mid-session frees its users' maildrops after this.
+    lock_ttl: float = 60.0
 
 
 @dataclass
@@ -295,9 +298,6 @@ class MailauthSettings:
 
 
 @dataclass
-class Settings:
-    hostname: str = field(default_factory=socket.getfqdn)
-@dataclass
 class WebSettings:
     """The http listener: client autoconfiguration (Thunderbird, Outlook, Apple) and MTA-STS."""
 
@@ -321,6 +321,9 @@ class WebSettings:
     max_connections_per_ip: int = 32
 
 
+@dataclass
+class Settings:
+    hostname: str = field(default_factory=socket.getfqdn)
     data_dir: Path = Path("mailcove-data")
     listen: ListenSettings = field(default_factory=ListenSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
@@ -339,10 +342,10 @@ class WebSettings:
     transport: dict[str, str] = field(default_factory=dict)
     dkim: DkimSettings = field(default_factory=DkimSettings)
     mailauth: MailauthSettings = field(default_factory=MailauthSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     # Where the settings came from, for messages; not a TOML key.
     source: str = field(default="<defaults>", metadata={"toml": False})
 
-    web: WebSettings = field(default_factory=WebSettings)
     @property
     def control_socket_path(self) -> Path:
         return self.server.control_socket or self.data_dir / "control.sock"

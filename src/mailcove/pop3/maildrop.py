@@ -5,13 +5,15 @@ UIDs, sizes and UIDLs in message-number order. Sizes and X-UIDL values never cha
 stored message (mailbox id, UIDVALIDITY and UID name immutable bytes), so they are cached per
 process in `MaildropCache`: after the first session only the UID/flags index is read at login.
 
-`MaildropLocks` gives one POP3 session per user in this process (RFC 1939 section 8: the
-maildrop is locked in the TRANSACTION state). Across processes see docs/design/pop3.md.
+`MaildropLocks` gives one POP3 session per user (RFC 1939 section 8: the maildrop is locked in
+the TRANSACTION state), in this process and across every process and node sharing the store: a
+store lease `pop3:<user>` renewed while the session lives (docs/design/pop3.md, "Lock").
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from array import array
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -20,6 +22,8 @@ from dataclasses import dataclass, field
 from mailcove.core.errors import StoreError
 from mailcove.proto.pop3.uidl import find_xuidl, own_uidl
 from mailcove.store.api import MailStore
+
+log = logging.getLogger("mailcove.pop3")
 
 INBOX = "INBOX"
 # Header bytes read per message to look for X-UIDL; a longer header block is not scanned further.
@@ -67,19 +71,44 @@ class MaildropCache:
 
 
 class MaildropLocks:
-    """Users with a POP3 session in TRANSACTION, in this process."""
+    """Users with a POP3 session in TRANSACTION.
 
-    def __init__(self) -> None:
+    The set answers a second login in this process without a store round trip; the store lease
+    is what holds across processes and nodes. A lease's owner names one session, so a session
+    can never renew or release another's lock."""
+
+    def __init__(self, store: MailStore, ttl: float) -> None:
+        self._store = store
+        self.ttl = ttl
         self._held: set[str] = set()
 
-    def acquire(self, user: str) -> bool:
+    @staticmethod
+    def lease_name(user: str) -> str:
+        return f"pop3:{user}"
+
+    async def acquire(self, user: str, owner: str) -> bool:
+        """Raises StoreError when the store cannot be asked (the session answers [SYS/TEMP])."""
         if user in self._held:
             return False
         self._held.add(user)
-        return True
+        try:
+            ok = await self._store.acquire_lease(self.lease_name(user), owner, self.ttl)
+        except BaseException:
+            self._held.discard(user)
+            raise
+        if not ok:
+            self._held.discard(user)
+        return ok
 
-    def release(self, user: str) -> None:
+    async def renew(self, user: str, owner: str) -> bool:
+        return await self._store.renew_lease(self.lease_name(user), owner, self.ttl)
+
+    async def release(self, user: str, owner: str) -> None:
         self._held.discard(user)
+        try:
+            await self._store.release_lease(self.lease_name(user), owner)
+        except Exception as exc:  # the lease then frees itself by expiry
+            log.warning("could not release the maildrop lock of %s: %s", user, exc)
 
     def held(self, user: str) -> bool:
         return user in self._held

@@ -8,6 +8,9 @@ states live in mailcove.proto.pop3.
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
+import socket
 import time
 from typing import TYPE_CHECKING
 
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
     from mailcove.app import ServerContext
     from mailcove.config.settings import Pop3Settings
     from mailcove.net.listeners import Connection
+    from mailcove.store.api import MailStore
 
 READ_SIZE = 64 * 1024
 # Message bodies are read from the store and written in chunks of this size: bounded memory per
@@ -57,10 +61,17 @@ class _Stop(Exception):
 class Pop3Shared:
     """What all POP3 sessions of one server process share (both listeners)."""
 
-    def __init__(self, settings: Pop3Settings) -> None:
+    def __init__(self, settings: Pop3Settings, store: MailStore) -> None:
         self.settings = settings
-        self.locks = MaildropLocks()
+        self.locks = MaildropLocks(store, settings.lock_ttl)
         self.cache = MaildropCache(settings.cache_messages)
+        # Lease owners name this process and one of its sessions (host and pid for the logs).
+        self.owner_prefix = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._next_session = 0
+
+    def new_owner(self) -> str:
+        self._next_session += 1
+        return f"{self.owner_prefix}:{self._next_session}"
 
 
 class Pop3Session:
@@ -76,6 +87,8 @@ class Pop3Session:
         self.directory = ctx.directory
         self.maildrop: Maildrop | None = None
         self.locked_user: str | None = None
+        self.lock_owner = shared.new_owner()
+        self._renewer: asyncio.Task[None] | None = None
         self.auth_failures = 0
         self._out: list[bytes] = []
         self._out_size = 0
@@ -101,7 +114,7 @@ class Pop3Session:
             self._drop_prefetch()
             if self._idle_handle is not None:
                 self._idle_handle.cancel()
-            self._release()
+            await self._release()
             if self.maildrop is not None:
                 s = self._stats
                 self.conn.log.info(
@@ -289,17 +302,24 @@ class Pop3Session:
             await self._login_failed(login, "wrong credentials")
             return
         user = principal.user
-        if not self.shared.locks.acquire(user):
+        try:
+            locked = await self.shared.locks.acquire(user, self.lock_owner)
+        except StoreError as exc:
+            self.conn.log.warning("login user=%s: cannot take the maildrop lock: %s", user, exc)
+            self._reply(Err("Cannot open the mailbox; try again later.", SYS_TEMP))
+            return
+        if not locked:
             self.conn.log.info("login user=%s refused: maildrop in use", user)
             self._reply(Err("Mailbox is locked by another POP3 session.", IN_USE))
             return
         self.locked_user = user
+        self._renewer = asyncio.get_running_loop().create_task(self._renew_lock(user))
         try:
             self.maildrop = await open_maildrop(
                 self.store, user, self.shared.cache, reuse_xuidl=self.settings.reuse_xuidl
             )
         except StoreError as exc:
-            self._release()
+            await self._release()
             self.conn.log.warning("login user=%s: cannot open maildrop: %s", user, exc)
             self._reply(Err("Cannot open the mailbox; try again later.", SYS_TEMP))
             return
@@ -319,10 +339,32 @@ class Pop3Session:
             await self._flush()
             self.core.close()
 
-    def _release(self) -> None:
+    async def _release(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            self._renewer = None
         if self.locked_user is not None:
-            self.shared.locks.release(self.locked_user)
-            self.locked_user = None
+            user, self.locked_user = self.locked_user, None
+            await self.shared.locks.release(user, self.lock_owner)
+
+    async def _renew_lock(self, user: str) -> None:
+        """Keep the lease while the session lives. A lease lost anyway (this node stalled past
+        the TTL and another session took the maildrop) ends the session without UPDATE: two
+        sessions must never both act on one maildrop."""
+        every = self.shared.locks.ttl / 3
+        while True:
+            await asyncio.sleep(every)
+            try:
+                held = await self.shared.locks.renew(user, self.lock_owner)
+            except StoreError as exc:  # try again next time; the TTL leaves two more chances
+                self.conn.log.warning("renewing the maildrop lock of %s failed: %s", user, exc)
+                continue
+            if not held:
+                self.conn.log.warning("maildrop lock of %s lost; ending the session", user)
+                self.locked_user = None
+                self._renewer = None
+                self.conn.reader.set_exception(_Stop(Err("Maildrop lock lost; log in again.", SYS_TEMP).to_bytes()))
+                return
 
     # TRANSACTION -----------------------------------------------------------------------------
 
@@ -498,13 +540,13 @@ class Pop3Session:
                 self._expunged = len(removed)
         except StoreError as exc:
             self.conn.log.warning("UPDATE failed for user=%s: %s", md.user, exc)
-            self._release()
+            await self._release()
             self._reply(Err("Some deleted messages were not removed.", SYS_TEMP))
             return
         left = md.count
         # Free the maildrop before the client can read +OK: a client that logs in again right
         # after QUIT must not find its own old session still holding the lock.
-        self._release()
+        await self._release()
         self._reply(Ok(f"Logging out, {len(expunge)} messages deleted, {left} left."))
 
 

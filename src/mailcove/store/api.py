@@ -216,6 +216,18 @@ class Usage:
     max_messages: int  # 0 = unlimited
 
 
+LEASE_MAX_NAME = 512
+LEASE_MAX_TTL = 86400.0
+
+
+def check_lease_args(name: str, owner: str, ttl: float) -> None:
+    """The limits every backend applies to acquire_lease/renew_lease (ValueError otherwise)."""
+    if not name or not owner or len(name) > LEASE_MAX_NAME or len(owner) > LEASE_MAX_NAME:
+        raise ValueError(f"lease name and owner must be 1-{LEASE_MAX_NAME} characters")
+    if not 0 < ttl <= LEASE_MAX_TTL:
+        raise ValueError(f"lease ttl must be in (0, {LEASE_MAX_TTL:.0f}] seconds")
+
+
 class MailStore(Protocol):
     changes: ChangeBus
 
@@ -315,3 +327,17 @@ class MailStore(Protocol):
     async def copy(self, mailbox_id: int, uids: Sequence[int], dest_mailbox_id: int) -> CopyResult: ...
     async def move(self, mailbox_id: int, uids: Sequence[int], dest_mailbox_id: int) -> CopyResult: ...
     async def expunged_since(self, mailbox_id: int, modseq: int) -> list[int]: ...
+
+    # --- leases: named locks shared by every process and node on this store ------------------
+    # A lease is held by one owner until it is released or its time-to-live passes without a
+    # renewal, so a process killed while holding one frees it by expiry (POP3's maildrop lock,
+    # RFC 1939 section 8, across nodes). Expiry is judged by the store's clock (the database
+    # server's on PostgreSQL), never by the callers', so nodes with skewed clocks agree.
+    async def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
+        """Take `name` for `owner` for `ttl` seconds. True if it was free, expired, or already
+        held by `owner` (then it is renewed); False if another owner holds it."""
+    async def renew_lease(self, name: str, owner: str, ttl: float) -> bool:
+        """Extend `owner`'s lease to now + ttl. False if `owner` no longer holds it (it expired
+        and someone else took it, or it was released): the caller has lost the lock."""
+    async def release_lease(self, name: str, owner: str) -> None:
+        """Give the lease up; a no-op unless `owner` holds it."""

@@ -105,6 +105,14 @@ MIGRATIONS: list[str] = [
     ALTER TABLE queue_rcpts ADD COLUMN lease TEXT;
     ALTER TABLE queue_rcpts ADD COLUMN warned INTEGER NOT NULL DEFAULT 0
     """,
+    # 4: named leases (store/api.py acquire_lease): the POP3 maildrop lock across processes
+    """
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        expires REAL NOT NULL
+    ) WITHOUT ROWID
+    """,
 ]
 
 

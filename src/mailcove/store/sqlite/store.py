@@ -34,12 +34,13 @@ from mailcove.store.api import (
     QueueOutcome,
     SubmitResult,
     Usage,
+    check_lease_args,
 )
 from mailcove.store.blobs import BlobDir
 from mailcove.store.changes import Change, ChangeBus
 from mailcove.store.names import normalize_name
 from mailcove.store.spool import Spool
-from mailcove.store.sqlite import ops
+from mailcove.store.sqlite import leases, ops
 from mailcove.store.sqlite.flags import FlagSets
 from mailcove.store.sqlite.poller import ChangePoller
 from mailcove.store.sqlite.readers import ReaderPool
@@ -517,6 +518,19 @@ class SqliteStore:
                 )
             ]
         )
+
+    # --- leases ------------------------------------------------------------------------------
+
+    async def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
+        check_lease_args(name, owner, ttl)
+        return await self._write(_bind(leases.acquire, name, owner, ttl))
+
+    async def renew_lease(self, name: str, owner: str, ttl: float) -> bool:
+        check_lease_args(name, owner, ttl)
+        return await self._write(_bind(leases.renew, name, owner, ttl))
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        await self._write(_bind(leases.release, name, owner))
 
 
 def envelope_to_json(env: OutboundEnvelope) -> str:
