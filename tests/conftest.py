@@ -1,5 +1,6 @@
-"""Fixtures for every test folder; the code lives in mailcove_testing.py."""
+"""Fixtures for every test folder; the code lives in mailcove_testing.py and pg_testing.py."""
 
 from mailcove_testing import mailcove_server, serve_factory
+from pg_testing import pg_cluster, pg_dsn
 
-__all__ = ["mailcove_server", "serve_factory"]
+__all__ = ["mailcove_server", "pg_cluster", "pg_dsn", "serve_factory"]

@@ -10,7 +10,6 @@ import pytest
 
 from mailcove.store.api import MailStore
 from mailcove.store.sqlite import SqliteStore
-from pg_testing import pg_cluster, pg_dsn  # noqa: F401 - fixtures
 
 
 def _sqlite(tmp_path: Path, **kw: object) -> MailStore:
