@@ -16,7 +16,15 @@ from mailcove.core.errors import (
     MailboxNotFound,
     QuotaExceeded,
 )
-from mailcove.store.api import DEFAULT_MAILBOXES, DeliveryTarget, MailStore, OutboundEnvelope, OutboundRecipient
+from mailcove.store.api import (
+    DEFAULT_MAILBOXES,
+    DeliveryTarget,
+    ImportMessage,
+    MailStore,
+    OutboundEnvelope,
+    OutboundRecipient,
+    UidValidityConflict,
+)
 
 A = "a@hamap.local"
 B = "b@hamap.local"
@@ -94,6 +102,100 @@ async def test_append_to_missing_mailbox_fails_but_deliver_falls_back(store: Mai
         await store.append(A, "Nope", b"x\r\n")
     (r,) = await store.deliver(b"x\r\n", [DeliveryTarget(A, "Nope")])
     assert r.mailbox == "INBOX"
+
+
+# --- import_messages: mail import keeping the old server's UIDVALIDITY and UIDs ---------------
+
+
+async def test_import_keeps_uidvalidity_uids_flags_and_dates(store: MailStore) -> None:
+    items = [
+        ImportMessage(b"Subject: one\n\nbare LF kept as given\n", uid=3, flags=frozenset({"\\Seen"}), internaldate=1e9),
+        ImportMessage(msg(2), uid=7, flags=frozenset({"\\Answered", "$Label1"}), internaldate=1.5e9),
+        ImportMessage(msg(3)),  # no UID: the next free one
+    ]
+    r = await store.import_messages(A, "INBOX", items, uidvalidity=1234567890, uidnext=20)
+    assert (r.uidvalidity, r.added, r.skipped, r.uidnext) == (1234567890, [3, 7, 8], [], 20)
+    box = await store.get_mailbox(A, "INBOX")
+    assert (box.uidvalidity, box.uidnext, box.messages, box.unseen) == (1234567890, 20, 3, 2)
+    assert box.size == sum(len(i.source) for i in items)  # type: ignore[arg-type]
+    metas = await store.fetch_meta(box.id, [3, 7, 8])
+    assert [(m.uid, m.flags, m.internaldate) for m in metas[:2]] == [
+        (3, {"\\Seen"}, 1e9),
+        (7, {"\\Answered", "$Label1"}, 1.5e9),
+    ]
+    assert await store.read_message(box.id, 3) == items[0].source  # verbatim: no newline conversion
+    # the next delivery continues after the imported UIDNEXT
+    (d,) = await store.deliver(msg(9), [DeliveryTarget(A)])
+    assert d.uid == 20 and d.uidvalidity == 1234567890
+
+
+async def test_import_twice_skips_what_is_there(store: MailStore) -> None:
+    items = [ImportMessage(msg(i), uid=i) for i in (1, 2, 5)]
+    first = await store.import_messages(A, "Archive", items[:2], uidvalidity=42)
+    assert first.added == [1, 2]
+    again = await store.import_messages(A, "Archive", items, uidvalidity=42, uidnext=9)
+    assert (again.added, again.skipped, again.uidnext) == ([5], [1, 2], 9)
+    box = await store.get_mailbox(A, "Archive")
+    assert (box.messages, box.uidnext) == (3, 9)
+    # an expunged UID is never reused, even by a later import
+    await store.expunge(box.id, [5])
+    third = await store.import_messages(A, "Archive", items, uidvalidity=42)
+    assert (third.added, third.skipped) == ([], [1, 2, 5])
+    assert (await store.get_mailbox(A, "Archive")).uidnext == 9
+
+
+async def test_import_uidvalidity_conflict_and_empty_mailbox(store: MailStore) -> None:
+    await store.deliver(msg(1), [DeliveryTarget(A)])
+    with pytest.raises(UidValidityConflict):
+        await store.import_messages(A, "INBOX", [ImportMessage(msg(2), uid=1)], uidvalidity=77)
+    assert (await store.get_mailbox(A, "INBOX")).messages == 1
+    # an empty mailbox takes the old UIDVALIDITY, even after it held (expunged) mail: UIDs restart
+    (r,) = await store.deliver(msg(3), [DeliveryTarget(A, "Junk")])
+    await store.expunge(r.mailbox_id, [r.uid])
+    res = await store.import_messages(A, "Junk", [ImportMessage(msg(4), uid=1)], uidvalidity=77)
+    assert (res.uidvalidity, res.added) == (77, [1])
+    assert await store.expunged_since(r.mailbox_id, 0) == []
+    # a mailbox created afterwards never gets an imported UIDVALIDITY
+    await store.import_messages(A, "Trash", [], uidvalidity=4_000_000_000)
+    new = await store.create_mailbox(A, "Later")
+    assert new.uidvalidity not in (77, 4_000_000_000)
+    assert len({m.uidvalidity for m in await store.list_mailboxes(A)}) == len(await store.list_mailboxes(A))
+
+
+@pytest.mark.parametrize(
+    ("uids", "uidvalidity"),
+    [((2, 2), None), ((3, 1), None), ((0,), None), ((2**32,), None), ((1,), 0), ((1,), 2**32)],
+)
+async def test_import_rejects_bad_uids(store: MailStore, uids: tuple[int, ...], uidvalidity: int | None) -> None:
+    with pytest.raises(ValueError):
+        await store.import_messages(
+            A, "INBOX", [ImportMessage(msg(u), uid=u) for u in uids], uidvalidity=uidvalidity
+        )
+    assert (await store.get_mailbox(A, "INBOX")).messages == 0
+
+
+async def test_import_is_all_or_nothing_and_per_user(make_store) -> None:  # type: ignore[no-untyped-def]
+    s = make_store(inline_max=64)
+    await s.start()
+    try:
+        await s.create_account(A)
+        await s.create_account(B)
+        with pytest.raises(MailboxNotFound):
+            await s.import_messages(A, "Nope", [ImportMessage(msg(1), uid=1)])
+        await s.set_quota(A, 0, 2)
+        with pytest.raises(QuotaExceeded):
+            await s.import_messages(A, "INBOX", [ImportMessage(msg(i), uid=i) for i in (1, 2, 3)])
+        assert (await s.get_mailbox(A, "INBOX")).messages == 0
+        big = b"Subject: big\r\n\r\n" + b"x" * 1000  # beyond inline_max: a blob file
+        res = await s.import_messages(A, "INBOX", [ImportMessage(msg(1), uid=10), ImportMessage(big, uid=11)])
+        assert await s.read_messages(res.mailbox_id, [10, 11]) == {10: msg(1), 11: big}
+        assert (await s.usage(A)).messages == 2
+        assert (await s.get_mailbox(B, "INBOX")).messages == 0
+        # B's mailbox ids are B's: importing into B never touches A
+        rb = await s.import_messages(B, "INBOX", [ImportMessage(msg(5), uid=10)], uidvalidity=5)
+        assert rb.mailbox_id != res.mailbox_id and (await s.get_mailbox(A, "INBOX")).messages == 2
+    finally:
+        await s.close()
 
 
 async def test_deliver_to_unknown_account(store: MailStore) -> None:

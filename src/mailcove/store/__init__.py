@@ -5,6 +5,8 @@ from mailcove.store.api import (
     CopyResult,
     DeliveryTarget,
     FlagUpdate,
+    ImportMessage,
+    ImportResult,
     IndexEntry,
     Mailbox,
     MailboxIndex,
@@ -15,6 +17,7 @@ from mailcove.store.api import (
     QueuedRecipient,
     QueueItem,
     SubmitResult,
+    UidValidityConflict,
     Usage,
 )
 from mailcove.store.changes import Change, ChangeBus, Subscription
@@ -26,6 +29,8 @@ __all__ = [
     "CopyResult",
     "DeliveryTarget",
     "FlagUpdate",
+    "ImportMessage",
+    "ImportResult",
     "IndexEntry",
     "MailStore",
     "Mailbox",
@@ -37,5 +42,6 @@ __all__ = [
     "QueuedRecipient",
     "SubmitResult",
     "Subscription",
+    "UidValidityConflict",
     "Usage",
 ]

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from mailcove.core.errors import StoreError
+
 if TYPE_CHECKING:
     from mailcove.message import MessageInfo
     from mailcove.store.changes import ChangeBus
@@ -209,6 +211,35 @@ class CopyResult:
 
 
 @dataclass(frozen=True, slots=True)
+class ImportMessage:
+    """One message for MailStore.import_messages.
+
+    `source` is stored exactly as given: unlike append, no newline conversion (the importer knows
+    the source's line endings and converts, so that export can convert back)."""
+
+    source: bytes | Spool
+    uid: int | None = None  # the old server's UID; None: the next free UID
+    flags: frozenset[str] = frozenset()
+    internaldate: float | None = None  # None: now
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    mailbox_id: int
+    uidvalidity: int
+    uidnext: int  # the mailbox's UIDNEXT after this call
+    added: list[int]  # UIDs stored by this call, in item order
+    skipped: list[int]  # given UIDs below the mailbox's UIDNEXT: already there (or expunged since)
+
+
+class UidValidityConflict(StoreError):
+    """import_messages was asked to keep a UIDVALIDITY that a non-empty mailbox does not have."""
+
+    code = 550
+    enhanced = "5.2.0"
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     bytes: int
     messages: int
@@ -283,6 +314,35 @@ class MailStore(Protocol):
         internaldate: float | None = None,
     ) -> AppendResult:
         """IMAP APPEND / import: bare LF becomes CRLF before storing (see message.newlines)."""
+
+    async def import_messages(
+        self,
+        user: str,
+        mailbox: str,
+        items: Sequence[ImportMessage],
+        *,
+        uidvalidity: int | None = None,
+        uidnext: int | None = None,
+    ) -> ImportResult:
+        """Mail import (mbox/Maildir from another server) keeping the old UIDs, in one commit.
+
+        - The mailbox must exist (MailboxNotFound otherwise, also for a \\Noselect name).
+        - `uidvalidity`: the old server's UIDVALIDITY (1..2**32-1). If the mailbox has another
+          one, it is replaced when the mailbox holds no message (UIDs then restart: UIDNEXT 1,
+          its expunge record is cleared); a non-empty mailbox raises UidValidityConflict and
+          nothing is stored. Later new UIDVALIDITY values of the account stay above it.
+        - Given UIDs must be strictly increasing in item order and in 1..2**32-1 (ValueError,
+          nothing stored). An item whose UID is below the mailbox's UIDNEXT is skipped and
+          listed in `skipped`: it is already there (a second import of the same source), or it
+          was expunged since and IMAP never reuses a UID. Other items get exactly their UID.
+          An item without a UID gets the next free one. UIDNEXT ends above every stored UID.
+        - `uidnext`: the old server's UIDNEXT; afterwards UIDNEXT is at least this. Pass it with
+          the last batch only, so an interrupted import can simply be run again.
+        - Bytes are stored verbatim; flags as given (system flags and keywords); internaldate
+          None means now. All items share one new MODSEQ.
+        - All or nothing, like deliver: QuotaExceeded / DiskFull store nothing. One change
+          notification ("append") for the added UIDs. Callers bound a call's total size
+          (the importer sends batches of a few hundred messages / a few MB)."""
 
     # --- the outbound queue ------------------------------------------------------------------
     async def queue_list(self) -> list[QueueItem]: ...

@@ -18,13 +18,25 @@ from mailcove.core.errors import (
     QuotaExceeded,
     StoreError,
 )
-from mailcove.store.api import DEFAULT_MAILBOXES, SEPARATOR, AppendResult, CopyResult, FlagUpdate, IndexEntry
+from mailcove.store.api import (
+    DEFAULT_MAILBOXES,
+    SEPARATOR,
+    AppendResult,
+    CopyResult,
+    FlagUpdate,
+    ImportResult,
+    IndexEntry,
+    UidValidityConflict,
+)
 from mailcove.store.names import is_inferior, normalize_name, parents
 from mailcove.store.sqlite.writer import Txn, uses_batch_cache
 
 SEEN = "\\Seen"
 DELETED = "\\Deleted"
 CHUNK = 500
+UID_MAX = 2**32 - 1
+# (uid or None, size, inline data, blob path, scanned info, flags, internaldate)
+ImportRow = tuple[int | None, int, bytes | None, str | None, bytes, frozenset[str], float]
 
 
 def _account(conn: sqlite3.Connection, user: str) -> tuple[int, int, int, int, int]:
@@ -337,6 +349,93 @@ def deliver(
         inserts,
     )
     return results, queue_id
+
+
+def import_messages(
+    conn: sqlite3.Connection,
+    txn: Txn,
+    user: str,
+    name: str,
+    rows: Sequence[ImportRow],
+    uidvalidity: int | None,
+    uidnext: int | None,
+) -> ImportResult:
+    """See MailStore.import_messages. The store has checked UID order and ranges."""
+    if txn.disk_low and rows:
+        raise DiskFull("free disk space is below the configured floor")
+    account_id, qbytes, qmsgs, ubytes, umsgs = _account(conn, user)
+    row = conn.execute(
+        "SELECT id, uidvalidity, uidnext, highestmodseq, noselect, messages FROM mailboxes"
+        " WHERE account_id = ? AND name = ?",
+        (account_id, name),
+    ).fetchone()
+    if row is None or row[4]:
+        raise MailboxNotFound(f"no such mailbox: {name}")
+    mailbox_id, validity, next_uid, modseq, _noselect, count = row
+    if uidvalidity is not None and uidvalidity != validity:
+        if count:
+            raise UidValidityConflict(
+                f"{name} already holds {count} messages under UIDVALIDITY {validity}, not {uidvalidity}"
+            )
+        validity, next_uid = uidvalidity, 1
+        conn.execute("UPDATE mailboxes SET uidvalidity = ?, uidnext = 1 WHERE id = ?", (validity, mailbox_id))
+        conn.execute("DELETE FROM expunged WHERE mailbox_id = ?", (mailbox_id,))
+        # A mailbox created later under this account must never get this UIDVALIDITY again.
+        conn.execute(
+            "UPDATE accounts SET last_uidvalidity = max(last_uidvalidity, ?) WHERE id = ?", (validity, account_id)
+        )
+        txn.change(user, mailbox_id, "mailbox", (), 0)
+    keep: list[tuple[int, ImportRow]] = []
+    skipped: list[int] = []
+    for r in rows:
+        uid = r[0]
+        if uid is None:
+            uid = next_uid
+        elif uid < next_uid:
+            skipped.append(uid)
+            continue
+        if uid > UID_MAX:
+            raise StoreError(f"{name} has run out of UIDs", code=550, enhanced="5.2.0")
+        keep.append((uid, r))
+        next_uid = uid + 1
+    total = sum(r[1] for _uid, r in keep)
+    if qmsgs and umsgs + len(keep) > qmsgs:
+        raise QuotaExceeded(f"{user} is over its message quota", resource="messages")
+    if qbytes and ubytes + total > qbytes:
+        raise QuotaExceeded(f"{user} is over its storage quota", resource="bytes")
+    if uidnext is not None:
+        next_uid = max(next_uid, uidnext)
+    added: list[int] = []
+    if keep:
+        modseq += 1
+        inserts = []
+        unseen = 0
+        for uid, (_u, size, data, path, info, flags, when) in keep:
+            cur = conn.execute(
+                "INSERT INTO blobs (size, refs, data, path, info) VALUES (?, 1, ?, ?, ?)", (size, data, path, info)
+            )
+            inserts.append((mailbox_id, uid, cur.lastrowid or 0, txn.flag_id(conn, flags), modseq, when, size))
+            if SEEN not in flags:
+                unseen += 1
+            added.append(uid)
+        conn.executemany(
+            "INSERT INTO messages (mailbox_id, uid, blob_id, flagset, modseq, internaldate, size)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            inserts,
+        )
+        conn.execute(
+            "UPDATE mailboxes SET uidnext = ?, highestmodseq = ?, messages = messages + ?, unseen = unseen + ?,"
+            " size = size + ? WHERE id = ?",
+            (next_uid, modseq, len(keep), unseen, total, mailbox_id),
+        )
+        conn.execute(
+            "UPDATE accounts SET used_messages = used_messages + ?, used_bytes = used_bytes + ? WHERE id = ?",
+            (len(keep), total, account_id),
+        )
+        txn.change(user, mailbox_id, "append", added, modseq)
+    else:
+        conn.execute("UPDATE mailboxes SET uidnext = max(uidnext, ?) WHERE id = ?", (next_uid, mailbox_id))
+    return ImportResult(mailbox_id, validity, max(next_uid, 1), added, skipped)
 
 
 def queue_delete(conn: sqlite3.Connection, txn: Txn, queue_id: int) -> None:

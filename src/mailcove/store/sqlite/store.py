@@ -23,6 +23,8 @@ from mailcove.store.api import (
     DeliveryTarget,
     FlagOp,
     FlagUpdate,
+    ImportMessage,
+    ImportResult,
     Mailbox,
     MailboxIndex,
     MessageMeta,
@@ -340,6 +342,74 @@ class SqliteStore:
             self.blobs.remove([rel])
             raise
 
+    async def import_messages(
+        self,
+        user: str,
+        mailbox: str,
+        items: Sequence[ImportMessage],
+        *,
+        uidvalidity: int | None = None,
+        uidnext: int | None = None,
+    ) -> ImportResult:
+        for value in (uidvalidity, uidnext):
+            if value is not None and not 0 < value <= ops.UID_MAX:
+                raise ValueError(f"UIDVALIDITY/UIDNEXT out of range: {value}")
+        last = 0
+        for item in items:
+            if item.uid is not None:
+                if not last < item.uid <= ops.UID_MAX:
+                    raise ValueError(f"import UIDs must be strictly increasing and below 2**32 (got {item.uid})")
+                last = item.uid
+        now = time.time()
+        inline_max = self._inline_max
+
+        def prepare() -> tuple[list[ops.ImportRow], list[str]]:
+            # Scanning and blob files happen here, off the event loop and off the writer thread.
+            rows: list[ops.ImportRow] = []
+            files: list[str] = []
+            try:
+                for item in items:
+                    source = item.source
+                    if isinstance(source, Spool):
+                        source.finish()
+                        if source.inline:
+                            source = source.getvalue()
+                        else:
+                            with open(source.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                                info = scan(mm).to_bytes()
+                            size = source.size
+                            files.append(self.blobs.commit_file(source.path))
+                            rows.append((item.uid, size, None, files[-1], info, frozenset(item.flags),
+                                         now if item.internaldate is None else item.internaldate))
+                            continue
+                    data = bytes(source)
+                    path = None
+                    if len(data) > inline_max:
+                        tmp = self.blobs.new_tmp_path()
+                        tmp.write_bytes(data)
+                        path = self.blobs.commit_file(tmp)
+                        files.append(path)
+                    rows.append((item.uid, len(data), None if path else data, path, scan(data).to_bytes(),
+                                 frozenset(item.flags), now if item.internaldate is None else item.internaldate))
+            except BaseException:
+                self.blobs.remove(files)
+                raise
+            return rows, files
+
+        rows, files = await asyncio.to_thread(prepare)
+        try:
+            result = await self._write(
+                _bind(ops.import_messages, user, normalize_name(mailbox), rows, uidvalidity, uidnext)
+            )
+        except BaseException:
+            self.blobs.remove(files)
+            raise
+        if files:
+            # Blob files of skipped items are not referenced by any row.
+            referenced = set(await self._read(lambda c: _referenced(c, files)))
+            self.blobs.remove([f for f in files if f not in referenced])
+        return result
+
     # --- the outbound queue ------------------------------------------------------------------
 
     async def queue_list(self) -> list[QueueItem]:
@@ -559,6 +629,15 @@ def _queue_items(conn: sqlite3.Connection, queue_id: int | None) -> list[QueueIt
         )
         items.append(QueueItem(qid, created, size, envelope_obj, rcpts))
     return items
+
+
+def _referenced(conn: sqlite3.Connection, paths: list[str]) -> list[str]:
+    out: list[str] = []
+    for i in range(0, len(paths), ops.CHUNK):
+        chunk = paths[i : i + ops.CHUNK]
+        marks = ",".join("?" * len(chunk))
+        out.extend(p for (p,) in conn.execute(f"SELECT path FROM blobs WHERE path IN ({marks})", chunk))
+    return out
 
 
 def _bind(fn: Any, *args: Any) -> Any:
