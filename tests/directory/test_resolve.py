@@ -73,10 +73,10 @@ async def test_postmaster_configured(seeded: SqliteDirectory) -> None:
     assert await seeded.resolve("postmaster@other.example") == Alias((Local("b@hamap.local"),))
 
 
-async def test_postmaster_without_configuration(db_path) -> None:  # type: ignore[no-untyped-def]
+async def test_postmaster_without_configuration(make_directory) -> None:  # type: ignore[no-untyped-def]
     from .conftest import FAST
 
-    async with SqliteDirectory(db_path, auth=FAST) as d:
+    async with make_directory(auth=FAST) as d:
         await d.add_domain("hamap.local")
         await d.add_user("a@hamap.local", "x")  # the first user is NOT postmaster
         assert isinstance(await d.resolve("postmaster@hamap.local"), Invalid)

@@ -25,9 +25,9 @@ async def _wait_for(pred, timeout: float = 2.0) -> float:  # type: ignore[no-unt
     raise AssertionError("change not visible in time")
 
 
-async def test_second_instance_changes_are_seen(db_path: Path) -> None:
-    server = SqliteDirectory(db_path, auth=FAST, reload_interval=0.5)
-    admin = SqliteDirectory(db_path, auth=FAST)
+async def test_second_instance_changes_are_seen(make_directory) -> None:
+    server = make_directory(auth=FAST, reload_interval=0.5)
+    admin = make_directory(auth=FAST)
     await server.start()
     await admin.start()
     try:

@@ -16,7 +16,7 @@ import click
 
 # Modules that each define COMPONENT (a name in schema_version) and MIGRATIONS (a list of SQL
 # scripts); `db migrate` applies them in this order.
-SCHEMAS: tuple[str, ...] = ("mailcove.store.postgres.schema",)
+SCHEMAS: tuple[str, ...] = ("mailcove.store.postgres.schema", "mailcove.directory.postgres_schema")
 # Modules adding subcommands to the `db` group (`register(group)`), e.g. "mailcove.cli.db_copy".
 DB_MODULES: tuple[str, ...] = ()
 

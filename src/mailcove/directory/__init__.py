@@ -45,7 +45,13 @@ if TYPE_CHECKING:
 
 
 def open_directory(settings: Settings, **kwargs: Any) -> SqliteDirectory:
-    """The configured directory (not yet started: `await d.start()` or `async with`)."""
+    """The configured directory (not yet started: `await d.start()` or `async with`): in the
+    PostgreSQL database when the store is there (`[store] backend = "postgres"`), so every node
+    shares it; otherwise `<data_dir>/directory.db`."""
+    if settings.store.backend == "postgres":
+        from mailcove.directory.postgres import PostgresDirectory
+
+        return PostgresDirectory.from_settings(settings, **kwargs)
     return SqliteDirectory.from_settings(settings, **kwargs)
 
 
