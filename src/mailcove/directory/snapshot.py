@@ -87,6 +87,12 @@ class Snapshot:
 
     # --- recipients --------------------------------------------------------------------------------
 
+    def user_key(self, local: str, domain: str) -> str | None:
+        """The store account of user `local` in primary `domain`, None if there is none. The
+        system-users directory (system.py) overrides this: there `a@` any local domain is `a`."""
+        key = f"{local}@{domain}"
+        return key if key in self.users else None
+
     def resolve(self, address: str) -> Resolution:
         text = address.strip()
         if text.startswith("<") and text.endswith(">"):
@@ -127,15 +133,17 @@ class Snapshot:
         key = f"{local}@{domain}"
         if key in self.aliases:
             return "alias", self.aliases[key]
-        if key in self.users:
-            return "user", Local(key)
+        user = self.user_key(local, domain)
+        if user is not None:
+            return "user", Local(user)
         base, plus, detail = local.partition("+")
         if plus and base:
             bkey = f"{base}@{domain}"
             if bkey in self.aliases:
                 return "alias", self.aliases[bkey]
-            if bkey in self.users:
-                return "user", Local(bkey, detail=detail or None)
+            user = self.user_key(base, domain)
+            if user is not None:
+                return "user", Local(user, detail=detail or None)
         if (base or local) == "postmaster" and self.postmaster is not None:
             # An explicit postmaster@domain alias or user won above; this is the server-wide one.
             return "alias", (self.postmaster,)
@@ -163,8 +171,9 @@ class Snapshot:
             if key in visited:
                 # A loop, or Sendmail's "a: a, b" idiom (keep a copy and forward): a real user
                 # named again is delivered to; anything else seen before is cut here.
-                if key in self.users:
-                    out.setdefault("l:" + key, Local(key))
+                user = self.user_key(local, canon)
+                if user is not None:
+                    out.setdefault("l:" + user, Local(user))
                 continue
             visited.add(key)
             kind, payload = self._step(local, canon)
