@@ -67,16 +67,29 @@ def test_data_dir_is_created_0700_and_control_socket_0600(serve_factory, tmp_pat
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
 
 
-def test_unregistered_protocol_is_shown_and_not_bound(serve_factory):
+def test_unregistered_protocol_is_shown_and_not_bound(serve_factory, tmp_path):
     port = free_port()
-    # http has no handler in the tree yet; if one lands, this test must pick another name.
-    srv = serve_factory(listeners={"http": f"127.0.0.1:{port}"})
-    if "http" in srv.state["listeners"]:
-        pytest.skip("http has a protocol handler now")
+    # Every listener has a protocol now; point http at a module that does not exist to see how a
+    # protocol not written yet is shown.
+    missing = tmp_path / "missing_protocol.py"
+    missing.write_text('from mailcove import app\napp.PROTOCOLS["http"] = "mailcove.not_written_yet:make_handler"\n')
+    srv = serve_factory(preload=[missing], listeners={"http": f"127.0.0.1:{port}"})
+    assert "http" not in srv.state["listeners"]
     row = next(line for line in srv.banner.splitlines() if line.split()[0] == "http")
     assert "not yet available" in row and f"127.0.0.1:{port}" in row
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=5)
+
+
+def test_http_listener_serves_and_can_be_switched_off(serve_factory):
+    srv = serve_factory(listeners={"http": None})
+    row = next(line for line in srv.banner.splitlines() if line.split()[0] == "http")
+    assert row.split()[1] == "off"
+    srv = serve_factory()  # the fixture configures every listener, http included
+    s, f = connect(srv.address("http"))
+    s.sendall(b"GET /nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert f.readline().startswith(b"HTTP/1.1 404 ")
+    s.close()
 
 
 def test_registered_protocol_serves_and_listen_off(serve_factory):
