@@ -1,0 +1,108 @@
+"""The DNS records a domain needs, as data: `mailcove dns DOMAIN` prints them in zone-file syntax
+and `mailcove check` compares them with what DNS publishes.
+
+Groups, in print order: MX and the host's A/AAAA (receiving), SPF, DKIM, DMARC (sending),
+the SRV records of RFC 6186 / RFC 8314 and the autoconfig/autodiscover names (clients find the
+server), MTA-STS (RFC 8461) and TLS-RPT (RFC 8460). `required` marks what mail needs to flow;
+the rest makes clients and senders work better and is a warning when missing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailcove.config import Settings
+from mailcove.web import mtasts
+
+# (service, standard port) for the SRV records of RFC 6186 (and RFC 8314's submissions).
+SRV_SERVICES: tuple[tuple[str, int], ...] = (
+    ("submissions", 465), ("submission", 587), ("imaps", 993), ("imap", 143), ("pop3s", 995), ("pop3", 110),
+)
+# Outlook's autodiscover SRV (MS-OXDISCO 3.1.5.2) points at HTTPS.
+AUTODISCOVER_HTTPS_PORT = 443
+PLACEHOLDER_ADDRESS = "192.0.2.1"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    name: str  # without the trailing dot
+    rtype: str  # MX A AAAA TXT SRV CNAME
+    value: str  # MX: "10 host"; SRV: "0 1 993 host"; CNAME: "host"; TXT: the text, unsplit; A: address
+    group: str
+    required: bool = True
+    comment: str = ""  # printed after the record (";" comment), e.g. for a placeholder address
+
+    def zone_line(self) -> str:
+        if self.rtype == "TXT":
+            from mailcove.queue.dkim import txt_strings
+
+            parts = txt_strings(self.value)
+            rdata = " ".join(f'"{s}"' for s in parts)
+            if len(parts) > 1:
+                rdata = f"( {rdata} )"
+        elif self.rtype in ("MX", "SRV", "CNAME"):
+            rdata = self.value + "."
+        else:
+            rdata = self.value
+        line = f"{self.name}. IN {self.rtype} {rdata}"
+        return f"{line} ; {self.comment}" if self.comment else line
+
+
+GROUP_TITLES = {
+    "mx": "mail for the domain goes to this server",
+    "host": "this server's address",
+    "spf": "SPF (RFC 7208): only the MX hosts send for the domain",
+    "dkim": "DKIM (RFC 6376, RFC 8463)",
+    "dmarc": "DMARC (RFC 7489): start with p=none and reports, then quarantine or reject",
+    "srv": "client configuration (RFC 6186, RFC 8314)",
+    "autoconfig": "client autoconfiguration: Thunderbird (autoconfig), Outlook (autodiscover over HTTPS)",
+    "mta-sts": "MTA-STS (RFC 8461): senders require TLS to the MX; the policy is at https://mta-sts.DOMAIN",
+    "tls-rpt": "TLS reporting (RFC 8460): where senders report TLS failures",
+}
+
+
+def expected(settings: Settings, domain: str, addresses: list[str]) -> list[Record]:
+    """Every record `domain` needs. `addresses`: this server's public addresses ([] gives a
+    placeholder the admin must replace)."""
+    from mailcove.queue.dkim import public_records
+
+    host = settings.hostname.rstrip(".").lower()
+    d = domain.rstrip(".").lower()
+    out = [Record(d, "MX", f"10 {host}", "mx")]
+    for a in addresses or [PLACEHOLDER_ADDRESS]:
+        out.append(Record(host, "AAAA" if ":" in a else "A", a, "host",
+                          comment="" if addresses else "replace with this server's public address"))
+    out.append(Record(d, "TXT", "v=spf1 mx -all", "spf"))
+    for selector, value in public_records(settings, d):
+        out.append(Record(f"{selector}._domainkey.{d}", "TXT", value, "dkim"))
+    out.append(Record(f"_dmarc.{d}", "TXT", f"v=DMARC1; p=quarantine; adkim=r; aspf=r; rua=mailto:postmaster@{d}",
+                      "dmarc"))
+    for service, port in SRV_SERVICES:
+        out.append(Record(f"_{service}._tcp.{d}", "SRV", f"0 1 {port} {host}", "srv", required=False))
+    out.append(Record(f"autoconfig.{d}", "CNAME", host, "autoconfig", required=False))
+    out.append(Record(f"autodiscover.{d}", "CNAME", host, "autoconfig", required=False))
+    out.append(Record(f"_autodiscover._tcp.{d}", "SRV", f"0 1 {AUTODISCOVER_HTTPS_PORT} {host}", "autoconfig",
+                      required=False))
+    out.append(Record(f"_mta-sts.{d}", "TXT", f"v=STSv1; id={mtasts.policy_id(settings)}", "mta-sts", required=False))
+    out.append(Record(f"mta-sts.{d}", "CNAME", host, "mta-sts", required=False))
+    out.append(Record(f"_smtp._tls.{d}", "TXT", f"v=TLSRPTv1; rua=mailto:postmaster@{d}", "tls-rpt", required=False))
+    return out
+
+
+def zone_text(settings: Settings, domain: str, addresses: list[str]) -> list[str]:
+    """The records as zone-file lines with a comment above each group (`mailcove dns`)."""
+    from mailcove.queue.dkim import public_records
+
+    d = domain.rstrip(".").lower()
+    lines: list[str] = []
+    group = ""
+    records = expected(settings, d, addresses)
+    for rec in records:
+        if rec.group != group:
+            if group == "spf" and not public_records(settings, d):
+                lines.append(f"; DKIM: no key yet; mailcove dkim generate {d}")
+            group = rec.group
+            title = GROUP_TITLES[group].replace("DOMAIN", d)
+            if group != "host":  # the host's address belongs with the MX line
+                lines.append(f"; {title}")
+        lines.append(rec.zone_line())
+    return lines
