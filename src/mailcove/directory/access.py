@@ -288,3 +288,14 @@ class AccessTable:
             if rule is not None:
                 return rule
         return None
+
+
+def is_localhost(ip: str) -> bool:
+    """127.0.0.1 or ::1 (also IPv4-mapped): what relay_from_localhost trusts."""
+    try:
+        addr = ipaddress.ip_address(ip.split("%", 1)[0].strip("[]"))
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return str(addr) in ("127.0.0.1", "::1")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import os
 import sqlite3
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mailcove.core.address import Address, AddressError, normalize_domain
-from mailcove.directory.access import normalize_pattern
+from mailcove.directory.access import is_localhost, normalize_pattern
 from mailcove.directory.api import (
     AccessRule,
     Action,
@@ -384,7 +383,7 @@ class SqliteDirectory:
         conn_rule = await self.match_connect(ip, hostname)
         if conn_rule is not None:
             return conn_rule.action is Action.RELAY
-        return self.relay_from_localhost and _is_localhost(ip)
+        return self.relay_from_localhost and is_localhost(ip)
 
     # --- writes (the admin use cases call these) ------------------------------------------------------
 
@@ -714,12 +713,3 @@ def _statements(script: str) -> list[str]:
     lines = [ln.split("--", 1)[0] for ln in script.splitlines()]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
-
-def _is_localhost(ip: str) -> bool:
-    try:
-        addr = ipaddress.ip_address(ip.split("%", 1)[0].strip("[]"))
-    except ValueError:
-        return False
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    return str(addr) in ("127.0.0.1", "::1")

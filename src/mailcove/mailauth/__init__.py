@@ -179,6 +179,8 @@ async def check_inbound(checker: InboundChecker | None, spool: bytes | Spool, ne
         end = len(message)  # a header longer than HEADER_MAX: leave the rest untouched
     head = message[:end]
     verdict = await checker.check(ip=ip, helo=helo, mail_from=mail_from, message=message, dkim_ok=whole)
+    if verdict.reject is not None:
+        return InboundOutcome(spool, verdict.junk, verdict.reject, verdict)  # nothing to rewrite
     kept = remove_our_results(head, checker.authserv_id)
     # Return-Path, added by the final delivery, stays the first field (RFC 5321 4.4); ours
     # comes right after it, above our Received:

@@ -85,6 +85,7 @@ class _Service(SmtpService):
     def __init__(self, ctx: ServerContext) -> None:
         super().__init__(ctx.settings, ctx.store, ctx.directory)
         self.queue_runner = getattr(ctx, "queue", None)
+        self.mailauth = getattr(ctx, "mailauth", None)
         self.sweeper = asyncio.ensure_future(self.sweep())
         self.submit: SubmitServer | None = None
         self._closed = False

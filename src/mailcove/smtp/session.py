@@ -18,11 +18,12 @@ import email.utils
 import logging
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mailcove import delivery
+from mailcove import delivery, mailauth
 from mailcove.core.errors import MailError
+from mailcove.directory.access import is_localhost
 from mailcove.directory.api import Action, Alias, Invalid, Local, Principal, Remote
 from mailcove.directory.errors import DirectoryBusy
 from mailcove.message.addresses import parse_address_list
@@ -105,6 +106,7 @@ class SmtpService:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.hostname = settings.hostname
         self.queue_runner: Any = None  # the outbound queue (issue 6), when the server runs one
+        self.mailauth: Any = None  # inbound SPF/DKIM/DMARC (mailcove.mailauth.InboundChecker), or None
         self._date_cache: tuple[int, str] = (0, "")
 
     async def usage(self, user: str) -> Usage | None:
@@ -255,6 +257,7 @@ class SmtpSession:
         self.last_input = time.monotonic()
         self.waiting = False  # blocked on a read: the sweeper may close us
         self.owned: set[str] = set()
+        self._trusted: bool | None = None
         self.log = io.log
         self._update_extensions()
 
@@ -621,10 +624,47 @@ class SmtpSession:
     async def _submit(self, txn: Transaction, body: Body) -> Reply:
         mail = txn.mail
         plan = txn.plan
+        source = original = body.source()
+        try:
+            if self.svc.mailauth is not None and not txn.relayed and not await self._trusted_client():
+                checked = await mailauth.check_inbound(self.svc.mailauth, source, self.svc.store.new_spool,
+                                                       ip=self.ip, helo=self.helo, mail_from=mail.sender)
+                source = checked.source
+                if checked.reject is not None:
+                    self.log.info("message from <%s> refused: %s", mail.sender, checked.reject[2])
+                    return Reply(*checked.reject)
+                if checked.junk:
+                    plan.local = {u: replace(t, mailbox="Junk") for u, t in plan.local.items()}
+            return await self._store(txn, body, source)
+        finally:
+            if source is not original and not isinstance(source, bytes):
+                # a spool check_inbound made for a large message: the store has adopted (moved)
+                # it after a success; after a refusal nothing else would remove it
+                with contextlib.suppress(Exception):
+                    source.discard()
+
+    async def _trusted_client(self) -> bool:
+        """Mail from our own users' machines is not checked against the sender's DNS: an
+        authenticated session, or a client whose address may relay (a Connect RELAY rule, or
+        localhost with relay_from_localhost), as Postfix's permit_mynetworks skips milters'
+        verdicts. SPF for a LAN address would fail and DMARC p=reject would refuse a colleague."""
+        if self.principal is not None:
+            return True
+        if self._trusted is None:
+            rule = await self.svc.directory.match_connect(self.ip, None)
+            if rule is not None:
+                self._trusted = rule.action is Action.RELAY
+            else:
+                self._trusted = self.svc.settings.directory.relay_from_localhost and is_localhost(self.ip)
+        return self._trusted
+
+    async def _store(self, txn: Transaction, body: Body, source: Any) -> Reply:
+        mail = txn.mail
+        plan = txn.plan
         try:
             result = await plan.submit(
                 self.svc.store,
-                body.source(),
+                source,
                 sender=mail.sender,
                 envid=mail.envid,
                 ret=mail.ret,
