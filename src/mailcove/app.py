@@ -202,7 +202,7 @@ class App:
             self.control.remove_socket()
             raise StartupError(f"cannot open the store in {self.settings.data_dir}: {exc}") from exc
         try:
-            self.directory = open_directory(self.settings)
+            self.directory = open_directory(self.settings, store=self.store)
             await self.directory.start()
         except Exception as exc:
             await self.store.close()

@@ -126,6 +126,11 @@ class ServerSettings:
     max_message_bytes: int = 64 * 1024 * 1024
     # Most recipients one control-socket delivery may name.
     max_recipients: int = 1000
+    # Started as root, `mailcove serve` binds its ports, then becomes this user (and `group`, or
+    # the user's primary group; supplementary groups from /etc/group). Empty: "mailcove" if that
+    # account exists, else stay root with a warning. "root": never drop (not recommended).
+    user: str = ""
+    group: str = ""
 
 
 @dataclass

@@ -85,26 +85,27 @@ async def _direct(settings: Settings, message: bytes, sender: str | None, recipi
     host = settings.hostname
     if sender is None:
         sender = f"{user}@{host}"
-    directory = open_directory(settings)
-    await directory.start()
-    try:
-        plan = DeliveryPlan()
-        for r in recipients:
-            target = await qualify(directory, r, host)
-            res = await resolve(directory, target)
-            if isinstance(res, Invalid):
-                return SubmitOutcome(False, "store", 550, "5.1.1", f"<{r}>: {res.reason}")
-            plan.add(res)
-    finally:
-        await directory.close()
-    trace = ""
-    if plan.local:
-        trace += f"Return-Path: <{sender}>\r\n"
-    trace += (f"Received: by {host} (mailcove) with local (user {user});\r\n"
-              f"\t{email.utils.formatdate(time.time(), localtime=True)}\r\n")
     store = open_store(settings, watch_changes=False)
     await store.start()
     try:
+        # The store goes to the directory too: system users' accounts are made on first delivery.
+        directory = open_directory(settings, store=store)
+        await directory.start()
+        try:
+            plan = DeliveryPlan()
+            for r in recipients:
+                target = await qualify(directory, r, host)
+                res = await resolve(directory, target)
+                if isinstance(res, Invalid):
+                    return SubmitOutcome(False, "store", 550, "5.1.1", f"<{r}>: {res.reason}")
+                plan.add(res)
+        finally:
+            await directory.close()
+        trace = ""
+        if plan.local:
+            trace += f"Return-Path: <{sender}>\r\n"
+        trace += (f"Received: by {host} (mailcove) with local (user {user});\r\n"
+                  f"\t{email.utils.formatdate(time.time(), localtime=True)}\r\n")
         result = await plan.submit(store, trace.encode("utf-8", "replace") + message, sender=sender,
                                    auth_user=f"local:{user}", client="local")
     except MailError as exc:

@@ -47,7 +47,15 @@ if TYPE_CHECKING:
 def open_directory(settings: Settings, **kwargs: Any) -> SqliteDirectory:
     """The configured directory (not yet started: `await d.start()` or `async with`): in the
     PostgreSQL database when the store is there (`[store] backend = "postgres"`), so every node
-    shares it; otherwise `<data_dir>/directory.db`."""
+    shares it; otherwise `<data_dir>/directory.db`. `store` (optional) is where system users'
+    accounts are made on first use (`[directory] users = "system"`); other directories ignore it."""
+    store = kwargs.pop("store", None)
+    if settings.directory.users == "system":
+        if settings.store.backend == "postgres":
+            raise DirectoryError('[directory] users = "system" works with the SQLite store only (for now)')
+        from mailcove.directory.system import SystemDirectory
+
+        return SystemDirectory.from_settings(settings, store=store, **kwargs)
     if settings.store.backend == "postgres":
         from mailcove.directory.postgres import PostgresDirectory
 
