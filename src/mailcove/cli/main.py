@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "dkim",
     "dns",
     "db",
+    "importing",
 )
 
 

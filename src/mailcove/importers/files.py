@@ -1,0 +1,66 @@
+"""Reading the old installation's files, with limits, behind a small interface.
+
+Parsers take a `Files` instead of opening paths themselves, so tests (and a future "import from
+an uploaded tarball") can hand them a dict of texts. DiskFiles is the real one."""
+
+from __future__ import annotations
+
+import glob as _glob
+import os
+from pathlib import Path
+from typing import Protocol
+
+# A configuration file larger than this is not a configuration file; refusing it bounds memory.
+MAX_FILE_BYTES = 16 * 1024 * 1024
+
+
+class FileProblem(Exception):
+    """A file that exists but cannot be used (too big, unreadable, not text)."""
+
+
+class Files(Protocol):
+    def read(self, path: str) -> str | None:
+        """The file's text, None when it does not exist. Raises FileProblem when it exists but
+        cannot be read."""
+
+    def glob(self, pattern: str) -> list[str]:
+        """Matching paths, sorted (Dovecot includes `conf.d/*.conf` in name order)."""
+
+
+class DiskFiles:
+    def read(self, path: str) -> str | None:
+        p = Path(path)
+        try:
+            size = p.stat().st_size
+            if not p.is_file():
+                raise FileProblem(f"{path}: not a regular file")
+            if size > MAX_FILE_BYTES:
+                raise FileProblem(f"{path}: {size} bytes, more than the {MAX_FILE_BYTES} a configuration file may have")
+            with open(p, "rb") as f:
+                data = f.read(MAX_FILE_BYTES + 1)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise FileProblem(f"{path}: {exc.strerror or exc}") from None
+        # Old configuration files are often Latin-1; surrogateescape keeps every byte readable
+        # and the report can still show the line.
+        return data.decode("utf-8", errors="surrogateescape")
+
+    def glob(self, pattern: str) -> list[str]:
+        return sorted(p for p in _glob.glob(pattern) if os.path.isfile(p))
+
+
+class MemoryFiles:
+    """Files held in a dict (tests, or a future import of an uploaded archive)."""
+
+    def __init__(self, files: dict[str, str]) -> None:
+        self.files = {os.path.normpath(k): v for k, v in files.items()}
+
+    def read(self, path: str) -> str | None:
+        return self.files.get(os.path.normpath(path))
+
+    def glob(self, pattern: str) -> list[str]:
+        import fnmatch
+
+        pat = os.path.normpath(pattern)
+        return sorted(p for p in self.files if fnmatch.fnmatchcase(p, pat) and p.count("/") == pat.count("/"))
