@@ -270,6 +270,10 @@ def serve_factory(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
         }
         plan.update(listeners or {})
         args = ["--config", str(cfg), "--data", str(data), "serve", *extra_args]
+        if "--user" not in extra_args:
+            # Data dirs live under pytest's 0700 root-owned tmp dirs, which a dropped-to user
+            # could not reach; tests of the privilege drop pass --user themselves (tests/deploy).
+            args += ["--user", "root"]
         for name, addr in plan.items():
             args += ["--listen", f"{name}={addr or ''}"]
         # MAILCOVE_TEST_PRELOAD (os.pathsep-separated files) adds preloads to every server started,

@@ -35,9 +35,11 @@ from mailcove.config import ConfigError, Settings
 from mailcove.config.settings import IMPLICIT_TLS_LISTENERS, LISTENER_NAMES
 from mailcove.directory import Directory, open_directory
 from mailcove.logs import setup_logging
+from mailcove.net import privileges
 from mailcove.net.addresses import ListenerPlan, parse_overrides, plan_listeners
 from mailcove.net.control import ControlClient, ControlServer, ControlUnavailable
 from mailcove.net.listeners import BindError, BoundListener, ConnectionTracker, Listener, bind_all
+from mailcove.net.systemd import notify as sd_notify
 from mailcove.net.tls import CertificateInfo, TlsConfigError, TlsHolder, describe_certificate, ensure_certificate
 from mailcove.store.api import DeliveryTarget, MailStore
 
@@ -124,6 +126,8 @@ class App:
         self.listeners: list[Listener] = []
         self.queue: QueueRunner | None = None
         self._stop: asyncio.Event | None = None
+        # Who serves, for the banner: set by run_server after the privilege drop.
+        self.run_as = ""
 
     # --- phase 1: everything that can fail on configuration, before anything is served ---------
 
@@ -242,6 +246,7 @@ class App:
             loop.add_signal_handler(signal.SIGHUP, self._reload)
             self._write_state()
             self._print_banner()
+            sd_notify("READY=1\nSTATUS=serving")
             await self._stop.wait()
             await self._shutdown(handlers)
         finally:
@@ -263,6 +268,7 @@ class App:
         if self._stop is not None and not self._stop.is_set():
             log.info("%s: shutting down (up to %.0fs for sessions in flight)", signal.Signals(sig).name,
                      self.settings.server.shutdown_timeout)
+            sd_notify("STOPPING=1")
             self._stop.set()
 
     def _reload(self) -> None:
@@ -330,6 +336,8 @@ class App:
                 where = f"not yet available (no protocol handler; would listen on {wanted})"
             lines.append(f"  {plan.name:<12} {where}")
         lines.append(f"  {'control':<12} {s.control_socket_path.resolve()}")
+        if self.run_as:
+            lines.append(f"  {'user':<12} {self.run_as}")
         if s.tls.enabled and self.tls.cert_path is not None:
             info = describe_certificate(self.tls.cert_path)
             kind = "self-signed, generated now" if self.tls.generated else (
@@ -351,11 +359,25 @@ class App:
         self._out.flush()
 
 
-def run_server(settings: Settings, listen: Sequence[str] = ()) -> int:
-    """`mailcove serve`: prepare (ConfigError propagates: exit 2), then serve with uvloop if it
-    is installed."""
+def run_server(settings: Settings, listen: Sequence[str] = (), user: str | None = None) -> int:
+    """`mailcove serve`: prepare (ConfigError propagates: exit 2), drop root privileges once
+    everything privileged is done (net/privileges.py), then serve with uvloop if it is installed."""
+    target, run_as = privileges.resolve_target(settings, user)
+    data_dir_created = not settings.data_dir.exists()
+    log_file_created = settings.log.file is not None and not settings.log.file.exists()
     app = App(settings, listen)
     app.prepare()
+    if target is not None:
+        try:
+            privileges.prepare_for_drop(settings, target, data_dir_created=data_dir_created,
+                                        log_file_created=log_file_created)
+            privileges.drop(target)
+        except BaseException:
+            app._close_bound()
+            if app.control is not None:
+                app.control.remove_socket()
+            raise
+    app.run_as = run_as
     try:
         import uvloop
 

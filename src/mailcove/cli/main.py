@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import click
 
 from mailcove.config import ConfigError, Settings, load_settings
+from mailcove.net import privileges
 
 COMMAND_MODULES = (
     "serve",
@@ -46,6 +47,10 @@ class CliContext:
             except ConfigError as exc:
                 click.echo(f"mailcove: config error: {exc}", err=True)
                 sys.exit(2)
+            # root on a data dir owned by the service user: become its owner before any command
+            # opens a database, so no root-owned SQLite/blob files are left behind.
+            ctx = click.get_current_context(silent=True)
+            privileges.adopt_data_dir_owner(self._settings, ctx.find_root().invoked_subcommand if ctx else None)
         return self._settings
 
 
