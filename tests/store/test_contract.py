@@ -730,3 +730,109 @@ async def test_lease_is_shared_by_two_store_instances(make_store: Callable[..., 
 async def test_lease_arguments_are_limited(store: MailStore, name: str, owner: str, ttl: float) -> None:
     with pytest.raises(ValueError):
         await store.acquire_lease(name, owner, ttl)
+
+
+# --- export / restore (mailcove db copy) ------------------------------------------------------
+
+
+async def _export_all(store: MailStore, user: str) -> tuple[object, dict[str, list[object]]]:
+    state = await store.export_account(user)
+    messages: dict[str, list[object]] = {}
+    for box in state.mailboxes:
+        if box.noselect:
+            continue
+        mid = (await store.get_mailbox(user, box.name)).id
+        got: list[object] = []
+        after = 0
+        while page := await store.export_messages(mid, after, 2):  # tiny pages: paging is exercised
+            got.extend(page)
+            after = page[-1].uid
+        messages[box.name] = got
+    return state, messages
+
+
+async def test_export_restore_keeps_what_clients_cache(make_store: Callable[..., MailStore]) -> None:
+    import dataclasses
+
+    store = make_store(inline_max=64)  # the big message below goes to a blob file where there are any
+    await store.start()
+    try:
+        await store.create_account(A)
+        await store.set_quota(A, 10_000_000, 1000)
+        inbox = await inbox_id(store)
+        for i in range(5):
+            await store.deliver(msg(i), [DeliveryTarget(A)])
+        big = msg(99, body=b"x" * 5000)
+        await store.append(A, "INBOX", big, flags=["$Label1", "\\Answered"], internaldate=1_600_000_000.5)
+        await store.store_flags(inbox, [1, 2], "+", ["\\Seen", "$Work"])
+        await store.store_flags(inbox, [3], "+", ["\\Deleted"])
+        assert await store.expunge(inbox) == [3]
+        await store.create_mailbox(A, "Projects/2026")
+        await store.set_subscribed(A, "Ghost", True)  # a \Noselect placeholder
+        state, messages = await _export_all(store, A)
+        src_inbox = await store.get_mailbox(A, "INBOX")
+        assert [m.uid for m in messages["INBOX"]] == [1, 2, 4, 5, 6]
+        assert dict(next(b for b in state.mailboxes if b.name == "INBOX").expunged).keys() == {3}
+
+        # Restore as another account of the same store: same states, same messages.
+        C = "c@hamap.local"
+        await store.restore_account(dataclasses.replace(state, user=C))
+        for name, msgs in messages.items():
+            await store.restore_messages(C, name, msgs)  # type: ignore[arg-type]
+        state2, messages2 = await _export_all(store, C)
+        assert dataclasses.replace(state2, user=A) == state
+        assert messages2 == messages
+        c_inbox = await store.get_mailbox(C, "INBOX")
+        for field_ in ("uidvalidity", "uidnext", "highestmodseq", "messages", "unseen", "size"):
+            assert getattr(c_inbox, field_) == getattr(src_inbox, field_), field_
+        assert await store.usage(C) == await store.usage(A)
+        assert await store.expunged_since(c_inbox.id, 0) == [3]
+        index = await store.index(c_inbox.id)
+        assert [e.flags for e in index] == [e.flags for e in await store.index(src_inbox.id)]
+        assert await store.read_message(c_inbox.id, 6) == big
+
+        # The restored mailbox carries on where the source was: no UID or MODSEQ reused.
+        (r,) = await store.deliver(msg(7), [DeliveryTarget(C)])
+        assert r.uid == src_inbox.uidnext and r.modseq > src_inbox.highestmodseq
+        new_box = await store.create_mailbox(C, "Later")
+        assert new_box.uidvalidity > max(b.uidvalidity for b in state.mailboxes)
+
+        # Only into an empty target, and only below UIDNEXT / HIGHESTMODSEQ.
+        from mailcove.core.errors import StoreError
+
+        with pytest.raises(StoreError):
+            await store.restore_account(dataclasses.replace(state, user=C))
+        bad = dataclasses.replace(messages["INBOX"][0], uid=10_000)  # type: ignore[type-var]
+        with pytest.raises(ValueError):
+            await store.restore_messages(C, "INBOX", [bad])  # type: ignore[list-item]
+        present = messages["INBOX"][0]
+        with pytest.raises(ValueError):
+            await store.restore_messages(C, "INBOX", [present])  # type: ignore[list-item]
+    finally:
+        await store.close()
+
+
+async def test_export_restore_queue(store: MailStore) -> None:
+    from mailcove.store.api import QueueOutcome
+
+    data = msg(1, body=b"q" * 300)
+    res = await store.submit(data, [], _envelope("r1@remote.example", "r2@remote.example"))
+    assert res.queue_id is not None
+    item = await store.queue_get(res.queue_id)
+    claims = await store.queue_claim(item.created + 1, 60.0, 10)
+    await store.queue_record([
+        QueueOutcome(res.queue_id, 0, claims[0].lease, "queued", item.created + 900, "451 4.3.0 later", warned=True),
+        QueueOutcome(res.queue_id, 1, claims[1].lease, "sent"),
+    ])
+    (exported,) = await store.export_queue(0, 10)
+    assert exported.data == data and exported.warned == frozenset({0})
+    assert await store.export_queue(res.queue_id, 10) == []
+    new_id = await store.restore_queue(exported)
+    assert new_id != res.queue_id
+    copy = await store.queue_get(new_id)
+    assert copy.recipients == exported.item.recipients and copy.envelope == exported.item.envelope
+    assert (copy.created, copy.size) == (exported.item.created, exported.item.size)
+    assert await store.queue_read(new_id) == data
+    # the restored recipient is due as the original was, with its warning state
+    (claim,) = [c for c in await store.queue_claim(item.created + 1000, 60.0, 10) if c.queue_id == new_id]
+    assert (claim.idx, claim.attempts, claim.warned) == (0, 1, True)

@@ -247,6 +247,53 @@ class Usage:
     max_messages: int  # 0 = unlimited
 
 
+# --- whole-installation copy between backends (`mailcove db copy`) ---------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxState:
+    """A mailbox as a client's cache knows it: restoring it elsewhere must not make a client
+    resync (same UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ, and the expunge records QRESYNC's
+    VANISHED answers from)."""
+
+    name: str
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int
+    special_use: str | None
+    subscribed: bool
+    noselect: bool
+    expunged: tuple[tuple[int, int], ...] = ()  # (uid, modseq of its removal), uid order
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    user: str
+    quota_bytes: int
+    quota_messages: int
+    mailboxes: tuple[MailboxState, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """One message exactly as stored: restored with the same UID, flags, MODSEQ and date."""
+
+    uid: int
+    flags: frozenset[str]
+    modseq: int
+    internaldate: float
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class QueueState:
+    """One outbound queue entry with its recipients' delivery state and its bytes."""
+
+    item: QueueItem
+    warned: frozenset[int]  # recipient indexes whose delay warning went out
+    data: bytes
+
+
 LEASE_MAX_NAME = 512
 LEASE_MAX_TTL = 86400.0
 
@@ -387,6 +434,31 @@ class MailStore(Protocol):
     async def copy(self, mailbox_id: int, uids: Sequence[int], dest_mailbox_id: int) -> CopyResult: ...
     async def move(self, mailbox_id: int, uids: Sequence[int], dest_mailbox_id: int) -> CopyResult: ...
     async def expunged_since(self, mailbox_id: int, modseq: int) -> list[int]: ...
+
+    # --- copying a whole installation to another backend (`mailcove db copy`) ---------------
+    # Export reads what a client's cache and the queue depend on; restore writes it back
+    # verbatim into an empty target. Nothing here publishes changes or applies quotas: the
+    # target is not serving yet.
+    async def export_account(self, user: str) -> AccountState:
+        """The account's quota and every mailbox's state (AccountNotFound if none)."""
+    async def export_messages(self, mailbox_id: int, after_uid: int, limit: int) -> list[StoredMessage]:
+        """Up to `limit` messages with UID > after_uid, in UID order: page through a mailbox
+        with bounded memory."""
+    async def restore_account(self, state: AccountState) -> None:
+        """Create the account with exactly these mailboxes (no default ones) and expunge
+        records. StoreError if the account exists. New mailboxes created later get a
+        UIDVALIDITY above every restored one."""
+    async def restore_messages(self, user: str, mailbox: str, messages: Sequence[StoredMessage]) -> None:
+        """Add messages with their UID, flags, MODSEQ and internal date unchanged, in one commit.
+        Each UID must be below the mailbox's UIDNEXT and not present, each MODSEQ at most its
+        HIGHESTMODSEQ (ValueError otherwise, nothing stored). Counters and usage follow; the
+        next new message gets UIDNEXT and a MODSEQ above HIGHESTMODSEQ."""
+    async def export_queue(self, after_id: int, limit: int) -> list[QueueState]:
+        """Up to `limit` queue entries with id > after_id, in id order, with their bytes."""
+    async def restore_queue(self, entry: QueueState) -> int:
+        """Add one queue entry with its recipients' status, attempts, next attempt, last error
+        and warning state (leases are not kept: a claimed recipient is simply due). Returns
+        its new id (ids are not kept)."""
 
     # --- leases: named locks shared by every process and node on this store ------------------
     # A lease is held by one owner until it is released or its time-to-live passes without a

@@ -18,6 +18,7 @@ from typing import Any
 from mailcove.core.errors import MailboxNotFound, StoreError
 from mailcove.message import MessageInfo, scan, to_crlf
 from mailcove.store.api import (
+    AccountState,
     AppendResult,
     CopyResult,
     DeliveryTarget,
@@ -34,6 +35,8 @@ from mailcove.store.api import (
     QueuedRecipient,
     QueueItem,
     QueueOutcome,
+    QueueState,
+    StoredMessage,
     SubmitResult,
     Usage,
     check_lease_args,
@@ -42,7 +45,7 @@ from mailcove.store.blobs import BlobDir
 from mailcove.store.changes import Change, ChangeBus
 from mailcove.store.names import normalize_name
 from mailcove.store.spool import Spool
-from mailcove.store.sqlite import leases, ops
+from mailcove.store.sqlite import leases, ops, transfer
 from mailcove.store.sqlite.flags import FlagSets
 from mailcove.store.sqlite.poller import ChangePoller
 from mailcove.store.sqlite.readers import ReaderPool
@@ -588,6 +591,80 @@ class SqliteStore:
                 )
             ]
         )
+
+    # --- copying to another backend (mailcove db copy) -----------------------------------------
+
+    async def export_account(self, user: str) -> AccountState:
+        return await self._read(lambda c: transfer.read_account(c, user))
+
+    async def export_messages(self, mailbox_id: int, after_uid: int, limit: int) -> list[StoredMessage]:
+        return await self._read(
+            lambda c: transfer.read_messages(c, self.flagsets, self._blob_bytes, mailbox_id, after_uid, limit)
+        )
+
+    def _blob_bytes(self, rel: str) -> bytes:
+        return self.blobs.path(rel).read_bytes()
+
+    async def restore_account(self, state: AccountState) -> None:
+        await self._write(_bind(transfer.restore_account, state))
+
+    async def restore_messages(self, user: str, mailbox: str, messages: Sequence[StoredMessage]) -> None:
+        if not messages:
+            return
+        name = normalize_name(mailbox)
+
+        def prepare() -> tuple[list[transfer.RestoreRow], list[str]]:
+            rows: list[transfer.RestoreRow] = []
+            files: list[str] = []
+            try:
+                for m in messages:
+                    data, path = self._place(m.data)
+                    if path is not None:
+                        files.append(path)
+                    rows.append(
+                        (m.uid, frozenset(m.flags), m.modseq, m.internaldate, len(m.data), data, path,
+                         scan(m.data).to_bytes())
+                    )
+            except BaseException:
+                self.blobs.remove(files)
+                raise
+            return rows, files
+
+        rows, files = await asyncio.to_thread(prepare)
+        try:
+            await self._write(_bind(transfer.restore_messages, user, name, rows))
+        except BaseException:
+            self.blobs.remove(files)
+            raise
+
+    def _place(self, data: bytes) -> tuple[bytes | None, str | None]:
+        """Inline bytes, or a committed blob file for a body above the inline limit."""
+        if len(data) <= self._inline_max:
+            return data, None
+        tmp = self.blobs.new_tmp_path()
+        tmp.write_bytes(data)
+        return None, self.blobs.commit_file(tmp)
+
+    async def export_queue(self, after_id: int, limit: int) -> list[QueueState]:
+        def q(conn: sqlite3.Connection) -> list[QueueState]:
+            sql = "SELECT id FROM queue WHERE id > ? ORDER BY id LIMIT ?"
+            ids = [i for (i,) in conn.execute(sql, (after_id, limit))]
+            items = [it for i in ids for it in _queue_items(conn, i)]
+            extras = transfer.read_queue_extras(conn, self._blob_bytes, ids)
+            return [QueueState(it, *extras[it.id]) for it in items]
+
+        return await self._read(q)
+
+    async def restore_queue(self, entry: QueueState) -> int:
+        data, path = await asyncio.to_thread(self._place, entry.data)
+        try:
+            return await self._write(
+                _bind(transfer.restore_queue, entry, envelope_to_json(entry.item.envelope), data, path)
+            )
+        except BaseException:
+            if path is not None:
+                self.blobs.remove([path])
+            raise
 
     # --- leases ------------------------------------------------------------------------------
 

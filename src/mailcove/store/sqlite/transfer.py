@@ -1,0 +1,161 @@
+"""Export and restore of whole accounts and the queue (store/api.py, `mailcove db copy`).
+
+Reads take a reader connection; writes are writer-thread operations like ops.py's. Restoring
+writes rows with the source's UIDs, MODSEQs and counters as they are: it is a copy, not a
+delivery, so no change is published and no quota applies."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+
+from mailcove.core.errors import AccountNotFound, MailboxNotFound, StoreError
+from mailcove.store.api import AccountState, MailboxState, QueueState, StoredMessage
+from mailcove.store.sqlite.flags import FlagSets
+from mailcove.store.sqlite.writer import Txn
+
+SEEN = "\\Seen"
+# (uid, flags, modseq, internaldate, size, inline data or None, blob file or None, info)
+RestoreRow = tuple[int, frozenset[str], int, float, int, bytes | None, str | None, bytes]
+
+
+def read_account(conn: sqlite3.Connection, user: str) -> AccountState:
+    row = conn.execute("SELECT id, quota_bytes, quota_messages FROM accounts WHERE name = ?", (user,)).fetchone()
+    if row is None:
+        raise AccountNotFound(f"no such account: {user}")
+    account_id, qbytes, qmsgs = row
+    boxes = []
+    for mid, name, validity, uidnext, hms, special, subscribed, noselect in conn.execute(
+        "SELECT id, name, uidvalidity, uidnext, highestmodseq, special_use, subscribed, noselect FROM mailboxes"
+        " WHERE account_id = ? ORDER BY name",
+        (account_id,),
+    ).fetchall():
+        expunged = tuple(
+            (u, m)
+            for u, m in conn.execute("SELECT uid, modseq FROM expunged WHERE mailbox_id = ? ORDER BY uid", (mid,))
+        )
+        boxes.append(MailboxState(name, validity, uidnext, hms, special, bool(subscribed), bool(noselect), expunged))
+    return AccountState(user, qbytes, qmsgs, tuple(boxes))
+
+
+def read_messages(
+    conn: sqlite3.Connection,
+    flagsets: FlagSets,
+    blob_bytes: Callable[[str], bytes],
+    mailbox_id: int,
+    after_uid: int,
+    limit: int,
+) -> list[StoredMessage]:
+    rows = conn.execute(
+        "SELECT m.uid, m.flagset, m.modseq, m.internaldate, b.path, b.data FROM messages m"
+        " JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid > ? ORDER BY m.uid LIMIT ?",
+        (mailbox_id, after_uid, limit),
+    ).fetchall()
+    return [
+        StoredMessage(
+            uid, flagsets.get(conn, fid), modseq, when, bytes(data or b"") if path is None else blob_bytes(path)
+        )
+        for uid, fid, modseq, when, path, data in rows
+    ]
+
+
+def read_queue_extras(
+    conn: sqlite3.Connection, blob_bytes: Callable[[str], bytes], ids: Sequence[int]
+) -> dict[int, tuple[frozenset[int], bytes]]:
+    out: dict[int, tuple[frozenset[int], bytes]] = {}
+    for qid in ids:
+        path, data = conn.execute(
+            "SELECT b.path, b.data FROM queue q JOIN blobs b ON b.id = q.blob_id WHERE q.id = ?", (qid,)
+        ).fetchone()
+        warned = frozenset(
+            i for (i,) in conn.execute("SELECT idx FROM queue_rcpts WHERE queue_id = ? AND warned != 0", (qid,))
+        )
+        out[qid] = (warned, bytes(data or b"") if path is None else blob_bytes(path))
+    return out
+
+
+def restore_account(conn: sqlite3.Connection, txn: Txn, state: AccountState) -> None:
+    if conn.execute("SELECT 1 FROM accounts WHERE name = ?", (state.user,)).fetchone():
+        raise StoreError(f"account {state.user} already exists in the target", code=550, enhanced="5.2.0")
+    last = max((m.uidvalidity for m in state.mailboxes), default=0)
+    cur = conn.execute(
+        "INSERT INTO accounts (name, quota_bytes, quota_messages, last_uidvalidity) VALUES (?, ?, ?, ?)",
+        (state.user, state.quota_bytes, state.quota_messages, last),
+    )
+    account_id = cur.lastrowid or 0
+    for m in state.mailboxes:
+        cur = conn.execute(
+            "INSERT INTO mailboxes (account_id, name, uidvalidity, uidnext, highestmodseq, special_use, subscribed,"
+            " noselect) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (account_id, m.name, m.uidvalidity, m.uidnext, m.highestmodseq, m.special_use, int(m.subscribed),
+             int(m.noselect)),
+        )
+        mailbox_id = cur.lastrowid or 0
+        conn.executemany(
+            "INSERT INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)",
+            [(mailbox_id, uid, modseq) for uid, modseq in m.expunged],
+        )
+
+
+def restore_messages(conn: sqlite3.Connection, txn: Txn, user: str, name: str, rows: Sequence[RestoreRow]) -> None:
+    acct = conn.execute("SELECT id FROM accounts WHERE name = ?", (user,)).fetchone()
+    if acct is None:
+        raise AccountNotFound(f"no such account: {user}")
+    box = conn.execute(
+        "SELECT id, uidnext, highestmodseq FROM mailboxes WHERE account_id = ? AND name = ?", (acct[0], name)
+    ).fetchone()
+    if box is None:
+        raise MailboxNotFound(f"no such mailbox: {name}")
+    mailbox_id, uidnext, hms = box
+    for uid, _f, modseq, *_rest in rows:
+        if not 0 < uid < uidnext or modseq > hms:
+            raise ValueError(f"{name}: UID {uid} / MODSEQ {modseq} outside UIDNEXT {uidnext} / HIGHESTMODSEQ {hms}")
+    inserts = []
+    unseen = total = 0
+    for uid, flags, modseq, when, size, data, path, info in rows:
+        cur = conn.execute(
+            "INSERT INTO blobs (size, refs, data, path, info) VALUES (?, 1, ?, ?, ?)", (size, data, path, info)
+        )
+        inserts.append((mailbox_id, uid, cur.lastrowid or 0, txn.flag_id(conn, flags), modseq, when, size))
+        unseen += SEEN not in flags
+        total += size
+    try:
+        conn.executemany(
+            "INSERT INTO messages (mailbox_id, uid, blob_id, flagset, modseq, internaldate, size)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            inserts,
+        )
+    except sqlite3.IntegrityError:
+        raise ValueError(f"{name}: a restored UID is already present") from None
+    conn.execute(
+        "UPDATE mailboxes SET messages = messages + ?, unseen = unseen + ?, size = size + ? WHERE id = ?",
+        (len(rows), unseen, total, mailbox_id),
+    )
+    conn.execute(
+        "UPDATE accounts SET used_bytes = used_bytes + ?, used_messages = used_messages + ? WHERE id = ?",
+        (total, len(rows), acct[0]),
+    )
+
+
+def restore_queue(
+    conn: sqlite3.Connection, txn: Txn, entry: QueueState, envelope_json: str, data: bytes | None, path: str | None
+) -> int:
+    item = entry.item
+    cur = conn.execute(
+        "INSERT INTO blobs (size, refs, data, path, info) VALUES (?, 1, ?, ?, ?)", (len(entry.data), data, path, b"")
+    )
+    cur = conn.execute(
+        "INSERT INTO queue (blob_id, created, size, envelope) VALUES (?, ?, ?, ?)",
+        (cur.lastrowid or 0, item.created, item.size, envelope_json),
+    )
+    queue_id = cur.lastrowid or 0
+    conn.executemany(
+        "INSERT INTO queue_rcpts (queue_id, idx, address, orcpt, notify, status, attempts, next_attempt, last_error,"
+        " warned) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (queue_id, i, r.address, r.orcpt, ",".join(r.notify), r.status, r.attempts, r.next_attempt, r.last_error,
+             int(i in entry.warned))
+            for i, r in enumerate(item.recipients)
+        ],
+    )
+    return queue_id
