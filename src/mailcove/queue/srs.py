@@ -22,6 +22,14 @@ _B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 MAX_AGE_DAYS = 21
 
 
+def read_secret(path: Path) -> bytes | None:
+    """The secret in `path`, or None when none was ever made (then no SRS address is ours)."""
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        return None
+
+
 def load_secret(path: Path) -> bytes:
     """The secret in `path`, made (0600) on first use."""
     try:

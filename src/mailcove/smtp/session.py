@@ -56,6 +56,7 @@ from mailcove.proto.smtp import (
 from mailcove.proto.smtp import replies as R
 from mailcove.proto.smtp.params import unquote_local
 from mailcove.proto.smtp.sasl import Challenge, Credentials, SaslFailure, ServerMechanism, server_mechanism
+from mailcove.queue import srs
 from mailcove.smtp.limits import ConnectionCounter, HourlyRate
 
 if TYPE_CHECKING:
@@ -108,6 +109,24 @@ class SmtpService:
         self.queue_runner: Any = None  # the outbound queue (issue 6), when the server runs one
         self.mailauth: Any = None  # inbound SPF/DKIM/DMARC (mailcove.mailauth.InboundChecker), or None
         self._date_cache: tuple[int, str] = (0, "")
+        self._srs_secret: bytes | None = None
+
+    def srs_reverse(self, address: str) -> Remote | Invalid | None:
+        """A bounce to an SRS address our queue made (issue 6): the original sender, which any
+        client may reach through us, as the forwarded mail left in our name. None when the
+        address is not in our SRS domain."""
+        local, at, domain = address.rpartition("@")
+        q = self.settings.queue
+        if not at or local[:5].upper() != "SRS0=" or domain.lower() != (q.srs_domain or self.hostname).lower():
+            return None
+        if self._srs_secret is None:
+            self._srs_secret = srs.read_secret(self.settings.data_dir / "srs.key")
+            if self._srs_secret is None:
+                return Invalid("no SRS address was ever made here")
+        original = srs.reverse(address, self._srs_secret)
+        if original is None:
+            return Invalid("SRS address forged or expired")
+        return Remote(original)
 
     async def usage(self, user: str) -> Usage | None:
         """Quota usage for the RCPT-time check, cached briefly: the store's own check at commit
@@ -518,14 +537,17 @@ class SmtpSession:
             if rule.action is Action.DISCARD:
                 txn.accepted.append(addr)
                 return R.RCPT_OK  # accepted and dropped: never delivered
-        res = await delivery.resolve(d, addr)
+        res = self.svc.srs_reverse(addr)
+        srs_bounce = res is not None
+        if res is None:
+            res = await delivery.resolve(d, addr)
         if isinstance(res, Invalid):
             self.log.info("RCPT TO:<%s> refused: %s", addr, res.reason)
             if res.reason.startswith("bad address syntax"):
                 return Reply(553, "5.1.3", f"<{addr}>: Bad recipient address syntax")
             return Reply(550, "5.1.1", f"<{addr}>: Recipient address rejected: User unknown")
         relaying = 0
-        if isinstance(res, Remote) and self.principal is None:
+        if isinstance(res, Remote) and self.principal is None and not srs_bounce:
             if not await d.relay_allowed(self.ip, addr, sender=txn.mail.sender or None):
                 self.log.info("RCPT TO:<%s> refused: relaying denied for %s", addr, self.ip)
                 return Reply(550, "5.7.1", f"<{addr}>: Relay access denied")
