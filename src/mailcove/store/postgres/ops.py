@@ -1,0 +1,737 @@
+"""Write operations, each run inside one transaction by writer.Writer (retried whole on deadlock).
+
+Each takes the connection and the Txn first; they raise core.errors exceptions, which roll the
+transaction back. Lock order (see writer.py): accounts, then mailboxes by ascending id, then blobs.
+
+UIDs and MODSEQs: a mailbox's uidnext and highestmodseq are only ever advanced by an UPDATE of
+its row inside the transaction that inserts (or flags, or expunges) the messages. That UPDATE
+takes the row lock and holds it until COMMIT, so a second transaction allocating in the same
+mailbox waits, then (READ COMMITTED re-reads the updated row) continues from the first one's
+values. Allocations in one mailbox therefore commit in allocation order: whenever UID n+1 (or
+MODSEQ m+1) is visible to a reader, every lower one that will ever exist is already visible too.
+An aborted transaction leaves a gap, never a late arrival. This holds across nodes because the
+lock lives in the database, not in a process."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from mailcove.core.errors import (
+    AccountNotFound,
+    BadMailboxName,
+    DiskFull,
+    MailboxExists,
+    MailboxNotFound,
+    QuotaExceeded,
+    StoreError,
+)
+from mailcove.store.api import DEFAULT_MAILBOXES, SEPARATOR, AppendResult, CopyResult, FlagUpdate, IndexEntry
+from mailcove.store.names import is_inferior, normalize_name, parents
+from mailcove.store.postgres.flags import FlagCache, flags_text
+from mailcove.store.postgres.writer import Txn
+
+SEEN = "\\Seen"
+DELETED = "\\Deleted"
+
+Conn = asyncpg.Connection
+
+# --- accounts -------------------------------------------------------------------------------------
+
+
+async def _lock_account(conn: Conn, user: str) -> int:
+    account_id = await conn.fetchval("SELECT id FROM accounts WHERE name = $1 FOR UPDATE", user)
+    if account_id is None:
+        raise AccountNotFound(f"no such account: {user}")
+    return account_id
+
+
+async def _lock_account_of(conn: Conn, mailbox_id: int) -> tuple[int, str]:
+    row = await conn.fetchrow(
+        "SELECT id, name FROM accounts WHERE id = (SELECT account_id FROM mailboxes WHERE id = $1) FOR UPDATE",
+        mailbox_id,
+    )
+    if row is None:
+        raise MailboxNotFound("mailbox no longer exists")
+    return row[0], row[1]
+
+
+async def _next_uidvalidity(conn: Conn, account_id: int) -> int:
+    # Never below the last one handed out, so clock differences between nodes cannot repeat one.
+    return await conn.fetchval(
+        "UPDATE accounts SET last_uidvalidity = greatest($2::bigint, last_uidvalidity + 1) WHERE id = $1"
+        " RETURNING last_uidvalidity",
+        account_id,
+        int(time.time()),
+    )
+
+
+async def _mailbox_row(conn: Conn, account_id: int, name: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT id, uidvalidity, uidnext, highestmodseq, noselect FROM mailboxes WHERE account_id = $1 AND name = $2",
+        account_id,
+        name,
+    )
+
+
+async def _insert_mailbox(
+    conn: Conn, account_id: int, name: str, special_use: str | None, noselect: bool = False
+) -> int:
+    uidvalidity = await _next_uidvalidity(conn, account_id)
+    return await conn.fetchval(
+        "INSERT INTO mailboxes (account_id, name, uidvalidity, special_use, subscribed, noselect)"
+        " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        account_id,
+        name,
+        uidvalidity,
+        special_use,
+        not noselect,
+        noselect,
+    )
+
+
+async def create_account(conn: Conn, txn: Txn, user: str, quota_bytes: int, quota_messages: int) -> bool:
+    account_id = await conn.fetchval(
+        "INSERT INTO accounts (name, quota_bytes, quota_messages) VALUES ($1, $2, $3)"
+        " ON CONFLICT (name) DO NOTHING RETURNING id",
+        user,
+        quota_bytes,
+        quota_messages,
+    )
+    if account_id is None:
+        return False
+    for name, special in DEFAULT_MAILBOXES:
+        mailbox_id = await _insert_mailbox(conn, account_id, name, special)
+        txn.change(user, mailbox_id, "mailbox", (), 0)
+    return True
+
+
+async def delete_account(conn: Conn, txn: Txn, user: str) -> None:
+    account_id = await _lock_account(conn, user)
+    ids = [r[0] for r in await conn.fetch("SELECT id FROM mailboxes WHERE account_id = $1 ORDER BY id FOR UPDATE",
+                                          account_id)]
+    for mailbox_id in ids:
+        await _purge_mailbox(conn, mailbox_id)
+        txn.change(user, mailbox_id, "mailbox", (), 0)
+    await conn.execute("DELETE FROM expunged WHERE mailbox_id = ANY($1::bigint[])", ids)
+    await conn.execute("DELETE FROM mailboxes WHERE account_id = $1", account_id)
+    await conn.execute("DELETE FROM accounts WHERE id = $1", account_id)
+
+
+async def set_quota(conn: Conn, txn: Txn, user: str, max_bytes: int, max_messages: int) -> None:
+    status = await conn.execute(
+        "UPDATE accounts SET quota_bytes = $2, quota_messages = $3 WHERE name = $1", user, max_bytes, max_messages
+    )
+    if status.endswith(" 0"):
+        raise AccountNotFound(f"no such account: {user}")
+
+
+# --- blobs ----------------------------------------------------------------------------------------
+
+
+async def _release_blobs(conn: Conn, counts: dict[int, int]) -> None:
+    """Drop `counts[blob] references`; a body nobody references any more is deleted (its chunks
+    go with it: ON DELETE CASCADE). Rows are locked in id order first (writer.py's lock order)."""
+    if not counts:
+        return
+    ids = sorted(counts)
+    await conn.execute("SELECT 1 FROM blobs WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE", ids)
+    await conn.execute(
+        "WITH d AS (SELECT * FROM unnest($1::bigint[], $2::int[]) AS t(id, n)),"
+        " u AS (UPDATE blobs b SET refs = b.refs - d.n FROM d WHERE b.id = d.id RETURNING b.id, b.refs)"
+        " DELETE FROM blobs WHERE id IN (SELECT id FROM u WHERE refs <= 0)",
+        ids,
+        [counts[i] for i in ids],
+    )
+
+
+async def _purge_mailbox(conn: Conn, mailbox_id: int) -> tuple[int, int]:
+    """Delete every message of a mailbox; returns (messages, bytes) for quota accounting."""
+    rows = await conn.fetch(
+        "WITH d AS (DELETE FROM messages WHERE mailbox_id = $1 RETURNING blob_id, size)"
+        " SELECT blob_id, count(*), sum(size) FROM d GROUP BY blob_id",
+        mailbox_id,
+    )
+    await _release_blobs(conn, {r[0]: r[1] for r in rows})
+    return sum(r[1] for r in rows), sum(int(r[2]) for r in rows)
+
+
+# --- mailboxes ------------------------------------------------------------------------------------
+
+
+async def create_mailbox(conn: Conn, txn: Txn, user: str, name: str, special_use: str | None) -> int:
+    name = normalize_name(name)
+    account_id = await _lock_account(conn, user)
+    existing = await _mailbox_row(conn, account_id, name)
+    if existing is not None:
+        if existing["noselect"]:  # a \Noselect placeholder left by DELETE becomes a real mailbox again
+            await conn.execute(
+                "UPDATE mailboxes SET noselect = false, uidvalidity = $2, special_use = COALESCE($3, special_use)"
+                " WHERE id = $1",
+                existing["id"],
+                await _next_uidvalidity(conn, account_id),
+                special_use,
+            )
+            txn.change(user, existing["id"], "mailbox", (), 0)
+            return existing["id"]
+        raise MailboxExists(f"mailbox already exists: {name}")
+    for parent in parents(name):
+        if await _mailbox_row(conn, account_id, parent) is None:
+            pid = await _insert_mailbox(conn, account_id, parent, None)
+            txn.change(user, pid, "mailbox", (), 0)
+    mailbox_id = await _insert_mailbox(conn, account_id, name, special_use)
+    txn.change(user, mailbox_id, "mailbox", (), 0)
+    return mailbox_id
+
+
+async def delete_mailbox(conn: Conn, txn: Txn, user: str, name: str) -> None:
+    name = normalize_name(name)
+    if name == "INBOX":
+        raise BadMailboxName("INBOX cannot be deleted")
+    account_id = await _lock_account(conn, user)
+    row = await _mailbox_row(conn, account_id, name)
+    if row is None:
+        raise MailboxNotFound(f"no such mailbox: {name}")
+    mailbox_id, noselect = row["id"], row["noselect"]
+    await conn.execute("SELECT 1 FROM mailboxes WHERE id = $1 FOR UPDATE", mailbox_id)
+    has_children = await conn.fetchval(
+        "SELECT 1 FROM mailboxes WHERE account_id = $1 AND starts_with(name, $2) LIMIT 1",
+        account_id,
+        name + SEPARATOR,
+    )
+    if has_children and noselect:
+        raise StoreError(f"{name} has inferior mailboxes and is already \\Noselect", code=550, enhanced="5.2.0")
+    n, total = await _purge_mailbox(conn, mailbox_id)
+    await conn.execute(
+        "UPDATE accounts SET used_messages = used_messages - $2, used_bytes = used_bytes - $3 WHERE id = $1",
+        account_id,
+        n,
+        total,
+    )
+    await conn.execute("DELETE FROM expunged WHERE mailbox_id = $1", mailbox_id)
+    if has_children:
+        # RFC 9051 6.3.4: the name stays as a \Noselect parent of its inferiors.
+        await conn.execute(
+            "UPDATE mailboxes SET noselect = true, messages = 0, unseen = 0, size = 0 WHERE id = $1", mailbox_id
+        )
+    else:
+        await conn.execute("DELETE FROM mailboxes WHERE id = $1", mailbox_id)
+    txn.change(user, mailbox_id, "mailbox", (), 0)
+
+
+async def rename_mailbox(conn: Conn, txn: Txn, user: str, old: str, new: str) -> None:
+    old, new = normalize_name(old), normalize_name(new)
+    account_id = await _lock_account(conn, user)
+    row = await _mailbox_row(conn, account_id, old)
+    if row is None:
+        raise MailboxNotFound(f"no such mailbox: {old}")
+    if await _mailbox_row(conn, account_id, new) is not None:
+        raise MailboxExists(f"mailbox already exists: {new}")
+    if new == old or is_inferior(new, old):
+        raise BadMailboxName("cannot rename a mailbox into itself")
+    for parent in parents(new):
+        if await _mailbox_row(conn, account_id, parent) is None:
+            pid = await _insert_mailbox(conn, account_id, parent, None)
+            txn.change(user, pid, "mailbox", (), 0)
+    if old == "INBOX":
+        # RFC 9051 6.3.6: renaming INBOX moves its messages to a new mailbox; INBOX stays, empty.
+        new_id = await _insert_mailbox(conn, account_id, new, None)
+        uids = [r[0] for r in await conn.fetch("SELECT uid FROM messages WHERE mailbox_id = $1", row["id"])]
+        if uids:
+            await _copy_rows(conn, txn, account_id, user, row["id"], uids, new_id, move=True)
+        txn.change(user, new_id, "mailbox", (), 0)
+        return
+    children = await conn.fetch(
+        "SELECT id, name FROM mailboxes WHERE account_id = $1 AND starts_with(name, $2) ORDER BY id",
+        account_id,
+        old + SEPARATOR,
+    )
+    # Renaming changes the name, so clients must not reuse cached UIDs under it: new UIDVALIDITY.
+    await conn.execute(
+        "UPDATE mailboxes SET name = $2, uidvalidity = $3 WHERE id = $1",
+        row["id"],
+        new,
+        await _next_uidvalidity(conn, account_id),
+    )
+    txn.change(user, row["id"], "mailbox", (), 0)
+    for child_id, child_name in children:
+        await conn.execute(
+            "UPDATE mailboxes SET name = $2, uidvalidity = $3 WHERE id = $1",
+            child_id,
+            new + child_name[len(old) :],
+            await _next_uidvalidity(conn, account_id),
+        )
+        txn.change(user, child_id, "mailbox", (), 0)
+
+
+async def set_subscribed(conn: Conn, txn: Txn, user: str, name: str, subscribed: bool) -> None:
+    name = normalize_name(name)
+    account_id = await _lock_account(conn, user)
+    status = await conn.execute(
+        "UPDATE mailboxes SET subscribed = $3 WHERE account_id = $1 AND name = $2", account_id, name, subscribed
+    )
+    if status.endswith(" 0"):
+        if not subscribed:
+            return
+        # RFC 9051 6.3.7 allows subscribing to a name that does not exist (yet): keep a placeholder.
+        mailbox_id = await _insert_mailbox(conn, account_id, name, None, noselect=True)
+        await conn.execute("UPDATE mailboxes SET subscribed = true WHERE id = $1", mailbox_id)
+    txn.change(user, 0, "mailbox", (), 0)
+
+
+# --- adding messages --------------------------------------------------------------------------------
+
+
+async def insert_blob(conn: Conn, size: int, refs: int, data: bytes | None, info: bytes, chunked: bool) -> int:
+    return await conn.fetchval(
+        "INSERT INTO blobs (size, refs, data, info, chunked) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        size,
+        refs,
+        data,
+        info,
+        chunked,
+    )
+
+
+async def deliver(
+    conn: Conn,
+    txn: Txn,
+    targets: Sequence[tuple[str, str, frozenset[str]]],
+    size: int,
+    data: bytes | None,
+    blob_id: int | None,
+    info: bytes,
+    internaldate: float,
+    fallback_to_inbox: bool,
+    outbound: tuple[str, list[tuple[str, str | None, str]]] | None = None,
+) -> tuple[list[AppendResult], int | None]:
+    """Local copies plus, when `outbound` is (envelope JSON, [(address, orcpt, notify)]), one
+    queue entry for the remote recipients: one body, one transaction. `blob_id` names a body
+    uploaded beforehand (large messages, refs 0); otherwise `data` is inserted here."""
+    if txn.disk_low:
+        raise DiskFull("free disk space is below the configured floor")
+    refs = len(targets) + (1 if outbound else 0)
+    # The body first: it touches no shared row, so no lock is held while its bytes travel.
+    if blob_id is None:
+        blob_id = await insert_blob(conn, size, refs, data, info, False)
+    else:
+        found = await conn.fetchval("UPDATE blobs SET refs = $2 WHERE id = $1 AND refs = 0 RETURNING id", blob_id, refs)
+        if found is None:
+            raise StoreError("the uploaded message body is gone", code=451, enhanced="4.3.0", temporary=True)
+    accounts: dict[str, asyncpg.Record] = {}
+    if targets:
+        per_user = Counter(t[0] for t in targets)
+        users = sorted(per_user)
+        # Lock and charge the accounts in one statement; over quota rolls the whole thing back.
+        rows = await conn.fetch(
+            "UPDATE accounts a SET used_messages = a.used_messages + d.n, used_bytes = a.used_bytes + d.n * $3::bigint"
+            " FROM unnest($1::text[], $2::int[]) AS d(name, n) WHERE a.name = d.name"
+            " RETURNING a.id, a.name, a.quota_bytes, a.quota_messages, a.used_bytes, a.used_messages",
+            users,
+            [per_user[u] for u in users],
+            size,
+        )
+        accounts = {r["name"]: r for r in rows}
+        for user, _mb, _fl in targets:
+            if user not in accounts:
+                raise AccountNotFound(f"no such account: {user}")
+        for user in users:
+            r = accounts[user]
+            if r["quota_messages"] and r["used_messages"] > r["quota_messages"]:
+                raise QuotaExceeded(f"{user} is over its message quota", resource="messages")
+            if r["quota_bytes"] and r["used_bytes"] > r["quota_bytes"]:
+                raise QuotaExceeded(f"{user} is over its storage quota", resource="bytes")
+    queue_id: int | None = None
+    if outbound is not None:
+        envelope_json, rcpts = outbound
+        queue_id = await conn.fetchval(
+            "INSERT INTO queue (blob_id, created, size, envelope) VALUES ($1, $2, $3, $4) RETURNING id",
+            blob_id,
+            internaldate,
+            size,
+            envelope_json,
+        )
+        await conn.execute(
+            "INSERT INTO queue_rcpts (queue_id, idx, address, orcpt, notify, next_attempt)"
+            " SELECT $1, t.idx, t.address, t.orcpt, t.notify, $2"
+            " FROM unnest($3::int[], $4::text[], $5::text[], $6::text[]) AS t(idx, address, orcpt, notify)",
+            queue_id,
+            internaldate,
+            list(range(len(rcpts))),
+            [r[0] for r in rcpts],
+            [r[1] for r in rcpts],
+            [r[2] for r in rcpts],
+        )
+    if not targets:
+        return [], queue_id
+    # Resolve and lock the mailboxes in id order (INBOX too when a target may fall back to it).
+    account_ids = sorted({accounts[u]["id"] for u, _m, _f in targets})
+    names = sorted({m for _u, m, _f in targets} | ({"INBOX"} if fallback_to_inbox else set()))
+    boxes = {
+        (r["account_id"], r["name"]): r
+        for r in await conn.fetch(
+            "SELECT id, account_id, name, noselect FROM mailboxes WHERE account_id = ANY($1::bigint[])"
+            " AND name = ANY($2::text[]) ORDER BY id FOR UPDATE",
+            account_ids,
+            names,
+        )
+    }
+    chosen: list[tuple[str, int, str, frozenset[str]]] = []
+    for user, mailbox, flags in targets:
+        account_id = accounts[user]["id"]
+        row = boxes.get((account_id, mailbox))
+        if row is None or row["noselect"]:
+            if not fallback_to_inbox:
+                raise MailboxNotFound(f"no such mailbox: {mailbox}")
+            mailbox = "INBOX"
+            row = boxes.get((account_id, mailbox))
+            if row is None:
+                raise MailboxNotFound(f"{user} has no INBOX")
+        chosen.append((user, row["id"], mailbox, flags))
+    # Allocate UIDs and MODSEQs: one UPDATE per mailbox row (see the module docstring).
+    per_box = Counter(c[1] for c in chosen)
+    unseen = Counter(c[1] for c in chosen if SEEN not in c[3])
+    ids = sorted(per_box)
+    alloc = {
+        r[0]: [r[1], r[2], r[3]]
+        for r in await conn.fetch(
+            "UPDATE mailboxes m SET uidnext = m.uidnext + d.n, highestmodseq = m.highestmodseq + d.n,"
+            " messages = m.messages + d.n, unseen = m.unseen + d.unseen, size = m.size + d.n * $4::bigint"
+            " FROM unnest($1::bigint[], $2::int[], $3::int[]) AS d(id, n, unseen) WHERE m.id = d.id"
+            " RETURNING m.id, m.uidnext - d.n, m.highestmodseq - d.n, m.uidvalidity",
+            ids,
+            [per_box[i] for i in ids],
+            [unseen[i] for i in ids],
+            size,
+        )
+    }
+    results: list[AppendResult] = []
+    cols: tuple[list[Any], ...] = ([], [], [], [], [])
+    for user, mailbox_id, mailbox, flags in chosen:
+        a = alloc[mailbox_id]
+        uid, modseq = a[0], a[1] + 1
+        a[0] += 1
+        a[1] += 1
+        for col, v in zip(cols, (mailbox_id, uid, flags_text(flags), modseq, size), strict=True):
+            col.append(v)
+        txn.change(user, mailbox_id, "append", (uid,), modseq)
+        results.append(AppendResult(user, mailbox_id, mailbox, a[2], uid, modseq))
+    await conn.execute(
+        "INSERT INTO messages (mailbox_id, uid, blob_id, flags, modseq, internaldate, size)"
+        " SELECT t.mailbox_id, t.uid, $1, t.flags, t.modseq, $2, t.size"
+        " FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[])"
+        " AS t(mailbox_id, uid, flags, modseq, size)",
+        blob_id,
+        internaldate,
+        *cols,
+    )
+    return results, queue_id
+
+
+# --- the outbound queue -----------------------------------------------------------------------------
+
+
+async def queue_delete(conn: Conn, txn: Txn, queue_id: int) -> None:
+    blob_id = await conn.fetchval("DELETE FROM queue WHERE id = $1 RETURNING blob_id", queue_id)
+    if blob_id is None:
+        raise StoreError(f"no queue entry {queue_id}", code=550, enhanced="5.1.0")
+    await _release_blobs(conn, {blob_id: 1})
+
+
+async def queue_claim(
+    conn: Conn, txn: Txn, now: float, lease_seconds: float, limit: int, lease: str
+) -> list[asyncpg.Record]:
+    """Lease due recipients. FOR UPDATE SKIP LOCKED: two nodes claiming at the same moment each
+    take different rows instead of waiting for (or both taking) the same ones; the new
+    next_attempt keeps them from being due again until the lease ends."""
+    return await conn.fetch(
+        "WITH due AS ("
+        "  SELECT queue_id, idx, next_attempt FROM queue_rcpts"
+        "  WHERE status = 'queued' AND next_attempt <= $1"
+        "  ORDER BY next_attempt, queue_id, idx LIMIT $2 FOR UPDATE SKIP LOCKED),"
+        " upd AS ("
+        "  UPDATE queue_rcpts r SET next_attempt = $3, lease = $4 FROM due"
+        "  WHERE r.queue_id = due.queue_id AND r.idx = due.idx"
+        "  RETURNING r.queue_id, r.idx, r.address, r.orcpt, r.notify, r.attempts, r.warned, due.next_attempt AS was)"
+        " SELECT upd.*, q.created, q.envelope FROM upd JOIN queue q ON q.id = upd.queue_id"
+        " ORDER BY upd.was, upd.queue_id, upd.idx",
+        now,
+        limit,
+        now + lease_seconds,
+        lease,
+    )
+
+
+async def queue_record(
+    conn: Conn, txn: Txn, outcomes: Sequence[tuple[int, int, str, str, float, str | None, bool]]
+) -> list[int]:
+    """outcomes: (queue_id, idx, lease, status, next_attempt, error, warned). An outcome whose
+    lease is no longer the recipient's (it expired and another runner took it) changes nothing."""
+    rows = await conn.fetch(
+        "UPDATE queue_rcpts r SET status = t.status, next_attempt = t.next_attempt, last_error = t.error,"
+        " warned = t.warned, attempts = r.attempts + 1, lease = NULL"
+        " FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::float8[], $6::text[], $7::bool[])"
+        " AS t(queue_id, idx, lease, status, next_attempt, error, warned)"
+        " WHERE r.queue_id = t.queue_id AND r.idx = t.idx AND r.lease = t.lease"
+        " RETURNING r.queue_id",
+        *[list(col) for col in zip(*outcomes, strict=True)],
+    )
+    done: list[int] = []
+    for queue_id in sorted({r[0] for r in rows}):
+        left = await conn.fetchval(
+            "SELECT 1 FROM queue_rcpts WHERE queue_id = $1 AND status IN ('queued', 'held') LIMIT 1", queue_id
+        )
+        if left is None:
+            await queue_delete(conn, txn, queue_id)
+            done.append(queue_id)
+    return done
+
+
+async def queue_retry(conn: Conn, txn: Txn, queue_id: int | None, now: float) -> int:
+    if queue_id is None:
+        status = await conn.execute(
+            "UPDATE queue_rcpts SET next_attempt = $1, lease = NULL WHERE status = 'queued'", now
+        )
+    else:
+        if await conn.fetchval("SELECT 1 FROM queue WHERE id = $1", queue_id) is None:
+            raise StoreError(f"no queue entry {queue_id}", code=550, enhanced="5.1.0")
+        status = await conn.execute(
+            "UPDATE queue_rcpts SET next_attempt = $1, lease = NULL WHERE queue_id = $2 AND status = 'queued'",
+            now,
+            queue_id,
+        )
+    return int(status.split()[-1])
+
+
+# --- changing messages ------------------------------------------------------------------------------
+
+
+async def _lock_mailbox(conn: Conn, mailbox_id: int) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        "SELECT m.id, m.account_id, a.name AS user, m.highestmodseq, m.uidvalidity, m.noselect"
+        " FROM mailboxes m JOIN accounts a ON a.id = m.account_id WHERE m.id = $1 FOR UPDATE OF m",
+        mailbox_id,
+    )
+    if row is None:
+        raise MailboxNotFound("mailbox no longer exists")
+    return row
+
+
+async def store_flags(
+    conn: Conn,
+    txn: Txn,
+    cache: FlagCache,
+    mailbox_id: int,
+    uids: Sequence[int],
+    op: str,
+    flags: frozenset[str],
+    unchanged_since: int | None,
+) -> FlagUpdate:
+    box = await _lock_mailbox(conn, mailbox_id)
+    modseq = box["highestmodseq"] + 1
+    changed: list[IndexEntry] = []
+    modified: list[int] = []
+    unseen_delta = 0
+    rows = await conn.fetch(
+        "SELECT uid, flags, modseq FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[]) ORDER BY uid",
+        mailbox_id,
+        sorted(set(uids)),
+    )
+    new_uids: list[int] = []
+    new_texts: list[str] = []
+    for uid, text, old_modseq in rows:
+        if unchanged_since is not None and old_modseq > unchanged_since:
+            modified.append(uid)
+            continue
+        old = cache.get(text)
+        if op == "+":
+            new = old | flags
+        elif op == "-":
+            new = old - flags
+        else:
+            new = flags
+        if new == old:
+            continue
+        if (SEEN in old) != (SEEN in new):
+            unseen_delta += -1 if SEEN in new else 1
+        new_uids.append(uid)
+        new_texts.append(flags_text(new))
+        changed.append(IndexEntry(uid, cache.get(new_texts[-1]), modseq))
+    if changed:
+        await conn.execute(
+            "UPDATE messages m SET flags = t.flags, modseq = $2 FROM unnest($3::bigint[], $4::text[]) AS t(uid, flags)"
+            " WHERE m.mailbox_id = $1 AND m.uid = t.uid",
+            mailbox_id,
+            modseq,
+            new_uids,
+            new_texts,
+        )
+        await conn.execute(
+            "UPDATE mailboxes SET highestmodseq = $2, unseen = unseen + $3 WHERE id = $1",
+            mailbox_id,
+            modseq,
+            unseen_delta,
+        )
+        txn.change(box["user"], mailbox_id, "flags", [e.uid for e in changed], modseq)
+    return FlagUpdate(changed, modified)
+
+
+async def expunge(conn: Conn, txn: Txn, mailbox_id: int, uids: Sequence[int] | None) -> list[int]:
+    account_id, user = await _lock_account_of(conn, mailbox_id)
+    box = await _lock_mailbox(conn, mailbox_id)
+    if uids is None:
+        rows = await conn.fetch(
+            "DELETE FROM messages WHERE mailbox_id = $1 AND strpos(' ' || flags || ' ', $2) > 0"
+            " RETURNING uid, blob_id, flags, size",
+            mailbox_id,
+            f" {DELETED} ",
+        )
+    else:
+        rows = await conn.fetch(
+            "DELETE FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[])"
+            " RETURNING uid, blob_id, flags, size",
+            mailbox_id,
+            sorted(set(uids)),
+        )
+    if not rows:
+        return []
+    return await _account_removed(conn, txn, account_id, user, mailbox_id, box["highestmodseq"] + 1, rows)
+
+
+async def _account_removed(
+    conn: Conn, txn: Txn, account_id: int, user: str, mailbox_id: int, modseq: int, rows: Sequence[Any]
+) -> list[int]:
+    """Book-keeping after message rows (uid, blob_id, flags, size) were deleted from a mailbox."""
+    removed = sorted(r[0] for r in rows)
+    total = sum(r[3] for r in rows)
+    unseen = sum(1 for r in rows if SEEN not in r[2].split())
+    blobs = Counter(r[1] for r in rows)
+    await conn.execute(
+        "INSERT INTO expunged (mailbox_id, uid, modseq) SELECT $1, u, $2 FROM unnest($3::bigint[]) AS u"
+        " ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq",
+        mailbox_id,
+        modseq,
+        removed,
+    )
+    await conn.execute(
+        "UPDATE mailboxes SET highestmodseq = $2, messages = messages - $3, unseen = unseen - $4, size = size - $5"
+        " WHERE id = $1",
+        mailbox_id,
+        modseq,
+        len(removed),
+        unseen,
+        total,
+    )
+    await conn.execute(
+        "UPDATE accounts SET used_messages = used_messages - $2, used_bytes = used_bytes - $3 WHERE id = $1",
+        account_id,
+        len(removed),
+        total,
+    )
+    await _release_blobs(conn, dict(blobs))
+    txn.change(user, mailbox_id, "expunge", removed, modseq)
+    return removed
+
+
+async def copy(conn: Conn, txn: Txn, mailbox_id: int, uids: Sequence[int], dest_id: int, move: bool) -> CopyResult:
+    if txn.disk_low and not move:
+        raise DiskFull("free disk space is below the configured floor")
+    account_id, user = await _lock_account_of(conn, mailbox_id)
+    dest_account = await conn.fetchval("SELECT account_id FROM mailboxes WHERE id = $1", dest_id)
+    if dest_account != account_id:
+        raise MailboxNotFound("no such mailbox")  # never reveal another account's mailbox
+    return await _copy_rows(conn, txn, account_id, user, mailbox_id, uids, dest_id, move=move)
+
+
+async def _copy_rows(
+    conn: Conn,
+    txn: Txn,
+    account_id: int,
+    user: str,
+    mailbox_id: int,
+    uids: Sequence[int],
+    dest_id: int,
+    *,
+    move: bool,
+) -> CopyResult:
+    """Copy (or move) messages within one account; the caller holds the account's row lock."""
+    locked = {
+        r["id"]: r
+        for r in await conn.fetch(
+            "SELECT id, uidvalidity, highestmodseq, noselect FROM mailboxes WHERE id = ANY($1::bigint[])"
+            " ORDER BY id FOR UPDATE",
+            sorted({mailbox_id, dest_id}),
+        )
+    }
+    dest = locked.get(dest_id)
+    if dest is None or dest["noselect"]:
+        raise MailboxNotFound("no such mailbox")
+    if mailbox_id not in locked:
+        raise MailboxNotFound("mailbox no longer exists")
+    rows = await conn.fetch(
+        "SELECT uid, blob_id, flags, size FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[]) ORDER BY uid",
+        mailbox_id,
+        sorted(set(uids)),
+    )
+    if not rows:
+        return CopyResult(dest["uidvalidity"], [])
+    total = sum(r["size"] for r in rows)
+    if not move or mailbox_id == dest_id:
+        q = await conn.fetchrow(
+            "SELECT quota_bytes, quota_messages, used_bytes, used_messages FROM accounts WHERE id = $1", account_id
+        )
+        if q["quota_messages"] and q["used_messages"] + len(rows) > q["quota_messages"]:
+            raise QuotaExceeded("over the message quota", resource="messages")
+        if q["quota_bytes"] and q["used_bytes"] + total > q["quota_bytes"]:
+            raise QuotaExceeded("over the storage quota", resource="bytes")
+    n = len(rows)
+    unseen = sum(1 for r in rows if SEEN not in r["flags"].split())
+    first_uid, modseq = await conn.fetchrow(
+        "UPDATE mailboxes SET uidnext = uidnext + $2, highestmodseq = highestmodseq + 1, messages = messages + $2,"
+        " unseen = unseen + $3, size = size + $4 WHERE id = $1 RETURNING uidnext - $2, highestmodseq",
+        dest_id,
+        n,
+        unseen,
+        total,
+    )
+    new_uids = list(range(first_uid, first_uid + n))
+    await conn.execute(
+        "INSERT INTO messages (mailbox_id, uid, blob_id, flags, modseq, internaldate, size)"
+        " SELECT $1, t.new_uid, m.blob_id, m.flags, $2, m.internaldate, m.size"
+        " FROM unnest($4::bigint[], $5::bigint[]) AS t(old_uid, new_uid)"
+        " JOIN messages m ON m.mailbox_id = $3 AND m.uid = t.old_uid",
+        dest_id,
+        modseq,
+        mailbox_id,
+        [r["uid"] for r in rows],
+        new_uids,
+    )
+    blob_counts = Counter(r["blob_id"] for r in rows)
+    blob_ids = sorted(blob_counts)
+    await conn.execute("SELECT 1 FROM blobs WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE", blob_ids)
+    await conn.execute(
+        "UPDATE blobs b SET refs = b.refs + t.n FROM unnest($1::bigint[], $2::int[]) AS t(id, n) WHERE b.id = t.id",
+        blob_ids,
+        [blob_counts[i] for i in blob_ids],
+    )
+    await conn.execute(
+        "UPDATE accounts SET used_messages = used_messages + $2, used_bytes = used_bytes + $3 WHERE id = $1",
+        account_id,
+        n,
+        total,
+    )
+    txn.change(user, dest_id, "append", new_uids, modseq)
+    if move:
+        removed = await conn.fetch(
+            "DELETE FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[])"
+            " RETURNING uid, blob_id, flags, size",
+            mailbox_id,
+            [r["uid"] for r in rows],
+        )
+        src_modseq = await conn.fetchval("SELECT highestmodseq FROM mailboxes WHERE id = $1", mailbox_id)
+        await _account_removed(conn, txn, account_id, user, mailbox_id, src_modseq + 1, removed)
+    return CopyResult(dest["uidvalidity"], list(zip([r["uid"] for r in rows], new_uids, strict=True)))

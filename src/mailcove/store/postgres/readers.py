@@ -1,0 +1,120 @@
+"""Read queries. Each runs on a pooled connection outside any explicit transaction, so it sees
+what was committed when it started; readers never block writers and writers never block them.
+
+Message bytes: a body up to `inline_max` is one bytea value in `blobs.data` (stored EXTERNAL,
+uncompressed, so substring() fetches only the TOAST chunks a range needs); a larger one is split
+into CHUNK-sized rows of `blob_chunks`, and a ranged read fetches only the rows it overlaps."""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from mailcove.core.errors import MailboxNotFound, StoreError
+from mailcove.message import MessageInfo
+from mailcove.store.api import Mailbox, MailboxIndex, MessageMeta
+from mailcove.store.postgres.flags import FlagCache
+
+CHUNK = 1024 * 1024
+
+MAILBOX_COLUMNS = (
+    "m.id, a.name, m.name, m.uidvalidity, m.uidnext, m.highestmodseq, m.special_use, m.subscribed,"
+    " m.noselect, m.messages, m.unseen, m.size"
+)
+
+
+def mailbox(row: Any) -> Mailbox:
+    return Mailbox(*row)
+
+
+async def index(conn: asyncpg.Connection, cache: FlagCache, mailbox_id: int) -> MailboxIndex:
+    # Three arrays in one row decode far faster than 100,000 Record objects.
+    row = await conn.fetchrow(
+        "SELECT coalesce(array_agg(uid ORDER BY uid), '{}'), coalesce(array_agg(flags ORDER BY uid), '{}'),"
+        " coalesce(array_agg(modseq ORDER BY uid), '{}') FROM messages WHERE mailbox_id = $1",
+        mailbox_id,
+    )
+    return MailboxIndex(array("Q", row[0]), cache.table(row[1]), array("Q", row[2]))
+
+
+async def fetch_meta(
+    conn: asyncpg.Connection, cache: FlagCache, mailbox_id: int, uids: Sequence[int]
+) -> list[MessageMeta]:
+    rows = await conn.fetch(
+        "SELECT m.uid, m.flags, m.modseq, m.internaldate, m.size, b.info FROM messages m"
+        " JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = $1 AND m.uid = ANY($2::bigint[]) ORDER BY m.uid",
+        mailbox_id,
+        sorted(set(uids)),
+    )
+    return [
+        MessageMeta(uid, cache.get(fl), ms, idate, size, MessageInfo.from_bytes(info))
+        for uid, fl, ms, idate, size, info in rows
+    ]
+
+
+async def _chunks(conn: asyncpg.Connection, blob_id: int, start: int, end: int) -> bytes:
+    """Bytes [start, end) of a chunked body."""
+    if end <= start:
+        return b""
+    first, last = start // CHUNK, (end - 1) // CHUNK
+    parts = await conn.fetch(
+        "SELECT data FROM blob_chunks WHERE blob_id = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq", blob_id, first, last
+    )
+    data = b"".join(p[0] for p in parts)
+    offset = first * CHUNK
+    return data[start - offset : end - offset]
+
+
+async def read_message(
+    conn: asyncpg.Connection, mailbox_id: int, uid: int, start: int, length: int | None
+) -> bytes:
+    # substring() is 1-based; with a length it reads only the chunks the range covers.
+    row = await conn.fetchrow(
+        "SELECT b.id, b.chunked, b.size, CASE WHEN b.chunked THEN NULL"
+        " WHEN $4::int IS NULL THEN substring(b.data FROM $3::int)"
+        " ELSE substring(b.data FROM $3::int FOR $4::int) END"
+        " FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = $1 AND m.uid = $2",
+        mailbox_id,
+        uid,
+        start + 1,
+        length,
+    )
+    if row is None:
+        raise MailboxNotFound(f"no message with UID {uid}")
+    blob_id, chunked, size, data = row
+    if not chunked:
+        return data or b""
+    end = size if length is None else min(size, start + length)
+    return await _chunks(conn, blob_id, start, end)
+
+
+async def read_blob(conn: asyncpg.Connection, blob_id: int, chunked: bool, size: int, data: bytes | None) -> bytes:
+    if not chunked:
+        return data or b""
+    return await _chunks(conn, blob_id, 0, size)
+
+
+async def read_messages(conn: asyncpg.Connection, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]:
+    out: dict[int, bytes] = {}
+    for uid, blob_id, chunked, size, data in await conn.fetch(
+        "SELECT m.uid, b.id, b.chunked, b.size, CASE WHEN b.chunked THEN NULL ELSE b.data END FROM messages m"
+        " JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = $1 AND m.uid = ANY($2::bigint[])",
+        mailbox_id,
+        sorted(set(uids)),
+    ):
+        out[uid] = await read_blob(conn, blob_id, chunked, size, data)
+    return out
+
+
+async def queue_read(conn: asyncpg.Connection, queue_id: int) -> bytes:
+    row = await conn.fetchrow(
+        "SELECT b.id, b.chunked, b.size, CASE WHEN b.chunked THEN NULL ELSE b.data END"
+        " FROM queue q JOIN blobs b ON b.id = q.blob_id WHERE q.id = $1",
+        queue_id,
+    )
+    if row is None:
+        raise StoreError(f"no queue entry {queue_id}", code=550, enhanced="5.1.0")
+    return await read_blob(conn, *row)

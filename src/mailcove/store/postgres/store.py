@@ -1,0 +1,478 @@
+"""PostgresStore: the MailStore protocol over PostgreSQL (see store/api.py for the contract).
+
+Several `mailcove serve` nodes may share one database. Everything they must agree on lives in
+it: accounts, mailboxes with their UID/MODSEQ counters, message bytes, the outbound queue. The
+node keeps only a spool directory for messages in transit (data_dir/tmp) and caches that the
+change bus keeps current. Acknowledged means committed with synchronous_commit on (PostgreSQL's
+default): the commit record is flushed to the WAL on disk before COMMIT returns."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import mmap
+import secrets
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from mailcove.core.errors import AccountNotFound, MailboxNotFound, StoreError
+from mailcove.message import scan, to_crlf
+from mailcove.store.api import (
+    AppendResult,
+    CopyResult,
+    DeliveryTarget,
+    FlagOp,
+    FlagUpdate,
+    Mailbox,
+    MailboxIndex,
+    MessageMeta,
+    OutboundEnvelope,
+    QueueClaim,
+    QueueItem,
+    QueueOutcome,
+    SubmitResult,
+    Usage,
+)
+from mailcove.store.blobs import BlobDir
+from mailcove.store.changes import Change, ChangeBus
+from mailcove.store.names import normalize_name
+from mailcove.store.postgres import ops, readers
+from mailcove.store.postgres.flags import FlagCache
+from mailcove.store.postgres.poller import ChangeListener
+from mailcove.store.postgres.schema import check_schema
+from mailcove.store.postgres.writer import Writer
+from mailcove.store.spool import Spool
+
+log = logging.getLogger("mailcove.store")
+
+# Messages smaller than this are scanned (MIME structure, envelope) on the event loop: handing
+# them to a thread costs more than the scan. Larger ones are scanned in a worker thread.
+_SCAN_INLINE_MAX = 64 * 1024
+
+
+class PostgresStore:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        data_dir: Path,
+        inline_max: int = 128 * 1024,
+        min_free_bytes: int = 0,
+        default_quota_bytes: int = 0,
+        default_quota_messages: int = 0,
+        pool_size: int = 10,
+        watch_changes: bool = True,
+    ) -> None:
+        if not dsn:
+            raise ValueError('[store] backend = "postgres" needs [store] dsn = "postgresql://..."')
+        self.dsn = dsn
+        self.data_dir = Path(data_dir)
+        # Only the spool half of BlobDir is used: in-transit messages in data_dir/tmp.
+        self._spool_dir = BlobDir(self.data_dir / "blobs")
+        self._inline_max = inline_max
+        self._min_free = min_free_bytes
+        self._default_quota = (default_quota_bytes, default_quota_messages)
+        self._pool_size = max(2, pool_size)
+        self._watch = watch_changes
+        self.changes = ChangeBus()
+        self.flags = FlagCache()
+        self._pool: asyncpg.Pool | None = None
+        self._writer: Writer | None = None
+        self._listener: ChangeListener | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._spool_dir.tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._pool = await asyncpg.create_pool(
+            self.dsn, min_size=min(2, self._pool_size), max_size=self._pool_size, command_timeout=None
+        )
+        try:
+            async with self._pool.acquire() as conn:
+                await check_schema(conn)
+            self._writer = Writer(self._pool, self.data_dir, self._min_free)
+            if self._watch:
+                self._listener = ChangeListener(self.dsn, self.changes, self._pool)
+                await self._listener.start()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
+        if self._pool is not None:
+            try:
+                await asyncio.wait_for(self._pool.close(), 10.0)
+            except (TimeoutError, Exception):
+                self._pool.terminate()
+            self._pool = None
+        self._writer = None
+
+    async def collect_orphans(self, min_age: float = 3600.0) -> int:
+        """Remove bodies uploaded ahead of a delivery that never committed (refs 0: a node died
+        between the upload and the delivery), and this node's leftover spool files."""
+        pool = self._need_pool()
+        status = await pool.execute(
+            "DELETE FROM blobs WHERE refs <= 0 AND created < $1", time.time() - min_age
+        )
+        removed = int(status.split()[-1])
+        return removed + await asyncio.to_thread(self._spool_dir.collect_orphans, set(), min_age)
+
+    def _need_pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("store not started")
+        return self._pool
+
+    async def _write(self, op: Any, *args: Any) -> Any:
+        if self._writer is None:
+            raise RuntimeError("store not started")
+        result, changes = await self._writer.run(op, *args)
+        if changes:
+            await self._published(changes)
+        return result
+
+    async def _published(self, changes: list[Change]) -> None:
+        # Without a listener (one-shot CLI stores) nobody hears NOTIFY here: publish directly.
+        if self._listener is None or not await self._listener.wait_published(changes):
+            self.changes.publish(changes)
+
+    # --- spooling ----------------------------------------------------------------------------
+
+    def new_spool(self, *, normalize_newlines: bool = False) -> Spool:
+        return Spool(self._spool_dir.new_tmp_path(), self._inline_max, normalize_newlines=normalize_newlines)
+
+    # --- accounts ----------------------------------------------------------------------------
+
+    async def create_account(self, user: str) -> None:
+        await self._write(ops.create_account, user, *self._default_quota)
+
+    async def delete_account(self, user: str) -> None:
+        await self._write(ops.delete_account, user)
+
+    async def account_exists(self, user: str) -> bool:
+        return bool(await self._need_pool().fetchval("SELECT 1 FROM accounts WHERE name = $1", user))
+
+    async def list_accounts(self) -> list[str]:
+        return [r[0] for r in await self._need_pool().fetch("SELECT name FROM accounts ORDER BY name")]
+
+    async def set_quota(self, user: str, max_bytes: int, max_messages: int) -> None:
+        await self._write(ops.set_quota, user, max_bytes, max_messages)
+
+    async def usage(self, user: str) -> Usage:
+        row = await self._need_pool().fetchrow(
+            "SELECT used_bytes, used_messages, quota_bytes, quota_messages FROM accounts WHERE name = $1", user
+        )
+        if row is None:
+            raise AccountNotFound(f"no such account: {user}")
+        return Usage(*row)
+
+    # --- mailboxes ---------------------------------------------------------------------------
+
+    async def list_mailboxes(self, user: str) -> list[Mailbox]:
+        rows = await self._need_pool().fetch(
+            f"SELECT {readers.MAILBOX_COLUMNS} FROM mailboxes m JOIN accounts a ON a.id = m.account_id"
+            " WHERE a.name = $1 ORDER BY m.name COLLATE \"C\"",
+            user,
+        )
+        return [readers.mailbox(r) for r in rows]
+
+    async def get_mailbox(self, user: str, name: str) -> Mailbox:
+        name = normalize_name(name)
+        row = await self._need_pool().fetchrow(
+            f"SELECT {readers.MAILBOX_COLUMNS} FROM mailboxes m JOIN accounts a ON a.id = m.account_id"
+            " WHERE a.name = $1 AND m.name = $2",
+            user,
+            name,
+        )
+        if row is None:
+            raise MailboxNotFound(f"no such mailbox: {name}")
+        return readers.mailbox(row)
+
+    async def mailbox_by_id(self, mailbox_id: int) -> Mailbox:
+        row = await self._need_pool().fetchrow(
+            f"SELECT {readers.MAILBOX_COLUMNS} FROM mailboxes m JOIN accounts a ON a.id = m.account_id WHERE m.id = $1",
+            mailbox_id,
+        )
+        if row is None:
+            raise MailboxNotFound("no such mailbox")
+        return readers.mailbox(row)
+
+    async def create_mailbox(self, user: str, name: str, special_use: str | None = None) -> Mailbox:
+        await self._write(ops.create_mailbox, user, name, special_use)
+        return await self.get_mailbox(user, name)
+
+    async def delete_mailbox(self, user: str, name: str) -> None:
+        await self._write(ops.delete_mailbox, user, name)
+
+    async def rename_mailbox(self, user: str, old: str, new: str) -> None:
+        await self._write(ops.rename_mailbox, user, old, new)
+
+    async def set_subscribed(self, user: str, name: str, subscribed: bool) -> None:
+        await self._write(ops.set_subscribed, user, name, subscribed)
+
+    # --- adding messages ---------------------------------------------------------------------
+
+    async def deliver(
+        self, source: bytes | Spool, targets: Sequence[DeliveryTarget], *, internaldate: float | None = None
+    ) -> list[AppendResult]:
+        if not targets:
+            return []
+        return (await self.submit(source, targets, None, internaldate=internaldate)).local
+
+    async def submit(
+        self,
+        source: bytes | Spool,
+        targets: Sequence[DeliveryTarget],
+        outbound: OutboundEnvelope | None,
+        *,
+        internaldate: float | None = None,
+    ) -> SubmitResult:
+        if outbound is not None and not outbound.recipients:
+            outbound = None
+        if not targets and outbound is None:
+            raise ValueError("submit needs a local target or a remote recipient")
+        tlist = [(t.user, normalize_name(t.mailbox), frozenset(t.flags)) for t in targets]
+        out = None
+        if outbound is not None:
+            out = (
+                _envelope_json(outbound),
+                [(r.address, r.orcpt, ",".join(r.notify)) for r in outbound.recipients],
+            )
+        results, queue_id = await self._add(source, tlist, internaldate, fallback_to_inbox=True, outbound=out)
+        return SubmitResult(results, queue_id)
+
+    async def append(
+        self,
+        user: str,
+        mailbox: str,
+        source: bytes | Spool,
+        *,
+        flags: Iterable[str] = (),
+        internaldate: float | None = None,
+    ) -> AppendResult:
+        if isinstance(source, bytes | bytearray | memoryview):
+            source = to_crlf(bytes(source))
+        (result,), _ = await self._add(
+            source, [(user, normalize_name(mailbox), frozenset(flags))], internaldate, fallback_to_inbox=False
+        )
+        return result
+
+    async def _add(
+        self,
+        source: bytes | Spool,
+        targets: list[tuple[str, str, frozenset[str]]],
+        internaldate: float | None,
+        *,
+        fallback_to_inbox: bool,
+        outbound: tuple[str, list[tuple[str, str | None, str]]] | None = None,
+    ) -> tuple[list[AppendResult], int | None]:
+        when = time.time() if internaldate is None else internaldate
+        if isinstance(source, Spool):
+            source.finish()
+            if source.inline:
+                source = source.getvalue()
+            else:
+                return await self._add_file(source, targets, when, fallback_to_inbox, outbound)
+        data = bytes(source)
+        info = b""
+        if targets:  # queue-only messages are never read through IMAP, so they are not scanned
+            if len(data) <= _SCAN_INLINE_MAX:
+                info = scan(data).to_bytes()
+            else:
+                info = await asyncio.to_thread(lambda: scan(data).to_bytes())
+        return await self._write(
+            ops.deliver, targets, len(data), data, None, info, when, fallback_to_inbox, outbound
+        )
+
+    async def _add_file(
+        self,
+        spool: Spool,
+        targets: list[tuple[str, str, frozenset[str]]],
+        when: float,
+        fallback: bool,
+        outbound: tuple[str, list[tuple[str, str | None, str]]] | None,
+    ) -> tuple[list[AppendResult], int | None]:
+        """A large message: upload its bytes in CHUNK-sized rows in a transaction of its own
+        (refs 0), then deliver referencing it. The delivery transaction, which holds the account
+        and mailbox locks, never waits for megabytes to travel."""
+        size = spool.size
+        try:
+            info = b""
+            if targets:
+                def scan_file() -> bytes:
+                    with open(spool.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                        return scan(mm).to_bytes()
+
+                info = await asyncio.to_thread(scan_file)
+            blob_id = await self._upload(spool.path, size, info)
+        finally:
+            spool.discard()
+        try:
+            return await self._write(ops.deliver, targets, size, None, blob_id, info, when, fallback, outbound)
+        except BaseException:
+            # Not referenced: remove it now rather than waiting for collect_orphans.
+            try:
+                await self._need_pool().execute("DELETE FROM blobs WHERE id = $1 AND refs <= 0", blob_id)
+            except Exception:
+                log.warning("could not remove unreferenced body %s; collect_orphans will", blob_id)
+            raise
+
+    async def _upload(self, path: Path, size: int, info: bytes) -> int:
+        pool = self._need_pool()
+        async with pool.acquire() as conn, conn.transaction():
+            blob_id = await ops.insert_blob(conn, size, 0, None, info, True)
+            with open(path, "rb") as f:
+                seq = 0
+                while True:
+                    chunk = await asyncio.to_thread(f.read, readers.CHUNK)
+                    if not chunk:
+                        break
+                    await conn.execute(
+                        "INSERT INTO blob_chunks (blob_id, seq, data) VALUES ($1, $2, $3)", blob_id, seq, chunk
+                    )
+                    seq += 1
+        return blob_id
+
+    # --- the outbound queue ------------------------------------------------------------------
+
+    async def queue_list(self) -> list[QueueItem]:
+        return await self._queue_items(None)
+
+    async def queue_get(self, queue_id: int) -> QueueItem:
+        items = await self._queue_items(queue_id)
+        if not items:
+            raise StoreError(f"no queue entry {queue_id}", code=550, enhanced="5.1.0")
+        return items[0]
+
+    async def _queue_items(self, queue_id: int | None) -> list[QueueItem]:
+        from mailcove.store.api import OutboundRecipient, QueuedRecipient
+
+        pool = self._need_pool()
+        where, args = ("WHERE id = $1", (queue_id,)) if queue_id is not None else ("", ())
+        entries = await pool.fetch(f"SELECT id, created, size, envelope FROM queue {where} ORDER BY id", *args)
+        if not entries:
+            return []
+        rcpts: dict[int, list[QueuedRecipient]] = {}
+        for r in await pool.fetch(
+            "SELECT queue_id, address, orcpt, notify, status, attempts, next_attempt, last_error FROM queue_rcpts"
+            " WHERE queue_id = ANY($1::bigint[]) ORDER BY queue_id, idx",
+            [e[0] for e in entries],
+        ):
+            rcpts.setdefault(r[0], []).append(
+                QueuedRecipient(r[1], r[2], tuple(r[3].split(",")) if r[3] else (), r[4], r[5], r[6], r[7])
+            )
+        items = []
+        for qid, created, size, envelope in entries:
+            rs = tuple(rcpts.get(qid, ()))
+            env = OutboundEnvelope(
+                recipients=tuple(OutboundRecipient(r.address, r.orcpt, r.notify) for r in rs), **json.loads(envelope)
+            )
+            items.append(QueueItem(qid, created, size, env, rs))
+        return items
+
+    async def queue_read(self, queue_id: int) -> bytes:
+        async with self._need_pool().acquire() as conn:
+            return await readers.queue_read(conn, queue_id)
+
+    async def queue_delete(self, queue_id: int) -> None:
+        await self._write(ops.queue_delete, queue_id)
+
+    async def queue_size(self) -> int:
+        return await self._need_pool().fetchval(
+            "SELECT count(DISTINCT queue_id) FROM queue_rcpts WHERE status = 'queued'"
+        )
+
+    async def queue_claim(self, now: float, lease_seconds: float, limit: int) -> list[QueueClaim]:
+        lease = secrets.token_hex(8)
+        rows = await self._write(ops.queue_claim, now, lease_seconds, limit, lease)
+        envelopes: dict[str, OutboundEnvelope] = {}
+        out = []
+        for r in rows:
+            env = envelopes.get(r["envelope"])
+            if env is None:
+                env = envelopes[r["envelope"]] = OutboundEnvelope(recipients=(), **json.loads(r["envelope"]))
+            out.append(
+                QueueClaim(r["queue_id"], r["idx"], r["address"], r["orcpt"],
+                           tuple(r["notify"].split(",")) if r["notify"] else (), r["attempts"], r["warned"], lease,
+                           r["created"], env)
+            )
+        return out
+
+    async def queue_record(self, outcomes: Sequence[QueueOutcome]) -> list[int]:
+        if not outcomes:
+            return []
+        rows = [(o.queue_id, o.idx, o.lease, o.status, o.next_attempt, o.error, o.warned) for o in outcomes]
+        return await self._write(ops.queue_record, rows)
+
+    async def queue_retry(self, queue_id: int | None, now: float) -> int:
+        return await self._write(ops.queue_retry, queue_id, now)
+
+    # --- reading -----------------------------------------------------------------------------
+
+    async def index(self, mailbox_id: int) -> MailboxIndex:
+        async with self._need_pool().acquire() as conn:
+            return await readers.index(conn, self.flags, mailbox_id)
+
+    async def fetch_meta(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageMeta]:
+        async with self._need_pool().acquire() as conn:
+            return await readers.fetch_meta(conn, self.flags, mailbox_id, uids)
+
+    async def read_message(self, mailbox_id: int, uid: int, start: int = 0, length: int | None = None) -> bytes:
+        async with self._need_pool().acquire() as conn:
+            return await readers.read_message(conn, mailbox_id, uid, start, length)
+
+    async def read_messages(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]:
+        if not uids:
+            return {}
+        async with self._need_pool().acquire() as conn:
+            return await readers.read_messages(conn, mailbox_id, uids)
+
+    async def message_path(self, mailbox_id: int, uid: int) -> Path | None:
+        return None  # bodies live in the database
+
+    # --- changing ----------------------------------------------------------------------------
+
+    async def store_flags(
+        self,
+        mailbox_id: int,
+        uids: Sequence[int],
+        op: FlagOp,
+        flags: Iterable[str],
+        *,
+        unchanged_since: int | None = None,
+    ) -> FlagUpdate:
+        if op not in ("+", "-", "="):
+            raise ValueError(f"bad flag operation {op!r}")
+        return await self._write(
+            ops.store_flags, self.flags, mailbox_id, list(uids), op, frozenset(flags), unchanged_since
+        )
+
+    async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
+        return await self._write(ops.expunge, mailbox_id, None if uids is None else list(uids))
+
+    async def copy(self, mailbox_id: int, uids: Sequence[int], dest_mailbox_id: int) -> CopyResult:
+        return await self._write(ops.copy, mailbox_id, list(uids), dest_mailbox_id, False)
+
+    async def move(self, mailbox_id: int, uids: Sequence[int], dest_mailbox_id: int) -> CopyResult:
+        return await self._write(ops.copy, mailbox_id, list(uids), dest_mailbox_id, True)
+
+    async def expunged_since(self, mailbox_id: int, modseq: int) -> list[int]:
+        rows = await self._need_pool().fetch(
+            "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid", mailbox_id, modseq
+        )
+        return [r[0] for r in rows]
+
+
+def _envelope_json(env: OutboundEnvelope) -> str:
+    d = dataclasses.asdict(env)
+    d.pop("recipients")
+    return json.dumps(d, separators=(",", ":"))
