@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "queue",
     "dkim",
     "dns",
+    "check",
     "db",
     "importing",
 )

@@ -1,0 +1,33 @@
+"""Runs the checks and collects one Report."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mailcove.check import dns, listeners, relay, tls
+from mailcove.check.model import Report, load_state
+from mailcove.config import Settings
+from mailcove.directory import open_directory
+
+CHECKS = ("listeners", "tls", "dns", "relay")
+
+
+async def local_domains(settings: Settings) -> list[str]:
+    async with open_directory(settings) as directory:
+        return [d.name for d in await directory.list_domains() if d.alias_of is None]
+
+
+async def run(settings: Settings, *, domains: Sequence[str] = (), addresses: Sequence[str] = (),
+              probe_from: str | None = None, timeout: float = 5.0, skip: Sequence[str] = ()) -> Report:
+    report = Report()
+    state = load_state(settings)
+    if "listeners" not in skip:
+        report.findings += await listeners.check(settings, state, timeout)
+    if "tls" not in skip:
+        report.findings += await tls.check(settings, state, timeout)
+    if "dns" not in skip:
+        names = list(domains) or await local_domains(settings)
+        report.findings += await dns.check(settings, names, list(addresses), timeout)
+    if "relay" not in skip:
+        report.findings += await relay.check(settings, state, timeout, probe_from)
+    return report
