@@ -108,6 +108,9 @@ class StoreSettings:
     default_quota_bytes: int = 0
     default_quota_messages: int = 0
     change_poll_ms: int = 100
+    # PostgreSQL backend: connections this node keeps open to the database (the change listener
+    # takes one more).
+    pool_size: int = 10
 
 
 @dataclass

@@ -22,4 +22,22 @@ def open_store(settings: Settings, *, watch_changes: bool = True) -> MailStore:
             change_poll_ms=settings.store.change_poll_ms,
             watch_changes=watch_changes,
         )
-    raise ConfigError(settings.source, "store.backend", f"unknown backend {backend!r} (known: sqlite)")
+    if backend == "postgres":
+        if not settings.store.dsn:
+            raise ConfigError(settings.source, "store.dsn", 'backend "postgres" needs dsn = "postgresql://..."')
+        try:
+            from mailcove.store.postgres import PostgresStore
+        except ImportError as exc:
+            why = f"the postgres backend needs asyncpg (pip install 'mailcove[postgres]'): {exc}"
+            raise ConfigError(settings.source, "store.backend", why) from exc
+        return PostgresStore(
+            settings.store.dsn,
+            data_dir=settings.data_dir,
+            inline_max=settings.store.inline_max_bytes,
+            min_free_bytes=settings.store.min_free_bytes,
+            default_quota_bytes=settings.store.default_quota_bytes,
+            default_quota_messages=settings.store.default_quota_messages,
+            pool_size=settings.store.pool_size,
+            watch_changes=watch_changes,
+        )
+    raise ConfigError(settings.source, "store.backend", f"unknown backend {backend!r} (known: sqlite, postgres)")
