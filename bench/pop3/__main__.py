@@ -36,11 +36,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.pop3.client import run_session, run_sessions
-from bench.pop3.dovecot import DovecotPop3
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))  # the private Dovecot shared with the tests and bench/imap
+
+from bench.pop3.client import run_session, run_sessions  # noqa: E402
+from interop.dovecot import PrivateDovecot  # noqa: E402
 
 PASSWORD = "It1"
-REPO = Path(__file__).resolve().parents[2]
 
 
 def make_messages(n: int, size: int) -> list[bytes]:
@@ -219,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     messages = make_messages(args.messages, args.size)
     base = os.environ.get("BENCH_TMP")
     print(f"{args.messages} messages of ~{args.size} bytes, {args.sessions} users; preparing both servers...")
-    dc = DovecotPop3({u: PASSWORD for u in users}, sessions=args.sessions, base=base)
+    dc = PrivateDovecot({u: PASSWORD for u in users}, protocol="pop3", many_connections=args.sessions, base=base)
     mc = Mailcove(users, base=base)
     results: dict[str, dict[str, list[float]]] = {
         "mailcove": {"single": [], "parallel": []},

@@ -1,4 +1,5 @@
-"""A private Dovecot (installed from Debian) on loopback, for the differential test and bench/imap.
+"""A private Dovecot (installed from Debian) on loopback, for the differential test, bench/imap and
+bench/pop3 (`protocol="pop3"`).
 
     with PrivateDovecot(users={"a@hamap.local": "secret"}) as dc:
         imap = imaplib.IMAP4(dc.host, dc.port)
@@ -24,7 +25,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -94,7 +95,11 @@ class PrivateDovecot:
         many_connections: int = 0,
         extra_config: str = "",
         base: str | os.PathLike[str] | None = None,
+        protocol: str = "imap",
     ) -> None:
+        if protocol not in ("imap", "pop3"):
+            raise ValueError(f"protocol must be imap or pop3, not {protocol!r}")
+        self.protocol = protocol
         self.users = dict(users)
         self.tls = tls
         self.many_connections = many_connections
@@ -119,10 +124,10 @@ default_client_limit = {n + 1000}
 default_process_limit = {n + 1000}
 default_vsz_limit = 0
 mail_max_userip_connections = {n + 1000}
-service imap {{
+service {self.protocol} {{
   process_limit = {n + 1000}
 }}
-service imap-login {{
+service {self.protocol}-login {{
   service_count = 0
   process_min_avail = 2
   process_limit = 8
@@ -140,19 +145,22 @@ service stats {{
 }}
 """
         ssl = "ssl = no\n"
-        tls_listener = "  inet_listener imaps {\n    port = 0\n  }\n"
+        plain, secure = ("imap", "imaps") if self.protocol == "imap" else ("pop3", "pop3s")
+        tls_listener = f"  inet_listener {secure} {{\n    port = 0\n  }}\n"
         if self.tls:
             assert self.cert is not None
             ssl = f"ssl = yes\nssl_cert = <{self.cert}\nssl_key = <{self.dir / 'key.pem'}\n"
             tls_listener = (
-                f"  inet_listener imaps {{\n    address = 127.0.0.1\n    port = {self.tls_port}\n    ssl = yes\n  }}\n"
+                f"  inet_listener {secure} {{\n    address = 127.0.0.1\n"
+                f"    port = {self.tls_port}\n    ssl = yes\n  }}\n"
             )
+        other, other_secure = ("pop3", "pop3s") if self.protocol == "imap" else ("imap", "imaps")
         return f"""# written by tests/interop/dovecot.py
 base_dir = {d}/run
 state_dir = {d}/state
 log_path = {d}/dovecot.log
 info_log_path = {d}/dovecot.log
-protocols = imap
+protocols = {self.protocol}
 listen = 127.0.0.1
 {ssl}
 auth_mechanisms = plain
@@ -193,17 +201,17 @@ namespace inbox {{
     auto = subscribe
   }}
 }}
-service imap-login {{
-  inet_listener imap {{
+service {self.protocol}-login {{
+  inet_listener {plain} {{
     address = 127.0.0.1
     port = {self.port}
   }}
 {tls_listener}}}
-service pop3-login {{
-  inet_listener pop3 {{
+service {other}-login {{
+  inet_listener {other} {{
     port = 0
   }}
-  inet_listener pop3s {{
+  inet_listener {other_secure} {{
     port = 0
   }}
 }}
@@ -214,7 +222,7 @@ service pop3-login {{
     def start(self, timeout: float = 20.0) -> PrivateDovecot:
         binary = dovecot_binary()
         if binary is None:
-            raise RuntimeError("dovecot is not installed (Debian package dovecot-imapd)")
+            raise RuntimeError(f"dovecot is not installed (Debian package dovecot-{self.protocol}d)")
         self.dir.chmod(0o755)
         for sub in ("run", "state", "home", "mail"):
             (self.dir / sub).mkdir(exist_ok=True)
@@ -264,6 +272,36 @@ service pop3-login {{
 
     def maildir(self, user: str) -> Path:
         return self.dir / "mail" / user
+
+    def fill(self, messages: Sequence[bytes]) -> None:
+        """The same messages in every user's Maildir INBOX, before start(): written once and
+        hard-linked per user. The files keep the exact bytes (CRLF); S= and W= give Dovecot the
+        sizes without reading the files."""
+        src = self.dir / "messages"
+        src.mkdir()
+        names = []
+        now = int(time.time())
+        for i, m in enumerate(messages):
+            name = f"{now}.M{i}P{os.getpid()}.fill,S={len(m)},W={len(m)}:2,"
+            (src / name).write_bytes(m)
+            names.append(name)
+        nobody = pwd.getpwnam(MAIL_USER)
+        for user in self.users:
+            box = self.maildir(user)
+            for sub in ("cur", "new", "tmp"):
+                (box / sub).mkdir(parents=True)
+            for name in names:
+                os.link(src / name, box / "cur" / name)
+        for root, dirs, files in os.walk(self.dir / "mail"):
+            os.chown(root, nobody.pw_uid, nobody.pw_gid)
+            for f in dirs + files:
+                os.chown(os.path.join(root, f), nobody.pw_uid, nobody.pw_gid)
+
+    def version(self) -> str:
+        binary = dovecot_binary()
+        if binary is None:
+            return ""
+        return subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.strip()
 
     # --- looking at it ------------------------------------------------------------------------
 
