@@ -280,19 +280,23 @@ def sendmail(obj: Any, directory: str, aliases_path: str | None, primary: str | 
 
 @click.command("dovecot")
 @click.argument("directory", default="/etc/dovecot", type=click.Path())
+@click.option("--root", "root_prefix", metavar="DIR", type=click.Path(file_okay=False),
+              help="Absolute !include paths are looked up under DIR (a copy of the old machine's files).")
 @_dry
 @_json
 @_write
 @click.pass_obj
-def dovecot(obj: Any, directory: str, dry_run: bool, as_json: bool, write_config: str | None) -> None:
+def dovecot(obj: Any, directory: str, root_prefix: str | None, dry_run: bool, as_json: bool,
+            write_config: str | None) -> None:
     """Import Dovecot's protocols, listen (and the login services' ports), ssl, ssl_cert/ssl_key,
     disable_plaintext_auth and mail_location from DIRECTORY/dovecot.conf (default /etc/dovecot; a
     file path is read as the main file), following !include and !include_try."""
     p = Path(directory)
     if p.is_file():
-        plan = _guard(lambda: plan_dovecot(str(p.parent), DiskFiles(), config_file=str(p)))
+        plan = _guard(lambda: plan_dovecot(str(p.parent), DiskFiles(), config_file=str(p),
+                                                root_prefix=root_prefix))
     elif p.is_dir():
-        plan = _guard(lambda: plan_dovecot(directory, DiskFiles()))
+        plan = _guard(lambda: plan_dovecot(directory, DiskFiles(), root_prefix=root_prefix))
     else:
         fail(f"{directory}: no such file or directory")
     run_import(obj, plan, what=directory, dry_run=dry_run, as_json=as_json, write_config=write_config)

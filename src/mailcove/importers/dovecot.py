@@ -123,8 +123,10 @@ _SETTING = re.compile(r"^(?P<key>[A-Za-z0-9_.\-/]+)\s*=\s*(?P<value>.*)$")
 
 
 class DovecotParser:
-    def __init__(self, files: Files, plan: Plan) -> None:
+    def __init__(self, files: Files, plan: Plan, root_prefix: str | None = None) -> None:
         self.files = files
+        # A copy of another machine's /etc: absolute include paths are looked up under it.
+        self.root_prefix = root_prefix
         self.plan = plan
         self.root = Section("", "", "", 0, "")
         self.values: dict[str, str] = {}
@@ -182,7 +184,10 @@ class DovecotParser:
             if word not in ("!include", "!include_try") or not pattern:
                 self.plan.skip(path, lineno, raw, "cannot read this include")
                 return
-            full = pattern if os.path.isabs(pattern) else os.path.join(base, pattern)
+            if os.path.isabs(pattern):
+                full = os.path.join(self.root_prefix, pattern.lstrip("/")) if self.root_prefix else pattern
+            else:
+                full = os.path.join(base, pattern)
             try_only = word == "!include_try"
             if any(c in pattern for c in "*?["):
                 for match in self.files.glob(full):
@@ -214,8 +219,8 @@ class DovecotParser:
         self.plan.skip(path, lineno, raw, "not a setting, a section or an include")
 
 
-def parse_dovecot(config_path: str, files: Files, plan: Plan) -> Section:
-    parser = DovecotParser(files, plan)
+def parse_dovecot(config_path: str, files: Files, plan: Plan, root_prefix: str | None = None) -> Section:
+    parser = DovecotParser(files, plan, root_prefix)
     parser.parse_file(os.path.normpath(config_path), [parser.root])
     return parser.root
 
@@ -282,10 +287,12 @@ MAPPED_KEYS = frozenset({
 })
 
 
-def plan_dovecot(config_dir: str, files: Files, *, config_file: str | None = None) -> Plan:
+def plan_dovecot(
+    config_dir: str, files: Files, *, config_file: str | None = None, root_prefix: str | None = None
+) -> Plan:
     plan = Plan("dovecot")
     path = config_file or os.path.join(config_dir, "dovecot.conf")
-    root = parse_dovecot(path, files, plan)
+    root = parse_dovecot(path, files, plan, root_prefix)
     if not plan.files:
         return plan
     used: set[int] = set()
@@ -344,7 +351,9 @@ def plan_dovecot(config_dir: str, files: Files, *, config_file: str | None = Non
         b = _bool(s.value)
         if b is None:
             plan.skip(s.file, s.line, s.raw, "expected yes or no")
-        elif not (ssl is not None and ssl.value.strip().lower() == "required"):
+        elif ssl is not None and ssl.value.strip().lower() == "required":
+            plan.skip(s.file, s.line, s.raw, "ssl = required: mailcove refuses password login without TLS")
+        else:
             plan.config.append(ConfigSet(("auth", "allow_plaintext"), (not b) if invert else b, s.source))
 
     _plan_listeners(plan, root, use, tls_on)
