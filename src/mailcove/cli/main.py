@@ -31,6 +31,9 @@ COMMAND_MODULES = (
     "check",
     "db",
     "importing",
+    "backup",
+    "restore",
+    "setup",
 )
 
 

@@ -183,6 +183,17 @@ class SqliteDirectory:
         self.hostnames.close()
         self._started = False
 
+    async def backup(self, dest: Path) -> list[str]:
+        """directory.db as of one commit (SQLite online backup), into the directory `dest`;
+        works with or without start() and beside a running server."""
+        from mailcove.store.sqlite.backup import copy_database
+
+        Path(dest).mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not self.path.exists():
+            return []
+        await asyncio.to_thread(copy_database, self.path, Path(dest) / self.path.name)
+        return [self.path.name]
+
     async def __aenter__(self) -> SqliteDirectory:
         await self.start()
         return self

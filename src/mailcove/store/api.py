@@ -314,6 +314,12 @@ class MailStore(Protocol):
     async def collect_orphans(self) -> int:
         """Remove stored bodies nothing references (a crash between body and commit leaves
         them). The server calls it once at start, before serving."""
+    async def backup(self, dest: Path) -> list[str]:
+        """Write a copy of the whole store, consistent as of one moment, into the new directory
+        `dest`, while deliveries go on; return the paths written, relative to `dest`. SQLite:
+        mail.db (online backup API) plus the blob files it references. A backend whose data
+        lives elsewhere writes what restores it (PostgreSQL: a pg_dump archive) and says so in
+        the names. `mailcove backup` adds checksums, the directory, config and keys."""
 
     # --- spooling: large messages are streamed to disk before they are committed -------------
     def new_spool(self, *, normalize_newlines: bool = False) -> Spool: ...

@@ -6,11 +6,15 @@ file, rename into blobs/XX/, fsync both directories. A crash can therefore leave
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import time
 from collections.abc import Iterable
 from pathlib import Path
+
+# In the data dir; `mailcove backup` holds a shared flock on it while it copies blob files.
+HOLD_NAME = "backup.hold"
 
 
 def fsync_dir(path: Path) -> None:
@@ -55,7 +59,29 @@ class BlobDir:
     def path(self, rel: str) -> Path:
         return self.root / rel
 
+    @property
+    def hold_path(self) -> Path:
+        return self.root.parent / HOLD_NAME
+
+    def held(self) -> bool:
+        """True while `mailcove backup` copies blob files (it holds a shared flock on the hold
+        file): files are then left in place, and `collect_orphans` at the next start removes
+        the ones no message references any more."""
+        try:
+            fd = os.open(self.hold_path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing drops the probe's lock
+        return False
+
     def remove(self, rels: Iterable[str]) -> None:
+        if self.held():
+            return
         for rel in rels:
             try:
                 os.unlink(self.root / rel)
@@ -67,6 +93,8 @@ class BlobDir:
         `min_age` seconds: a younger file may belong to a delivery another process (the CLI
         writing directly into the store) has not committed yet."""
         removed = 0
+        if self.held():
+            return 0
         cutoff = time.time() - min_age
         candidates: list[Path] = []
         if self.tmp.is_dir():

@@ -134,6 +134,12 @@ class SqliteStore:
             await asyncio.to_thread(self._readers.close)
             self._readers = None
 
+    async def backup(self, dest: Path) -> list[str]:
+        """mail.db (online backup API, one snapshot) and the blob files it references."""
+        from mailcove.store.sqlite.backup import backup_store
+
+        return await asyncio.to_thread(backup_store, self.db_path, self.blobs, Path(dest))
+
     def _on_commit(self, changes: list[Change], remove: list[str]) -> None:
         # Runs in the writer thread right after COMMIT.
         if remove:
