@@ -210,7 +210,7 @@ class SystemSnapshot(Snapshot):
         canon = self.canonical_domain(domain) or self.default_domain(domain)
         out: dict[str, Local | Remote] = {}
         changed = self._expand_forward(targets, canon, set(), 0, out)
-        if not changed:
+        if not changed or tuple(out.values()) == targets:
             return res
         return Alias(tuple(out.values())) if out else res
 
