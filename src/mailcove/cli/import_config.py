@@ -57,12 +57,29 @@ def _settings(obj: Any) -> Settings:
     """The settings the import runs with; a --config file that does not exist yet is one the
     import is about to create, not an error."""
     path = obj.config_path or os.environ.get("MAILCOVE_CONFIG") or None
-    if path is not None and not Path(path).exists():
-        path = None
+    if path is None or Path(path).exists():
+        return obj.settings  # type: ignore[no-any-return]
     try:
-        return load_settings(path, data_dir=obj.data_dir) if path else load_settings(None, data_dir=obj.data_dir)
+        return load_settings(None, data_dir=obj.data_dir)
     except ConfigError as exc:
         fail(f"config error: {exc}", 2)
+
+
+def _hand_over(settings: Settings) -> None:
+    """`import` keeps root (it reads files only root may read), so the directory database files
+    it may have created go to the data dir's owner, the user the server runs as."""
+    if os.geteuid() != 0:
+        return
+    data = Path(settings.data_dir)
+    try:
+        st = data.stat()
+        if st.st_uid == 0:
+            return
+        for f in data.glob(DB_NAME + "*"):
+            if f.stat().st_uid == 0:
+                os.chown(f, st.st_uid, st.st_gid)
+    except OSError:
+        pass
 
 
 def _directory_diff(settings: Settings, plan: Plan, dry_run: bool) -> DirectoryDiff:
@@ -79,7 +96,10 @@ def _directory_diff(settings: Settings, plan: Plan, dry_run: bool) -> DirectoryD
             await apply(ctx.directory, diff)
         return diff
 
-    return run(settings, go)
+    try:
+        return run(settings, go)
+    finally:
+        _hand_over(settings)
 
 
 def run_import(obj: Any, plan: Plan, *, what: str, dry_run: bool, as_json: bool, write_config: str | None) -> None:

@@ -149,9 +149,15 @@ def write_validated(path: Path, text: str) -> None:
         except ConfigError as exc:
             raise ConfigError(str(path), exc.key, f"the merged file would not load: {exc.message}") from None
         if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
+            st = path.stat()
+            os.chmod(tmp, st.st_mode & 0o7777)
+            if os.geteuid() == 0:
+                # root editing the service user's file: it must stay theirs
+                os.chown(tmp, st.st_uid, st.st_gid)
         else:
-            os.chmod(tmp, 0o640)
+            # Like Postfix's main.cf: nothing secret lives in it (passwords are in files it
+            # names), and a server started as its own user must be able to read it.
+            os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
