@@ -30,13 +30,25 @@ from mailcove.core.errors import (
     QuotaExceeded,
     StoreError,
 )
-from mailcove.store.api import DEFAULT_MAILBOXES, SEPARATOR, AppendResult, CopyResult, FlagUpdate, IndexEntry
+from mailcove.store.api import (
+    DEFAULT_MAILBOXES,
+    SEPARATOR,
+    AppendResult,
+    CopyResult,
+    FlagUpdate,
+    ImportResult,
+    IndexEntry,
+    UidValidityConflict,
+)
 from mailcove.store.names import is_inferior, normalize_name, parents
 from mailcove.store.postgres.flags import FlagCache, flags_text
 from mailcove.store.postgres.writer import Txn
 
 SEEN = "\\Seen"
 DELETED = "\\Deleted"
+UID_MAX = 2**32 - 1
+# (uid or None, size, bytes or None, uploaded blob id or None, scanned info, flags, internaldate)
+ImportRow = tuple[int | None, int, bytes | None, int | None, bytes, frozenset[str], float]
 
 Conn = asyncpg.Connection
 
@@ -295,6 +307,129 @@ async def insert_blob(conn: Conn, size: int, refs: int, data: bytes | None, info
         info,
         chunked,
     )
+
+
+async def insert_body(conn: Conn, data: bytes, info: bytes, refs: int, inline_max: int) -> int:
+    """A body whose bytes are in memory already (imports, restores): inline, or chunked rows in
+    the current transaction when larger than `inline_max`."""
+    from mailcove.store.postgres.readers import CHUNK
+
+    if len(data) <= inline_max:
+        return await insert_blob(conn, len(data), refs, data, info, False)
+    blob_id = await insert_blob(conn, len(data), refs, None, info, True)
+    await conn.executemany(
+        "INSERT INTO blob_chunks (blob_id, seq, data) VALUES ($1, $2, $3)",
+        [(blob_id, i, data[off : off + CHUNK]) for i, off in enumerate(range(0, len(data), CHUNK))],
+    )
+    return blob_id
+
+
+async def import_messages(
+    conn: Conn,
+    txn: Txn,
+    user: str,
+    name: str,
+    rows: Sequence[ImportRow],
+    uidvalidity: int | None,
+    uidnext: int | None,
+    inline_max: int,
+) -> ImportResult:
+    """See MailStore.import_messages. The store has checked UID order and ranges."""
+    if txn.disk_low and rows:
+        raise DiskFull("free disk space is below the configured floor")
+    acct = await conn.fetchrow(
+        "SELECT id, quota_bytes, quota_messages, used_bytes, used_messages FROM accounts WHERE name = $1 FOR UPDATE",
+        user,
+    )
+    if acct is None:
+        raise AccountNotFound(f"no such account: {user}")
+    account_id, qbytes, qmsgs, ubytes, umsgs = acct
+    box = await conn.fetchrow(
+        "SELECT id, uidvalidity, uidnext, highestmodseq, noselect, messages FROM mailboxes"
+        " WHERE account_id = $1 AND name = $2 FOR UPDATE",
+        account_id,
+        name,
+    )
+    if box is None or box["noselect"]:
+        raise MailboxNotFound(f"no such mailbox: {name}")
+    mailbox_id, validity, next_uid, modseq, _noselect, count = box
+    if uidvalidity is not None and uidvalidity != validity:
+        if count:
+            raise UidValidityConflict(
+                f"{name} already holds {count} messages under UIDVALIDITY {validity}, not {uidvalidity}"
+            )
+        validity, next_uid = uidvalidity, 1
+        await conn.execute("UPDATE mailboxes SET uidvalidity = $2, uidnext = 1 WHERE id = $1", mailbox_id, validity)
+        await conn.execute("DELETE FROM expunged WHERE mailbox_id = $1", mailbox_id)
+        # A mailbox created later under this account must never get this UIDVALIDITY again.
+        await conn.execute(
+            "UPDATE accounts SET last_uidvalidity = greatest(last_uidvalidity, $2) WHERE id = $1", account_id, validity
+        )
+        txn.change(user, mailbox_id, "mailbox", (), 0)
+    keep: list[tuple[int, ImportRow]] = []
+    skipped: list[int] = []
+    for r in rows:
+        uid = r[0]
+        if uid is None:
+            uid = next_uid
+        elif uid < next_uid:
+            skipped.append(uid)
+            continue
+        if uid > UID_MAX:
+            raise StoreError(f"{name} has run out of UIDs", code=550, enhanced="5.2.0")
+        keep.append((uid, r))
+        next_uid = uid + 1
+    total = sum(r[1] for _uid, r in keep)
+    if qmsgs and umsgs + len(keep) > qmsgs:
+        raise QuotaExceeded(f"{user} is over its message quota", resource="messages")
+    if qbytes and ubytes + total > qbytes:
+        raise QuotaExceeded(f"{user} is over its storage quota", resource="bytes")
+    if uidnext is not None:
+        next_uid = max(next_uid, uidnext)
+    added: list[int] = []
+    if keep:
+        modseq += 1
+        cols: tuple[list[Any], ...] = ([], [], [], [], [])
+        unseen = 0
+        for uid, (_u, size, data, blob_id, info, flags, when) in keep:
+            if blob_id is None:
+                blob_id = await insert_body(conn, data or b"", info, 1, inline_max)
+            else:
+                await conn.execute("UPDATE blobs SET refs = 1 WHERE id = $1", blob_id)
+            for col, v in zip(cols, (uid, blob_id, flags_text(flags), when, size), strict=True):
+                col.append(v)
+            if SEEN not in flags:
+                unseen += 1
+            added.append(uid)
+        await conn.execute(
+            "INSERT INTO messages (mailbox_id, uid, blob_id, flags, modseq, internaldate, size)"
+            " SELECT $1, t.uid, t.blob_id, t.flags, $2, t.internaldate, t.size"
+            " FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::float8[], $7::bigint[])"
+            " AS t(uid, blob_id, flags, internaldate, size)",
+            mailbox_id,
+            modseq,
+            *cols,
+        )
+        await conn.execute(
+            "UPDATE mailboxes SET uidnext = $2, highestmodseq = $3, messages = messages + $4, unseen = unseen + $5,"
+            " size = size + $6 WHERE id = $1",
+            mailbox_id,
+            next_uid,
+            modseq,
+            len(keep),
+            unseen,
+            total,
+        )
+        await conn.execute(
+            "UPDATE accounts SET used_messages = used_messages + $2, used_bytes = used_bytes + $3 WHERE id = $1",
+            account_id,
+            len(keep),
+            total,
+        )
+        txn.change(user, mailbox_id, "append", added, modseq)
+    else:
+        await conn.execute("UPDATE mailboxes SET uidnext = greatest(uidnext, $2) WHERE id = $1", mailbox_id, next_uid)
+    return ImportResult(mailbox_id, validity, max(next_uid, 1), added, skipped)
 
 
 async def deliver(

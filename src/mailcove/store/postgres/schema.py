@@ -121,6 +121,15 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX queue_rcpts_due ON queue_rcpts (next_attempt) WHERE status = 'queued';
     """,
+    # 2: named leases (store/api.py acquire_lease): the POP3 maildrop lock across nodes. Expiry
+    # is in the database server's clock (epoch seconds), so nodes with skewed clocks agree.
+    """
+    CREATE TABLE leases (
+        name text PRIMARY KEY,
+        owner text NOT NULL,
+        expires double precision NOT NULL
+    );
+    """,
 ]
 
 _VERSION_TABLE = """

@@ -24,11 +24,14 @@ import asyncpg
 from mailcove.core.errors import AccountNotFound, MailboxNotFound, StoreError
 from mailcove.message import scan, to_crlf
 from mailcove.store.api import (
+    AccountState,
     AppendResult,
     CopyResult,
     DeliveryTarget,
     FlagOp,
     FlagUpdate,
+    ImportMessage,
+    ImportResult,
     Mailbox,
     MailboxIndex,
     MessageMeta,
@@ -36,13 +39,16 @@ from mailcove.store.api import (
     QueueClaim,
     QueueItem,
     QueueOutcome,
+    QueueState,
+    StoredMessage,
     SubmitResult,
     Usage,
+    check_lease_args,
 )
 from mailcove.store.blobs import BlobDir
 from mailcove.store.changes import Change, ChangeBus
 from mailcove.store.names import normalize_name
-from mailcove.store.postgres import ops, readers
+from mailcove.store.postgres import leases, ops, readers, transfer
 from mailcove.store.postgres.flags import FlagCache
 from mailcove.store.postgres.poller import ChangeListener
 from mailcove.store.postgres.schema import check_schema
@@ -342,6 +348,60 @@ class PostgresStore:
                     seq += 1
         return blob_id
 
+    async def import_messages(
+        self,
+        user: str,
+        mailbox: str,
+        items: Sequence[ImportMessage],
+        *,
+        uidvalidity: int | None = None,
+        uidnext: int | None = None,
+    ) -> ImportResult:
+        for value in (uidvalidity, uidnext):
+            if value is not None and not 0 < value <= ops.UID_MAX:
+                raise ValueError(f"UIDVALIDITY/UIDNEXT out of range: {value}")
+        last = 0
+        for item in items:
+            if item.uid is not None:
+                if not last < item.uid <= ops.UID_MAX:
+                    raise ValueError(f"import UIDs must be strictly increasing and below 2**32 (got {item.uid})")
+                last = item.uid
+        now = time.time()
+        rows: list[ops.ImportRow] = []
+        uploaded: list[int] = []
+        try:
+            for item in items:
+                when = now if item.internaldate is None else item.internaldate
+                source = item.source
+                if isinstance(source, Spool):
+                    source.finish()
+                    if not source.inline:
+                        spool = source
+
+                        def scan_file(path: Path = spool.path) -> bytes:
+                            with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                                return scan(mm).to_bytes()
+
+                        info = await asyncio.to_thread(scan_file)
+                        blob_id = await self._upload(spool.path, spool.size, info)
+                        spool.discard()
+                        uploaded.append(blob_id)
+                        rows.append((item.uid, spool.size, None, blob_id, info, frozenset(item.flags), when))
+                        continue
+                    source = source.getvalue()
+                data = bytes(source)
+                info = await asyncio.to_thread(lambda d=data: scan(d).to_bytes())
+                rows.append((item.uid, len(data), data, None, info, frozenset(item.flags), when))
+            return await self._write(
+                ops.import_messages, user, normalize_name(mailbox), rows, uidvalidity, uidnext, self._inline_max
+            )
+        finally:
+            if uploaded:
+                # Bodies of skipped (or failed) items were never referenced.
+                await self._need_pool().execute(
+                    "DELETE FROM blobs WHERE id = ANY($1::bigint[]) AND refs <= 0", uploaded
+                )
+
     # --- the outbound queue ------------------------------------------------------------------
 
     async def queue_list(self) -> list[QueueItem]:
@@ -470,6 +530,67 @@ class PostgresStore:
             "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid", mailbox_id, modseq
         )
         return [r[0] for r in rows]
+
+    # --- copying to another backend (mailcove db copy) -----------------------------------------
+
+    async def export_account(self, user: str) -> AccountState:
+        async with self._need_pool().acquire() as conn:
+            return await transfer.read_account(conn, user)
+
+    async def export_messages(self, mailbox_id: int, after_uid: int, limit: int) -> list[StoredMessage]:
+        async with self._need_pool().acquire() as conn:
+            return await transfer.read_messages(conn, self.flags, mailbox_id, after_uid, limit)
+
+    async def restore_account(self, state: AccountState) -> None:
+        await self._write(transfer.restore_account, state)
+
+    async def restore_messages(self, user: str, mailbox: str, messages: Sequence[StoredMessage]) -> None:
+        if not messages:
+            return
+        name = normalize_name(mailbox)
+
+        def prepare() -> list[transfer.RestoreRow]:
+            return [
+                (m.uid, frozenset(m.flags), m.modseq, m.internaldate, m.data, scan(m.data).to_bytes())
+                for m in messages
+            ]
+
+        rows = await asyncio.to_thread(prepare)
+        await self._write(transfer.restore_messages, user, name, rows, self._inline_max)
+
+    async def export_queue(self, after_id: int, limit: int) -> list[QueueState]:
+        ids = [
+            r[0]
+            for r in await self._need_pool().fetch(
+                "SELECT id FROM queue WHERE id > $1 ORDER BY id LIMIT $2", after_id, limit
+            )
+        ]
+        out: list[QueueState] = []
+        async with self._need_pool().acquire() as conn:
+            extras = await transfer.read_queue_extras(conn, ids)
+        for qid in ids:
+            items = await self._queue_items(qid)
+            if items:
+                out.append(QueueState(items[0], *extras[qid]))
+        return out
+
+    async def restore_queue(self, entry: QueueState) -> int:
+        return await self._write(
+            transfer.restore_queue, entry, _envelope_json(entry.item.envelope), self._inline_max
+        )
+
+    # --- leases ------------------------------------------------------------------------------
+
+    async def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
+        check_lease_args(name, owner, ttl)
+        return await leases.acquire(self._need_pool(), name, owner, ttl)
+
+    async def renew_lease(self, name: str, owner: str, ttl: float) -> bool:
+        check_lease_args(name, owner, ttl)
+        return await leases.renew(self._need_pool(), name, owner, ttl)
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        await leases.release(self._need_pool(), name, owner)
 
 
 def _envelope_json(env: OutboundEnvelope) -> str:
