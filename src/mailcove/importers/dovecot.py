@@ -131,8 +131,12 @@ class DovecotParser:
         self.root = Section("", "", "", 0, "")
         self.values: dict[str, str] = {}
         self.nfiles = 0
+        self.open_files: list[str] = []  # the include chain being read, to catch loops
 
     def parse_file(self, path: str, stack: list[Section], depth: int = 0, *, required: bool = True) -> None:
+        if path in self.open_files:
+            self.plan.skip(path, 0, "", f"includes itself (through {' -> '.join(self.open_files)}): not read again")
+            return
         if depth > MAX_INCLUDE_DEPTH:
             self.plan.skip(path, 0, "", f"includes nested more than {MAX_INCLUDE_DEPTH} deep (a loop?): not read")
             return
@@ -150,6 +154,13 @@ class DovecotParser:
                 self.plan.skip(path, 0, "", "file not found")
             return
         self.plan.files.append(path)
+        self.open_files.append(path)
+        try:
+            self._parse_text(path, text, stack, depth)
+        finally:
+            self.open_files.pop()
+
+    def _parse_text(self, path: str, text: str, stack: list[Section], depth: int) -> None:
         base = os.path.dirname(path)
         start_depth = len(stack)
         pending = ""
@@ -191,7 +202,7 @@ class DovecotParser:
             try_only = word == "!include_try"
             if any(c in pattern for c in "*?["):
                 for match in self.files.glob(full):
-                    self.parse_file(match, stack, depth + 1)
+                    self.parse_file(os.path.normpath(match), stack, depth + 1)
             else:
                 self.parse_file(os.path.normpath(full), stack, depth + 1, required=not try_only)
             return
@@ -405,7 +416,13 @@ def _plan_listeners(
             plan.config.append(ConfigSet(("listen", name), [], src, f"{proto} not in protocols"))
             continue
         if name in TLS_LISTENERS and not tls_on:
-            continue  # mailcove switches implicit-TLS listeners off by itself with [tls] enabled = false
+            # mailcove switches implicit-TLS listeners off by itself with [tls] enabled = false
+            service = root.child("service", f"{proto}-login")
+            listener = service.child("inet_listener", name) if service else None
+            for s in listener.settings if listener else []:
+                mark(s)
+                plan.skip(s.file, s.line, s.raw, "ssl = no: mailcove has no implicit-TLS listeners without TLS")
+            continue
         port, addrs, where = standard, addresses, src
         service = root.child("service", f"{proto}-login")
         listener = service.child("inet_listener", name) if service else None

@@ -27,6 +27,16 @@ class Files(Protocol):
         """Matching paths, sorted (Dovecot includes `conf.d/*.conf` in name order)."""
 
 
+def decode(data: bytes) -> str:
+    """UTF-8, else Latin-1: old configuration files are often Latin-1, and every byte string is
+    valid Latin-1, so a line can always be shown in the report (never a surrogate that the
+    database or the JSON output would refuse)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
 class DiskFiles:
     def read(self, path: str) -> str | None:
         p = Path(path)
@@ -42,9 +52,7 @@ class DiskFiles:
             return None
         except OSError as exc:
             raise FileProblem(f"{path}: {exc.strerror or exc}") from None
-        # Old configuration files are often Latin-1; surrogateescape keeps every byte readable
-        # and the report can still show the line.
-        return data.decode("utf-8", errors="surrogateescape")
+        return decode(data)
 
     def glob(self, pattern: str) -> list[str]:
         return sorted(p for p in _glob.glob(pattern) if os.path.isfile(p))
