@@ -11,7 +11,7 @@ import importlib
 
 import click
 
-IMPORT_MODULES: tuple[str, ...] = ("mailcove.cli.import_config",)
+IMPORT_MODULES: tuple[str, ...] = ("mailcove.cli.import_config", "mailcove.cli.import_mail")
 
 
 @click.group("import")

@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "check",
     "db",
     "importing",
+    "export",
     "backup",
     "restore",
     "setup",

@@ -1,0 +1,187 @@
+"""`mailcove import mail|mbox|maildir`: move a user's mail over from Dovecot/Sendmail files.
+
+    mailcove import mail a@hamap.local --location 'mbox:~/mail:INBOX=/var/mail/%u'
+    mailcove import mail a@hamap.local --location maildir:~/Maildir --home /home/a
+    mailcove import mbox a@hamap.local /var/mail/a [--mailbox INBOX]
+    mailcove import maildir a@hamap.local /home/a/Maildir [--layout fs]
+
+UIDVALIDITY, UIDs, flags, keywords and dates are kept; running it again adds only what is new
+(importers/mailio.py). Works while the server runs: the store is shared between processes."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from mailcove.admin.context import AdminContext
+from mailcove.admin.runner import fail, run
+from mailcove.directory.api import Local
+from mailcove.importers import mailio
+from mailcove.importers.mbox import QUOTINGS
+
+
+@contextmanager
+def progress_bar(
+    total: int, quiet: bool, label: str, *, in_bytes: bool = True
+) -> Iterator[Callable[[int], None] | None]:
+    """A rich progress bar on stderr, only for a person watching (a TTY) and without --quiet."""
+    if quiet or not sys.stderr.isatty() or total <= 0:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    count = DownloadColumn() if in_bytes else MofNCompleteColumn()
+    with Progress(TextColumn("{task.description}"), BarColumn(), count, TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+async def _account(ctx: AdminContext, user: str) -> str:
+    """The store account of USER, created on first use as IMAP login does; the directory must know it."""
+    store = await ctx.store()
+    if await store.account_exists(user):
+        return user
+    res = await ctx.directory.resolve(user)
+    if not isinstance(res, Local) or res.user != user:
+        fail(f"{user} is not a local account (add it first: mailcove user add {user})")
+    await store.create_account(user)
+    return user
+
+
+def _print_report(report: mailio.ImportReport, user: str) -> None:
+    for box in report.boxes:
+        kept = "UIDVALIDITY and UIDs kept" if box.uidvalidity_kept else "new UIDs"
+        line = f"{box.name}: {box.added} added, {box.skipped} already there ({kept})"
+        click.echo(line + (f"; {box.note}" if box.note else ""))
+    for p in report.problems:
+        click.echo(f"warning: {p}", err=True)
+    nl = report.newlines
+    if nl:
+        click.echo(
+            f"{user}: {report.added} messages added, {report.skipped} already there;"
+            f" line ends: {nl['lf']} LF, {nl['crlf']} CRLF, {nl['mixed']} mixed (kept as they were)"
+        )
+        if nl["lf"] and nl["crlf"] == 0:
+            click.echo("export with --newline lf (the default) to get these files' bytes back")
+        elif nl["crlf"] and nl["lf"] == 0:
+            click.echo("export with --newline crlf to get these files' bytes back")
+    else:
+        click.echo(f"{user}: {report.added} messages added, {report.skipped} already there")
+
+
+def _run_import(
+    obj: object,
+    user: str,
+    build: Callable[[mailio.ImportReport], list[mailio.SourceBox]],
+    *,
+    into: str | None,
+    quoting: str,
+    quiet: bool,
+) -> None:
+    settings = obj.settings  # type: ignore[attr-defined]
+    user = user.strip().lower()
+    report = mailio.ImportReport()
+    try:
+        sources = build(report)
+    except (mailio.LocationError, OSError) as exc:
+        fail(str(exc), 2)
+
+    async def use_case(ctx: AdminContext) -> mailio.ImportReport:
+        await _account(ctx, user)
+        store = await ctx.store()
+        with progress_bar(sum(s.size for s in sources), quiet, f"importing {user}") as advance:
+            return await mailio.import_mail(store, user, sources, into=into, quoting=quoting, report=report,
+                                            progress=advance)
+
+    try:
+        result = run(settings, use_case)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    _print_report(result, user)
+
+
+_quoting = click.option(
+    "--from-quoting", "quoting", type=click.Choice(QUOTINGS), default="none", show_default=True,
+    help="Undo '>From ' escaping in mbox bodies: none keeps them as Dovecot served them; mboxrd/mboxo remove one '>'.",
+)
+_quiet = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+
+
+@click.command("mail")
+@click.argument("user")
+@click.option("--location", required=True, metavar="MAIL_LOCATION",
+              help="Dovecot mail_location, e.g. 'mbox:~/mail:INBOX=/var/mail/%u' or maildir:~/Maildir[:LAYOUT=fs].")
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path),
+              help="The user's home directory for ~ and %h (default: the Unix account's).")
+@click.option("--login", help="The name the old server knew the user by, for %u/%n/%d (default: USER's local part).")
+@click.option("--mailbox", "only", metavar="NAME", help="Import only this mailbox of the location.")
+@_quoting
+@_quiet
+@click.pass_obj
+def import_mail(obj: object, user: str, location: str, home: Path | None, login: str | None, only: str | None,
+                quoting: str, quiet: bool) -> None:
+    """Import USER's mail from a Dovecot mail_location (mbox or Maildir)."""
+    login = login or user.partition("@")[0]
+    home = home or mailio.home_of(login)
+
+    def build(report: mailio.ImportReport) -> list[mailio.SourceBox]:
+        loc = mailio.parse_location(location, login=login, home=home)
+        sources = mailio.list_sources(loc, report)
+        if only is not None:
+            sources = [s for s in sources if s.name == only or (only.upper() == "INBOX" and s.name == "INBOX")]
+            if not sources:
+                raise mailio.LocationError(f"no mailbox {only!r} at {location}")
+        return sources
+
+    _run_import(obj, user, build, into=None, quoting=quoting, quiet=quiet)
+
+
+@click.command("mbox")
+@click.argument("user")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--mailbox", default="INBOX", show_default=True, help="The mailbox to import into.")
+@_quoting
+@_quiet
+@click.pass_obj
+def import_mbox(obj: object, user: str, file: Path, mailbox: str, quoting: str, quiet: bool) -> None:
+    """Import one mbox FILE into one of USER's mailboxes."""
+
+    def build(report: mailio.ImportReport) -> list[mailio.SourceBox]:
+        return [mailio.SourceBox(mailbox, "mbox", file, file.stat().st_size)]
+
+    _run_import(obj, user, build, into=mailbox, quoting=quoting, quiet=quiet)
+
+
+@click.command("maildir")
+@click.argument("user")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--layout", type=click.Choice(["maildir++", "fs"]), default="maildir++", show_default=True,
+              help="Folders as .Foo.Bar (Maildir++) or Foo/Bar directories (LAYOUT=fs).")
+@_quiet
+@click.pass_obj
+def import_maildir(obj: object, user: str, directory: Path, layout: str, quiet: bool) -> None:
+    """Import a Maildir tree (INBOX and its folders) into USER's mailboxes."""
+
+    def build(report: mailio.ImportReport) -> list[mailio.SourceBox]:
+        return mailio.list_sources(mailio.Location("maildir", directory, None, layout), report)
+
+    _run_import(obj, user, build, into=None, quoting="none", quiet=quiet)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(import_mail)
+    group.add_command(import_mbox)
+    group.add_command(import_maildir)

@@ -1,0 +1,536 @@
+"""Mail import: Dovecot mail_location strings, the source mailboxes they name, and the driver
+that moves their messages into the store keeping UIDVALIDITY, UIDs, flags and dates.
+
+    loc = parse_location("mbox:~/mail:INBOX=/var/mail/%u", login="a", home=Path("/home/a"))
+    report = await import_mail(store, "a@hamap.local", list_sources(loc), progress=...)
+
+Rules (docs/import.md, "Mail"):
+
+- A source mailbox with a UIDVALIDITY (mbox X-IMAPbase, Maildir dovecot-uidlist) keeps it and
+  its UIDs when the mailcove mailbox is empty or already has that UIDVALIDITY (a second run).
+  Messages without a UID of their own get the next ones, as Dovecot would have given them.
+  Running the import again skips every UID already there (store.import_messages).
+- Otherwise (no UIDVALIDITY, or the mailbox already holds other mail) new UIDs are given, and a
+  message already present with the same Message-ID, INTERNALDATE (to the second) and size is
+  skipped: each copy in the mailbox stands for one copy in the source.
+- Line ends: a message with only LF line ends is stored with CRLF (what IMAP serves); one with
+  CRLF, or mixed ends, is stored as it is. Export converts CRLF-only messages back to the line
+  end asked for (`--newline`), so a uniform source comes back byte for byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mmap
+import os
+import pwd
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mailcove.core.errors import MailboxExists, MailError
+from mailcove.importers import maildir as md
+from mailcove.importers.mbox import MboxBase, read_mbox
+from mailcove.message import is_crlf_clean
+from mailcove.proto.imap import utf7
+from mailcove.store.api import ImportMessage, MailStore
+from mailcove.store.names import normalize_name
+
+BATCH_MESSAGES = 500
+BATCH_BYTES = 16 * 1024 * 1024
+Progress = Callable[[int], None]  # called with bytes of source read
+
+
+class LocationError(ValueError):
+    """A mail_location that cannot be used."""
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    kind: str  # "mbox" | "maildir"
+    root: Path
+    inbox: Path | None  # None: the format's default place
+    layout: str = "maildir++"  # Maildir: "maildir++" (.Foo.Bar) or "fs" (Foo/Bar)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceBox:
+    name: str  # the mailcove mailbox name ("/" separated)
+    kind: str  # "mbox" | "maildir"
+    path: Path
+    size: int  # bytes to read, for the progress bar
+
+
+@dataclass(slots=True)
+class BoxReport:
+    name: str
+    added: int = 0
+    skipped: int = 0
+    uidvalidity_kept: bool = False
+    note: str = ""
+
+
+@dataclass(slots=True)
+class ImportReport:
+    boxes: list[BoxReport] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    newlines: Counter[str] = field(default_factory=Counter)  # "lf" / "crlf" / "mixed" message counts
+    subscriptions: list[str] | None = None
+
+    @property
+    def added(self) -> int:
+        return sum(b.added for b in self.boxes)
+
+    @property
+    def skipped(self) -> int:
+        return sum(b.skipped for b in self.boxes)
+
+
+# --- locations ------------------------------------------------------------------------------
+
+
+def expand(text: str, *, login: str, home: Path | None) -> str:
+    """Dovecot's variables: %u (login), %n (its user part), %d (its domain), %h (home), %%, and
+    the long forms %{user} %{username} %{domain} %{home}; a leading ~ is the home directory."""
+    user, _, domain = login.partition("@")
+    values = {"u": login, "n": user, "d": domain, "h": str(home or ""), "%": "%",
+              "user": login, "username": user, "domain": domain, "home": str(home or "")}
+
+    def sub(m: re.Match[str]) -> str:
+        key = m.group(1) or m.group(2)
+        if key in ("h", "home") and home is None:
+            raise LocationError("the location uses %h but no home directory is known (give --home)")
+        if key not in values:
+            raise LocationError(f"unsupported variable %{key} in the location")
+        return values[key]
+
+    out = re.sub(r"%(?:\{([a-z]+)\}|([a-zA-Z%]))", sub, text)
+    if out == "~" or out.startswith("~/"):
+        if home is None:
+            raise LocationError("the location starts with ~ but no home directory is known (give --home)")
+        out = str(home) + out[1:]
+    return out
+
+
+def parse_location(text: str, *, login: str, home: Path | None) -> Location:
+    """`mbox:~/mail:INBOX=/var/mail/%u`, `maildir:~/Maildir`, `maildir:~/Maildir:LAYOUT=fs`."""
+    kind, sep, rest = text.partition(":")
+    if not sep or kind not in ("mbox", "maildir"):
+        raise LocationError(f"unsupported mail_location {text!r}: mbox:... or maildir:... expected")
+    parts = rest.split(":")
+    root = Path(expand(parts[0], login=login, home=home)) if parts[0] else None
+    inbox: Path | None = None
+    layout = "maildir++" if kind == "maildir" else "fs"
+    for opt in parts[1:]:
+        key, eq, value = opt.partition("=")
+        key = key.upper()
+        if key == "INBOX" and eq:
+            inbox = Path(expand(value, login=login, home=home))
+        elif key == "LAYOUT" and eq:
+            if value.lower() not in ("fs", "maildir++"):
+                raise LocationError(f"unsupported LAYOUT={value}")
+            layout = value.lower()
+        # INDEX=, CONTROL=, VOLATILEDIR=, UTF8 ... concern Dovecot's own files, not the mail
+    if root is None:
+        raise LocationError(f"mail_location {text!r} has no root directory")
+    return Location(kind, root, inbox, layout)
+
+
+def home_of(login: str) -> Path | None:
+    try:
+        return Path(pwd.getpwnam(login.partition("@")[0]).pw_dir)
+    except KeyError:
+        return None
+
+
+def _decode_name(part: str) -> str:
+    try:
+        return utf7.decode(part)
+    except ValueError:
+        return part
+
+
+def _size(p: Path) -> int:
+    try:
+        return p.stat().st_size
+    except OSError:
+        return 0
+
+
+def _maildir_size(folder: Path) -> int:
+    total = 0
+    for sub in ("cur", "new"):
+        try:
+            total += sum(e.stat().st_size for e in os.scandir(folder / sub) if e.is_file())
+        except OSError:
+            pass
+    return total
+
+
+def list_sources(loc: Location, report: ImportReport | None = None) -> list[SourceBox]:
+    """The mailboxes a location holds, INBOX first; Dovecot's own files are left out. Reads the
+    subscriptions file into `report.subscriptions` when there is one."""
+    report = report if report is not None else ImportReport()
+    out: list[SourceBox] = []
+    if loc.kind == "mbox":
+        inbox = loc.inbox
+        if inbox is None:
+            for cand in ("inbox", "INBOX"):
+                if (loc.root / cand).is_file():
+                    inbox = loc.root / cand
+        if inbox is not None and inbox.is_file():
+            out.append(SourceBox("INBOX", "mbox", inbox, _size(inbox)))
+        if loc.root.is_dir():
+            for path in sorted(_walk_mbox(loc.root, loc.root, report)):
+                rel = path.relative_to(loc.root).parts
+                if len(rel) == 1 and rel[0].lower() == "inbox" and (loc.inbox is None or inbox == path):
+                    continue
+                name = "/".join(_decode_name(p) for p in rel)
+                out.append(SourceBox(name, "mbox", path, _size(path)))
+            _read_subscriptions(loc.root / ".subscriptions", "/", report)
+        elif loc.inbox is None:
+            raise LocationError(f"{loc.root} is not a directory")
+    else:
+        inbox = loc.inbox or loc.root
+        if md.is_maildir(inbox):
+            out.append(SourceBox("INBOX", "maildir", inbox, _maildir_size(inbox)))
+        if not loc.root.is_dir():
+            raise LocationError(f"{loc.root} is not a directory")
+        if loc.layout == "maildir++":
+            for e in sorted(os.scandir(loc.root), key=lambda e: e.name):
+                if e.name.startswith(".") and e.name not in (".", "..") and e.is_dir() and md.is_maildir(Path(e.path)):
+                    parts = e.name[1:].split(".")
+                    if not all(parts):
+                        report.problems.append(f"{e.path}: folder name with an empty part skipped")
+                        continue
+                    name = "/".join(_decode_name(p) for p in parts)
+                    if name.upper() == "INBOX":
+                        name = "INBOX"
+                        if out and out[0].name == "INBOX":
+                            report.problems.append(f"{e.path}: a second INBOX skipped")
+                            continue
+                    out.append(SourceBox(name, "maildir", Path(e.path), _maildir_size(Path(e.path))))
+            _read_subscriptions(loc.root / "subscriptions", ".", report)
+        else:
+            for path in sorted(_walk_fs_maildirs(loc.root)):
+                if path == inbox:
+                    continue
+                name = "/".join(_decode_name(p) for p in path.relative_to(loc.root).parts)
+                if name.upper() == "INBOX":
+                    continue
+                out.append(SourceBox(name, "maildir", path, _maildir_size(path)))
+            _read_subscriptions(loc.root / "subscriptions", "/", report)
+    if not out:
+        raise LocationError(f"no mailboxes found at {loc.root}" + (f" or {loc.inbox}" if loc.inbox else ""))
+    return out
+
+
+_SKIP_FILES = re.compile(r"^(\..*|.*\.lock|dovecot[.-].*|subscriptions)$")
+
+
+def _walk_mbox(root: Path, d: Path, report: ImportReport) -> Iterator[Path]:
+    for e in os.scandir(d):
+        if _SKIP_FILES.match(e.name):
+            continue  # .imap/ index dirs, .subscriptions, lock files
+        if e.is_dir(follow_symlinks=False):
+            yield from _walk_mbox(root, Path(e.path), report)
+        elif e.is_file():
+            with open(e.path, "rb") as f:
+                head = f.read(5)
+            if head and head != b"From ":
+                report.problems.append(f"{e.path}: not an mbox file (no From line at the start), skipped")
+                continue
+            yield Path(e.path)
+
+
+def _walk_fs_maildirs(d: Path) -> Iterator[Path]:
+    for e in os.scandir(d):
+        if e.name in ("cur", "new", "tmp") or e.name.startswith(".") or not e.is_dir(follow_symlinks=False):
+            continue
+        p = Path(e.path)
+        if md.is_maildir(p):
+            yield p
+        yield from _walk_fs_maildirs(p)
+
+
+def _read_subscriptions(path: Path, sep: str, report: ImportReport) -> None:
+    """Dovecot's subscriptions file: v2 ("V\\t2", a blank line, names with TAB between levels) or
+    the old one-name-per-line form with the namespace's separator."""
+    try:
+        text = path.read_text("utf-8", "replace")
+    except OSError:
+        return
+    lines = text.splitlines()
+    names: list[str] = []
+    if lines and lines[0].startswith("V\t"):
+        names = ["/".join(line.split("\t")) for line in lines[1:] if line]
+    else:
+        names = ["/".join(_decode_name(p) for p in line.split(sep)) for line in lines if line.strip()]
+    report.subscriptions = names
+
+
+# --- import ---------------------------------------------------------------------------------
+
+
+def to_store_bytes(data: bytes, crlf_source: bool, counts: Counter[str]) -> bytes:
+    """LF-only messages become CRLF; CRLF and mixed ones stay as they are (see module doc)."""
+    if b"\r" not in data:
+        if b"\n" in data:
+            counts["lf"] += 1
+            return data.replace(b"\n", b"\r\n")
+        counts["crlf" if crlf_source else "lf"] += 1
+        return data
+    if is_crlf_clean(data):
+        counts["crlf"] += 1
+    else:
+        counts["mixed"] += 1
+    return data
+
+
+@dataclass(slots=True)
+class _Plan:
+    """How one source mailbox goes in: UID mode or fingerprint mode."""
+
+    mailbox_id: int
+    keep_uids: bool
+    uidvalidity: int | None
+    skip_below: int  # UIDs below this are there already (UID mode)
+    fingerprints: Counter[tuple[str | None, int, int]]
+
+
+async def _ensure_mailbox(store: MailStore, user: str, name: str) -> None:
+    try:
+        await store.get_mailbox(user, name)
+    except MailError:
+        try:
+            await store.create_mailbox(user, name)
+        except MailboxExists:  # a \Noselect placeholder turned real, or a race with a client
+            pass
+
+
+async def _plan(store: MailStore, user: str, name: str, base: MboxBase, box: BoxReport) -> _Plan:
+    await _ensure_mailbox(store, user, name)
+    target = await store.get_mailbox(user, name)
+    if base.uidvalidity and (target.messages == 0 or target.uidvalidity == base.uidvalidity):
+        skip = target.uidnext if target.uidvalidity == base.uidvalidity else 1
+        box.uidvalidity_kept = True
+        return _Plan(target.id, True, base.uidvalidity, skip, Counter())
+    if base.uidvalidity:
+        box.note = (f"already held {target.messages} messages under another UIDVALIDITY: new UIDs given, "
+                    "so clients download this mailbox again")
+    fps: Counter[tuple[str | None, int, int]] = Counter()
+    if target.messages:
+        index = await store.index(target.id)
+        uids = list(index.uids)
+        for i in range(0, len(uids), 1000):
+            for m in await store.fetch_meta(target.id, uids[i : i + 1000]):
+                fps[(m.info.message_id, int(m.internaldate), m.size)] += 1
+    return _Plan(target.id, False, None, 0, fps)
+
+
+def _message_id(data: bytes) -> str | None:
+    """The Message-ID as message.scan reports it (only needed in fingerprint mode)."""
+    from mailcove.message import scan
+
+    return scan(data).message_id
+
+
+class _Batcher:
+    """Sends ImportMessages in batches, one batch in flight while the next is being read."""
+
+    def __init__(self, store: MailStore, user: str, name: str, plan: _Plan, box: BoxReport) -> None:
+        self.store, self.user, self.name, self.plan, self.box = store, user, name, plan, box
+        self.items: list[ImportMessage] = []
+        self.bytes = 0
+        self.pending: asyncio.Task[None] | None = None
+
+    async def add(self, item: ImportMessage) -> None:
+        self.items.append(item)
+        self.bytes += len(item.source)  # type: ignore[arg-type]
+        if len(self.items) >= BATCH_MESSAGES or self.bytes >= BATCH_BYTES:
+            items, self.items, self.bytes = self.items, [], 0
+            if self.pending is not None:
+                await self.pending
+            self.pending = asyncio.create_task(self._send(items, None))
+
+    async def finish(self, uidnext: int | None) -> None:
+        """Send the rest (with the old server's UIDNEXT in UID mode) and wait for everything."""
+        if self.pending is not None:
+            await self.pending
+            self.pending = None
+        if self.items or self.plan.keep_uids:
+            items, self.items, self.bytes = self.items, [], 0
+            await self._send(items, uidnext)
+
+    async def _send(self, items: list[ImportMessage], uidnext: int | None) -> None:
+        res = await self.store.import_messages(
+            self.user, self.name, items, uidvalidity=self.plan.uidvalidity if self.plan.keep_uids else None,
+            uidnext=uidnext if self.plan.keep_uids else None,
+        )
+        self.box.added += len(res.added)
+        self.box.skipped += len(res.skipped)
+
+    async def abort(self) -> None:
+        if self.pending is not None:
+            self.pending.cancel()
+            try:
+                await self.pending
+            except BaseException:  # the first error is the one reported
+                pass
+
+
+async def _feed(
+    batcher: _Batcher,
+    plan: _Plan,
+    box: BoxReport,
+    data: bytes,
+    uid: int | None,
+    flags: frozenset[str],
+    when: float | None,
+) -> None:
+    if plan.keep_uids:
+        if uid is not None and uid < plan.skip_below:
+            box.skipped += 1
+            return
+        await batcher.add(ImportMessage(data, uid, flags, when))
+        return
+    if not plan.fingerprints:  # the mailbox was empty before this import
+        await batcher.add(ImportMessage(data, None, flags, when))
+        return
+    fp = (_message_id(data), int(when if when is not None else 0), len(data))
+    if plan.fingerprints[fp] > 0:
+        plan.fingerprints[fp] -= 1
+        box.skipped += 1
+        return
+    await batcher.add(ImportMessage(data, None, flags, when))
+
+
+class _UidAssigner:
+    """The old server's UIDs where they are usable (strictly increasing), else the next ones
+    after its last UID, as Dovecot numbers messages it has not seen yet."""
+
+    def __init__(self, uidlast: int | None) -> None:
+        self.next = (uidlast or 0) + 1
+        self.last = 0
+
+    def __call__(self, uid: int | None) -> int:
+        if uid is None or uid <= self.last:
+            uid = max(self.next, self.last + 1)
+        self.next = max(self.next, uid + 1)
+        self.last = uid
+        return uid
+
+
+async def _import_mbox(
+    store: MailStore, user: str, src: SourceBox, name: str, quoting: str, report: ImportReport,
+    progress: Progress | None,
+) -> BoxReport:
+    box = BoxReport(name)
+    report.boxes.append(box)
+    if src.size == 0:
+        await _ensure_mailbox(store, user, name)
+        return box
+    with open(src.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        reader = read_mbox(mm, quoting=quoting)  # type: ignore[arg-type]
+        crlf = reader.nl == b"\r\n"
+        it = iter(reader)
+        first = next(it, None)  # X-IMAPbase is in the first message
+        plan = await _plan(store, user, name, reader.base, box)
+        assign = _UidAssigner(reader.base.uidlast)
+        batcher = _Batcher(store, user, name, plan, box)
+        done = 0
+        try:
+            msg = first
+            while msg is not None:
+                uid = assign(msg.uid) if plan.keep_uids else None
+                data = to_store_bytes(msg.data, crlf, report.newlines)
+                await _feed(batcher, plan, box, data, uid, msg.flags, msg.internaldate)
+                if progress is not None:
+                    progress(msg.end - done)
+                    done = msg.end
+                msg = next(it, None)
+            await batcher.finish(assign.next if plan.keep_uids else None)
+        except BaseException:
+            await batcher.abort()
+            raise
+        report.problems.extend(f"{src.path}: {p}" for p in reader.problems)
+    return box
+
+
+async def _import_maildir(
+    store: MailStore, user: str, src: SourceBox, name: str, report: ImportReport, progress: Progress | None
+) -> BoxReport:
+    box = BoxReport(name)
+    report.boxes.append(box)
+    folder = src.path
+    try:
+        keywords = md.parse_keywords((folder / "dovecot-keywords").read_text("utf-8", "replace"))
+    except OSError:
+        keywords = {}
+    try:
+        uidlist = md.parse_uidlist((folder / "dovecot-uidlist").read_text("utf-8", "replace"))
+    except OSError:
+        uidlist = md.UidList()
+    files = await asyncio.to_thread(md.scan_folder, folder, keywords)
+    known = sorted((f for f in files if f.base in uidlist.uids), key=lambda f: uidlist.uids[f.base])
+    new = [f for f in files if f.base not in uidlist.uids]
+    base = MboxBase(uidlist.uidvalidity, (uidlist.uidnext - 1) if uidlist.uidnext else None)
+    plan = await _plan(store, user, name, base, box)
+    assign = _UidAssigner(base.uidlast)
+    batcher = _Batcher(store, user, name, plan, box)
+    try:
+        for f in known + new:
+            uid = assign(uidlist.uids.get(f.base)) if plan.keep_uids else None
+            if plan.keep_uids and uid < plan.skip_below:
+                box.skipped += 1
+            else:
+                try:
+                    raw = await asyncio.to_thread(f.path.read_bytes)
+                except FileNotFoundError:  # moved by a still-running old server: not fatal
+                    report.problems.append(f"{f.path}: vanished while importing, skipped")
+                    continue
+                data = to_store_bytes(raw, False, report.newlines)
+                await _feed(batcher, plan, box, data, uid, f.flags, f.mtime)
+            if progress is not None:
+                progress(f.size)
+        await batcher.finish(assign.next if plan.keep_uids else None)
+    except BaseException:
+        await batcher.abort()
+        raise
+    return box
+
+
+async def import_mail(
+    store: MailStore,
+    user: str,
+    sources: list[SourceBox],
+    *,
+    into: str | None = None,
+    quoting: str = "none",
+    subscriptions: list[str] | None = None,
+    report: ImportReport | None = None,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Import `sources` into `user`'s mailboxes (the account must exist). `into` renames a single
+    source mailbox (`mailcove import mbox --mailbox`)."""
+    report = report if report is not None else ImportReport()
+    if into is not None and len(sources) != 1:
+        raise ValueError("a target mailbox name needs exactly one source mailbox")
+    imported: list[str] = []
+    for src in sources:
+        name = normalize_name(into or src.name)
+        if src.kind == "mbox":
+            await _import_mbox(store, user, src, name, quoting, report, progress)
+        else:
+            await _import_maildir(store, user, src, name, report, progress)
+        imported.append(name)
+    subs = subscriptions if subscriptions is not None else report.subscriptions
+    if subs is not None and into is None:
+        wanted = {normalize_name(s) for s in subs if s.strip()}
+        for name in imported:
+            if name != "INBOX":
+                await store.set_subscribed(user, name, name in wanted)
+    return report
+
