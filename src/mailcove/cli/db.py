@@ -18,7 +18,7 @@ import click
 # scripts); `db migrate` applies them in this order.
 SCHEMAS: tuple[str, ...] = ("mailcove.store.postgres.schema", "mailcove.directory.postgres_schema")
 # Modules adding subcommands to the `db` group (`register(group)`), e.g. "mailcove.cli.db_copy".
-DB_MODULES: tuple[str, ...] = ()
+DB_MODULES: tuple[str, ...] = ("mailcove.cli.db_copy",)
 
 
 async def migrate_dsn(dsn: str) -> list[tuple[str, list[int]]]:

@@ -30,9 +30,11 @@ import contextlib
 import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from mailcove.directory.errors import DirectoryError
 from mailcove.directory.postgres_schema import CHANNEL, COMPONENT, MIGRATIONS
 from mailcove.directory.snapshot import Snapshot, UserRecord
 from mailcove.directory.sql import _RULE_SELECT, SqliteDirectory, _row_rule
@@ -255,6 +257,67 @@ class PostgresDirectory(SqliteDirectory):
         finally:
             with contextlib.suppress(Exception):
                 c.execute("COMMIT")
+
+
+# --- copying a directory between backends (`mailcove db copy`) ----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryDump:
+    """Every row of a directory, password hashes included (never passwords: none are stored)."""
+
+    domains: list[tuple[Any, ...]]
+    users: list[tuple[Any, ...]]
+    aliases: list[tuple[Any, ...]]
+    access: list[tuple[Any, ...]]
+
+
+_DUMP = {
+    # primary domains before their aliases: alias_of references them
+    "domains": ("SELECT name, alias_of, created FROM domains ORDER BY alias_of IS NOT NULL, name",
+                "INSERT INTO domains (name, alias_of, created) VALUES (?, ?, ?)"),
+    "users": ("SELECT address, local, domain, password, disabled, created, changed FROM users ORDER BY address",
+              "INSERT INTO users (address, local, domain, password, disabled, created, changed)"
+              " VALUES (?, ?, ?, ?, ?, ?, ?)"),
+    "aliases": ("SELECT source, target, position FROM aliases ORDER BY source, position",
+                "INSERT INTO aliases (source, target, position) VALUES (?, ?, ?)"),
+    "access": ("SELECT tag, key, pattern, action, reply_code, reply_enhanced, reply_text, position FROM access"
+               " ORDER BY position",
+               "INSERT INTO access (tag, key, pattern, action, reply_code, reply_enhanced, reply_text, position)"
+               " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
+}
+
+
+async def export_directory(d: SqliteDirectory) -> DirectoryDump:
+    """Read every row of `d` (either backend) in one consistent read."""
+
+    def q(c: Any) -> DirectoryDump:
+        return DirectoryDump(**{t: [tuple(r) for r in c.execute(sel)] for t, (sel, _ins) in _DUMP.items()})
+
+    return await d._read(q)
+
+
+async def import_directory(d: SqliteDirectory, dump: DirectoryDump) -> None:
+    """Write `dump` into `d` (either backend), which must be empty, in one transaction."""
+
+    def tx(c: Any) -> None:
+        if c.execute("SELECT 1 FROM domains").fetchone() or c.execute("SELECT 1 FROM access").fetchone():
+            raise DirectoryError("the target directory is not empty")
+        for table, (_sel, ins) in _DUMP.items():
+            for row in getattr(dump, table):
+                c.execute(ins, _typed(table, row))
+
+    await d._write(tx)
+
+
+def _typed(table: str, row: tuple[Any, ...]) -> tuple[Any, ...]:
+    # SQLite may hand back an integer for a REAL column holding a whole number; PostgreSQL's
+    # double precision parameters want floats.
+    if table == "domains":
+        return (row[0], row[1], float(row[2]))
+    if table == "users":
+        return (*row[:4], int(row[4]), float(row[5]), float(row[6]))
+    return row
 
 
 def _redact(dsn: str) -> str:
