@@ -146,6 +146,8 @@ class HttpConnection:
         deadline: float | None = None
         head: h11.Request | None = None
         body = bytearray()
+        # h11 bounds only a head that arrives in pieces; one that arrives whole is measured here.
+        fed = len(self.h.trailing_data[0])
         while True:
             try:
                 event = self.h.next_event()
@@ -173,9 +175,14 @@ class HttpConnection:
                 if deadline is None:
                     deadline = loop.time() + self.limits.request_timeout
                 self.h.receive_data(data)
+                if head is None:
+                    fed += len(data)
                 continue
             if isinstance(event, h11.Request):
                 head = event
+                if fed - len(self.h.trailing_data[0]) > self.limits.max_header_bytes:
+                    limit = self.limits.max_header_bytes
+                    raise _Reject(error(431, f"the request line and headers are larger than the limit ({limit} bytes)"))
                 length = _content_length(event.headers)
                 if length is not None and length > self.limits.max_body_bytes:
                     raise _Reject(error(413, f"the body is larger than the limit ({self.limits.max_body_bytes} bytes)"))
