@@ -149,6 +149,8 @@ def test_dovecot_quotes_comments_and_variables() -> None:
     config = {c.dotted: c.value for c in plan.config}
     assert config["listen.imap"] == ["10.0.0.13:143"]
     assert config["listen.pop3s"] == ["10.0.0.13:995"]
+    # line 1 is not "superseded": line 2 builds on it ($protocols)
+    assert [u.line for u in plan.unmapped] == [4]
     greeting = [u for u in plan.unmapped if u.line == 4]
     assert greeting and "ready # really" in greeting[0].text
 

@@ -87,6 +87,8 @@ class Section:
     settings: list[Setting] = field(default_factory=list)
     children: list[Section] = field(default_factory=list)
     end_line: int = 0
+    # Top-level settings whose value a later `key = $key ...` line took over (so not superseded).
+    absorbed: dict[int, Setting] = field(default_factory=dict)
 
     def child(self, name: str, arg: str) -> Section | None:
         for c in self.children:
@@ -132,6 +134,13 @@ class DovecotParser:
         self.values: dict[str, str] = {}
         self.nfiles = 0
         self.open_files: list[str] = []  # the include chain being read, to catch loops
+        self.last: dict[str, Setting] = {}
+
+    def _expand(self, key: str, into: Setting) -> str:
+        prev = self.last.get(key)
+        if prev is not None:
+            self.root.absorbed[id(prev)] = into
+        return self.values.get(key, "")
 
     def parse_file(self, path: str, stack: list[Section], depth: int = 0, *, required: bool = True) -> None:
         if path in self.open_files:
@@ -222,10 +231,14 @@ class DovecotParser:
         if m:
             key = m["key"]
             value = _unquote(m["value"])
+            setting = Setting(key, value, path, lineno, raw.strip())
             if len(stack) == 1:
-                value = re.sub(r"\$([A-Za-z0-9_]+)", lambda v: self.values.get(v[1], v[0]), value)
-                self.values[key] = value
-            stack[-1].settings.append(Setting(key, value, path, lineno, raw.strip()))
+                # An unset $key is empty, as doveconf shows it (Debian's protocols.d files start
+                # from `protocols = $protocols imap` with nothing set before).
+                setting.value = re.sub(r"\$([A-Za-z0-9_]+)", lambda v: self._expand(v[1], setting), value).strip()
+                self.values[key] = setting.value
+                self.last[key] = setting
+            stack[-1].settings.append(setting)
             return
         self.plan.skip(path, lineno, raw, "not a setting, a section or an include")
 
@@ -381,8 +394,17 @@ def plan_dovecot(
             f"mailcove import mail USER --location {quoted}   (once per user; mail_location has no config key)"
         )
 
+    def taken(s: Setting) -> bool:
+        """Used, or taken over by a later `key = $key ...` line that is itself taken."""
+        while id(s) not in used:
+            nxt = root.absorbed.get(id(s))
+            if nxt is None:
+                return False
+            s = nxt
+        return True
+
     for s in root.settings:
-        if id(s) in used:
+        if taken(s):
             continue
         if s.key in MAPPED_KEYS:
             plan.skip(s.file, s.line, s.raw, "set again later: the later value is the one imported")
