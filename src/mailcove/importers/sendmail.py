@@ -252,14 +252,16 @@ def plan_aliases(plan: Plan, path: str, text: str, primary: str | None) -> None:
             addr, why = _target_address(tgt.text, primary)
             if addr is None:
                 plan.skip(path, tgt.line, tgt.text, why or "cannot be mapped")
-            elif addr.lower() == source.key:
-                plan.skip(path, tgt.line, tgt.text, "the alias itself (Sendmail's \\user): mailcove delivers to the "
-                          "user of that name anyway, nothing to import")
             elif addr not in targets:
+                # The alias itself as a target (`a: \\a, copy@x`, keep a copy and forward) stays:
+                # the directory delivers to the user a when an alias names it again.
                 targets.append(addr)
         if not entry.targets:
             plan.skip(path, entry.line, entry.raw, "an alias with no targets")
-        if targets:
+        if targets == [source.key]:
+            plan.skip(path, entry.line, entry.raw, "only the alias itself (Sendmail's \\user): mailcove delivers to "
+                      "the user of that name anyway, nothing to import")
+        elif targets:
             plan.aliases.append(AliasAdd(source.key, tuple(targets), Source(path, entry.line)))
 
 
