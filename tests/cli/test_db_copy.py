@@ -110,12 +110,25 @@ def populate(srv: ServerProcess) -> None:
         b.logout()
 
 
-@pytest.mark.parametrize("target", ["sqlite", "postgres"])
+def _side(kind: str, data: Path, request: pytest.FixtureRequest) -> tuple[str, str]:
+    """(config, location for db copy) of one side: SQLite in `data`, or a fresh PostgreSQL database."""
+    if kind == "postgres":
+        from pg_testing import PgCluster
+
+        cluster: PgCluster = request.getfixturevalue("pg_cluster")
+        dsn = cluster.dsn(cluster.create_database())
+        return BASE + f'[store]\nbackend = "postgres"\ndsn = "{dsn}"\n', dsn
+    return BASE, f"sqlite:{data}"
+
+
+@pytest.mark.parametrize(("source", "target"), [("sqlite", "postgres"), ("postgres", "sqlite")])
 def test_copy_keeps_what_imap_clients_cache(
-    serve_factory: Callable[..., ServerProcess], tmp_path: Path, request: pytest.FixtureRequest, target: str
+    serve_factory: Callable[..., ServerProcess], tmp_path: Path, request: pytest.FixtureRequest, source: str,
+    target: str,
 ) -> None:
     src_data = tmp_path / "src-data"
-    src = serve_factory(BASE, listeners=IMAP_ONLY, data_dir=src_data, start=False)
+    src_config, frm = _side(source, src_data, request)
+    src = serve_factory(src_config, listeners=IMAP_ONLY, data_dir=src_data, start=False)
     assert mailcove(src.config_path, src_data, "domain", "add", "hamap.local").returncode == 0
     for user, password in USERS.items():
         r = mailcove(src.config_path, src_data, "user", "add", user, "--password-stdin", input=password + "\n")
@@ -127,20 +140,13 @@ def test_copy_keeps_what_imap_clients_cache(
     # Queued with the server stopped, so no queue runner attempts it before the copy.
     queued = _queue_one(src.config_path, src_data)
 
-    if target == "postgres":
-        dsn = request.getfixturevalue("pg_dsn")
-        dst_config = BASE + f'[store]\nbackend = "postgres"\ndsn = "{dsn}"\n'
-        to = dsn
-        dst_data = tmp_path / "dst-spool"
-    else:
-        dst_config = BASE
-        dst_data = tmp_path / "dst-data"
-        to = f"sqlite:{dst_data}"
-    r = mailcove(src.config_path, src_data, "db", "copy", "--from", f"sqlite:{src_data}", "--to", to)
+    dst_data = tmp_path / "dst-data"
+    dst_config, to = _side(target, dst_data, request)
+    r = mailcove(src.config_path, src_data, "db", "copy", "--from", frm, "--to", to)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "copied 2 accounts" in r.stdout and "1 queue entries" in r.stdout
     # a second copy into the now non-empty target is refused
-    again = mailcove(src.config_path, src_data, "db", "copy", "--from", f"sqlite:{src_data}", "--to", to)
+    again = mailcove(src.config_path, src_data, "db", "copy", "--from", frm, "--to", to)
     assert again.returncode == 2 and "already has accounts" in again.stderr
     dst = serve_factory(dst_config, listeners=IMAP_ONLY, data_dir=dst_data, start=False)
     # the queue entry moved with its bytes (checked before a queue runner could touch it)
