@@ -27,6 +27,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,8 @@ class PgCluster:
         self.host = "127.0.0.1"
         self._as_root = os.geteuid() == 0
         self._counter = 0
+        # Dropping a database takes ~0.1-1 s; tests need not wait for it.
+        self._dropper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-drop")
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -113,6 +116,7 @@ class PgCluster:
                 raise RuntimeError(f"pg_ctl start failed: {proc.stderr.decode(errors='replace')}\n{tail}")
 
     def stop(self) -> None:
+        self._dropper.shutdown(wait=True)
         with contextlib.suppress(Exception):
             subprocess.run(
                 self._cmd(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"),
@@ -147,9 +151,14 @@ class PgCluster:
         _run_async(self._admin(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
         return name
 
-    def drop_database(self, name: str) -> None:
-        with contextlib.suppress(Exception):
-            _run_async(self._admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    def drop_database(self, name: str, *, wait: bool = False) -> None:
+        def drop() -> None:
+            with contextlib.suppress(Exception):
+                _run_async(self._admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+        future = self._dropper.submit(drop)
+        if wait:
+            future.result()
 
 
 @pytest.fixture(scope="session")
