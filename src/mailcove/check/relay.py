@@ -14,7 +14,7 @@ import ipaddress
 
 from mailcove.check.model import Finding, ServerState, split_address
 from mailcove.config import Settings
-from mailcove.directory import Action, open_directory
+from mailcove.directory import Action, Tag, open_directory
 
 PROBE_FROM = "mailcove-relay-probe@example.com"
 PROBE_TO = "mailcove-relay-probe@example.net"
@@ -52,7 +52,8 @@ async def _rule_for(settings: Settings, ip: str) -> str | None:
     except Exception:
         return None
     if rule is not None and rule.action is Action.RELAY:
-        return rule.display.replace("\t", " ")
+        flag = {Tag.TO: "--to ", Tag.FROM: "--from "}.get(rule.tag, "")
+        return f"{rule.display.replace(chr(9), ' ')}|mailcove relay del {flag}{rule.pattern}"
     return None
 
 
@@ -103,8 +104,9 @@ async def check(settings: Settings, state: ServerState | None, timeout: float,
             await asyncio.wait_for(writer.wait_closed(), 2)
     rule = await _rule_for(settings, src)
     if rule:
-        fix = (f"the access rule `{rule}` lets {src} relay without logging in; if that was not meant, delete it "
-               f"(`mailcove relay del {rule.split()[0].split(':', 1)[-1]}`) and allow only your LAN "
+        shown, delete = rule.split("|", 1)
+        fix = (f"the access rule `{shown}` lets {src} relay without logging in; if that was not meant, delete it "
+               f"(`{delete}`) and allow only your LAN "
                "(`mailcove relay allow 10.0.0.0/24`); clients elsewhere should log in on submission (587/465)")
     elif src in ("127.0.0.1", "::1") and settings.directory.relay_from_localhost:
         fix = ("the probe came from this machine, which [directory] relay_from_localhost = true lets relay; "
