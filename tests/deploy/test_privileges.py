@@ -44,8 +44,11 @@ def _cli(
 def test_serve_as_root_drops_to_the_user_after_binding(serve_factory, service_user: ServiceUser, reachable_dir):
     data = reachable_dir / "data"
     wrap = python_visible_wrap(service_user, reachable_dir)
-    srv = serve_factory('[auth]\nallow_plaintext = true\n', data_dir=data, extra_args=["--user", service_user.name],
-                        wrap=wrap)
+    logfile = reachable_dir / "mailcove.log"
+    submit = reachable_dir / "run" / "submit.sock"  # its directory does not exist yet
+    config = (f'[auth]\nallow_plaintext = true\n[log]\nfile = "{logfile}"\n'
+              f'[smtp]\nsubmit_socket = "{submit}"\n')
+    srv = serve_factory(config, data_dir=data, extra_args=["--user", service_user.name], wrap=wrap)
     status = _status(srv.pid)
     assert status["Uid"] == [service_user.uid] * 4, status
     assert status["Gid"] == [service_user.gid] * 4, status
@@ -62,13 +65,17 @@ def test_serve_as_root_drops_to_the_user_after_binding(serve_factory, service_us
     assert r.returncode == 0, r.stderr
     assert srv.deliver(MESSAGE, ["a@hamap.local"]).startswith("OK")
     assert _root_owned(data) == []
+    # the log file this start created, and the submit socket's new directory, are the user's
+    assert logfile.stat().st_uid == service_user.uid
+    assert submit.parent.stat().st_uid == service_user.uid and submit.stat().st_uid == service_user.uid
 
     # SIGHUP re-reads the TLS pair as the unprivileged user; TLS still works afterwards
     srv.reload()
     deadline = time.monotonic() + 10
-    while "TLS reload" not in srv.logs() and time.monotonic() < deadline:
+    while "TLS reload" not in logfile.read_text() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert "TLS reloaded" in srv.logs() and "TLS reload failed" not in srv.logs(), srv.logs()
+    log_text = logfile.read_text()
+    assert "TLS reloaded" in log_text and "TLS reload failed" not in log_text, log_text
     host, port = srv.address("imaps")
     ctx = ssl.create_default_context()
     ctx.check_hostname = False

@@ -111,7 +111,12 @@ def restore(obj: object, src: Path, force: bool) -> None:
             with contextlib.suppress(FileNotFoundError):
                 os.chown(p, *owner, follow_symlinks=False)
     n = sum(1 for rel in manifest["files"] if rel.startswith("data/"))
-    who = f", owned by {pwd.getpwuid(owner[0]).pw_name}" if owner is not None else ""
+    who = ""
+    if owner is not None:
+        try:
+            who = f", owned by {pwd.getpwuid(owner[0]).pw_name}"
+        except KeyError:
+            who = f", owned by uid {owner[0]}"
     click.echo(f"restored {n} files from {src} ({manifest['created']}) into {data_dir}{who}")
     if manifest.get("config"):
         cfg = manifest["config"]

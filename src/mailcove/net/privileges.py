@@ -256,8 +256,9 @@ def drop(target: Target) -> None:
 
 # Commands that must stay root: serve drops by itself after binding; import reads other users'
 # mail spools and files; backup and restore read and write outside the data dir and fix the
-# ownership of what they create themselves.
-KEEP_ROOT_COMMANDS = frozenset({"serve", "import", "backup", "restore"})
+# ownership of what they create themselves; sendmail and mailq talk to the server's sockets, which
+# learn the caller from the kernel (root's cron mail must stay root's).
+KEEP_ROOT_COMMANDS = frozenset({"serve", "import", "backup", "restore", "sendmail", "mailq"})
 
 
 def adopt_data_dir_owner(settings: Settings, command: str | None) -> Target | None:
