@@ -147,6 +147,8 @@ class PostgresDirectory(SqliteDirectory):
                 await self._listen_task
             self._listen_task = None
         if self._listener is not None:
+            # Our own close is not a lost connection: no warning, no reconnect.
+            self._listener.remove_termination_listener(self._on_listener_lost)
             with contextlib.suppress(Exception):
                 await self._listener.close()
             self._listener = None
