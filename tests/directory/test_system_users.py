@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from mailcove.delivery import resolve as delivery_resolve
 from mailcove.directory import Alias, DirectoryError, Invalid, Local, Remote
 from mailcove.directory.system import SystemAccounts, SystemDirectory, login_defs_range
 from mailcove.store.sqlite.store import SqliteStore
@@ -195,16 +196,18 @@ async def test_forward_to_another_local_user(unix_users: UnixUsers, make_system:
     a, b = unix_users.name("a"), unix_users.name("b")
     unix_users.write_forward("a", f"# to b now\n{b}\n")
     d = await make_system()
-    assert await d.resolve(f"{a}@hamap.local") == Alias((Local(b),))
+    assert await delivery_resolve(d, f"{a}@hamap.local") == Alias((Local(b),))
+    # The directory itself still says a owns a@ (SMTP's MAIL FROM check): forwarding is delivery's.
+    assert await d.resolve(f"{a}@hamap.local") == Local(a)
     # \a keeps a copy without forwarding again; a remote address is relayed (SRS by the queue).
     unix_users.write_forward("a", f"\\{a}, x@remote.example\n")
-    res = await d.resolve(f"{a}@hamap.local")
+    res = await delivery_resolve(d, f"{a}@hamap.local")
     assert isinstance(res, Alias) and set(res.targets) == {Local(a), Remote("x@remote.example")}
     # The plain name of the owner keeps a copy too (Sendmail's self-reference), and b's own
     # .forward is followed.
     unix_users.write_forward("a", f"{a}, {b}@other.example\n")
     unix_users.write_forward("b", "y@remote.example\n")
-    res = await d.resolve(f"{a}@hamap.local")
+    res = await delivery_resolve(d, f"{a}@hamap.local")
     assert isinstance(res, Alias) and set(res.targets) == {Local(a), Remote("y@remote.example")}
 
 
@@ -216,8 +219,8 @@ async def test_forward_loops_end(unix_users: UnixUsers, make_system: Any) -> Non
     unix_users.write_forward("b", f"{a}\n")
     d = await make_system()
     # a -> b -> a: the loop stops at a, whose mailbox gets the mail (Sendmail does the same).
-    assert await d.resolve(f"{a}@hamap.local") == Local(a)
-    assert await d.resolve(f"{b}@hamap.local") == Local(b)
+    assert await delivery_resolve(d, f"{a}@hamap.local") == Local(a)
+    assert await delivery_resolve(d, f"{b}@hamap.local") == Local(b)
 
 
 @pytest.mark.parametrize("unsafe", ["group-writable", "world-writable", "foreign-owner", "symlink", "home-writable"])
@@ -241,7 +244,7 @@ async def test_unsafe_forward_is_ignored(unix_users: UnixUsers, make_system: Any
     else:
         unix_users.home("a").chmod(0o777)
     d = await make_system()
-    assert await d.resolve(f"{a}@hamap.local") == Local(a)
+    assert await delivery_resolve(d, f"{a}@hamap.local") == Local(a)
 
 
 async def test_program_and_file_entries_are_not_run(unix_users: UnixUsers, make_system: Any, tmp_path: Path) -> None:
@@ -251,9 +254,9 @@ async def test_program_and_file_entries_are_not_run(unix_users: UnixUsers, make_
     marker = tmp_path / "ran"
     unix_users.write_forward("a", f'"|/usr/bin/touch {marker}"\n')
     d = await make_system()
-    assert await d.resolve(f"{a}@hamap.local") == Local(a)  # nothing usable: the mailbox
+    assert await delivery_resolve(d, f"{a}@hamap.local") == Local(a)  # nothing usable: the mailbox
     unix_users.write_forward("a", f"|/usr/bin/touch {marker}, /tmp/{a}.mbox, {b}\n")
-    assert await d.resolve(f"{a}@hamap.local") == Alias((Local(b),))
+    assert await delivery_resolve(d, f"{a}@hamap.local") == Alias((Local(b),))
     assert not marker.exists() and not Path(f"/tmp/{a}.mbox").exists()
 
 
@@ -262,7 +265,7 @@ async def test_forward_off(unix_users: UnixUsers, make_system: Any) -> None:
     unix_users.add("b")
     unix_users.write_forward("a", f"{unix_users.name('b')}\n")
     d = await make_system(forward=False)
-    assert await d.resolve(f"{unix_users.name('a')}@hamap.local") == Local(unix_users.name("a"))
+    assert await delivery_resolve(d, f"{unix_users.name('a')}@hamap.local") == Local(unix_users.name("a"))
 
 
 def test_config_shorthand_builds_a_system_directory(tmp_path: Path) -> None:

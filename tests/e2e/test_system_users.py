@@ -208,6 +208,11 @@ def test_forward_file(unix_users: UnixUsers, serve_factory: Callable[..., Server
     assert "for-a" not in subjects(ma) and "for-c" not in subjects(mb)
     for m in (ma, mb, mc):
         m.logout()
+    # a forwards its mail away but still owns its address: it may send as a@.
+    s = smtp_auth(srv, a, PW)
+    assert s is not None
+    s.sendmail(f"{a}@hamap.local", [f"{c}@hamap.local"], mail(f"{a}@hamap.local", c, "from-a"))
+    s.quit()
     srv.stop()
     assert "is not safe (group- or world-writable)" in srv.logs()
 

@@ -28,6 +28,17 @@ if TYPE_CHECKING:
 
 
 async def resolve(directory: Directory, address: str) -> Resolution:
+    """Where mail to `address` goes: the directory's answer, then the recipients' own forwarding
+    (~/.forward of system users), which applies to delivery only: `directory.resolve` alone
+    still says who owns an address (SMTP's MAIL FROM check)."""
+    res = await _resolve(directory, address)
+    expand = getattr(directory, "expand_forwards", None)  # only the system-users directory has it
+    if expand is not None and not isinstance(res, Invalid):
+        res = await expand(res, address)
+    return res
+
+
+async def _resolve(directory: Directory, address: str) -> Resolution:
     res = await directory.resolve(address)
     local, at, domain = address.rpartition("@")
     if at and local.lower() == "abuse" and await directory.is_local_domain(domain):

@@ -160,7 +160,8 @@ class SystemAccounts:
 
 class SystemSnapshot(Snapshot):
     """The directory's domains, aliases and rules with the system's accounts as its users.
-    `resolve` may call NSS and read ~/.forward files: SystemDirectory runs it in a thread."""
+    `resolve` calls NSS and `expand_forwards` reads ~/.forward files: SystemDirectory runs both
+    in a worker thread."""
 
     accounts: SystemAccounts
     forward: bool
@@ -199,8 +200,8 @@ class SystemSnapshot(Snapshot):
 
     # --- ~/.forward ------------------------------------------------------------------------------
 
-    def resolve(self, address: str) -> Resolution:
-        res = super().resolve(address)
+    def expand_forwards(self, res: Resolution, address: str) -> Resolution:
+        """`res` (this snapshot's answer for `address`) with the local users' ~/.forward applied."""
         if not self.forward or isinstance(res, Remote | Invalid):
             return res
         targets = res.targets if isinstance(res, Alias) else (res,)
@@ -245,7 +246,7 @@ class SystemSnapshot(Snapshot):
                         log.info("%s/.forward: \\%s is not a mail user; skipped", user.home, e.value)
                 elif e.kind is forward_file.Kind.ADDRESS:
                     target = e.value if "@" in e.value else f"{e.value}@{domain}"
-                    sub = super().resolve(target)
+                    sub = self.resolve(target)
                     if isinstance(sub, Invalid):
                         log.info("%s/.forward: %s: %s; skipped", user.home, e.value, sub.reason)
                         continue
@@ -375,6 +376,17 @@ class SystemDirectory(SqliteDirectory):
         res = await self._lookup(snap.resolve, address)
         await self._ensure_accounts(res)
         return res
+
+    async def expand_forwards(self, res: Resolution, address: str) -> Resolution:
+        """Delivery's second step (delivery.resolve calls it): follow ~/.forward files, read now,
+        at delivery time, as Sendmail does. Kept out of `resolve`, which also answers "who owns
+        this address" for SMTP's MAIL FROM check: a user who forwards their mail away still
+        owns their address."""
+        snap = await self.system_snapshot()
+        out = await self._lookup(snap.expand_forwards, res, address)
+        if out is not res:
+            await self._ensure_accounts(out)
+        return out
 
     async def _ensure_accounts(self, res: Resolution) -> None:
         """A system user's store account is made the first time mail is resolved to them (or they
