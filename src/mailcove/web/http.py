@@ -186,6 +186,11 @@ class HttpConnection:
                 length = _content_length(event.headers)
                 if length is not None and length > self.limits.max_body_bytes:
                     raise _Reject(error(413, f"the body is larger than the limit ({self.limits.max_body_bytes} bytes)"))
+                if self.h.client_is_waiting_for_100_continue:
+                    # curl sends Expect: 100-continue with larger POSTs and would wait a second
+                    with contextlib.suppress(ConnectionError):
+                        self.writer.write(self.h.send(h11.InformationalResponse(status_code=100, headers=[])))
+                        await self.writer.drain()
             elif isinstance(event, h11.Data):
                 body += event.data
                 if len(body) > self.limits.max_body_bytes:
