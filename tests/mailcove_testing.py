@@ -56,6 +56,27 @@ def require_tool(name: str) -> str:
     return path
 
 
+def with_store_backend(config: str, backend: str, dsn: str | None) -> str:
+    """`config` with [store] backend (and dsn) set: inserted under an existing [store] table, or
+    a new table appended."""
+    if backend == "sqlite":
+        return config
+    keys = f'backend = "{backend}"\ndsn = "{dsn}"\n'
+    lines = config.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if line.strip() == "[store]":
+            lines.insert(i + 1, keys)
+            return "".join(lines)
+    sep = "" if not config or config.endswith("\n") else "\n"
+    return f"{config}{sep}[store]\n{keys}"
+
+
+def default_backend() -> str:
+    """The store backend servers use unless a test says otherwise: $MAILCOVE_TEST_BACKEND runs
+    every serve_factory server of a suite run on PostgreSQL (a fresh database each)."""
+    return os.environ.get("MAILCOVE_TEST_BACKEND", "sqlite")
+
+
 def run_async(coro: Any) -> Any:
     """Run a coroutine to completion from sync or async test code (a fresh loop in a thread, so
     it works even inside a running event loop)."""
@@ -125,6 +146,7 @@ class ServerProcess:
     proc: subprocess.Popen[bytes] | None = None
     state: dict[str, Any] = field(default_factory=dict)
     banner: str = ""
+    dsn: str | None = None  # the PostgreSQL store's database, when the server uses one
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -240,9 +262,14 @@ class ServerProcess:
 
 
 @pytest.fixture
-def serve_factory(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+def serve_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start `mailcove serve` processes. backend="postgres" puts the server's store on the test
+    PostgreSQL (tests/pg_testing.py): a fresh database, or `dsn=` another server's (`srv.dsn`)
+    so several nodes share one. Without backend=, a `backend` fixture of the test (a module's
+    parametrisation over both backends) decides, then $MAILCOVE_TEST_BACKEND, then sqlite."""
     started: list[ServerProcess] = []
     counter = iter(range(1000))
+    wanted = str(request.getfixturevalue("backend")) if "backend" in request.fixturenames else default_backend()
 
     def factory(
         config: str = "",
@@ -255,6 +282,8 @@ def serve_factory(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
         env: dict[str, str] | None = None,
         data_dir: Path | None = None,
         start: bool = True,
+        backend: str | None = None,
+        dsn: str | None = None,
     ) -> ServerProcess:
         n = next(counter)
         base = tmp_path / f"srv{n}"
@@ -262,6 +291,11 @@ def serve_factory(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
         data = data_dir or base / "data"
         cfg = base / "mailcove.toml"
         text = config if "hostname" in config else 'hostname = "mx1.hamap.local"\n' + config
+        backend = backend or ("postgres" if dsn else wanted)
+        if backend == "postgres" and dsn is None:
+            cluster = request.getfixturevalue("pg_cluster")
+            dsn = cluster.dsn(cluster.create_database())
+        text = with_store_backend(text, backend, dsn)
         cfg.write_text(text)
         parsed = tomllib.loads(text)
         tls_on = parsed.get("tls", {}).get("enabled", True)
@@ -298,6 +332,7 @@ def serve_factory(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
         proc_env.pop("MAILCOVE_CONFIG", None)
         proc_env.update(env or {})
         srv = ServerProcess(data, cfg, argv, base / "stdout.txt", base / "stderr.txt", proc_env)
+        srv.dsn = dsn if backend == "postgres" else None
         if accounts:
             data.mkdir(mode=0o700, parents=True, exist_ok=True)
             srv.create_accounts(*accounts)

@@ -9,11 +9,26 @@ EXPUNGE at once while idling.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
+import pytest
 from imapclient import IMAPClient
 
-from interop.imap_servers import PASSWORD, message
-from mailcove_testing import ServerProcess
+from interop.imap_servers import PASSWORD, PLAIN_CONFIG, message, shared
+from mailcove_testing import ServerProcess, with_store_backend
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def imap_lab(
+    request: pytest.FixtureRequest, imap_lab: ServerProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """The shared lab server (sqlite), and the same on the PostgreSQL store (issue 8)."""
+    if request.param == "sqlite":
+        yield imap_lab
+        return
+    cluster = request.getfixturevalue("pg_cluster")
+    config = with_store_backend(PLAIN_CONFIG, "postgres", cluster.dsn(cluster.create_database()))
+    yield from shared(tmp_path_factory.mktemp("imap-interop-lab-postgres"), config)
 
 
 def connect(srv: ServerProcess, who: str) -> IMAPClient:

@@ -17,16 +17,22 @@ from pathlib import Path
 
 import pytest
 
-from mailcove_testing import ServerProcess, require_tool
+from mailcove_testing import ServerProcess, require_tool, with_store_backend
 from pop3.helpers import LAB, PASSWORD, fill, login, message, shared_server
 
-USERS = {f"c{i}@hamap.local": PASSWORD for i in range(12)}
+# Enough for every test run twice (the lab server runs once per store backend).
+USERS = {f"c{i}@hamap.local": PASSWORD for i in range(20)}
 _next = iter(USERS)
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    with shared_server(tmp_path_factory.mktemp("pop3-interop-lab"), LAB, USERS) as srv:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The lab server on each store backend (issue 8: the interop tests prove both)."""
+    config = LAB
+    if request.param == "postgres":
+        cluster = request.getfixturevalue("pg_cluster")
+        config = with_store_backend(LAB, "postgres", cluster.dsn(cluster.create_database()))
+    with shared_server(tmp_path_factory.mktemp(f"pop3-interop-lab-{request.param}"), config, USERS) as srv:
         yield srv
 
 

@@ -16,6 +16,12 @@ from smtp_lab import PASSWORD, insecure_context, start_lab, strip_trace
 MSG = b"From: a@hamap.local\r\nTo: b@hamap.local\r\nSubject: smtplib\r\n\r\nbody line\r\n"
 
 
+@pytest.fixture(autouse=True, params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every test here runs on both store backends: serve_factory reads this fixture."""
+    return str(request.param)
+
+
 def _check_stored(lab, user, sent, *, count=1):
     stored = lab.inbox(user)
     assert len(stored) == count
