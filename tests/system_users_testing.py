@@ -15,6 +15,7 @@ import pwd
 import secrets
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +33,19 @@ def require_root() -> None:
         pytest.skip("creating Unix accounts needs root")
     for tool in ("useradd", "userdel", "usermod", "chpasswd", "chage", "runuser"):
         require_tool(tool)
+
+
+def _run(args: list[str], stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a shadow-utils command, retrying while another one (a parallel test worker) holds the
+    /etc/passwd or /etc/shadow lock."""
+    for _ in range(50):
+        r = subprocess.run(args, input=stdin, text=True, capture_output=True)
+        if r.returncode == 0 or "lock" not in (r.stderr or "").lower():
+            break
+        time.sleep(0.1)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({r.returncode}): {r.stderr.strip()}")
+    return r
 
 
 class UnixUsers:
@@ -55,7 +69,7 @@ class UnixUsers:
             args.append("-r")  # a system account: uid below UID_MIN
         if groups:
             args += ["-G", ",".join(groups)]
-        subprocess.run([*args, name], check=True, capture_output=True)
+        _run([*args, name])
         self.created.append(name)
         if password is not None:
             self.set_password(short, password, crypt_method=crypt_method)
@@ -63,10 +77,10 @@ class UnixUsers:
 
     def set_password(self, short: str, password: str, *, crypt_method: str | None = None) -> None:
         cmd = ["chpasswd"] + (["-c", crypt_method] if crypt_method else [])
-        subprocess.run(cmd, input=f"{self.name(short)}:{password}\n", text=True, check=True, capture_output=True)
+        _run(cmd, stdin=f"{self.name(short)}:{password}\n")
 
     def run(self, *args: str) -> None:
-        subprocess.run(list(args), check=True, capture_output=True)
+        _run(list(args))
 
     def home(self, short: str) -> Path:
         return Path(pwd.getpwnam(self.name(short)).pw_dir)
@@ -86,7 +100,7 @@ class UnixUsers:
                 home = pwd.getpwnam(name).pw_dir
             except KeyError:
                 continue
-            subprocess.run(["userdel", "-r", "-f", name], capture_output=True)
+            _run(["userdel", "-r", "-f", name], check=False)
             if home and home.startswith("/home/") and os.path.isdir(home):
                 shutil.rmtree(home, ignore_errors=True)
         self.created.clear()

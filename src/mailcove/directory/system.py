@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from mailcove.core.address import Address, AddressError
 from mailcove.directory import forward_file
 from mailcove.directory.api import Alias, Invalid, Local, Principal, Remote, Resolution, UserInfo
-from mailcove.directory.errors import DirectoryError, UnknownUser
+from mailcove.directory.errors import DirectoryBusy, DirectoryError, UnknownUser
 from mailcove.directory.passwords import MAX_PASSWORD_BYTES
 from mailcove.directory.snapshot import MAX_ALIAS_DEPTH, MAX_ALIAS_TARGETS, Snapshot
 from mailcove.directory.sql import DB_NAME, SqliteDirectory
@@ -433,7 +433,9 @@ class SystemDirectory(SqliteDirectory):
                 self._dummy_hash = str(await self.verifier._submit(make_dummy_hash))
             pw = password.encode("utf-8", "surrogatepass")[:MAX_PASSWORD_BYTES] or b"x"
             await self.verifier._submit(verify_hash, pw, self._dummy_hash)
-        except Exception:  # a busy pool or no libcrypt: the login fails anyway
+        except DirectoryBusy:
+            raise  # the caller answers "try again", as for a real check
+        except Exception:  # no libcrypt: the login fails anyway
             return
 
     def _shadow_entry(self, name: str) -> tuple[ShadowEntry | None, str]:
