@@ -72,6 +72,16 @@ async def test_login_with_the_unix_password(unix_users: UnixUsers, make_system: 
     assert await d.authenticate(unix_users.name("nobody"), PW) is None
 
 
+@pytest.mark.parametrize("mode", ["pam", "shadow"])
+async def test_non_ascii_password(unix_users: UnixUsers, make_system: Any, mode: str) -> None:
+    unix_users.add("u", password="Pässwörd-ü")
+    d = await make_system(system_auth=mode)
+    assert await d.authenticate(unix_users.name("u"), "Pässwörd-ü") is not None
+    assert await d.authenticate(unix_users.name("u"), "Passwort-u") is None
+    assert await d.authenticate(unix_users.name("u"), "P\udcc3\udca4sswörd-ü") is not None  # raw bytes kept
+    assert await d.authenticate(unix_users.name("u"), "\ud800") is None  # a lone surrogate: no error
+
+
 async def test_shadow_mode_checks_sha512_too(unix_users: UnixUsers, make_system: Any) -> None:
     unix_users.add("s", crypt_method="SHA512")
     assert Path("/etc/shadow").read_text().count(f"{unix_users.name('s')}:$6$") == 1

@@ -20,6 +20,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from mailcove.directory.system_shadow import password_bytes
+
 PAM_SUCCESS = 0
 PAM_PROMPT_ECHO_OFF = 1
 PAM_PROMPT_ECHO_ON = 2
@@ -137,8 +139,8 @@ def pam_check(service: str, user: str, password: str, rhost: str | None = None) 
     """Authenticate `user` with `password` through the PAM `service`, then check the account
     (expired, locked, access rules). Blocking: run it in a worker thread."""
     lib = _get()
-    pw = password.encode("utf-8", "surrogateescape")
-    name = user.encode("utf-8", "surrogateescape")
+    pw = password_bytes(password)
+    name = password_bytes(user)
     svc = service.encode("utf-8")
     if b"\0" in pw or b"\0" in name or b"\0" in svc:
         return PamResult(False, PAM_CONV_ERR, "NUL in input", "start")

@@ -38,7 +38,13 @@ from mailcove.directory.errors import DirectoryBusy, DirectoryError, UnknownUser
 from mailcove.directory.passwords import MAX_PASSWORD_BYTES
 from mailcove.directory.snapshot import MAX_ALIAS_DEPTH, MAX_ALIAS_TARGETS, Snapshot
 from mailcove.directory.sql import DB_NAME, SqliteDirectory
-from mailcove.directory.system_shadow import ShadowEntry, ShadowFile, make_dummy_hash, verify_hash
+from mailcove.directory.system_shadow import (
+    ShadowEntry,
+    ShadowFile,
+    make_dummy_hash,
+    password_bytes,
+    verify_hash,
+)
 
 if TYPE_CHECKING:
     from mailcove.config.settings import DirectorySettings, Settings
@@ -413,7 +419,7 @@ class SystemDirectory(SqliteDirectory):
             log.info("login refused: client %s is throttled", client_ip)
             return None
         name, domain = snap.login_name(username)
-        too_long = len(password.encode("utf-8", "surrogatepass")) > MAX_PASSWORD_BYTES
+        too_long = len(password_bytes(password)) > MAX_PASSWORD_BYTES
         user, why = (None, "not a valid login name") if name is None else await self._lookup(self.accounts.check, name)
         if user is None or not password or too_long:
             log.info("login of %r refused: %s", username[:64], why or "empty or too long password")
@@ -431,7 +437,7 @@ class SystemDirectory(SqliteDirectory):
         try:
             if self._dummy_hash is None:
                 self._dummy_hash = str(await self.verifier._submit(make_dummy_hash))
-            pw = password.encode("utf-8", "surrogatepass")[:MAX_PASSWORD_BYTES] or b"x"
+            pw = password_bytes(password)[:MAX_PASSWORD_BYTES] or b"x"
             await self.verifier._submit(verify_hash, pw, self._dummy_hash)
         except DirectoryBusy:
             raise  # the caller answers "try again", as for a real check
@@ -466,7 +472,7 @@ class SystemDirectory(SqliteDirectory):
         if self.system_auth == "shadow":
             if entry is None:
                 return False, shadow_error
-            pw = password.encode("utf-8", "surrogatepass")
+            pw = password_bytes(password)
             ok = bool(await v._submit(verify_hash, pw, entry.hash))
             reason = "" if ok else "wrong password"
         else:

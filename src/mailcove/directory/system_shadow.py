@@ -67,6 +67,15 @@ def crypt(password: bytes, setting: bytes) -> bytes | None:
     return bytes(out)
 
 
+def password_bytes(password: str) -> bytes:
+    """The bytes a client sent: protocol code keeps undecodable bytes as surrogate escapes, and
+    the Unix password was set as bytes, so those must go back unchanged."""
+    try:
+        return password.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that is not an escape: never a real password
+        return password.encode("utf-8", "surrogatepass")
+
+
 def verify_hash(password: bytes, stored: str) -> bool:
     """True if `password` matches the crypt(3) hash `stored`. Locked (`!`, `*`) and empty hashes
     never match: mail logins never accept an empty password."""
