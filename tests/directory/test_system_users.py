@@ -127,6 +127,40 @@ async def test_locked_and_expired_accounts_cannot_log_in(
     assert await d.resolve(f"{lname}@hamap.local") == Local(lname)
 
 
+@pytest.fixture
+def slow_pam_service(unix_users: UnixUsers, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A PAM service whose auth stack first waits (pam_exec) until the test creates a file: a PAM
+    stack stuck on a slow LDAP server, released at a moment the test chooses (at most 30 s)."""
+    gate = tmp_path / "release"
+    script = tmp_path / "wait.sh"
+    script.write_text(f"#!/bin/sh\nfor i in $(seq 600); do [ -e {gate} ] && exit 0; sleep 0.05; done\nexit 0\n")
+    script.chmod(0o755)
+    name = f"{unix_users.prefix}-slow"
+    path = Path("/etc/pam.d") / name
+    path.write_text(f"auth required pam_exec.so quiet {script}\n@include common-auth\n@include common-account\n")
+    try:
+        yield name, gate
+    finally:
+        path.unlink(missing_ok=True)
+
+
+async def test_a_slow_pam_stack_does_not_block_the_server(
+    unix_users: UnixUsers, make_system: Any, slow_pam_service: tuple[str, Path]
+) -> None:
+    service, gate = slow_pam_service
+    unix_users.add("a")
+    a = unix_users.name("a")
+    d = await make_system(pam_service=service)
+    login = asyncio.ensure_future(d.authenticate(a, PW))
+    await asyncio.sleep(0.05)  # the login is now waiting in PAM, in a verify-pool thread
+    # Meanwhile the event loop answers other work: a recipient lookup and a refused login.
+    assert await d.resolve(f"{a}@hamap.local") == Local(a)
+    assert await d.authenticate("root", PW) is None
+    assert not login.done()
+    gate.touch()
+    assert (await login) is not None
+
+
 async def test_password_change_ends_a_cached_login(unix_users: UnixUsers, make_system: Any) -> None:
     unix_users.add("c")
     c = unix_users.name("c")
