@@ -363,6 +363,8 @@ def run_server(settings: Settings, listen: Sequence[str] = (), user: str | None 
     """`mailcove serve`: prepare (ConfigError propagates: exit 2), drop root privileges once
     everything privileged is done (net/privileges.py), then serve with uvloop if it is installed."""
     target, run_as = privileges.resolve_target(settings, user)
+    if target is not None:
+        privileges.preflight(settings, target)
     data_dir_created = not settings.data_dir.exists()
     log_file_created = settings.log.file is not None and not settings.log.file.exists()
     app = App(settings, listen)

@@ -136,3 +136,14 @@ def test_ready_notification_reaches_notify_socket(serve_factory, tmp_path):
         assert sock.recv(4096) == b"STOPPING=1"
     finally:
         sock.close()
+
+
+def test_root_owned_dir_that_is_not_a_data_dir_is_not_given_away(serve_factory, service_user: ServiceUser,
+                                                                reachable_dir):
+    data = reachable_dir / "not-mail"
+    data.mkdir(mode=0o755)
+    (data / "precious.txt").write_text("root's")
+    srv = serve_factory(data_dir=data, extra_args=["--user", service_user.name], start=False)
+    r = srv.run_to_exit()
+    assert r.returncode == 2 and "does not look like a mailcove data dir" in r.stderr, r.stderr
+    assert (data / "precious.txt").stat().st_uid == 0

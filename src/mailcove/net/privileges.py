@@ -40,6 +40,8 @@ log = logging.getLogger("mailcove.privileges")
 DEFAULT_USER = "mailcove"
 # `[server] user = "root"` keeps root on purpose (containers that map users, some tests).
 NO_DROP = "root"
+# Names only a mailcove data dir holds: a root-owned dir without any of them is not handed over.
+MAILCOVE_FILES = frozenset({"mail.db", "directory.db", "blobs", "tls", "dkim", "control.sock", "serve.json"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +116,8 @@ def unreachable_ancestor(path: Path, target: Target) -> Path | None:
     for parent in reversed(path.resolve().parents):
         try:
             st = parent.stat()
+        except FileNotFoundError:
+            return None  # made by root's mkdir -p with mode 0755 from here down
         except OSError:
             return parent
         if not _allows(st, target, 1):
@@ -169,37 +173,23 @@ def chown_tree(root: Path, target: Target, *, only_uid: int | None = 0) -> int:
 # --- mailcove serve ---------------------------------------------------------------------------
 
 
-def prepare_for_drop(settings: Settings, target: Target, *, data_dir_created: bool,
-                     log_file_created: bool) -> None:
-    """Give the unprivileged server what it will need; raise ConfigError (one line) when the
-    data dir or the submit socket's directory cannot be made usable. Called as root, after
-    binding, before `drop()`."""
+def preflight(settings: Settings, target: Target) -> None:
+    """Checks that need nothing bound or created yet, run before `App.prepare()` so a refused
+    start leaves no trace (prepare() writes the TLS pair and the control socket)."""
     d = settings.data_dir
     src = settings.source
-    st = d.stat()
-    if data_dir_created or st.st_uid == 0:
-        # Made by root now, or by an earlier root start (before privileges were dropped): hand
-        # over what root owns in it. Anything already owned by another user stays as it is.
-        if st.st_uid == 0 and not data_dir_created:
-            n = chown_tree(d, target)
-            if n:
-                log.info("gave %d root-owned entries in %s to %s", n, d, target.user)
-        else:
-            chown_tree(d, target)
-    elif st.st_uid != target.uid and not _allows(st, target, 3):
-        raise ConfigError(src, "data_dir", f"{d} belongs to {_owner_name(st.st_uid)} and {target.user} cannot write "
-                          f"it: run `chown -R {target.user}: {d}` or set [server] user")
-    else:
-        # A data dir the user owns may still hold root-owned files from commands run as root
-        # by an older mailcove; SQLite would then fail on them at the first write.
-        stray = [p for p in d.iterdir() if p.lstat().st_uid == 0]
-        if stray:
-            n = chown_tree(d, target)
-            log.info("gave %d root-owned entries in %s to %s", n, d, target.user)
-    blocked = unreachable_ancestor(d, target)
-    if blocked is not None:
-        raise ConfigError(src, "data_dir", f"{target.user} cannot reach {d}: {blocked} has mode "
-                          f"{stat.S_IMODE(blocked.stat().st_mode):o} and owner {_owner_name(blocked.stat().st_uid)}")
+    if d.exists():
+        st = d.stat()
+        if st.st_uid == 0:
+            entries = {p.name for p in d.iterdir()}
+            if entries and not entries & MAILCOVE_FILES:
+                # A misconfigured data_dir = "/var/lib" must not give the whole tree away.
+                raise ConfigError(src, "data_dir", f"{d} belongs to root and does not look like a mailcove data dir: "
+                                  f"give it to {target.user} yourself (chown -R {target.user}: {d}) or fix data_dir")
+        elif st.st_uid != target.uid and not _allows(st, target, 3):
+            raise ConfigError(src, "data_dir", f"{d} belongs to {_owner_name(st.st_uid)} and {target.user} cannot "
+                              f"write it: run `chown -R {target.user}: {d}` or set [server] user")
+    _check_reachable(d, target, src)
     # Python imports modules lazily: code it cannot read after the drop would fail at the first
     # message instead of now (a venv or pyenv under /root, mode 0700, is the usual case).
     unreadable = python_unreadable(target)
@@ -208,6 +198,31 @@ def prepare_for_drop(settings: Settings, target: Target, *, data_dir_created: bo
         raise ConfigError(src, "server.user", f"{target.user} cannot read the Python code in {code} ({blocked} "
                           f"has mode {stat.S_IMODE(blocked.stat().st_mode):o}): install mailcove where "
                           f"{target.user} can read it, or set [server] user = \"root\"")
+
+
+def _check_reachable(d: Path, target: Target, src: str) -> None:
+    blocked = unreachable_ancestor(d, target)
+    if blocked is not None:
+        raise ConfigError(src, "data_dir", f"{target.user} cannot reach {d}: {blocked} has mode "
+                          f"{stat.S_IMODE(blocked.stat().st_mode):o} and owner {_owner_name(blocked.stat().st_uid)}")
+
+
+def prepare_for_drop(settings: Settings, target: Target, *, data_dir_created: bool,
+                     log_file_created: bool) -> None:
+    """Give the unprivileged server what it will need; raise ConfigError (one line) when the
+    submit socket's directory or a data dir made just now cannot be used. Called as root, after
+    binding and after `preflight()`, before `drop()`."""
+    d = settings.data_dir
+    src = settings.source
+    st = d.stat()
+    if data_dir_created or st.st_uid == 0 or any(p.lstat().st_uid == 0 for p in d.iterdir()):
+        # Made by root now, or by an earlier root start (before privileges were dropped), or
+        # holding root-owned files from commands run as root (SQLite would fail on them at the
+        # first write): hand over what root owns in it. Entries of other users stay theirs.
+        n = chown_tree(d, target)
+        if n and not data_dir_created:
+            log.info("gave %d root-owned entries in %s to %s", n, d, target.user)
+    _check_reachable(d, target, src)  # again: the dir may have been created just now
     control = settings.control_socket_path
     with contextlib.suppress(FileNotFoundError):
         # The socket is bound (root made it); the server accepts on it, `mailcove deliver` run
