@@ -323,3 +323,36 @@ def test_bad_input_gets_a_clear_error(server: ServerProcess, tmp_path: Path) -> 
     proc = subprocess.run([*base, "import", "mbox", "nobody@hamap.local", str(tmp_path / "x.mbox")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "not a local account" in proc.stderr
+
+
+def test_root_reads_only_the_users_files_and_big_messages_stop_cleanly(server: ServerProcess, tmp_path: Path) -> None:
+    # Run as root, the import must not follow a user's symlink or read files another user owns
+    # (a way into someone else's spool). "nobody" stands in for the Unix user being imported.
+    root = tmp_path / "mail"
+    root.mkdir()
+    (root / "Mine").write_bytes(FOOBAR)
+    other = tmp_path / "other-spool"
+    other.write_bytes(SPOOL)
+    os.chown(other, 54321, 54321)
+    (root / "Stolen").symlink_to(other)
+    (root / "Foreign").write_bytes(SPOOL)
+    os.chown(root / "Foreign", 54321, 54321)
+    out = cli(server, "import", "mail", A, "--location", f"mbox:{root}", "--login", "nobody")
+    assert "Mine: 1 added" in out.stdout and "Stolen" not in out.stdout and "Foreign" not in out.stdout
+    assert "Stolen: a symbolic link, skipped" in out.stderr and "owned by UID 54321" in out.stderr
+
+    # A message over the size limit stops the import after what came before it; a second run
+    # with a higher limit adds the rest with the right UIDs.
+    big = (
+        b"From MAILER-DAEMON Mon Nov  2 10:00:00 2026\nSubject: 1\nX-IMAPbase: 1800000000 0000000003\n"
+        b"X-UID: 1\n\nsmall\n\n"
+        b"From MAILER-DAEMON Mon Nov  2 10:00:01 2026\nSubject: 2\nX-UID: 2\n\n" + b"x" * 5000 + b"\n\n"
+        b"From MAILER-DAEMON Mon Nov  2 10:00:02 2026\nSubject: 3\nX-UID: 3\n\nsmall\n"
+    )
+    (tmp_path / "big.mbox").write_bytes(big)
+    base = [sys.executable, "-m", "mailcove", "--config", str(server.config_path), "--data", str(server.data_dir)]
+    proc = subprocess.run([*base, "import", "mbox", A, str(tmp_path / "big.mbox"), "--mailbox", "Big",
+                           "--max-message-size", "4K"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "over the import limit of 4096 bytes" in proc.stderr, proc.stderr
+    out = cli(server, "import", "mbox", A, str(tmp_path / "big.mbox"), "--mailbox", "Big").stdout
+    assert "Big: 2 added, 1 already there (UIDVALIDITY and UIDs kept)" in out

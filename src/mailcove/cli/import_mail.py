@@ -10,15 +10,19 @@ UIDVALIDITY, UIDs, flags, keywords and dates are kept; running it again adds onl
 
 from __future__ import annotations
 
+import os
+import pwd
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 
 from mailcove.admin.context import AdminContext
 from mailcove.admin.runner import fail, run
+from mailcove.admin.units import BadSize, parse_size
 from mailcove.directory.api import Local
 from mailcove.importers import mailio
 from mailcove.importers.mbox import QUOTINGS
@@ -82,6 +86,24 @@ def _print_report(report: mailio.ImportReport, user: str) -> None:
         click.echo(f"{user}: {report.added} messages added, {report.skipped} already there")
 
 
+def _policy(settings: Any, login: str, max_size: str | None, any_owner: bool) -> mailio.Policy:
+    """The import limits: the message size cap, and (run as root) whose files may be read."""
+    if max_size is not None:
+        try:
+            limit = parse_size(max_size)
+        except BadSize as exc:
+            fail(exc.text, 2)
+    else:
+        limit = settings.server.max_message_bytes
+    owners = None
+    if not any_owner and os.geteuid() == 0:
+        try:
+            owners = frozenset({pwd.getpwnam(login.partition("@")[0]).pw_uid, 0})
+        except KeyError:
+            owners = None  # a virtual user: the files belong to a mail UID, nothing to compare with
+    return mailio.Policy(limit, owners)
+
+
 def _run_import(
     obj: object,
     user: str,
@@ -90,9 +112,11 @@ def _run_import(
     into: str | None,
     quoting: str,
     quiet: bool,
+    policy: Callable[[Any], mailio.Policy],
 ) -> None:
     settings = obj.settings  # type: ignore[attr-defined]
     user = user.strip().lower()
+    limits = policy(settings)
     report = mailio.ImportReport()
     try:
         sources = build(report)
@@ -104,10 +128,12 @@ def _run_import(
         store = await ctx.store()
         with progress_bar(sum(s.size for s in sources), quiet, f"importing {user}") as advance:
             return await mailio.import_mail(store, user, sources, into=into, quoting=quoting, report=report,
-                                            progress=advance)
+                                            progress=advance, policy=limits)
 
     try:
         result = run(settings, use_case)
+    except mailio.SourceError as exc:
+        fail(str(exc))
     except ValueError as exc:
         fail(str(exc), 2)
     _print_report(result, user)
@@ -120,6 +146,13 @@ _quoting = click.option(
 _quiet = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 
 
+def _limits(f: Any) -> Any:
+    f = click.option("--any-owner", is_flag=True,
+                     help="Run as root, read files whoever owns them (default: only the user's and root's).")(f)
+    return click.option("--max-message-size", "max_size", metavar="SIZE",
+                        help="Largest message to import (default: [server] max_message_bytes).")(f)
+
+
 @click.command("mail")
 @click.argument("user")
 @click.option("--location", required=True, metavar="MAIL_LOCATION",
@@ -129,10 +162,11 @@ _quiet = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--login", help="The name the old server knew the user by, for %u/%n/%d (default: USER's local part).")
 @click.option("--mailbox", "only", metavar="NAME", help="Import only this mailbox of the location.")
 @_quoting
+@_limits
 @_quiet
 @click.pass_obj
 def import_mail(obj: object, user: str, location: str, home: Path | None, login: str | None, only: str | None,
-                quoting: str, quiet: bool) -> None:
+                quoting: str, max_size: str | None, any_owner: bool, quiet: bool) -> None:
     """Import USER's mail from a Dovecot mail_location (mbox or Maildir)."""
     login = login or user.partition("@")[0]
     home = home or mailio.home_of(login)
@@ -146,7 +180,8 @@ def import_mail(obj: object, user: str, location: str, home: Path | None, login:
                 raise mailio.LocationError(f"no mailbox {only!r} at {location}")
         return sources
 
-    _run_import(obj, user, build, into=None, quoting=quoting, quiet=quiet)
+    _run_import(obj, user, build, into=None, quoting=quoting, quiet=quiet,
+                policy=lambda st: _policy(st, login, max_size, any_owner))
 
 
 @click.command("mbox")
@@ -154,15 +189,18 @@ def import_mail(obj: object, user: str, location: str, home: Path | None, login:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--mailbox", default="INBOX", show_default=True, help="The mailbox to import into.")
 @_quoting
+@_limits
 @_quiet
 @click.pass_obj
-def import_mbox(obj: object, user: str, file: Path, mailbox: str, quoting: str, quiet: bool) -> None:
+def import_mbox(obj: object, user: str, file: Path, mailbox: str, quoting: str, max_size: str | None,
+                any_owner: bool, quiet: bool) -> None:
     """Import one mbox FILE into one of USER's mailboxes."""
 
     def build(report: mailio.ImportReport) -> list[mailio.SourceBox]:
         return [mailio.SourceBox(mailbox, "mbox", file, file.stat().st_size)]
 
-    _run_import(obj, user, build, into=mailbox, quoting=quoting, quiet=quiet)
+    _run_import(obj, user, build, into=mailbox, quoting=quoting, quiet=quiet,
+                policy=lambda st: _policy(st, user, max_size, any_owner))
 
 
 @click.command("maildir")
@@ -170,15 +208,18 @@ def import_mbox(obj: object, user: str, file: Path, mailbox: str, quoting: str, 
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--layout", type=click.Choice(["maildir++", "fs"]), default="maildir++", show_default=True,
               help="Folders as .Foo.Bar (Maildir++) or Foo/Bar directories (LAYOUT=fs).")
+@_limits
 @_quiet
 @click.pass_obj
-def import_maildir(obj: object, user: str, directory: Path, layout: str, quiet: bool) -> None:
+def import_maildir(obj: object, user: str, directory: Path, layout: str, max_size: str | None, any_owner: bool,
+                   quiet: bool) -> None:
     """Import a Maildir tree (INBOX and its folders) into USER's mailboxes."""
 
     def build(report: mailio.ImportReport) -> list[mailio.SourceBox]:
         return mailio.list_sources(mailio.Location("maildir", directory, None, layout), report)
 
-    _run_import(obj, user, build, into=None, quoting="none", quiet=quiet)
+    _run_import(obj, user, build, into=None, quoting="none", quiet=quiet,
+                policy=lambda st: _policy(st, user, max_size, any_owner))
 
 
 def register(group: click.Group) -> None:

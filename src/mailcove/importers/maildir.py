@@ -129,6 +129,8 @@ def scan_folder(folder: Path, keywords: dict[int, str]) -> list[MaildirFile]:
     out: list[MaildirFile] = []
     for sub in ("cur", "new"):
         d = folder / sub
+        if d.is_symlink():
+            continue  # never followed: it could lead into another user's Maildir
         try:
             entries = list(os.scandir(d))
         except FileNotFoundError:

@@ -21,14 +21,17 @@ Rules (docs/import.md, "Mail"):
 from __future__ import annotations
 
 import asyncio
+import errno
 import mmap
 import os
 import pwd
 import re
+import stat
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from mailcove.core.errors import MailboxExists, MailError
 from mailcove.importers import maildir as md
@@ -86,6 +89,39 @@ class ImportReport:
     @property
     def skipped(self) -> int:
         return sum(b.skipped for b in self.boxes)
+
+
+class SourceError(ValueError):
+    """A source file that must not or cannot be read; the message says which and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Limits on what is read. `owners`: when set, every file must belong to one of these UIDs
+    (the user's and root's): an import run as root must not follow a user's symlink or hard
+    link into another user's mail. `max_message`: a larger message stops the import (it cannot
+    be skipped: its UID would be lost), to be run again with a higher limit."""
+
+    max_message: int = 64 * 1024 * 1024
+    owners: frozenset[int] | None = None
+
+
+def open_source(path: Path, owners: frozenset[int] | None) -> BinaryIO:
+    """Open a source file without following a symbolic link, checking who owns it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SourceError(f"{path}: a symbolic link, skipped") from None
+        raise SourceError(f"{path}: {exc.strerror}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise SourceError(f"{path}: not a regular file, skipped")
+    if owners is not None and st.st_uid not in owners:
+        os.close(fd)
+        raise SourceError(f"{path}: owned by UID {st.st_uid}, not by the user: skipped (--any-owner to accept)")
+    return os.fdopen(fd, "rb")
 
 
 # --- locations ------------------------------------------------------------------------------
@@ -200,7 +236,8 @@ def list_sources(loc: Location, report: ImportReport | None = None) -> list[Sour
             raise LocationError(f"{loc.root} is not a directory")
         if loc.layout == "maildir++":
             for e in sorted(os.scandir(loc.root), key=lambda e: e.name):
-                if e.name.startswith(".") and e.name not in (".", "..") and e.is_dir() and md.is_maildir(Path(e.path)):
+                folder = e.name.startswith(".") and e.name not in (".", "..") and e.is_dir(follow_symlinks=False)
+                if folder and md.is_maildir(Path(e.path)):
                     parts = e.name[1:].split(".")
                     if not all(parts):
                         report.problems.append(f"{e.path}: folder name with an empty part skipped")
@@ -234,11 +271,17 @@ def _walk_mbox(root: Path, d: Path, report: ImportReport) -> Iterator[Path]:
     for e in os.scandir(d):
         if _SKIP_FILES.match(e.name):
             continue  # .imap/ index dirs, .subscriptions, lock files
-        if e.is_dir(follow_symlinks=False):
+        if e.is_symlink():
+            report.problems.append(f"{e.path}: a symbolic link, skipped (follow it by hand if it is meant)")
+        elif e.is_dir(follow_symlinks=False):
             yield from _walk_mbox(root, Path(e.path), report)
-        elif e.is_file():
-            with open(e.path, "rb") as f:
-                head = f.read(5)
+        elif e.is_file(follow_symlinks=False):
+            try:
+                with open_source(Path(e.path), None) as f:
+                    head = f.read(5)
+            except SourceError as exc:
+                report.problems.append(str(exc))
+                continue
             if head and head != b"From ":
                 report.problems.append(f"{e.path}: not an mbox file (no From line at the start), skipped")
                 continue
@@ -407,6 +450,23 @@ async def _feed(
     await batcher.add(ImportMessage(data, None, flags, when))
 
 
+def too_big(path: Path, what: str, size: int, policy: Policy) -> str:
+    return (f"{path}: {what} is {size} bytes, over the import limit of {policy.max_message} bytes"
+            " ([server] max_message_bytes or --max-message-size); everything before it is imported:"
+            " raise the limit and run the import again")
+
+
+def _read_source(path: Path, owners: frozenset[int] | None) -> bytes:
+    try:
+        f = open_source(path, owners)
+    except SourceError:
+        if not os.path.lexists(path):
+            raise FileNotFoundError(path) from None
+        raise
+    with f:
+        return f.read()
+
+
 class _UidAssigner:
     """The old server's UIDs where they are usable (strictly increasing), else the next ones
     after its last UID, as Dovecot numbers messages it has not seen yet."""
@@ -425,14 +485,20 @@ class _UidAssigner:
 
 async def _import_mbox(
     store: MailStore, user: str, src: SourceBox, name: str, quoting: str, report: ImportReport,
-    progress: Progress | None,
-) -> BoxReport:
+    progress: Progress | None, policy: Policy,
+) -> BoxReport | None:
+    try:
+        f = open_source(src.path, policy.owners)
+    except SourceError as exc:
+        report.problems.append(str(exc))
+        return None
     box = BoxReport(name)
     report.boxes.append(box)
-    if src.size == 0:
+    if os.fstat(f.fileno()).st_size == 0:
+        f.close()
         await _ensure_mailbox(store, user, name)
         return box
-    with open(src.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+    with f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
         reader = read_mbox(mm, quoting=quoting)  # type: ignore[arg-type]
         crlf = reader.nl == b"\r\n"
         it = iter(reader)
@@ -444,6 +510,9 @@ async def _import_mbox(
         try:
             msg = first
             while msg is not None:
+                if len(msg.data) > policy.max_message:
+                    await batcher.finish(None)
+                    raise SourceError(too_big(src.path, f"the message at offset {msg.offset}", len(msg.data), policy))
                 uid = assign(msg.uid) if plan.keep_uids else None
                 data = to_store_bytes(msg.data, crlf, report.newlines)
                 await _feed(batcher, plan, box, data, uid, msg.flags, msg.internaldate)
@@ -460,7 +529,8 @@ async def _import_mbox(
 
 
 async def _import_maildir(
-    store: MailStore, user: str, src: SourceBox, name: str, report: ImportReport, progress: Progress | None
+    store: MailStore, user: str, src: SourceBox, name: str, report: ImportReport, progress: Progress | None,
+    policy: Policy,
 ) -> BoxReport:
     box = BoxReport(name)
     report.boxes.append(box)
@@ -486,10 +556,16 @@ async def _import_maildir(
             if plan.keep_uids and uid < plan.skip_below:
                 box.skipped += 1
             else:
+                if f.size > policy.max_message:
+                    await batcher.finish(None)
+                    raise SourceError(too_big(f.path, "the message", f.size, policy))
                 try:
-                    raw = await asyncio.to_thread(f.path.read_bytes)
+                    raw = await asyncio.to_thread(_read_source, f.path, policy.owners)
                 except FileNotFoundError:  # moved by a still-running old server: not fatal
                     report.problems.append(f"{f.path}: vanished while importing, skipped")
+                    continue
+                except SourceError as exc:
+                    report.problems.append(str(exc))
                     continue
                 data = to_store_bytes(raw, False, report.newlines)
                 await _feed(batcher, plan, box, data, uid, f.flags, f.mtime)
@@ -512,19 +588,27 @@ async def import_mail(
     subscriptions: list[str] | None = None,
     report: ImportReport | None = None,
     progress: Progress | None = None,
+    policy: Policy | None = None,
 ) -> ImportReport:
     """Import `sources` into `user`'s mailboxes (the account must exist). `into` renames a single
-    source mailbox (`mailcove import mbox --mailbox`)."""
+    source mailbox (`mailcove import mbox --mailbox`). Raises SourceError for a message over
+    `policy.max_message` (what came before it is stored)."""
+    policy = policy if policy is not None else Policy()
     report = report if report is not None else ImportReport()
     if into is not None and len(sources) != 1:
         raise ValueError("a target mailbox name needs exactly one source mailbox")
     imported: list[str] = []
     for src in sources:
-        name = normalize_name(into or src.name)
+        try:
+            name = normalize_name(into or src.name)
+        except MailError as exc:
+            report.problems.append(f"{src.path}: mailbox name {src.name!r} not usable ({exc.text}), skipped")
+            continue
         if src.kind == "mbox":
-            await _import_mbox(store, user, src, name, quoting, report, progress)
+            if await _import_mbox(store, user, src, name, quoting, report, progress, policy) is None:
+                continue
         else:
-            await _import_maildir(store, user, src, name, report, progress)
+            await _import_maildir(store, user, src, name, report, progress, policy)
         imported.append(name)
     subs = subscriptions if subscriptions is not None else report.subscriptions
     if subs is not None and into is None:
