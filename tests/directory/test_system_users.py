@@ -255,6 +255,17 @@ async def test_forward_to_another_local_user(unix_users: UnixUsers, make_system:
     assert isinstance(res, Alias) and set(res.targets) == {Local(a), Remote("y@remote.example")}
 
 
+async def test_forward_to_someone_already_receiving(unix_users: UnixUsers, make_system: Any) -> None:
+    unix_users.add("a")
+    unix_users.add("b")
+    a, b = unix_users.name("a"), unix_users.name("b")
+    unix_users.write_forward("a", f"{b}\n")
+    d = await make_system()
+    await d.add_alias("team@hamap.local", [f"{b}@hamap.local", f"{a}@hamap.local"])
+    # b is already a recipient; a's mail goes to b, so a's mailbox gets no copy and b gets one.
+    assert await delivery_resolve(d, "team@hamap.local") == Alias((Local(b),))
+
+
 async def test_forward_loops_end(unix_users: UnixUsers, make_system: Any) -> None:
     unix_users.add("a")
     unix_users.add("b")

@@ -243,11 +243,12 @@ class SystemSnapshot(Snapshot):
                 out.setdefault("l:" + t.user, t)
                 continue
             changed = True
-            before = len(out)
+            usable = False
             for e in entries:
                 if e.kind is forward_file.Kind.LOCAL:
                     if self.accounts.lookup(e.value) is not None:
                         out.setdefault("l:" + e.value, Local(e.value))
+                        usable = True
                     else:
                         log.info("%s/.forward: \\%s is not a mail user; skipped", user.home, e.value)
                 elif e.kind is forward_file.Kind.ADDRESS:
@@ -258,12 +259,13 @@ class SystemSnapshot(Snapshot):
                         continue
                     subs = sub.targets if isinstance(sub, Alias) else (sub,)
                     self._expand_forward(subs, domain, visited, depth + 1, out)
+                    usable = True
                 else:
                     log.warning(
                         "%s/.forward: %s entry %r is not supported (mailcove runs no programs and writes"
                         " no files for users); skipped", user.home, e.kind.value, e.value[:80],
                     )
-            if len(out) == before:
+            if not usable:
                 # Nothing usable in the file (only |program lines, say): keep the mail, in the mailbox.
                 out.setdefault("l:" + t.user, t)
         return changed
