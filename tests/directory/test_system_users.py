@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from mailcove.delivery import resolve as delivery_resolve
-from mailcove.directory import Alias, DirectoryError, Invalid, Local, Remote
+from mailcove.directory import Alias, DirectoryError, Invalid, Local, Remote, UnknownUser
 from mailcove.directory.system import SystemAccounts, SystemDirectory, login_defs_range
 from mailcove.store.sqlite.store import SqliteStore
 from system_users_testing import UnixUsers, unix_users_fixture
@@ -203,8 +203,16 @@ async def test_resolve(unix_users: UnixUsers, make_system: Any) -> None:
     assert isinstance(res, Alias) and set(res.targets) == {Local(a), Local(b), Remote("x@remote.example")}
 
 
-async def test_user_admin_commands_point_at_useradd(make_system: Any) -> None:
+async def test_user_admin_commands_point_at_useradd(unix_users: UnixUsers, make_system: Any) -> None:
+    unix_users.add("a")
+    unix_users.add("svc", system=True)
+    a = unix_users.name("a")
     d = await make_system()
+    names = [u.address for u in await d.list_users()]
+    assert a in names and unix_users.name("svc") not in names and "root" not in names
+    assert await d.user_key(f"{a}@rocky9-3") == a  # `mailcove user quota a@rocky9-3 ...` finds the account
+    with pytest.raises(UnknownUser):
+        await d.user_key(f"{unix_users.name('svc')}@hamap.local")
     with pytest.raises(DirectoryError, match="useradd"):
         await d.add_user("x@hamap.local", "pw")
     with pytest.raises(DirectoryError, match="passwd"):
