@@ -65,6 +65,12 @@ def test_serve_as_root_drops_to_the_user_after_binding(serve_factory, service_us
     assert r.returncode == 0, r.stderr
     assert srv.deliver(MESSAGE, ["a@hamap.local"]).startswith("OK")
     assert _root_owned(data) == []
+    # a backup run as root beside the unprivileged server leaves nothing root-owned behind
+    # (backup.hold, SQLite side files) and the server goes on delivering
+    r = _cli(data, "backup", str(reachable_dir / "bk"))
+    assert r.returncode == 0, r.stderr
+    assert srv.deliver(MESSAGE, ["a@hamap.local"]).startswith("OK")
+    assert _root_owned(data) == []
     # the log file this start created, and the submit socket's new directory, are the user's
     assert logfile.stat().st_uid == service_user.uid
     assert submit.parent.stat().st_uid == service_user.uid and submit.stat().st_uid == service_user.uid
@@ -83,7 +89,7 @@ def test_serve_as_root_drops_to_the_user_after_binding(serve_factory, service_us
     with imaplib.IMAP4_SSL(host, port, ssl_context=ctx) as imap:
         imap.login("a@hamap.local", "It1")
         imap.select("INBOX")
-        typ, data_ = imap.fetch("1", "(BODY.PEEK[])")
+        typ, data_ = imap.fetch("1:2", "(BODY.PEEK[])")
         assert typ == "OK" and data_[0][1] == MESSAGE  # type: ignore[index]
     assert srv.stop() == 0
     assert not (data / "control.sock").exists()

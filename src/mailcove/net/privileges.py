@@ -73,7 +73,7 @@ def resolve_target(settings: Settings, user_override: str | None = None) -> tupl
         return None, me
     key = "server.user" if user_override is None else "--user"
     if name == NO_DROP:
-        return None, "root ([server] user = \"root\": privileges are not dropped)"
+        return None, "root (user \"root\": privileges are not dropped)"
     explicit = bool(name)
     name = name or DEFAULT_USER
     try:

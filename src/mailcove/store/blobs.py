@@ -71,6 +71,8 @@ class BlobDir:
             fd = os.open(self.hold_path, os.O_RDONLY)
         except FileNotFoundError:
             return False
+        except OSError:
+            return True  # unreadable: keep the files; orphan collection is the safe side
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -47,7 +47,10 @@ def copy_database(src: Path, dest: Path) -> None:
 @contextlib.contextmanager
 def hold_blobs(blobs: BlobDir) -> Iterator[None]:
     """Keep the store from deleting blob files while the block runs (see module docstring)."""
-    fd = os.open(blobs.hold_path, os.O_RDONLY | os.O_CREAT, 0o600)
+    # 0644: a backup run as root must not lock the server (another user) out of the probe.
+    fd = os.open(blobs.hold_path, os.O_RDONLY | os.O_CREAT, 0o644)
+    with contextlib.suppress(OSError):
+        os.fchmod(fd, 0o644)  # whatever the umask
     try:
         fcntl.flock(fd, fcntl.LOCK_SH)
         yield
