@@ -356,3 +356,17 @@ def test_root_reads_only_the_users_files_and_big_messages_stop_cleanly(server: S
     assert proc.returncode == 1 and "over the import limit of 4096 bytes" in proc.stderr, proc.stderr
     out = cli(server, "import", "mbox", A, str(tmp_path / "big.mbox"), "--mailbox", "Big").stdout
     assert "Big: 2 added, 1 already there (UIDVALIDITY and UIDs kept)" in out
+
+
+def test_import_as_root_leaves_the_data_dir_to_its_owner(server: ServerProcess, tmp_path: Path) -> None:
+    # `import` stays root (to read /var/mail and the homes); a data dir that belongs to the
+    # service user must not be left with root-owned files (blob directories, -wal/-shm).
+    for dirpath, dirnames, filenames in os.walk(server.data_dir):
+        for name in [".", *dirnames, *filenames]:
+            os.chown(os.path.join(dirpath, name), 65534, 65534)
+    spool = tmp_path / "spool"
+    spool.write_bytes(SPOOL)
+    cli(server, "import", "mbox", A, str(spool), "--max-message-size", "1M")
+    root_owned = [os.path.join(d, n) for d, ds, fs in os.walk(server.data_dir) for n in [".", *ds, *fs]
+                  if os.lstat(os.path.join(d, n)).st_uid == 0]
+    assert root_owned == []

@@ -136,7 +136,26 @@ def _run_import(
         fail(str(exc))
     except ValueError as exc:
         fail(str(exc), 2)
+    finally:
+        _hand_back(settings)
     _print_report(result, user)
+
+
+def _hand_back(settings: Any) -> None:
+    """`import` keeps root to read the users' files (privileges.KEEP_ROOT_COMMANDS); what it
+    created in a data dir owned by the service user (blob directories, SQLite -wal/-shm when no
+    server had them open) goes back to that user, as `mailcove backup` does."""
+    if os.geteuid() != 0:
+        return
+    from mailcove.net import privileges
+
+    try:
+        st = settings.data_dir.stat()
+    except OSError:
+        return
+    if st.st_uid != 0:
+        privileges.chown_tree(settings.data_dir, privileges.Target(str(st.st_uid), st.st_uid, st.st_gid,
+                                                                   (st.st_gid,), "/"))
 
 
 _quoting = click.option(
