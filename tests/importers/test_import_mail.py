@@ -370,3 +370,40 @@ def test_import_as_root_leaves_the_data_dir_to_its_owner(server: ServerProcess, 
     root_owned = [os.path.join(d, n) for d, ds, fs in os.walk(server.data_dir) for n in [".", *ds, *fs]
                   if os.lstat(os.path.join(d, n)).st_uid == 0]
     assert root_owned == []
+
+
+def _stderr_on_a_terminal(argv: list[str]) -> bytes:
+    """Run `argv` with stderr on a pseudo-terminal (stdout a pipe); what the terminal showed."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=slave, env={**os.environ, "COLUMNS": "100"})
+    os.close(slave)
+    shown = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+        elif proc.poll() is not None:
+            break
+    proc.wait(timeout=60)
+    os.close(master)
+    assert proc.returncode == 0
+    return shown
+
+
+def test_progress_bar_only_on_a_terminal_and_not_with_quiet(server: ServerProcess, tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    spool.write_bytes(SPOOL * 50)  # 150 messages (duplicate UIDs get new ones)
+    base = [sys.executable, "-m", "mailcove", "--config", str(server.config_path), "--data", str(server.data_dir)]
+    assert b"importing a@hamap.local" in _stderr_on_a_terminal([*base, "import", "mbox", A, str(spool)])
+    assert b"importing" not in _stderr_on_a_terminal([*base, "import", "mbox", A, str(spool), "--quiet"])
+    # and never when stderr is not a terminal (a pipe: cron, scripts, the other tests)
+    assert "importing" not in cli(server, "import", "mbox", A, str(spool)).stderr
