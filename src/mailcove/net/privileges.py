@@ -280,8 +280,8 @@ def adopt_data_dir_owner(settings: Settings, command: str | None) -> Target | No
     """Root running an admin command on a data dir owned by another user (the service user)
     becomes that user for the rest of the process, so every file the command creates (SQLite
     `-wal`/`-shm`, blob directories, keys) belongs to the server that must open it."""
-    if os.geteuid() != 0 or command in KEEP_ROOT_COMMANDS:
-        return None
+    if os.geteuid() != 0 or command in ("serve", "sendmail", "mailq"):
+        return None  # serve drops itself; sendmail/mailq only talk to the server's sockets
     try:
         st = settings.data_dir.stat()
     except OSError:
@@ -295,9 +295,10 @@ def adopt_data_dir_owner(settings: Settings, command: str | None) -> Target | No
     except KeyError:
         # An owner without an account (a uid from a container image): keep the dir's group.
         target = Target(str(st.st_uid), st.st_uid, st.st_gid, (st.st_gid,), "/")
-    if python_unreadable(target) is not None:
-        # The owner could not even import the rest of mailcove: stay root and hand over what
-        # this command created when it exits.
+    if command in KEEP_ROOT_COMMANDS or python_unreadable(target) is not None:
+        # Needs root (or the owner could not even import the rest of mailcove): stay root and
+        # hand over what this command created in the data dir when it exits. A server running
+        # meanwhile may meet root-owned files until then; `import` is the command that writes.
         atexit.register(chown_tree, settings.data_dir, target)
         return None
     drop(target)
