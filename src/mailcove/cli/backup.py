@@ -82,10 +82,18 @@ async def _databases(settings: Settings, data_out: Path) -> None:
     from mailcove.store.factory import open_store
     from mailcove.store.sqlite.backup import copy_database
 
-    # Not started: the SQLite backup reads the files beside the running server and needs no
-    # writer thread; starting would also run migrations from a backup command.
+    # SQLite is not started: its backup reads the files beside the running server and needs no
+    # writer thread (starting would also run migrations from a backup command). A networked
+    # backend needs its connections.
     store = open_store(settings, watch_changes=False)
-    await store.backup(data_out)
+    started = settings.store.backend != "sqlite"
+    if started:
+        await store.start()
+    try:
+        await store.backup(data_out)
+    finally:
+        if started:
+            await store.close()
     directory = open_directory(settings)
     try:
         await directory.backup(data_out)
