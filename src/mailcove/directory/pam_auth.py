@@ -1,9 +1,10 @@
 """A small ctypes binding to Linux-PAM: pam_start, pam_authenticate, pam_acct_mgmt, pam_end.
 
 Why not python-pam (the usual choice): measured on this machine (docs/system-users.md), a wrong
-password through python-pam 2.1 takes 2.11 s (ours: 0.23 s, as long as a right password), because pam_unix asks libpam for a 2-second failure
-delay and libpam sleeps in the calling thread. In a mail server that thread is one of the
-directory's few verify-pool threads, so a handful of wrong passwords stall every login. Linux-PAM
+password through python-pam 2.1 takes 2.11 s (here: 0.23 s, as long as a right password),
+because pam_unix asks libpam for a 2-second failure delay and libpam sleeps in the calling thread.
+In a mail server that thread is one of the directory's few verify-pool threads, so a handful of
+wrong passwords stall every login. Linux-PAM
 lets the application take the delay over (the PAM_FAIL_DELAY item): here it is a no-op, and the
 directory's shared login throttle (directory/throttle.py) does the delaying on the event loop,
 without holding a thread. python-pam also sets no PAM_RHOST (modules such as pam_faillock and
