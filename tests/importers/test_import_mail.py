@@ -407,3 +407,13 @@ def test_progress_bar_only_on_a_terminal_and_not_with_quiet(server: ServerProces
     assert b"importing" not in _stderr_on_a_terminal([*base, "import", "mbox", A, str(spool), "--quiet"])
     # and never when stderr is not a terminal (a pipe: cron, scripts, the other tests)
     assert "importing" not in cli(server, "import", "mbox", A, str(spool)).stderr
+
+
+def test_all_users_in_one_command(server: ServerProcess, tmp_path: Path) -> None:
+    spool_dir, _home = write_seed_mbox(tmp_path / "src")  # a has mail, b has none
+    location = f"mbox:{tmp_path}/src/home/%n/mail:INBOX={spool_dir}/%n"
+    out = cli(server, "import", "mail", "--all-users", "--location", location).stdout
+    assert "a@hamap.local: 6 messages added" in out
+    assert "b@hamap.local: skipped: no mailboxes found" in out
+    again = cli(server, "import", "mail", "--all-users", "--location", location).stdout
+    assert "a@hamap.local: 0 messages added, 6 already there" in again

@@ -14,7 +14,7 @@ import click
 
 from mailcove.admin.context import AdminContext
 from mailcove.admin.runner import fail, run
-from mailcove.cli.import_mail import progress_bar
+from mailcove.cli.import_mail import account_key, progress_bar
 from mailcove.importers import export as exporter
 from mailcove.importers.mbox import QUOTINGS
 
@@ -39,15 +39,16 @@ def export(obj: object, user: str, dest: Path, fmt: str, mailbox: str | None, ne
 
     async def use_case(ctx: AdminContext) -> exporter.ExportReport:
         store = await ctx.store()
-        if not await store.account_exists(user):
-            fail(f"no mail stored for {user}")
-        total = sum(b.messages for b in await store.list_mailboxes(user)
+        key = await account_key(ctx, user, create=False)
+        if not await store.account_exists(key):
+            fail(f"no mail stored for {key}")
+        total = sum(b.messages for b in await store.list_mailboxes(key)
                     if mailbox is None or b.name == mailbox)
-        with progress_bar(total, quiet, f"exporting {user}", in_bytes=False) as advance:
+        with progress_bar(total, quiet, f"exporting {key}", in_bytes=False) as advance:
             if fmt == "mbox":
-                return await exporter.export_mbox(store, user, dest, mailbox=mailbox, newline=nl, quoting=quoting,
+                return await exporter.export_mbox(store, key, dest, mailbox=mailbox, newline=nl, quoting=quoting,
                                                   progress=advance)
-            return await exporter.export_maildir(store, user, dest, mailbox=mailbox, newline=nl, progress=advance)
+            return await exporter.export_maildir(store, key, dest, mailbox=mailbox, newline=nl, progress=advance)
 
     try:
         report = run(settings, use_case)

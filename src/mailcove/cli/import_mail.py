@@ -23,7 +23,8 @@ import click
 from mailcove.admin.context import AdminContext
 from mailcove.admin.runner import fail, run
 from mailcove.admin.units import BadSize, parse_size
-from mailcove.directory.api import Local
+from mailcove.core.errors import MailError
+from mailcove.directory.errors import DirectoryError
 from mailcove.importers import mailio
 from mailcove.importers.mbox import QUOTINGS
 
@@ -53,16 +54,19 @@ def progress_bar(
         yield lambda n: bar.advance(task, n)
 
 
-async def _account(ctx: AdminContext, user: str) -> str:
-    """The store account of USER, created on first use as IMAP login does; the directory must know it."""
+async def account_key(ctx: AdminContext, user: str, *, create: bool) -> str:
+    """USER's store account: the directory's canonical key (a@rocky9-3 -> a@hamap.local; the Unix
+    name `a` for system users), created on first use as IMAP login does."""
     store = await ctx.store()
-    if await store.account_exists(user):
-        return user
-    res = await ctx.directory.resolve(user)
-    if not isinstance(res, Local) or res.user != user:
+    try:
+        key = await ctx.directory.user_key(user)
+    except DirectoryError:
+        if await store.account_exists(user):
+            return user  # mail kept for an account the directory no longer lists
         fail(f"{user} is not a local account (add it first: mailcove user add {user})")
-    await store.create_account(user)
-    return user
+    if create and not await store.account_exists(key):
+        await store.create_account(key)
+    return key
 
 
 def _print_report(report: mailio.ImportReport, user: str) -> None:
@@ -123,22 +127,22 @@ def _run_import(
     except (mailio.LocationError, OSError) as exc:
         fail(str(exc), 2)
 
-    async def use_case(ctx: AdminContext) -> mailio.ImportReport:
-        await _account(ctx, user)
+    async def use_case(ctx: AdminContext) -> tuple[str, mailio.ImportReport]:
+        key = await account_key(ctx, user, create=True)
         store = await ctx.store()
-        with progress_bar(sum(s.size for s in sources), quiet, f"importing {user}") as advance:
-            return await mailio.import_mail(store, user, sources, into=into, quoting=quoting, report=report,
-                                            progress=advance, policy=limits)
+        with progress_bar(sum(s.size for s in sources), quiet, f"importing {key}") as advance:
+            return key, await mailio.import_mail(store, key, sources, into=into, quoting=quoting, report=report,
+                                                 progress=advance, policy=limits)
 
     try:
-        result = run(settings, use_case)
+        key, result = run(settings, use_case)
     except mailio.SourceError as exc:
         fail(str(exc))
     except ValueError as exc:
         fail(str(exc), 2)
     finally:
         _hand_back(settings)
-    _print_report(result, user)
+    _print_report(result, key)
 
 
 def _hand_back(settings: Any) -> None:
@@ -173,9 +177,12 @@ def _limits(f: Any) -> Any:
 
 
 @click.command("mail")
-@click.argument("user")
+@click.argument("user", required=False)
 @click.option("--location", required=True, metavar="MAIL_LOCATION",
               help="Dovecot mail_location, e.g. 'mbox:~/mail:INBOX=/var/mail/%u' or maildir:~/Maildir[:LAYOUT=fs].")
+@click.option("--all-users", is_flag=True,
+              help="Every user of the directory instead of USER, each with their Unix home; users without mail "
+                   "at the location are listed and skipped.")
 @click.option("--home", type=click.Path(file_okay=False, path_type=Path),
               help="The user's home directory for ~ and %h (default: the Unix account's).")
 @click.option("--login", help="The name the old server knew the user by, for %u/%n/%d (default: USER's local part).")
@@ -184,9 +191,16 @@ def _limits(f: Any) -> Any:
 @_limits
 @_quiet
 @click.pass_obj
-def import_mail(obj: object, user: str, location: str, home: Path | None, login: str | None, only: str | None,
-                quoting: str, max_size: str | None, any_owner: bool, quiet: bool) -> None:
-    """Import USER's mail from a Dovecot mail_location (mbox or Maildir)."""
+def import_mail(obj: object, user: str | None, location: str, all_users: bool, home: Path | None, login: str | None,
+                only: str | None, quoting: str, max_size: str | None, any_owner: bool, quiet: bool) -> None:
+    """Import USER's mail (or --all-users') from a Dovecot mail_location (mbox or Maildir)."""
+    if all_users:
+        if user or home or login or only:
+            fail("--all-users takes no USER, --home, --login or --mailbox", 2)
+        _import_all(obj, location, quoting, max_size, any_owner, quiet)
+        return
+    if not user:
+        fail("give USER or --all-users", 2)
     login = login or user.partition("@")[0]
     home = home or mailio.home_of(login)
 
@@ -201,6 +215,46 @@ def import_mail(obj: object, user: str, location: str, home: Path | None, login:
 
     _run_import(obj, user, build, into=None, quoting=quoting, quiet=quiet,
                 policy=lambda st: _policy(st, login, max_size, any_owner))
+
+
+def _import_all(obj: object, location: str, quoting: str, max_size: str | None, any_owner: bool, quiet: bool) -> None:
+    """One pass over the directory's users; a user whose import fails is reported and the rest go on."""
+    settings = obj.settings  # type: ignore[attr-defined]
+    failed = 0
+
+    async def use_case(ctx: AdminContext) -> None:
+        nonlocal failed
+        store = await ctx.store()
+        for info in await ctx.directory.list_users():
+            if info.disabled:
+                continue
+            key = await account_key(ctx, info.address, create=False)
+            login = key.partition("@")[0]
+            report = mailio.ImportReport()
+            try:
+                loc = mailio.parse_location(location, login=login, home=mailio.home_of(login))
+                sources = mailio.list_sources(loc, report)
+            except (mailio.LocationError, OSError) as exc:
+                click.echo(f"{key}: skipped: {exc}")
+                continue
+            if not await store.account_exists(key):
+                await store.create_account(key)
+            try:
+                with progress_bar(sum(x.size for x in sources), quiet, f"importing {key}") as advance:
+                    await mailio.import_mail(store, key, sources, quoting=quoting, report=report, progress=advance,
+                                             policy=_policy(settings, login, max_size, any_owner))
+            except (mailio.SourceError, MailError) as exc:
+                failed += 1
+                click.echo(f"mailcove: {key}: {exc}", err=True)
+                continue
+            _print_report(report, key)
+
+    try:
+        run(settings, use_case)
+    finally:
+        _hand_back(settings)
+    if failed:
+        fail(f"{failed} user(s) not completely imported (see above); run the same command again after fixing")
 
 
 @click.command("mbox")
