@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "queue"))
 
 from outbound_testing import Dnsmasq
 
-from mailcove_testing import REPO, ServerProcess
+from mailcove_testing import REPO, ServerProcess, run_async
 
 DOMAIN = "hamap.test"
 HOST = "mx1.hamap.test"
@@ -74,8 +74,22 @@ def make_server(serve_factory: Any, config: str = "", dns_server: str = "127.0.0
     cfg = f'hostname = "{HOST}"\n[dns]\nnameservers = ["{dns_server}"]\ntimeout = 3.0\n' + config
     srv: ServerProcess = serve_factory(cfg, start=False)
     srv.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    ok(cli(srv, "domain", "add", DOMAIN))
+    add_domain(srv, DOMAIN)
     return srv
+
+
+def add_domain(srv: ServerProcess, domain: str) -> None:
+    """`mailcove domain add` through its admin use case in this process (a CLI start-up costs
+    seconds on a loaded machine; the check commands under test still run as real CLIs)."""
+    from mailcove.admin import domains
+    from mailcove.admin.context import open_admin
+    from mailcove.config import load_settings
+
+    async def go() -> None:
+        async with open_admin(load_settings(srv.config_path, data_dir=str(srv.data_dir))) as ctx:
+            await domains.add_domain(ctx, domain)
+
+    run_async(go())
 
 
 def test_all_good_then_dns_missing_open_relay_and_a_dead_server(serve_factory: Any, tmp_path: Path) -> None:
