@@ -91,6 +91,12 @@ def restore(obj: object, src: Path, force: bool) -> None:
     """Restore a backup made by `mailcove backup` into the data dir (the server must be stopped)."""
     settings = obj.settings  # type: ignore[attr-defined]
     manifest = verify(src)
+    if manifest.get("store_backend", "sqlite") != "sqlite":
+        # The mail is a database dump, not files: restoring it is the database's job.
+        dumps = [rel for rel in manifest["files"] if rel.endswith(".pgdump")]
+        _fail(f"this backup's store is {manifest['store_backend']}: restore the mail with "
+              f"pg_restore -d DATABASE {' '.join(str(src / d) for d in dumps) or '...'}; then run mailcove restore "
+              f"only for a SQLite store")
     data_dir = settings.data_dir
     if _server_running(settings):
         _fail(f"a server is running on {data_dir} (control socket {settings.control_socket_path}): stop it first")
