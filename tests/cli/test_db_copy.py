@@ -208,3 +208,22 @@ def _queue(cfg: Path, data_dir: Path) -> list[tuple[int, bytes]]:
             await store.close()
 
     return run_async(go())
+
+
+@pytest.mark.parametrize(
+    ("frm", "to", "message"),
+    [
+        ("mysql://x", "sqlite:/tmp/x", "not a store location"),
+        ("sqlite:", "postgresql://127.0.0.1/x", "needs the data directory"),
+        ("sqlite:/same", "sqlite:/same", "are the same"),
+        ("sqlite:/nonexistent-mailcove-dir", "sqlite:/tmp/elsewhere", "holds no mailcove store"),
+    ],
+)
+def test_copy_refuses_bad_locations(frm: str, to: str, message: str) -> None:
+    from click.testing import CliRunner
+
+    from mailcove.cli.main import root
+
+    r = CliRunner().invoke(root, ["db", "copy", "--from", frm, "--to", to])
+    assert r.exit_code == 2, r.output
+    assert message in r.output
