@@ -106,7 +106,9 @@ def test_all_good_then_dns_missing_open_relay_and_a_dead_server(serve_factory: A
 
         r = cli(srv, "check", "--timeout", "3")
         out = ok(r)
-        assert out.strip().endswith(("no problems found, 1 warning", "no problems found")), out
+        assert out.strip().splitlines()[-1].startswith("no problems found"), out
+        # the fixture starts the server with --listen overrides: the check says they differ from the file
+        assert re.search(r"WARN smtp \(configured\): configured on \*:\d+, but running on 127\.0\.0\.1:\d+", out), out
         for listener in ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "http"):
             assert re.search(rf"^  ok   {listener} 127\.0\.0\.1:{srv.port(listener)}: ", out, re.M), (listener, out)
         assert f"ok   {DOMAIN} MX: MX {HOST}" in out

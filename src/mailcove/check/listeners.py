@@ -8,8 +8,9 @@ import contextlib
 import ssl
 
 from mailcove.check.model import Finding, ServerState, split_address
-from mailcove.config import Settings
+from mailcove.config import ConfigError, Settings
 from mailcove.config.settings import IMPLICIT_TLS_LISTENERS
+from mailcove.net.addresses import plan_listeners
 
 # listener -> (what to send first, or None to wait for a greeting; the greeting's prefix; goodbye)
 PROBES: dict[str, tuple[bytes | None, bytes, bytes]] = {
@@ -56,6 +57,33 @@ async def check(settings: Settings, state: ServerState | None, timeout: float) -
     probes = [probe(settings, name, address, timeout)
               for name, addresses in state.listeners.items() if name in PROBES for address in addresses]
     out.extend(await asyncio.gather(*probes))
+    if state.alive:
+        out.extend(compare_with_config(settings, state))
+    return out
+
+
+def compare_with_config(settings: Settings, state: ServerState) -> list[Finding]:
+    """The configuration file against what the running server bound: a listener added or moved
+    in the file after the start (a restart is due), or `--listen` overrides on the command line."""
+    try:
+        plans = plan_listeners(settings)
+    except ConfigError as exc:
+        return [Finding("listeners", "configuration", "fail", f"the configuration is invalid: {exc}",
+                        "fix that key; the running server still uses the configuration it started with")]
+    out: list[Finding] = []
+    for plan in plans:
+        bound = state.listeners.get(plan.name, [])
+        configured = sorted({a.port for a in plan.addresses if a.port != 0})
+        wanted = ", ".join(str(a) for a in plan.addresses)
+        if plan.addresses and not bound:
+            out.append(Finding("listeners", f"{plan.name} (configured)", "warn",
+                               f"configured on {wanted}, but the running server does not listen for it",
+                               "restart mailcove to apply the configuration (`systemctl restart mailcove`), "
+                               "unless it was switched off on purpose with --listen"))
+        elif bound and configured and sorted({split_address(a)[1] for a in bound}) != configured:
+            out.append(Finding("listeners", f"{plan.name} (configured)", "warn",
+                               f"configured on {wanted}, but running on {', '.join(bound)}",
+                               "restart mailcove to apply the configuration, or drop the --listen override"))
     return out
 
 
