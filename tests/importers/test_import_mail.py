@@ -237,6 +237,11 @@ def test_seed_mbox_import_keeps_uids_flags_dates_and_uidls(server: ServerProcess
     assert b"X-IMAPbase: 1700000001 0000000004\n" in sent and b"X-UID: 4\nStatus: O\n\nsent too\n\n" in sent
     subscriptions = (dest / ".subscriptions").read_text().splitlines()
     assert "Sent" in subscriptions and "Foo/Bar" not in subscriptions
+    # never over an older export (it would keep messages expunged since)
+    proc = subprocess.run([sys.executable, "-m", "mailcove", "--config", str(server.config_path), "--data",
+                           str(server.data_dir), "export", A, str(dest), "--format", "mbox"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "not an empty directory" in proc.stderr
 
 
 def test_maildir_import_and_crlf_export_are_byte_identical(server: ServerProcess, tmp_path: Path) -> None:

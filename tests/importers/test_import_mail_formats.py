@@ -87,6 +87,14 @@ def test_bad_content_length_is_not_trusted() -> None:
     assert [m.data for m in msgs] == [b"Subject: a\n\nbody is longer\n", b"Subject: b\n\nx"]
 
 
+def test_content_length_up_to_the_end_of_the_file() -> None:
+    # no separator line after the last body: Content-Length says the final newline is the body's
+    msgs = list(read_mbox(FROM1 + b"\nSubject: a\nContent-Length: 5\n\nbody\n"))
+    assert [m.data for m in msgs] == [b"Subject: a\n\nbody\n"]
+    msgs = list(read_mbox(FROM1 + b"\nSubject: a\nContent-Length: 5\n\nbody\n\n"))
+    assert [m.data for m in msgs] == [b"Subject: a\n\nbody\n"]
+
+
 def test_uw_imap_pseudo_message_and_crlf_file() -> None:
     buf = (
         FROM1 + b"\r\nSubject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA\r\n"

@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailcove.importers import maildir as md
 from mailcove.importers.mbox import QUOTINGS, MboxBase, from_line, write_message
-from mailcove.message import is_crlf_clean
+from mailcove.message import is_crlf_clean, to_crlf
 from mailcove.proto.imap import utf7
-from mailcove.store.api import Mailbox, MailStore
+from mailcove.store.api import Mailbox, MailStore, MessageMeta
 
 READ_CHUNK = 200  # messages per read_messages call
 READ_BYTES = 32 * 1024 * 1024
@@ -66,27 +66,36 @@ def _disk_name(name: str) -> list[str]:
     return [utf7.encode(p) for p in name.split("/")]
 
 
-async def _messages(store: MailStore, box: Mailbox) -> list[tuple[int, frozenset[str], float, bytes]]:
-    """Every message of a mailbox, in UID order, read in bounded chunks."""
+async def _messages(store: MailStore, box: Mailbox) -> AsyncIterator[tuple[int, frozenset[str], float, bytes]]:
+    """Every message of a mailbox in UID order, read in bounded runs (never the whole mailbox in
+    memory): at most READ_CHUNK messages or about READ_BYTES at a time."""
     index = await store.index(box.id)
     uids = list(index.uids)
-    out: list[tuple[int, frozenset[str], float, bytes]] = []
     for i in range(0, len(uids), READ_CHUNK):
-        chunk = uids[i : i + READ_CHUNK]
-        metas = await store.fetch_meta(box.id, chunk)
-        bodies: dict[int, bytes] = {}
-        run: list[int] = []
+        metas = await store.fetch_meta(box.id, uids[i : i + READ_CHUNK])
+        run: list[MessageMeta] = []
         size = 0
-        for m in metas:
-            run.append(m.uid)
+        for j, m in enumerate(metas):
+            run.append(m)
             size += m.size
-            if size >= READ_BYTES:
-                bodies.update(await store.read_messages(box.id, run))
+            if size >= READ_BYTES or j == len(metas) - 1:
+                bodies = await store.read_messages(box.id, [r.uid for r in run])
+                for r in run:
+                    if r.uid in bodies:  # expunged meanwhile: left out
+                        yield r.uid, r.flags, r.internaldate, bodies[r.uid]
                 run, size = [], 0
-        if run:
-            bodies.update(await store.read_messages(box.id, run))
-        out.extend((m.uid, m.flags, m.internaldate, bodies[m.uid]) for m in metas if m.uid in bodies)
-    return out
+
+
+async def _keywords(store: MailStore, box: Mailbox) -> list[str]:
+    index = await store.index(box.id)
+    return sorted({f for flags in set(index.flags) for f in flags if not f.startswith("\\")})
+
+
+def _check_dest(dest: Path) -> None:
+    """An export goes into a new or empty directory: writing over an older export would leave
+    messages expunged since (and, in a Maildir, a second copy of every message) behind."""
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise ValueError(f"{dest} exists and is not an empty directory: export into a new one")
 
 
 async def _selected(store: MailStore, user: str, only: str | None) -> list[Mailbox]:
@@ -114,32 +123,34 @@ async def export_mbox(
     all_boxes = await store.list_mailboxes(user)
     boxes = await _selected(store, user, mailbox)
     parents = {b.name.rsplit("/", 1)[0] for b in all_boxes if "/" in b.name}
+    _check_dest(dest)
     dest.mkdir(parents=True, exist_ok=True)
     for box in boxes:
         parts = _disk_name(box.name)
         if any(p.startswith(".") for p in parts):
             report.problems.append(f"{box.name}: a name starting with '.' is hidden in an mbox tree, skipped")
             continue
-        msgs = await _messages(store, box)
         if box.name == "INBOX":
             path = dest / "inbox"
         else:
             path = dest.joinpath(*parts)
             if box.name in parents:
-                if not msgs:
+                if box.messages == 0:
                     path.mkdir(parents=True, exist_ok=True)
                     continue
                 path = path.with_name(path.name + ".mbox")
                 report.problems.append(f"{box.name}: has sub-mailboxes, so its messages went to {path}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        keywords = sorted({f for _u, fl, _d, _b in msgs for f in fl if not f.startswith("\\")})
+        keywords = await _keywords(store, box)
         tmp = path.with_name(path.name + ".mailcove-tmp")
+        count = 0
         with open(tmp, "wb") as f:
-            for i, (uid, flags, when, data) in enumerate(msgs):
-                base = MboxBase(box.uidvalidity, box.uidnext - 1, keywords) if i == 0 else None
+            async for uid, flags, when, data in _messages(store, box):
+                base = MboxBase(box.uidvalidity, box.uidnext - 1, keywords) if count == 0 else None
                 fline = from_line(envelope_sender(data), when)
                 f.write(write_message(from_store_bytes(data, newline), fline, flags, uid, newline,
                                       base=base, quoting=quoting))
+                count += 1
                 if progress is not None:
                     progress(1)
             f.flush()
@@ -147,7 +158,7 @@ async def export_mbox(
         os.replace(tmp, path)
         report.files.append(path)
         report.mailboxes += 1
-        report.messages += len(msgs)
+        report.messages += count
     if mailbox is None:
         subs = [b.name for b in all_boxes if b.subscribed and b.name != "INBOX"]
         (dest / ".subscriptions").write_text("".join(f"{'/'.join(_disk_name(n))}\n" for n in subs))
@@ -166,6 +177,7 @@ async def export_maildir(
     report = ExportReport()
     all_boxes = await store.list_mailboxes(user)
     boxes = await _selected(store, user, mailbox)
+    _check_dest(dest)
     dest.mkdir(parents=True, exist_ok=True)
     for box in boxes:
         if box.name == "INBOX":
@@ -181,17 +193,17 @@ async def export_maildir(
             (folder / sub).mkdir(parents=True, exist_ok=True)
         if folder != dest:
             (folder / "maildirfolder").touch()
-        msgs = await _messages(store, box)
-        keywords = sorted({f for _u, fl, _d, _b in msgs for f in fl if not f.startswith("\\") and
-                           f not in md.LETTER_OF})
+        keywords = [k for k in await _keywords(store, box) if k not in md.LETTER_OF]
         if len(keywords) > md.MAX_KEYWORDS:
             report.problems.append(f"{box.name}: only {md.MAX_KEYWORDS} keywords fit in Maildir file names;"
                                    f" {', '.join(keywords[md.MAX_KEYWORDS:])} dropped")
         kindex = {k: i for i, k in enumerate(keywords[: md.MAX_KEYWORDS])}
         entries: list[tuple[int, str]] = []
-        for uid, flags, when, data in msgs:
+        async for uid, flags, when, data in _messages(store, box):
             out = from_store_bytes(data, newline)
-            base = md.file_name(when, uid, len(out), len(data) if is_crlf_clean(data) else len(out))
+            # W= is the size with CRLF line ends, what Dovecot reports as RFC822.SIZE
+            vsize = len(data) if is_crlf_clean(data) else len(to_crlf(data))
+            base = md.file_name(when, uid, len(out), vsize, f"V{box.uidvalidity}.mailcove")
             tmp = folder / "tmp" / base
             with open(tmp, "wb") as f:
                 f.write(out)
@@ -203,7 +215,7 @@ async def export_maildir(
         (folder / "dovecot-keywords").write_text(md.format_keywords(keywords))
         (folder / "dovecot-uidlist").write_text(md.format_uidlist(box.uidvalidity, box.uidnext, entries))
         report.mailboxes += 1
-        report.messages += len(msgs)
+        report.messages += len(entries)
         report.files.append(folder)
     if mailbox is None:
         subs = [b.name for b in all_boxes if b.subscribed and b.name != "INBOX"]

@@ -120,8 +120,9 @@ def format_uidlist(uidvalidity: int, uidnext: int, entries: list[tuple[int, str]
 
 
 def file_name(internaldate: float, uid: int, size: int, vsize: int, host: str = "mailcove") -> str:
-    """A unique base name in Dovecot's style, with S= and W= sizes."""
-    return f"{int(internaldate)}.M{uid}P{os.getpid()}.{host},S={size},W={vsize}"
+    """A base name in Dovecot's style (time.unique.host), with S= and W= sizes; `uid` makes it
+    unique within a folder."""
+    return f"{int(internaldate)}.M{uid}.{host},S={size},W={vsize}"
 
 
 def scan_folder(folder: Path, keywords: dict[int, str]) -> list[MaildirFile]:

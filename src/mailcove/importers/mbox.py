@@ -189,17 +189,21 @@ class MboxReader:
             start = line_end + 1
             stop = self._next_separator(start)
             hdr_end = buf.find(nl + nl, start - len(nl), min(stop, start + MAX_HEADER))
+            end = -1
             if hdr_end >= 0:
-                stop = self._content_length(start, hdr_end, stop)
-            msg = self._message(fline, parse_from_line(fline), buf[start : self._cut(stop)], pos, first_message)
+                stop, end = self._content_length(start, hdr_end, stop)
+            if end < 0:
+                end = self._cut(stop)
+            msg = self._message(fline, parse_from_line(fline), buf[start:end], pos, first_message)
             pos = stop
             first_message = False
             if msg is not None:
                 msg.end = stop
                 yield msg
 
-    def _content_length(self, start: int, hdr_end: int, stop: int) -> int:
-        """Where Content-Length says the message ends, if that is exactly a separator; else `stop`."""
+    def _content_length(self, start: int, hdr_end: int, stop: int) -> tuple[int, int]:
+        """(next message's offset, this message's end) as Content-Length says, if it lands exactly
+        on a separator or the end of the file; else (`stop`, -1)."""
         buf, nl, n = self.buf, self.nl, len(self.buf)
         clen = None
         for name, fld in _header_fields(buf[start : hdr_end + len(nl)]):
@@ -207,15 +211,17 @@ class MboxReader:
                 v = _value(fld)
                 clen = int(v) if v.isdigit() and len(v) < 16 else None
         if clen is None:
-            return stop
+            return stop, -1
         cand = hdr_end + 2 * len(nl) + clen
-        if cand == n or (cand + len(nl) == n and buf[cand:n] == nl):
-            return n
+        if cand == n:
+            return n, n  # the body runs to the end of the file: no separator line to drop
+        if cand + len(nl) == n and buf[cand:n] == nl:
+            return n, cand
         if buf[cand : cand + len(nl)] == nl and buf[cand + len(nl) : cand + len(nl) + 5] == b"From ":
             le = buf.find(b"\n", cand + len(nl))
             if parse_from_line(buf[cand + len(nl) : n if le < 0 else le].rstrip(b"\r")) is not None:
-                return cand + len(nl)
-        return stop
+                return cand + len(nl), cand
+        return stop, -1
 
     def _message(
         self, fline: bytes, date: float | None, raw: bytes, offset: int, first: bool
