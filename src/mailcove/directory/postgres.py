@@ -202,19 +202,32 @@ class PostgresDirectory(SqliteDirectory):
 
     # --- database access on the directory thread ---------------------------------------------------
 
-    def _c(self) -> _Conn:
+    def _begin(self, sql: str) -> _Conn:
+        """Start a transaction, reconnecting first if the connection was lost (the server
+        restarted or failed over). Only BEGIN is retried: nothing has happened yet, so running
+        it again on a new connection is safe; a connection lost mid-transaction fails that
+        one operation, and the next one reconnects."""
+        import asyncpg
+
         c = self._pgconn
         assert c is not None, "directory not started"
-        if c.pg.is_closed():
-            # The server restarted or failed over: reconnect once per statement batch.
-            import asyncpg
-
-            c.pg = c.call(asyncpg.connect(self.dsn))
-        return c
+        for attempt in (1, 2):
+            try:
+                if c.pg.is_closed():
+                    c.pg = c.call(asyncpg.connect(self.dsn))
+                c.execute(sql)
+                return c
+            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
+                    asyncpg.exceptions.OperatorInterventionError) as exc:
+                if attempt == 2:
+                    raise
+                log.warning("directory: database connection lost (%s); reconnecting", exc)
+                with contextlib.suppress(Exception):
+                    c.call(c.pg.close(timeout=1))
+        raise AssertionError("unreachable")
 
     def _load_if_changed(self, force: bool) -> Snapshot | None:
-        c = self._c()
-        c.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        c = self._begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         try:
             (version,) = c.execute("SELECT version FROM directory_version WHERE id = 1").fetchone()
             if not force and version == self._data_version:
@@ -235,8 +248,7 @@ class PostgresDirectory(SqliteDirectory):
         return Snapshot(domains, users, {k: tuple(v) for k, v in aliases.items()}, rules, postmaster=self.postmaster)
 
     def _exec_write(self, fn: Callable[[Any], T]) -> T:
-        c = self._c()
-        c.execute("BEGIN")
+        c = self._begin("BEGIN")
         try:
             c.execute("SELECT pg_advisory_xact_lock(?)", (_WRITE_LOCK,))
             result = fn(c)
@@ -252,8 +264,7 @@ class PostgresDirectory(SqliteDirectory):
         return result
 
     def _exec_read(self, fn: Callable[[Any], T]) -> T:
-        c = self._c()
-        c.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        c = self._begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         try:
             return fn(c)
         finally:
