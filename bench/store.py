@@ -1,9 +1,14 @@
 """bench/store: durable deliveries per second into the store, and the UID/flags map load time.
 
-    .venv/bin/python -m bench.store [--runs 3] [--seconds 3]
+    .venv/bin/python -m bench.store [--runs 3] [--seconds 3] [--backend sqlite|postgres|both]
 
 Each figure is the median of --runs runs, each in a fresh data dir. Every delivery counted has
 returned from store.deliver(), i.e. its transaction is committed with synchronous=FULL (fsynced).
+
+--backend postgres runs the same against the PostgreSQL store: a private cluster from Debian's
+PostgreSQL (tests/pg_testing.py: fsync and synchronous_commit on, loopback TCP), a fresh
+migrated database per run; --pool-size sets the store's connection pool. `both` runs the two
+backends in alternation, so each pair is measured under the same machine load.
 """
 
 from __future__ import annotations
@@ -13,14 +18,40 @@ import asyncio
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
-from mailcove.store.api import DeliveryTarget
+from mailcove.store.api import DeliveryTarget, MailStore
 from mailcove.store.sqlite import SqliteStore
 
 USER = "bench@example.test"
+_PG: dict[str, Any] = {}  # "cluster": the private PgCluster, "pool_size"
+
+
+@asynccontextmanager
+async def open_store(tmp: Path, backend: str) -> AsyncIterator[MailStore]:
+    store: MailStore
+    if backend == "postgres":
+        from mailcove.store.postgres import PostgresStore
+
+        cluster = _PG["cluster"]
+        name = await asyncio.to_thread(cluster.create_database)
+        store = PostgresStore(cluster.dsn(name), data_dir=tmp, watch_changes=False, pool_size=_PG["pool_size"])
+    else:
+        name = ""
+        store = SqliteStore(tmp, watch_changes=False)
+    await store.start()
+    try:
+        yield store
+    finally:
+        await store.close()
+        if name:
+            await asyncio.to_thread(_PG["cluster"].drop_database, name, wait=True)
 
 
 def message(size: int, n: int) -> bytes:
@@ -35,58 +66,54 @@ def message(size: int, n: int) -> bytes:
     return head + body
 
 
-async def deliveries_per_second(size: int, writers: int, seconds: float) -> float:
+async def deliveries_per_second(size: int, writers: int, seconds: float, backend: str = "sqlite") -> float:
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
-        store = SqliteStore(Path(tmp), watch_changes=False)
-        await store.start()
-        await store.create_account(USER)
-        payloads = [message(size, i) for i in range(64)]
-        target = [DeliveryTarget(USER)]
-        count = 0
-        stop_at = 0.0
+        async with open_store(Path(tmp), backend) as store:
+            await store.create_account(USER)
+            payloads = [message(size, i) for i in range(64)]
+            target = [DeliveryTarget(USER)]
+            count = 0
+            stop_at = 0.0
 
-        async def worker(w: int) -> None:
-            nonlocal count
-            i = w
-            while time.perf_counter() < stop_at:
-                await store.deliver(payloads[i % 64], target)
-                count += 1
-                i += writers
+            async def worker(w: int) -> None:
+                nonlocal count
+                i = w
+                while time.perf_counter() < stop_at:
+                    await store.deliver(payloads[i % 64], target)
+                    count += 1
+                    i += writers
 
-        stop_at = time.perf_counter() + 0.3  # warm-up
-        await asyncio.gather(*(worker(w) for w in range(writers)))
-        count = 0
-        t0 = time.perf_counter()
-        stop_at = t0 + seconds
-        await asyncio.gather(*(worker(w) for w in range(writers)))
-        elapsed = time.perf_counter() - t0
-        await store.close()
-        return count / elapsed
+            stop_at = time.perf_counter() + 0.3  # warm-up
+            await asyncio.gather(*(worker(w) for w in range(writers)))
+            count = 0
+            t0 = time.perf_counter()
+            stop_at = t0 + seconds
+            await asyncio.gather(*(worker(w) for w in range(writers)))
+            elapsed = time.perf_counter() - t0
+            return count / elapsed
 
 
-async def map_load_ms(messages: int) -> tuple[float, float]:
+async def map_load_ms(messages: int, backend: str = "sqlite") -> tuple[float, float]:
     """Returns (cold-ish first load, median of 5 loads) in milliseconds."""
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
-        store = SqliteStore(Path(tmp), watch_changes=False)
-        await store.start()
-        await store.create_account(USER)
-        target = [DeliveryTarget(USER)]
-        data = message(512, 0)
-        batch = 2000
-        for start in range(0, messages, batch):
-            await asyncio.gather(*(store.deliver(data, target) for _ in range(min(batch, messages - start))))
-        mid = (await store.get_mailbox(USER, "INBOX")).id
-        # Give some messages flags so the map is realistic.
-        await store.store_flags(mid, list(range(1, messages // 2)), "+", ["\\Seen"])
-        await store.store_flags(mid, list(range(1, messages // 10)), "+", ["\\Answered", "$Forwarded"])
-        times = []
-        for _ in range(6):
-            t0 = time.perf_counter()
-            idx = await store.index(mid)
-            times.append((time.perf_counter() - t0) * 1000)
-            assert len(idx) == messages
-        await store.close()
-        return times[0], statistics.median(times[1:])
+        async with open_store(Path(tmp), backend) as store:
+            await store.create_account(USER)
+            target = [DeliveryTarget(USER)]
+            data = message(512, 0)
+            batch = 2000
+            for start in range(0, messages, batch):
+                await asyncio.gather(*(store.deliver(data, target) for _ in range(min(batch, messages - start))))
+            mid = (await store.get_mailbox(USER, "INBOX")).id
+            # Give some messages flags so the map is realistic.
+            await store.store_flags(mid, list(range(1, messages // 2)), "+", ["\\Seen"])
+            await store.store_flags(mid, list(range(1, messages // 10)), "+", ["\\Answered", "$Forwarded"])
+            times = []
+            for _ in range(6):
+                t0 = time.perf_counter()
+                idx = await store.index(mid)
+                times.append((time.perf_counter() - t0) * 1000)
+                assert len(idx) == messages
+            return times[0], statistics.median(times[1:])
 
 
 async def main() -> None:
@@ -94,19 +121,45 @@ async def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--map-size", type=int, default=100_000)
+    ap.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="sqlite")
+    ap.add_argument("--pool-size", type=int, default=10, help="postgres: the store's connection pool")
+    ap.add_argument("--sizes", default="1KB,100KB", help="message sizes to deliver (1KB, 100KB)")
+    ap.add_argument("--writers", default="1,50", help="concurrent deliveries, comma-separated")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
+    if "postgres" in backends:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+        from pg_testing import PgCluster, pg_bindir
+
+        bindir = pg_bindir()
+        if bindir is None:
+            raise SystemExit("bench.store --backend postgres needs Debian's postgresql package")
+        cluster = PgCluster(bindir)
+        cluster.start()
+        cluster.create_template()
+        _PG.update(cluster=cluster, pool_size=args.pool_size)
+    sizes = {"1KB": 1024, "100KB": 100 * 1024}
     results: dict[str, float] = {}
-    for size, label in ((1024, "1KB"), (100 * 1024, "100KB")):
-        for writers in (1, 50):
-            runs = [await deliveries_per_second(size, writers, args.seconds) for _ in range(args.runs)]
-            key = f"deliver_{label}_{writers}w_per_s"
-            results[key] = statistics.median(runs)
-            print(f"{key}: median {results[key]:.0f}/s  runs {[round(r) for r in runs]}", flush=True)
-    first, median = await map_load_ms(args.map_size)
-    results["map_first_ms"] = first
-    results["map_median_ms"] = median
-    print(f"uid/flags map of {args.map_size}: first {first:.1f} ms, median {median:.1f} ms", flush=True)
+    try:
+        for label in args.sizes.split(","):
+            for writers in (int(w) for w in args.writers.split(",")):
+                runs: dict[str, list[float]] = {b: [] for b in backends}
+                for _ in range(args.runs):
+                    for b in backends:  # alternate, so both see the same machine load
+                        runs[b].append(await deliveries_per_second(sizes[label], writers, args.seconds, b))
+                for b in backends:
+                    key = f"{b}_deliver_{label}_{writers}w_per_s"
+                    results[key] = statistics.median(runs[b])
+                    print(f"{key}: median {results[key]:.0f}/s  runs {[round(r) for r in runs[b]]}", flush=True)
+        for b in backends:
+            first, median = await map_load_ms(args.map_size, b)
+            results[f"{b}_map_first_ms"] = first
+            results[f"{b}_map_median_ms"] = median
+            print(f"{b} uid/flags map of {args.map_size}: first {first:.1f} ms, median {median:.1f} ms", flush=True)
+    finally:
+        if "cluster" in _PG:
+            _PG["cluster"].stop()
     if args.json:
         print(json.dumps(results))
 
