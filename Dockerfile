@@ -29,7 +29,7 @@ WORKDIR /var/lib/mailcove
 USER mailcove
 VOLUME ["/var/lib/mailcove"]
 # SMTP, submissions, submission, IMAP, IMAPS, POP3, POP3S, HTTP (autoconfig)
-EXPOSE 25 465 587 143 993 110 995 80
+EXPOSE 25 465 587 143 993 110 995 80 443
 
 # The config in the volume is written by `mailcove setup`; until then the defaults apply
 # (data in the volume, TLS with a self-signed certificate, no users yet).

@@ -40,8 +40,8 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-LISTENERS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "http")
-IMPLICIT_TLS = ("submissions", "imaps", "pop3s")
+LISTENERS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "http", "https")
+IMPLICIT_TLS = ("submissions", "imaps", "pop3s", "https")
 READY_TIMEOUT = 30.0
 
 

@@ -58,6 +58,7 @@ PROTOCOLS: dict[str, str] = {
     "pop3": "mailcove.pop3.server:make_handler",
     "pop3s": "mailcove.pop3.server:make_handler",
     "http": "mailcove.web.server:make_handler",
+    "https": "mailcove.web.server:make_handler",
 }
 _registered: dict[str, Callable[..., Any]] = {}
 

@@ -122,13 +122,14 @@ def test_standard_or_unprivileged_ports():
     s = Settings()
     # http is off unless configured (issue 7); None asks for its default address like the others
     assert next(p for p in plan_listeners(s) if p.name == "http").addresses == ()
-    s.listen.http = None
+    assert next(p for p in plan_listeners(s) if p.name == "https").addresses == ()
+    s.listen.http = s.listen.https = None
     std = {p.name: p.addresses[0].port for p in plan_listeners(s, privileged=True)}
     unpriv = {p.name: p.addresses[0].port for p in plan_listeners(s, privileged=False)}
     assert std == {"smtp": 25, "submission": 587, "submissions": 465, "imap": 143, "imaps": 993, "pop3": 110,
-                   "pop3s": 995, "http": 80}
+                   "pop3s": 995, "http": 80, "https": 443}
     assert unpriv == {"smtp": 2525, "submission": 2587, "submissions": 2465, "imap": 2143, "imaps": 2993,
-                      "pop3": 2110, "pop3s": 2995, "http": 8080}
+                      "pop3": 2110, "pop3s": 2995, "http": 8080, "https": 8443}
     assert all(p.addresses[0].host is None for p in plan_listeners(s, privileged=True))
 
 

@@ -130,6 +130,19 @@ def test_autodiscover_and_apple_profile(serve_factory: Any) -> None:
         assert rows[("POP3", "SSL")][0] == srv.port("pop3s")
         assert rows[("SMTP", "SSL")][0] == srv.port("submissions")
         assert rows[("SMTP", "TLS")][0] == srv.port("submission")
+    # Outlook asks over HTTPS: the https listener serves the same with the server's certificate
+    import http.client
+
+    conn = http.client.HTTPSConnection(*srv.address("https"), timeout=10, context=tls_context())
+    try:
+        conn.request("POST", "/autodiscover/autodiscover.xml", body=AD_REQ.format(email="a@hamap.local").encode(),
+                     headers={"Content-Type": "text/xml", "Host": "autodiscover.hamap.local"})
+        resp = conn.getresponse()
+        assert resp.status == 200
+        assert b"<Server>mx1.hamap.local</Server>" in resp.read()
+        assert conn.sock is not None and conn.sock.version() in ("TLSv1.2", "TLSv1.3")  # type: ignore[attr-defined]
+    finally:
+        conn.close()
     # wrong method, unknown domain, bad XML, an entity bomb: clear errors, nothing expanded
     status, headers, body = request(srv, "GET", "/autodiscover/autodiscover.xml")
     assert status == 405 and headers["allow"] == "POST" and b"use POST" in body

@@ -22,6 +22,7 @@ PROBES: dict[str, tuple[bytes | None, bytes, bytes]] = {
     "pop3": (None, b"+OK", b"QUIT\r\n"),
     "pop3s": (None, b"+OK", b"QUIT\r\n"),
     "http": (b"GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", b"HTTP/1.", b""),
+    "https": (b"GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", b"HTTP/1.", b""),
 }
 
 

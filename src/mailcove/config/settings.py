@@ -18,9 +18,10 @@ LISTENER_PORTS: dict[str, tuple[int, int]] = {
     "pop3": (110, 2110),
     "pop3s": (995, 2995),
     "http": (80, 8080),
+    "https": (443, 8443),
 }
 LISTENER_NAMES: tuple[str, ...] = tuple(LISTENER_PORTS)
-IMPLICIT_TLS_LISTENERS = frozenset({"submissions", "imaps", "pop3s"})
+IMPLICIT_TLS_LISTENERS = frozenset({"submissions", "imaps", "pop3s", "https"})
 
 
 @dataclass
@@ -38,6 +39,9 @@ class ListenSettings:
     # Off unless configured (`http = ["*"]` for every address on the default port): an HTTP port
     # is one more thing exposed, and only useful once DNS points autoconfig.DOMAIN at it.
     http: list[str] | None = field(default_factory=list)
+    # The same service over TLS with the server's certificate, also off unless configured: Outlook
+    # autodiscover and MTA-STS policy fetches need HTTPS with a certificate valid for the name.
+    https: list[str] | None = field(default_factory=list)
 
 
 @dataclass
