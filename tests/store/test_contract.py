@@ -836,3 +836,21 @@ async def test_export_restore_queue(store: MailStore) -> None:
     # the restored recipient is due as the original was, with its warning state
     (claim,) = [c for c in await store.queue_claim(item.created + 1000, 60.0, 10) if c.queue_id == new_id]
     assert (claim.idx, claim.attempts, claim.warned) == (0, 1, True)
+
+
+async def test_export_restore_large_message(store: MailStore) -> None:
+    """A body past every backend's inline/chunk size (SQLite blob file, PostgreSQL chunk rows)."""
+    import dataclasses
+
+    big = b"Subject: large\r\n\r\n" + bytes(range(256)) * (3 * 4096 + 7)  # ~3 MB, every byte value
+    await store.deliver(big, [DeliveryTarget(A, flags=frozenset({"\\Seen"}))])  # byte-exact, unlike append
+    state = await store.export_account(A)
+    mid = await inbox_id(store)
+    (exported,) = await store.export_messages(mid, 0, 10)
+    assert exported.data == big
+    await store.restore_account(dataclasses.replace(state, user="c@hamap.local"))
+    await store.restore_messages("c@hamap.local", "INBOX", [exported])
+    box = await store.get_mailbox("c@hamap.local", "INBOX")
+    assert await store.read_message(box.id, exported.uid) == big
+    assert await store.read_message(box.id, exported.uid, 1_000_000, 100) == big[1_000_000:1_000_100]
+    assert (await store.usage("c@hamap.local")).bytes == len(big)
