@@ -422,3 +422,46 @@ def test_all_users_in_one_command(server: ServerProcess, tmp_path: Path) -> None
     assert "b@hamap.local: skipped: no mailboxes found" in out
     again = cli(server, "import", "mail", "--all-users", "--location", location).stdout
     assert "a@hamap.local: 0 messages added, 6 already there" in again
+
+
+async def test_reimport_after_both_servers_got_new_mail(tmp_path: Path) -> None:
+    # An import while the old server still ran, then new mail on both sides: the old server
+    # numbered its new message 4, mailcove gave 4 to mail it received. The second import must
+    # neither skip the old server's 4 (it is not the message mailcove holds) nor duplicate
+    # anything on a third run.
+    from mailcove.importers import mailio
+    from mailcove.store.api import DeliveryTarget
+    from mailcove.store.sqlite import SqliteStore
+
+    def mbox(last: int, n: int) -> bytes:
+        out = b""
+        for i in range(1, n + 1):
+            base = b"X-IMAPbase: 1900000000 %010d\n" % last if i == 1 else b""
+            out += (b"From MAILER-DAEMON Mon Nov  2 10:00:0%d 2026\nSubject: %d\n" % (i, i) + base
+                    + b"X-UID: %d\nStatus: O\n\nbody %d\n\n" % (i, i))
+        return out
+
+    spool = tmp_path / "spool"
+    store = SqliteStore(tmp_path / "data", watch_changes=False)
+    await store.start()
+    try:
+        await store.create_account(A)
+
+        async def run() -> mailio.BoxReport:
+            report = await mailio.import_mail(store, A, [mailio.SourceBox("INBOX", "mbox", spool, 1)])
+            return report.boxes[0]
+
+        spool.write_bytes(mbox(3, 3))
+        assert (await run()).added == 3
+        (mine,) = await store.deliver(b"Subject: to mailcove\r\n\r\nx\r\n", [DeliveryTarget(A)])
+        assert mine.uid == 4
+        spool.write_bytes(mbox(4, 4))
+        second = await run()
+        assert (second.added, second.skipped, second.renumbered) == (1, 3, 1)
+        third = await run()
+        assert (third.added, third.skipped) == (0, 4)
+        box = await store.get_mailbox(A, "INBOX")
+        assert (box.messages, box.uidvalidity) == (5, 1900000000)
+        assert await store.read_message(box.id, 5) == b"Subject: 4\r\n\r\nbody 4\r\n"
+    finally:
+        await store.close()

@@ -73,6 +73,9 @@ def _print_report(report: mailio.ImportReport, user: str) -> None:
     for box in report.boxes:
         kept = "UIDVALIDITY and UIDs kept" if box.uidvalidity_kept else "new UIDs"
         line = f"{box.name}: {box.added} added, {box.skipped} already there ({kept})"
+        if box.renumbered:
+            line += (f"; {box.renumbered} got a new UID (mailcove had used theirs for other mail since an"
+                     " earlier import): clients download those again")
         click.echo(line + (f"; {box.note}" if box.note else ""))
     for p in report.problems:
         click.echo(f"warning: {p}", err=True)

@@ -72,6 +72,7 @@ class BoxReport:
     added: int = 0
     skipped: int = 0
     uidvalidity_kept: bool = False
+    renumbered: int = 0  # UID mode: messages whose old UID was taken meanwhile, given a new one
     note: str = ""
 
 
@@ -334,23 +335,60 @@ def to_store_bytes(data: bytes, crlf_source: bool, counts: Counter[str]) -> byte
 
 @dataclass(slots=True)
 class _Plan:
-    """How one source mailbox goes in: UID mode or fingerprint mode."""
+    """How one source mailbox goes in: UID mode (the old UIDVALIDITY kept) or fingerprint mode."""
 
+    store: MailStore
     mailbox_id: int
     keep_uids: bool
     uidvalidity: int | None
-    skip_below: int  # UIDs below this are there already (UID mode)
-    fingerprints: Counter[tuple[str | None, int, int]]
+    skip_below: int  # UID mode: the mailbox's UIDNEXT when this run began
+    had_mail: int  # messages in the mailbox when this run began
+    _fingerprints: Counter[tuple[str | None, int, int]] | None = None
+    _dates: dict[int, int] | None = None
+
+    async def _load(self) -> None:
+        """What the mailbox held when this run began: fingerprints and each UID's date."""
+        self._fingerprints, self._dates = Counter(), {}
+        if not self.had_mail:
+            return
+        index = await self.store.index(self.mailbox_id)
+        uids = list(index.uids)
+        for i in range(0, len(uids), 1000):
+            for m in await self.store.fetch_meta(self.mailbox_id, uids[i : i + 1000]):
+                self._fingerprints[(m.info.message_id, int(m.internaldate), m.size)] += 1
+                self._dates[m.uid] = int(m.internaldate)
+
+    async def seen_before(self, data: bytes, when: float | None) -> bool:
+        """True if the mailbox held this message (Message-ID, INTERNALDATE to the second, size)
+        before this run; each stored copy answers for one copy in the source."""
+        if not self.had_mail:
+            return False
+        if self._fingerprints is None:
+            await self._load()
+        assert self._fingerprints is not None
+        fp = (_message_id(data), int(when if when is not None else 0), len(data))
+        if self._fingerprints[fp] > 0:
+            self._fingerprints[fp] -= 1
+            return True
+        return False
+
+    async def date_of(self, uid: int) -> int | None:
+        if self._dates is None:
+            await self._load()
+        assert self._dates is not None
+        return self._dates.get(uid)
 
 
 async def _ensure_mailbox(store: MailStore, user: str, name: str) -> None:
     try:
-        await store.get_mailbox(user, name)
+        if not (await store.get_mailbox(user, name)).noselect:
+            return
     except MailError:
-        try:
-            await store.create_mailbox(user, name)
-        except MailboxExists:  # a \Noselect placeholder turned real, or a race with a client
-            pass
+        pass
+    try:
+        await store.create_mailbox(user, name)  # also turns a \Noselect placeholder into a mailbox
+    except MailboxExists:  # a client created it meanwhile
+        pass
 
 
 async def _plan(store: MailStore, user: str, name: str, base: MboxBase, box: BoxReport) -> _Plan:
@@ -359,22 +397,15 @@ async def _plan(store: MailStore, user: str, name: str, base: MboxBase, box: Box
     if base.uidvalidity and (target.messages == 0 or target.uidvalidity == base.uidvalidity):
         skip = target.uidnext if target.uidvalidity == base.uidvalidity else 1
         box.uidvalidity_kept = True
-        return _Plan(target.id, True, base.uidvalidity, skip, Counter())
+        return _Plan(store, target.id, True, base.uidvalidity, skip, target.messages)
     if base.uidvalidity:
         box.note = (f"already held {target.messages} messages under another UIDVALIDITY: new UIDs given, "
                     "so clients download this mailbox again")
-    fps: Counter[tuple[str | None, int, int]] = Counter()
-    if target.messages:
-        index = await store.index(target.id)
-        uids = list(index.uids)
-        for i in range(0, len(uids), 1000):
-            for m in await store.fetch_meta(target.id, uids[i : i + 1000]):
-                fps[(m.info.message_id, int(m.internaldate), m.size)] += 1
-    return _Plan(target.id, False, None, 0, fps)
+    return _Plan(store, target.id, False, None, 0, target.messages)
 
 
 def _message_id(data: bytes) -> str | None:
-    """The Message-ID as message.scan reports it (only needed in fingerprint mode)."""
+    """The Message-ID as message.scan reports it (only needed for fingerprints)."""
     from mailcove.message import scan
 
     return scan(data).message_id
@@ -388,8 +419,15 @@ class _Batcher:
         self.items: list[ImportMessage] = []
         self.bytes = 0
         self.pending: asyncio.Task[None] | None = None
+        self.max_uid = 0
+
+    def uidnext(self, uidlast: int | None) -> int | None:
+        """The UIDNEXT to leave: the old server's, or above the last UID sent (none burnt on skips)."""
+        return max((uidlast or 0) + 1, self.max_uid + 1) if self.plan.keep_uids else None
 
     async def add(self, item: ImportMessage) -> None:
+        if item.uid is not None:
+            self.max_uid = max(self.max_uid, item.uid)
         self.items.append(item)
         self.bytes += len(item.source)  # type: ignore[arg-type]
         if len(self.items) >= BATCH_MESSAGES or self.bytes >= BATCH_BYTES:
@@ -408,12 +446,21 @@ class _Batcher:
             await self._send(items, uidnext)
 
     async def _send(self, items: list[ImportMessage], uidnext: int | None) -> None:
+        keep = self.plan.keep_uids
         res = await self.store.import_messages(
-            self.user, self.name, items, uidvalidity=self.plan.uidvalidity if self.plan.keep_uids else None,
-            uidnext=uidnext if self.plan.keep_uids else None,
+            self.user, self.name, items, uidvalidity=self.plan.uidvalidity if keep else None,
+            uidnext=uidnext if keep else None,
         )
         self.box.added += len(res.added)
-        self.box.skipped += len(res.skipped)
+        if res.skipped:
+            # Every UID sent was at or above UIDNEXT when this run began, so the store skipping one
+            # means the mailbox moved on meanwhile (the running server delivered new mail into it):
+            # that message is not there yet. It goes in with a new UID rather than not at all.
+            taken = set(res.skipped)
+            again = [ImportMessage(i.source, None, i.flags, i.internaldate) for i in items if i.uid in taken]
+            res2 = await self.store.import_messages(self.user, self.name, again)
+            self.box.added += len(res2.added)
+            self.box.renumbered += len(res2.added)
 
     async def abort(self) -> None:
         if self.pending is not None:
@@ -424,30 +471,30 @@ class _Batcher:
                 pass
 
 
-async def _feed(
-    batcher: _Batcher,
-    plan: _Plan,
-    box: BoxReport,
-    data: bytes,
-    uid: int | None,
-    flags: frozenset[str],
-    when: float | None,
-) -> None:
-    if plan.keep_uids:
-        if uid is not None and uid < plan.skip_below:
-            box.skipped += 1
-            return
-        await batcher.add(ImportMessage(data, uid, flags, when))
-        return
-    if not plan.fingerprints:  # the mailbox was empty before this import
-        await batcher.add(ImportMessage(data, None, flags, when))
-        return
-    fp = (_message_id(data), int(when if when is not None else 0), len(data))
-    if plan.fingerprints[fp] > 0:
-        plan.fingerprints[fp] -= 1
-        box.skipped += 1
-        return
-    await batcher.add(ImportMessage(data, None, flags, when))
+SKIP = -1
+
+
+async def _choose(plan: _Plan, assign: _UidAssigner, box: BoxReport, old_uid: int | None,
+                  when: float | None) -> tuple[int | None, bool]:
+    """(the UID to store a message under, whether its fingerprint must be checked first); SKIP
+    when it is already there.
+
+    A UID the old server gave keeps the message's identity: below the UIDNEXT this run began
+    with, the message was imported before, unless mailcove holds another message (another date)
+    under that UID: the old server and mailcove both numbered new mail after an earlier import.
+    Then, and for messages numbered here, the fingerprint decides."""
+    if not plan.keep_uids:
+        return None, True
+    uid = assign(old_uid)
+    if uid != old_uid:
+        return uid, True
+    if uid >= plan.skip_below:
+        return uid, False
+    have = await plan.date_of(uid)
+    if have is None or have == int(when or 0):  # there, or expunged since: IMAP never reuses a UID
+        return SKIP, False
+    box.renumbered += 1
+    return assign(None), True
 
 
 def too_big(path: Path, what: str, size: int, policy: Policy) -> str:
@@ -471,8 +518,10 @@ class _UidAssigner:
     """The old server's UIDs where they are usable (strictly increasing), else the next ones
     after its last UID, as Dovecot numbers messages it has not seen yet."""
 
-    def __init__(self, uidlast: int | None) -> None:
-        self.next = (uidlast or 0) + 1
+    def __init__(self, uidlast: int | None, floor: int = 1) -> None:
+        # `floor`: never below the mailbox's UIDNEXT, so a message the old server had not numbered
+        # yet gets a UID no message of this mailbox ever had
+        self.next = max((uidlast or 0) + 1, floor)
         self.last = 0
 
     def __call__(self, uid: int | None) -> int:
@@ -504,7 +553,7 @@ async def _import_mbox(
         it = iter(reader)
         first = next(it, None)  # X-IMAPbase is in the first message
         plan = await _plan(store, user, name, reader.base, box)
-        assign = _UidAssigner(reader.base.uidlast)
+        assign = _UidAssigner(reader.base.uidlast, plan.skip_below)
         batcher = _Batcher(store, user, name, plan, box)
         done = 0
         try:
@@ -513,14 +562,17 @@ async def _import_mbox(
                 if len(msg.data) > policy.max_message:
                     await batcher.finish(None)
                     raise SourceError(too_big(src.path, f"the message at offset {msg.offset}", len(msg.data), policy))
-                uid = assign(msg.uid) if plan.keep_uids else None
+                uid, check = await _choose(plan, assign, box, msg.uid, msg.internaldate)
                 data = to_store_bytes(msg.data, crlf, report.newlines)
-                await _feed(batcher, plan, box, data, uid, msg.flags, msg.internaldate)
+                if uid == SKIP or (check and await plan.seen_before(data, msg.internaldate)):
+                    box.skipped += 1
+                else:
+                    await batcher.add(ImportMessage(data, uid, msg.flags, msg.internaldate))
                 if progress is not None:
                     progress(msg.end - done)
                     done = msg.end
                 msg = next(it, None)
-            await batcher.finish(assign.next if plan.keep_uids else None)
+            await batcher.finish(batcher.uidnext(reader.base.uidlast))
         except BaseException:
             await batcher.abort()
             raise
@@ -548,12 +600,12 @@ async def _import_maildir(
     new = [f for f in files if f.base not in uidlist.uids]
     base = MboxBase(uidlist.uidvalidity, (uidlist.uidnext - 1) if uidlist.uidnext else None)
     plan = await _plan(store, user, name, base, box)
-    assign = _UidAssigner(base.uidlast)
+    assign = _UidAssigner(base.uidlast, plan.skip_below)
     batcher = _Batcher(store, user, name, plan, box)
     try:
         for f in known + new:
-            uid = assign(uidlist.uids.get(f.base)) if plan.keep_uids else None
-            if plan.keep_uids and uid < plan.skip_below:
+            uid, check = await _choose(plan, assign, box, uidlist.uids.get(f.base), f.mtime)
+            if uid == SKIP:  # already imported: not even read
                 box.skipped += 1
             else:
                 if f.size > policy.max_message:
@@ -568,10 +620,13 @@ async def _import_maildir(
                     report.problems.append(str(exc))
                     continue
                 data = to_store_bytes(raw, False, report.newlines)
-                await _feed(batcher, plan, box, data, uid, f.flags, f.mtime)
+                if check and await plan.seen_before(data, f.mtime):
+                    box.skipped += 1
+                else:
+                    await batcher.add(ImportMessage(data, uid, f.flags, f.mtime))
             if progress is not None:
                 progress(f.size)
-        await batcher.finish(assign.next if plan.keep_uids else None)
+        await batcher.finish(batcher.uidnext(base.uidlast))
     except BaseException:
         await batcher.abort()
         raise
