@@ -207,3 +207,28 @@ def test_line_end_rules() -> None:
     assert to_store_bytes(b"a\r\nb\r\n", False, c) == b"a\r\nb\r\n"
     assert to_store_bytes(b"a\r\nb\n", False, c) == b"a\r\nb\n"  # mixed: kept as it is
     assert c == Counter({"lf": 1, "crlf": 1, "mixed": 1})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([
+    b"From a@b Mon Nov  2 10:00:00 2026\n", b"From x\n", b"\n", b"\r\n", b"X-UID: 99999999999\n",
+    b"Content-Length: 3\n", b"Content-Length: 999999999999999999\n", b"X-IMAP: 5 6\n", b"X-IMAPbase: 0 1\n",
+    b"Status: RO\n", b"body\n",
+    b">From y\n", b"\x00\xff", b" folded\n"]), max_size=30),
+       st.sampled_from(["none", "mboxrd", "mboxo"]))
+def test_any_mbox_bytes_read_without_error(parts: list[bytes], quoting: str) -> None:
+    buf = b"".join(parts)
+    r = read_mbox(buf, quoting=quoting)
+    for m in r:
+        assert m.uid is None or 0 < m.uid < 2**32
+        assert len(m.data) <= len(buf)
+    assert r.base.uidvalidity is None or 0 < r.base.uidvalidity < 2**32
+
+
+@given(st.text(max_size=200))
+def test_any_uidlist_and_keywords_text_parses(text: str) -> None:
+    ul = md.parse_uidlist(text)
+    assert all(0 < u < 2**32 for u in ul.uids.values())
+    assert ul.uidnext is None or 0 < ul.uidnext < 2**32
+    md.parse_keywords(text)
+    md.parse_info(text, {0: "k"})

@@ -43,6 +43,11 @@ class UidList:
     uids: dict[str, int] = field(default_factory=dict)  # base name -> UID
 
 
+def _is_num(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts "²" and other digits int() refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_info(name: str, keywords: dict[int, str]) -> tuple[str, frozenset[str]]:
     """(base, flags) of a Maildir file name."""
     base, sep, info = name.partition(":")
@@ -77,7 +82,7 @@ def parse_keywords(text: str) -> dict[int, str]:
     out: dict[int, str] = {}
     for line in text.splitlines():
         num, _, name = line.partition(" ")
-        if num.isdigit() and int(num) < MAX_KEYWORDS and name and not _ATOM_BAD.search(name):
+        if _is_num(num) and int(num) < MAX_KEYWORDS and name and not _ATOM_BAD.search(name):
             out[int(num)] = name
     return out
 
@@ -94,23 +99,27 @@ def parse_uidlist(text: str) -> UidList:
     head = lines[0].split()
     if head and head[0] == "3":
         for fld in head[1:]:
-            if fld[:1] == "V" and fld[1:].isdigit():
+            if fld[:1] == "V" and _is_num(fld[1:]):
                 out.uidvalidity = int(fld[1:])
-            elif fld[:1] == "N" and fld[1:].isdigit():
+            elif fld[:1] == "N" and _is_num(fld[1:]):
                 out.uidnext = int(fld[1:])
         for line in lines[1:]:
             left, sep, base = line.partition(":")
             parts = left.split()
-            if sep and parts and parts[0].isdigit() and base:
+            if sep and parts and _is_num(parts[0]) and base:
                 out.uids[base] = int(parts[0])
-    elif head and head[0] == "1" and len(head) >= 3 and head[1].isdigit() and head[2].isdigit():
+    elif head and head[0] == "1" and len(head) >= 3 and _is_num(head[1]) and _is_num(head[2]):
         out.uidvalidity, out.uidnext = int(head[1]), int(head[2])
         for line in lines[1:]:
             parts = line.split()
-            if len(parts) == 2 and parts[0].isdigit():
+            if len(parts) == 2 and _is_num(parts[0]):
                 out.uids[parts[1]] = int(parts[0])
+    # values a broken or hostile file may hold: out of IMAP's 32-bit range means "not known"
     if out.uidvalidity is not None and not 0 < out.uidvalidity < 2**32:
         out.uidvalidity = None
+    if out.uidnext is not None and not 0 < out.uidnext < 2**32:
+        out.uidnext = None
+    out.uids = {b: u for b, u in out.uids.items() if 0 < u < 2**32}
     return out
 
 
