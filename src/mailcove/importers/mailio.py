@@ -125,6 +125,26 @@ def open_source(path: Path, owners: frozenset[int] | None) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
+MAX_META_FILE = 64 * 1024 * 1024  # dovecot-uidlist of a million messages is about 60 MB
+
+
+def read_meta(path: Path, owners: frozenset[int] | None, report: ImportReport) -> str | None:
+    """A small Dovecot file (uidlist, keywords, subscriptions) read like the mail: no symlinks,
+    the user's own, and bounded; None when it is missing or refused (refusals are reported)."""
+    if not os.path.lexists(path):
+        return None
+    try:
+        with open_source(path, owners) as f:
+            data = f.read(MAX_META_FILE + 1)
+    except SourceError as exc:
+        report.problems.append(f"{exc}; read as missing")
+        return None
+    if len(data) > MAX_META_FILE:
+        report.problems.append(f"{path}: larger than {MAX_META_FILE} bytes, read as missing")
+        return None
+    return data.decode("utf-8", "replace")
+
+
 # --- locations ------------------------------------------------------------------------------
 
 
@@ -302,9 +322,8 @@ def _walk_fs_maildirs(d: Path) -> Iterator[Path]:
 def _read_subscriptions(path: Path, sep: str, report: ImportReport) -> None:
     """Dovecot's subscriptions file: v2 ("V\\t2", a blank line, names with TAB between levels) or
     the old one-name-per-line form with the namespace's separator."""
-    try:
-        text = path.read_text("utf-8", "replace")
-    except OSError:
+    text = read_meta(path, None, report)
+    if text is None:
         return
     lines = text.splitlines()
     names: list[str] = []
@@ -587,14 +606,8 @@ async def _import_maildir(
     box = BoxReport(name)
     report.boxes.append(box)
     folder = src.path
-    try:
-        keywords = md.parse_keywords((folder / "dovecot-keywords").read_text("utf-8", "replace"))
-    except OSError:
-        keywords = {}
-    try:
-        uidlist = md.parse_uidlist((folder / "dovecot-uidlist").read_text("utf-8", "replace"))
-    except OSError:
-        uidlist = md.UidList()
+    keywords = md.parse_keywords(read_meta(folder / "dovecot-keywords", policy.owners, report) or "")
+    uidlist = md.parse_uidlist(read_meta(folder / "dovecot-uidlist", policy.owners, report) or "")
     files = await asyncio.to_thread(md.scan_folder, folder, keywords)
     known = sorted((f for f in files if f.base in uidlist.uids), key=lambda f: uidlist.uids[f.base])
     new = [f for f in files if f.base not in uidlist.uids]
