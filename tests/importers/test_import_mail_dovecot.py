@@ -33,6 +33,7 @@ class Doveadm:
 
     def __init__(self, base: Path, location: str) -> None:
         self.bin = require_tool("doveadm")
+        base.mkdir(exist_ok=True)
         self.home = base / "home"
         self.home.mkdir(parents=True)
         nobody = pwd.getpwnam("nobody")
@@ -118,3 +119,15 @@ def test_dovecot_written_mail_imports_as_dovecot_serves_it(
     finally:
         m.logout()
     assert "0 added" in cli(server, "import", "mail", user, *args).stdout
+
+    # Full circle: mailcove's export, read by the same Dovecot, is the mail Dovecot started with.
+    fmt, back_location = ("mbox", "mbox:~/mail:INBOX=~/mail/inbox") if location.startswith("mbox") else (
+        "maildir", "maildir:~/Maildir")
+    back = Doveadm(dovecot_dir / "back", back_location)
+    dest = back.home / ("mail" if fmt == "mbox" else "Maildir")
+    cli(server, "export", user, str(dest), "--format", fmt)
+    for dirpath, dirnames, filenames in os.walk(back.home):
+        for name in [".", *dirnames, *filenames]:
+            os.chown(os.path.join(dirpath, name), pwd.getpwnam("nobody").pw_uid, pwd.getpwnam("nobody").pw_gid)
+    for name in ("INBOX", folder):
+        assert back.state(name) == dove.state(name)
