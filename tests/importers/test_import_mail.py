@@ -268,6 +268,9 @@ def test_maildir_import_and_crlf_export_are_byte_identical(server: ServerProcess
 
     out = cli(server, "import", "maildir", B, str(src)).stdout
     assert "INBOX: 0 added, 3 already there" in out
+    # one folder on its own, into a mailbox of its own (keeps that folder's UIDVALIDITY)
+    out = cli(server, "import", "maildir", B, str(src / ".Foo.Bar"), "--mailbox", "Old/Foo").stdout
+    assert "Old/Foo: 1 added, 0 already there (UIDVALIDITY and UIDs kept)" in out
 
     dest = tmp_path / "export"
     cli(server, "export", B, str(dest), "--format", "maildir", "--newline", "crlf")

@@ -284,17 +284,23 @@ def import_mbox(obj: object, user: str, file: Path, mailbox: str, quoting: str, 
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--layout", type=click.Choice(["maildir++", "fs"]), default="maildir++", show_default=True,
               help="Folders as .Foo.Bar (Maildir++) or Foo/Bar directories (LAYOUT=fs).")
+@click.option("--mailbox", metavar="NAME",
+              help="DIRECTORY is one folder (its cur/ and new/ only): import it into this mailbox.")
 @_limits
 @_quiet
 @click.pass_obj
-def import_maildir(obj: object, user: str, directory: Path, layout: str, max_size: str | None, any_owner: bool,
-                   quiet: bool) -> None:
-    """Import a Maildir tree (INBOX and its folders) into USER's mailboxes."""
+def import_maildir(obj: object, user: str, directory: Path, layout: str, mailbox: str | None, max_size: str | None,
+                   any_owner: bool, quiet: bool) -> None:
+    """Import a Maildir tree (INBOX and its folders), or one folder with --mailbox, into USER's mailboxes."""
 
     def build(report: mailio.ImportReport) -> list[mailio.SourceBox]:
+        if mailbox is not None:
+            if not (directory / "cur").is_dir() and not (directory / "new").is_dir():
+                raise mailio.LocationError(f"{directory} has no cur/ or new/: not a Maildir folder")
+            return [mailio.SourceBox(mailbox, "maildir", directory, 0)]
         return mailio.list_sources(mailio.Location("maildir", directory, None, layout), report)
 
-    _run_import(obj, user, build, into=None, quoting="none", quiet=quiet,
+    _run_import(obj, user, build, into=mailbox, quoting="none", quiet=quiet,
                 policy=lambda st: _policy(st, user, max_size, any_owner))
 
 
