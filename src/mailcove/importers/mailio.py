@@ -242,7 +242,9 @@ def list_sources(loc: Location, report: ImportReport | None = None) -> list[Sour
         if loc.root.is_dir():
             for path in sorted(_walk_mbox(loc.root, loc.root, report)):
                 rel = path.relative_to(loc.root).parts
-                if len(rel) == 1 and rel[0].lower() == "inbox" and (loc.inbox is None or inbox == path):
+                if len(rel) == 1 and rel[0].lower() == "inbox":
+                    if inbox != path:  # Dovecot shows INBOX= instead: this file is not reachable
+                        report.problems.append(f"{path}: hidden by INBOX={inbox} (as in Dovecot), skipped")
                     continue
                 name = "/".join(_decode_name(p) for p in rel)
                 out.append(SourceBox(name, "mbox", path, _size(path)))
