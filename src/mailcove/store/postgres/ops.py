@@ -14,6 +14,7 @@ lock lives in the database, not in a process."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -40,6 +41,7 @@ from mailcove.store.api import (
     IndexEntry,
     UidValidityConflict,
 )
+from mailcove.store.changes import Change
 from mailcove.store.names import is_inferior, normalize_name, parents
 from mailcove.store.postgres.flags import FlagCache, flags_text
 from mailcove.store.postgres.writer import Txn
@@ -432,9 +434,17 @@ async def import_messages(
     return ImportResult(mailbox_id, validity, max(next_uid, 1), added, skipped)
 
 
-async def deliver(
+_DELIVER_ERRORS: dict[str, Any] = {
+    "MCA01": lambda text: AccountNotFound(text),
+    "MCM01": lambda text: MailboxNotFound(text),
+    "MCQ01": lambda text: QuotaExceeded(text, resource="messages"),
+    "MCQ02": lambda text: QuotaExceeded(text, resource="bytes"),
+    "MCB01": lambda text: StoreError(text, code=451, enhanced="4.3.0", temporary=True),
+}
+
+
+async def deliver_statement(
     conn: Conn,
-    txn: Txn,
     targets: Sequence[tuple[str, str, frozenset[str]]],
     size: int,
     data: bytes | None,
@@ -443,128 +453,44 @@ async def deliver(
     internaldate: float,
     fallback_to_inbox: bool,
     outbound: tuple[str, list[tuple[str, str | None, str]]] | None = None,
-) -> tuple[list[AppendResult], int | None]:
+) -> tuple[tuple[list[AppendResult], int | None], list[Change]]:
     """Local copies plus, when `outbound` is (envelope JSON, [(address, orcpt, notify)]), one
-    queue entry for the remote recipients: one body, one transaction. `blob_id` names a body
-    uploaded beforehand (large messages, refs 0); otherwise `data` is inserted here."""
-    if txn.disk_low:
-        raise DiskFull("free disk space is below the configured floor")
-    refs = len(targets) + (1 if outbound else 0)
-    # The body first: it touches no shared row, so no lock is held while its bytes travel.
-    if blob_id is None:
-        blob_id = await insert_blob(conn, size, refs, data, info, False)
-    else:
-        found = await conn.fetchval("UPDATE blobs SET refs = $2 WHERE id = $1 AND refs = 0 RETURNING id", blob_id, refs)
-        if found is None:
-            raise StoreError("the uploaded message body is gone", code=451, enhanced="4.3.0", temporary=True)
-    accounts: dict[str, asyncpg.Record] = {}
-    if targets:
-        per_user = Counter(t[0] for t in targets)
-        users = sorted(per_user)
-        # Lock and charge the accounts in one statement; over quota rolls the whole thing back.
-        rows = await conn.fetch(
-            "UPDATE accounts a SET used_messages = a.used_messages + d.n, used_bytes = a.used_bytes + d.n * $3::bigint"
-            " FROM unnest($1::text[], $2::int[]) AS d(name, n) WHERE a.name = d.name"
-            " RETURNING a.id, a.name, a.quota_bytes, a.quota_messages, a.used_bytes, a.used_messages",
-            users,
-            [per_user[u] for u in users],
+    queue entry for the remote recipients: one body, one transaction, all or nothing. `blob_id`
+    names a body uploaded beforehand (large messages, refs 0); otherwise `data` is inserted.
+
+    One statement: mailcove_deliver() (schema.py, migration 3) runs on the server in the
+    statement's own transaction: blob; accounts locked in id order, charged, quota checked;
+    queue entry; every mailbox a target may land in locked in id order; per target one UPDATE
+    allocating UID and MODSEQ (see the module docstring) and one INSERT; the NOTIFY. Returns
+    the results and the changes it announced."""
+    env, rcpts = outbound if outbound is not None else (None, [])
+    try:
+        text = await conn.fetchval(
+            "SELECT mailcove_deliver($1::text[], $2::text[], $3::text[], $4, $5, $6, $7, $8, $9, $10,"
+            " $11::text[], $12::text[], $13::text[])",
+            [t[0] for t in targets],
+            [t[1] for t in targets],
+            [flags_text(t[2]) for t in targets],
             size,
-        )
-        accounts = {r["name"]: r for r in rows}
-        for user, _mb, _fl in targets:
-            if user not in accounts:
-                raise AccountNotFound(f"no such account: {user}")
-        for user in users:
-            r = accounts[user]
-            if r["quota_messages"] and r["used_messages"] > r["quota_messages"]:
-                raise QuotaExceeded(f"{user} is over its message quota", resource="messages")
-            if r["quota_bytes"] and r["used_bytes"] > r["quota_bytes"]:
-                raise QuotaExceeded(f"{user} is over its storage quota", resource="bytes")
-    queue_id: int | None = None
-    if outbound is not None:
-        envelope_json, rcpts = outbound
-        queue_id = await conn.fetchval(
-            "INSERT INTO queue (blob_id, created, size, envelope) VALUES ($1, $2, $3, $4) RETURNING id",
+            data,
             blob_id,
+            info,
             internaldate,
-            size,
-            envelope_json,
-        )
-        await conn.execute(
-            "INSERT INTO queue_rcpts (queue_id, idx, address, orcpt, notify, next_attempt)"
-            " SELECT $1, t.idx, t.address, t.orcpt, t.notify, $2"
-            " FROM unnest($3::int[], $4::text[], $5::text[], $6::text[]) AS t(idx, address, orcpt, notify)",
-            queue_id,
-            internaldate,
-            list(range(len(rcpts))),
+            fallback_to_inbox,
+            env,
             [r[0] for r in rcpts],
             [r[1] for r in rcpts],
             [r[2] for r in rcpts],
         )
-    if not targets:
-        return [], queue_id
-    # Resolve and lock the mailboxes in id order (INBOX too when a target may fall back to it).
-    account_ids = sorted({accounts[u]["id"] for u, _m, _f in targets})
-    names = sorted({m for _u, m, _f in targets} | ({"INBOX"} if fallback_to_inbox else set()))
-    boxes = {
-        (r["account_id"], r["name"]): r
-        for r in await conn.fetch(
-            "SELECT id, account_id, name, noselect FROM mailboxes WHERE account_id = ANY($1::bigint[])"
-            " AND name = ANY($2::text[]) ORDER BY id FOR UPDATE",
-            account_ids,
-            names,
-        )
-    }
-    chosen: list[tuple[str, int, str, frozenset[str]]] = []
-    for user, mailbox, flags in targets:
-        account_id = accounts[user]["id"]
-        row = boxes.get((account_id, mailbox))
-        if row is None or row["noselect"]:
-            if not fallback_to_inbox:
-                raise MailboxNotFound(f"no such mailbox: {mailbox}")
-            mailbox = "INBOX"
-            row = boxes.get((account_id, mailbox))
-            if row is None:
-                raise MailboxNotFound(f"{user} has no INBOX")
-        chosen.append((user, row["id"], mailbox, flags))
-    # Allocate UIDs and MODSEQs: one UPDATE per mailbox row (see the module docstring).
-    per_box = Counter(c[1] for c in chosen)
-    unseen = Counter(c[1] for c in chosen if SEEN not in c[3])
-    ids = sorted(per_box)
-    alloc = {
-        r[0]: [r[1], r[2], r[3]]
-        for r in await conn.fetch(
-            "UPDATE mailboxes m SET uidnext = m.uidnext + d.n, highestmodseq = m.highestmodseq + d.n,"
-            " messages = m.messages + d.n, unseen = m.unseen + d.unseen, size = m.size + d.n * $4::bigint"
-            " FROM unnest($1::bigint[], $2::int[], $3::int[]) AS d(id, n, unseen) WHERE m.id = d.id"
-            " RETURNING m.id, m.uidnext - d.n, m.highestmodseq - d.n, m.uidvalidity",
-            ids,
-            [per_box[i] for i in ids],
-            [unseen[i] for i in ids],
-            size,
-        )
-    }
-    results: list[AppendResult] = []
-    cols: tuple[list[Any], ...] = ([], [], [], [], [])
-    for user, mailbox_id, mailbox, flags in chosen:
-        a = alloc[mailbox_id]
-        uid, modseq = a[0], a[1] + 1
-        a[0] += 1
-        a[1] += 1
-        for col, v in zip(cols, (mailbox_id, uid, flags_text(flags), modseq, size), strict=True):
-            col.append(v)
-        txn.change(user, mailbox_id, "append", (uid,), modseq)
-        results.append(AppendResult(user, mailbox_id, mailbox, a[2], uid, modseq))
-    await conn.execute(
-        "INSERT INTO messages (mailbox_id, uid, blob_id, flags, modseq, internaldate, size)"
-        " SELECT t.mailbox_id, t.uid, $1, t.flags, t.modseq, $2, t.size"
-        " FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[])"
-        " AS t(mailbox_id, uid, flags, modseq, size)",
-        blob_id,
-        internaldate,
-        *cols,
-    )
-    return results, queue_id
+    except asyncpg.PostgresError as exc:
+        make = _DELIVER_ERRORS.get(getattr(exc, "sqlstate", "") or "")
+        if make is None:
+            raise
+        raise make(str(getattr(exc, "message", None) or exc)) from None
+    out = json.loads(text)
+    results = [AppendResult(u, mid, name, validity, uid, modseq) for u, mid, name, validity, uid, modseq in out["r"]]
+    changes = [Change(i, user, mb, kind, (int(uids),), modseq) for i, user, mb, kind, modseq, uids in out["c"]]
+    return (results, out["q"]), changes
 
 
 # --- the outbound queue -----------------------------------------------------------------------------

@@ -318,9 +318,15 @@ class PostgresStore:
                 info = scan(data).to_bytes()
             else:
                 info = await asyncio.to_thread(lambda: scan(data).to_bytes())
-        return await self._write(
-            ops.deliver, targets, len(data), data, None, info, when, fallback_to_inbox, outbound
-        )
+        return await self._deliver(targets, len(data), data, None, info, when, fallback_to_inbox, outbound)
+
+    async def _deliver(self, *args: Any) -> tuple[list[AppendResult], int | None]:
+        if self._writer is None:
+            raise RuntimeError("store not started")
+        result, changes = await self._writer.run_statement(ops.deliver_statement, *args)
+        if changes:
+            await self._published(changes)
+        return result
 
     async def _add_file(
         self,
@@ -346,7 +352,7 @@ class PostgresStore:
         finally:
             spool.discard()
         try:
-            return await self._write(ops.deliver, targets, size, None, blob_id, info, when, fallback, outbound)
+            return await self._deliver(targets, size, None, blob_id, info, when, fallback, outbound)
         except BaseException:
             # Not referenced: remove it now rather than waiting for collect_orphans.
             try:

@@ -148,6 +148,27 @@ class Writer:
             return result, published
         raise AssertionError("unreachable")
 
+    async def run_statement(self, fn: Op, *args: Any) -> tuple[Any, list[Change]]:
+        """Run `fn(conn, *args)`, one statement in its own (implicit) transaction that announces
+        its changes itself and returns (result, changes)."""
+        if self._disk_low():
+            from mailcove.core.errors import DiskFull
+
+            raise DiskFull("free disk space is below the configured floor")
+        for attempt in range(1, MAX_TRIES + 1):
+            try:
+                async with self._pool.acquire() as conn:
+                    result, published = await fn(conn, *args)
+            except RETRYABLE:
+                if attempt == MAX_TRIES:
+                    raise
+                self.retries += 1
+                await asyncio.sleep(random.uniform(0, 0.002 * attempt))
+                continue
+            self.commits += 1
+            return result, published
+        raise AssertionError("unreachable")
+
     async def _announce(self, conn: asyncpg.Connection, raw: list[RawChange]) -> list[Change]:
         if not raw:
             return []
