@@ -425,6 +425,10 @@ def test_all_users_in_one_command(server: ServerProcess, tmp_path: Path) -> None
     assert "b@hamap.local: skipped: no mailboxes found" in out
     again = cli(server, "import", "mail", "--all-users", "--location", location).stdout
     assert "a@hamap.local: 0 messages added, 6 already there" in again
+    # the same with a home pattern and ~, for users without Unix accounts
+    out = cli(server, "import", "mail", "--all-users", "--home", f"{tmp_path}/src/home/%n",
+              "--location", f"mbox:~/mail:INBOX={spool_dir}/%n").stdout
+    assert "a@hamap.local: 0 messages added, 6 already there" in out
 
 
 async def test_reimport_after_both_servers_got_new_mail(tmp_path: Path) -> None:

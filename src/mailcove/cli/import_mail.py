@@ -187,7 +187,8 @@ def _limits(f: Any) -> Any:
               help="Every user of the directory instead of USER, each with their Unix home; users without mail "
                    "at the location are listed and skipped.")
 @click.option("--home", type=click.Path(file_okay=False, path_type=Path),
-              help="The user's home directory for ~ and %h (default: the Unix account's).")
+              help="The user's home directory for ~ and %h (default: the Unix account's); with --all-users a "
+                   "pattern such as /home/%n.")
 @click.option("--login", help="The name the old server knew the user by, for %u/%n/%d (default: USER's local part).")
 @click.option("--mailbox", "only", metavar="NAME", help="Import only this mailbox of the location.")
 @_quoting
@@ -198,9 +199,9 @@ def import_mail(obj: object, user: str | None, location: str, all_users: bool, h
                 only: str | None, quoting: str, max_size: str | None, any_owner: bool, quiet: bool) -> None:
     """Import USER's mail (or --all-users') from a Dovecot mail_location (mbox or Maildir)."""
     if all_users:
-        if user or home or login or only:
-            fail("--all-users takes no USER, --home, --login or --mailbox", 2)
-        _import_all(obj, location, quoting, max_size, any_owner, quiet)
+        if user or login or only:
+            fail("--all-users takes no USER, --login or --mailbox", 2)
+        _import_all(obj, location, home, quoting, max_size, any_owner, quiet)
         return
     if not user:
         fail("give USER or --all-users", 2)
@@ -220,8 +221,10 @@ def import_mail(obj: object, user: str | None, location: str, all_users: bool, h
                 policy=lambda st: _policy(st, login, max_size, any_owner))
 
 
-def _import_all(obj: object, location: str, quoting: str, max_size: str | None, any_owner: bool, quiet: bool) -> None:
-    """One pass over the directory's users; a user whose import fails is reported and the rest go on."""
+def _import_all(obj: object, location: str, home_pattern: Path | None, quoting: str, max_size: str | None,
+                any_owner: bool, quiet: bool) -> None:
+    """One pass over the directory's users; a user whose import fails is reported and the rest go on.
+    `home_pattern` (--home with --all-users) is expanded per user (%n, %u, %d), e.g. /home/%n."""
     settings = obj.settings  # type: ignore[attr-defined]
     failed = 0
 
@@ -235,7 +238,9 @@ def _import_all(obj: object, location: str, quoting: str, max_size: str | None, 
             login = key.partition("@")[0]
             report = mailio.ImportReport()
             try:
-                loc = mailio.parse_location(location, login=login, home=mailio.home_of(login))
+                home = (Path(mailio.expand(str(home_pattern), login=login, home=None)) if home_pattern
+                        else mailio.home_of(login))
+                loc = mailio.parse_location(location, login=login, home=home)
                 sources = mailio.list_sources(loc, report)
             except (mailio.LocationError, OSError) as exc:
                 click.echo(f"{key}: skipped: {exc}")
