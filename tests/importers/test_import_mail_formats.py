@@ -232,3 +232,34 @@ def test_any_uidlist_and_keywords_text_parses(text: str) -> None:
     assert ul.uidnext is None or 0 < ul.uidnext < 2**32
     md.parse_keywords(text)
     md.parse_info(text, {0: "k"})
+
+
+async def test_maildir_fs_layout_imports_through_the_store(tmp_path: Path) -> None:
+    # maildir:~/Maildir:LAYOUT=fs: folders are plain directories (Foo/Bar/cur), INBOX is the root.
+    from mailcove.importers.mailio import import_mail
+    from mailcove.store.sqlite import SqliteStore
+
+    root = tmp_path / "Maildir"
+    for folder in (root, root / "Foo" / "Bar", root / "Sent"):
+        for sub in ("cur", "new", "tmp"):
+            (folder / sub).mkdir(parents=True)
+    (root / "cur" / "1.M1.h:2,S").write_bytes(b"Subject: in\n\nx\n")
+    (root / "Foo" / "Bar" / "new" / "2.M2.h").write_bytes(b"Subject: nested\n\ny\n")
+    (root / "Foo" / "Bar" / "dovecot-uidlist").write_text("3 V77 N5\n4 :2.M2.h\n")
+    (root / "Sent" / "cur" / "3.M3.h:2,RS").write_bytes(b"Subject: sent\n\nz\n")
+    boxes = list_sources(parse_location(f"maildir:{root}:LAYOUT=fs", login="a", home=None))
+    assert [b.name for b in boxes] == ["INBOX", "Foo/Bar", "Sent"]
+    store = SqliteStore(tmp_path / "data", watch_changes=False)
+    await store.start()
+    try:
+        await store.create_account("a@hamap.local")
+        report = await import_mail(store, "a@hamap.local", boxes)
+        assert [(b.name, b.added) for b in report.boxes] == [("INBOX", 1), ("Foo/Bar", 1), ("Sent", 1)]
+        foo = await store.get_mailbox("a@hamap.local", "Foo/Bar")
+        assert (foo.uidvalidity, foo.uidnext) == (77, 5)
+        assert await store.read_message(foo.id, 4) == b"Subject: nested\r\n\r\ny\r\n"
+        sent = await store.get_mailbox("a@hamap.local", "Sent")
+        (meta,) = await store.fetch_meta(sent.id, [1])
+        assert meta.flags == {"\\Answered", "\\Seen"}
+    finally:
+        await store.close()
