@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint bench bench-store bench-smtp bench-imap bench-pop3 bench-queue clean venv
+.PHONY: serve test lint bench bench-store bench-smtp bench-imap bench-pop3 bench-queue bench-importmail bench-scale clean venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,12 +27,12 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 # Benchmarks install their peers (Postfix, Dovecot) from Debian and need root; never run by CI.
-bench: bench-store bench-smtp bench-imap bench-pop3 bench-queue
+bench: bench-store bench-smtp bench-imap bench-pop3 bench-queue bench-importmail bench-scale
 
 bench-store: $(STAMP)
 	$(BIN)/python -m bench.store
 
-bench-smtp bench-imap bench-pop3 bench-queue: $(STAMP)
+bench-smtp bench-imap bench-pop3 bench-queue bench-importmail bench-scale: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,fast,bench]'
 	$(BIN)/python -m bench.$(@:bench-%=%)
 
