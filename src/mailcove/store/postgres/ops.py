@@ -439,58 +439,75 @@ _DELIVER_ERRORS: dict[str, Any] = {
     "MCM01": lambda text: MailboxNotFound(text),
     "MCQ01": lambda text: QuotaExceeded(text, resource="messages"),
     "MCQ02": lambda text: QuotaExceeded(text, resource="bytes"),
-    "MCB01": lambda text: StoreError(text, code=451, enhanced="4.3.0", temporary=True),
+    "MCB01": lambda text: StoreError(text, code=451, enhanced="4.3.0"),
 }
 
 
-async def deliver_statement(
-    conn: Conn,
-    targets: Sequence[tuple[str, str, frozenset[str]]],
-    size: int,
-    data: bytes | None,
-    blob_id: int | None,
-    info: bytes,
-    internaldate: float,
-    fallback_to_inbox: bool,
-    outbound: tuple[str, list[tuple[str, str | None, str]]] | None = None,
-) -> tuple[tuple[list[AppendResult], int | None], list[Change]]:
-    """Local copies plus, when `outbound` is (envelope JSON, [(address, orcpt, notify)]), one
-    queue entry for the remote recipients: one body, one transaction, all or nothing. `blob_id`
-    names a body uploaded beforehand (large messages, refs 0); otherwise `data` is inserted.
+DeliverArgs = tuple[
+    Sequence[tuple[str, str, frozenset[str]]],  # targets: (user, mailbox, flags)
+    int,  # size
+    "bytes | None",  # data (None: blob_id names an uploaded body)
+    "int | None",  # blob_id
+    bytes,  # scanned info
+    float,  # internaldate
+    bool,  # fall back to INBOX
+    "tuple[str, list[tuple[str, str | None, str]]] | None",  # outbound: (envelope JSON, recipients)
+]
+Delivered = tuple[tuple[list[AppendResult], int | None], list[Change]]
 
-    One statement: mailcove_deliver() (schema.py, migration 3) runs on the server in the
-    statement's own transaction: blob; accounts locked in id order, charged, quota checked;
-    queue entry; every mailbox a target may land in locked in id order; per target one UPDATE
-    allocating UID and MODSEQ (see the module docstring) and one INSERT; the NOTIFY. Returns
-    the results and the changes it announced."""
-    env, rcpts = outbound if outbound is not None else (None, [])
-    try:
-        text = await conn.fetchval(
-            "SELECT mailcove_deliver($1::text[], $2::text[], $3::text[], $4, $5, $6, $7, $8, $9, $10,"
-            " $11::text[], $12::text[], $13::text[])",
-            [t[0] for t in targets],
-            [t[1] for t in targets],
-            [flags_text(t[2]) for t in targets],
-            size,
-            data,
-            blob_id,
-            info,
-            internaldate,
-            fallback_to_inbox,
-            env,
-            [r[0] for r in rcpts],
-            [r[1] for r in rcpts],
-            [r[2] for r in rcpts],
-        )
-    except asyncpg.PostgresError as exc:
-        make = _DELIVER_ERRORS.get(getattr(exc, "sqlstate", "") or "")
-        if make is None:
-            raise
-        raise make(str(getattr(exc, "message", None) or exc)) from None
-    out = json.loads(text)
-    results = [AppendResult(u, mid, name, validity, uid, modseq) for u, mid, name, validity, uid, modseq in out["r"]]
-    changes = [Change(i, user, mb, kind, (int(uids),), modseq) for i, user, mb, kind, modseq, uids in out["c"]]
-    return (results, out["q"]), changes
+
+async def deliver_batch(conn: Conn, batch: Sequence[DeliverArgs]) -> list[Delivered | BaseException]:
+    """Deliveries (local copies plus, with `outbound`, one queue entry for the remote
+    recipients: one body each, all or nothing each) in one statement and one commit.
+
+    mailcove_deliver_many() (schema.py, migrations 3 and 4) runs on the server: it locks the
+    accounts and mailboxes of the whole batch in the global lock order, then runs each delivery
+    in its own subtransaction: blob; accounts charged and quota checked; queue entry; per target
+    one UPDATE allocating UID and MODSEQ (see the module docstring) and one INSERT; the NOTIFY.
+    Returns per delivery its results and the changes it announced, or the exception it raised
+    (a deadlock or serialisation failure is returned as such, for the caller to retry)."""
+    meta = []
+    for targets, size, _data, blob_id, _info, when, fallback, outbound in batch:
+        env, rcpts = outbound if outbound is not None else (None, [])
+        meta.append({
+            "u": [t[0] for t in targets],
+            "b": [t[1] for t in targets],
+            "f": [flags_text(t[2]) for t in targets],
+            "size": size,
+            "blob": blob_id,
+            "when": when,
+            "fb": fallback,
+            "env": env,
+            "addr": [r[0] for r in rcpts],
+            "orcpt": [r[1] for r in rcpts],
+            "notify": [r[2] for r in rcpts],
+        })
+    text = await conn.fetchval(
+        "SELECT mailcove_deliver_many($1::text::jsonb, $2::bytea[], $3::bytea[])",
+        json.dumps(meta, separators=(",", ":")),
+        [b[2] for b in batch],
+        [b[4] for b in batch],
+    )
+    out: list[Delivered | BaseException] = []
+    for item in json.loads(text):
+        if "e" in item:
+            out.append(_deliver_error(item["e"], item["m"]))
+            continue
+        results = [AppendResult(u, mid, name, validity, uid, ms) for u, mid, name, validity, uid, ms in item["r"]]
+        changes = [Change(i, user, mb, kind, (int(uids),), ms) for i, user, mb, kind, ms, uids in item["c"]]
+        out.append(((results, item["q"]), changes))
+    return out
+
+
+def _deliver_error(sqlstate: str, text: str) -> BaseException:
+    make = _DELIVER_ERRORS.get(sqlstate)
+    if make is not None:
+        return make(text)
+    if sqlstate == "40P01":
+        return asyncpg.exceptions.DeadlockDetectedError(text)
+    if sqlstate == "40001":
+        return asyncpg.exceptions.SerializationError(text)
+    return StoreError(f"delivery failed in the database: {sqlstate} {text}", code=451, enhanced="4.3.0")
 
 
 # --- the outbound queue -----------------------------------------------------------------------------

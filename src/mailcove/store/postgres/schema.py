@@ -244,6 +244,53 @@ MIGRATIONS: list[str] = [
     END
     $fn$;
     """,
+    # 4: group commit across concurrent deliveries of one node (writer.DeliveryBatcher): many
+    # deliveries in one statement and one commit. The accounts and mailboxes of the whole batch
+    # are locked first, in the global order (accounts, then mailboxes, each by id), so two
+    # batches (two nodes) never deadlock; each delivery then runs in its own subtransaction, so
+    # one over quota fails alone. Per delivery: its result, or {"e": SQLSTATE, "m": message}.
+    r"""
+    CREATE FUNCTION mailcove_deliver_many(p_meta jsonb, p_data bytea[], p_info bytea[])
+    RETURNS text LANGUAGE plpgsql AS $fn$
+    DECLARE
+        v_users text[];
+        v_boxes text[];
+        d jsonb;
+        i int := 0;
+        v_out jsonb := '[]';
+        v_one text;
+    BEGIN
+        SELECT array_agg(DISTINCT u) INTO v_users
+            FROM jsonb_array_elements(p_meta) AS m, jsonb_array_elements_text(m->'u') AS u;
+        SELECT array_agg(DISTINCT b) INTO v_boxes
+            FROM jsonb_array_elements(p_meta) AS m, jsonb_array_elements_text(m->'b') AS b;
+        IF v_users IS NOT NULL THEN
+            PERFORM 1 FROM accounts WHERE name = ANY(v_users) ORDER BY id FOR UPDATE;
+            PERFORM 1 FROM mailboxes m JOIN accounts a ON a.id = m.account_id
+                WHERE a.name = ANY(v_users) AND (m.name = ANY(v_boxes) OR m.name = 'INBOX')
+                ORDER BY m.id FOR UPDATE OF m;
+        END IF;
+        FOR d IN SELECT value FROM jsonb_array_elements(p_meta) LOOP
+            i := i + 1;
+            BEGIN
+                v_one := mailcove_deliver(
+                    ARRAY(SELECT jsonb_array_elements_text(d->'u')),
+                    ARRAY(SELECT jsonb_array_elements_text(d->'b')),
+                    ARRAY(SELECT jsonb_array_elements_text(d->'f')),
+                    (d->>'size')::bigint, p_data[i], (d->>'blob')::bigint, p_info[i],
+                    (d->>'when')::double precision, (d->>'fb')::boolean, d->>'env',
+                    ARRAY(SELECT jsonb_array_elements_text(d->'addr')),
+                    ARRAY(SELECT jsonb_array_elements_text(d->'orcpt')),
+                    ARRAY(SELECT jsonb_array_elements_text(d->'notify')));
+                v_out := v_out || jsonb_build_array(v_one::jsonb);
+            EXCEPTION WHEN OTHERS THEN
+                v_out := v_out || jsonb_build_array(jsonb_build_object('e', SQLSTATE, 'm', SQLERRM));
+            END;
+        END LOOP;
+        RETURN v_out::text;
+    END
+    $fn$;
+    """,
 ]
 
 _VERSION_TABLE = """

@@ -21,7 +21,7 @@ from typing import Any
 
 import asyncpg
 
-from mailcove.core.errors import AccountNotFound, MailboxNotFound, StoreError
+from mailcove.core.errors import AccountNotFound, DiskFull, MailboxNotFound, StoreError
 from mailcove.message import scan, to_crlf
 from mailcove.store.api import (
     AccountState,
@@ -52,7 +52,7 @@ from mailcove.store.postgres import leases, ops, readers, transfer
 from mailcove.store.postgres.flags import FlagCache
 from mailcove.store.postgres.poller import ChangeListener
 from mailcove.store.postgres.schema import check_schema
-from mailcove.store.postgres.writer import Writer
+from mailcove.store.postgres.writer import DeliveryBatcher, Writer
 from mailcove.store.spool import Spool
 
 log = logging.getLogger("mailcove.store")
@@ -90,6 +90,7 @@ class PostgresStore:
         self.flags = FlagCache()
         self._pool: asyncpg.Pool | None = None
         self._writer: Writer | None = None
+        self._batcher: DeliveryBatcher | None = None
         self._listener: ChangeListener | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -104,6 +105,8 @@ class PostgresStore:
             async with self._pool.acquire() as conn:
                 await check_schema(conn)
             self._writer = Writer(self._pool, self.data_dir, self._min_free)
+            self._batcher = DeliveryBatcher(self._pool, ops.deliver_batch)
+            self._batcher.start()
             if self._watch:
                 self._listener = ChangeListener(self.dsn, self.changes, self._pool)
                 await self._listener.start()
@@ -112,6 +115,9 @@ class PostgresStore:
             raise
 
     async def close(self) -> None:
+        if self._batcher is not None:
+            await self._batcher.close()
+            self._batcher = None
         if self._listener is not None:
             await self._listener.close()
             self._listener = None
@@ -323,7 +329,10 @@ class PostgresStore:
     async def _deliver(self, *args: Any) -> tuple[list[AppendResult], int | None]:
         if self._writer is None:
             raise RuntimeError("store not started")
-        result, changes = await self._writer.run_statement(ops.deliver_statement, *args)
+        if self._writer._disk_low():
+            raise DiskFull("free disk space is below the configured floor")
+        assert self._batcher is not None
+        result, changes = await self._batcher.submit(args)
         if changes:
             await self._published(changes)
         return result

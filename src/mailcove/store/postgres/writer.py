@@ -148,27 +148,6 @@ class Writer:
             return result, published
         raise AssertionError("unreachable")
 
-    async def run_statement(self, fn: Op, *args: Any) -> tuple[Any, list[Change]]:
-        """Run `fn(conn, *args)`, one statement in its own (implicit) transaction that announces
-        its changes itself and returns (result, changes)."""
-        if self._disk_low():
-            from mailcove.core.errors import DiskFull
-
-            raise DiskFull("free disk space is below the configured floor")
-        for attempt in range(1, MAX_TRIES + 1):
-            try:
-                async with self._pool.acquire() as conn:
-                    result, published = await fn(conn, *args)
-            except RETRYABLE:
-                if attempt == MAX_TRIES:
-                    raise
-                self.retries += 1
-                await asyncio.sleep(random.uniform(0, 0.002 * attempt))
-                continue
-            self.commits += 1
-            return result, published
-        raise AssertionError("unreachable")
-
     async def _announce(self, conn: asyncpg.Connection, raw: list[RawChange]) -> list[Change]:
         if not raw:
             return []
@@ -196,3 +175,90 @@ class Writer:
             await self._pool.execute("DELETE FROM change_log WHERE ts < $1", now - KEEP_CHANGES_SECONDS)
         except Exception:
             log.exception("pruning change_log failed")
+
+
+class DeliveryBatcher:
+    """Group commit for deliveries, as the SQLite writer does it: deliveries that arrive while a
+    batch is in the database wait, then go together in one statement and one commit
+    (ops.deliver_batch). Deliveries to one busy mailbox would otherwise commit one by one,
+    each holding the mailbox's row lock through its own WAL flush, and every commit that
+    NOTIFYs is serialised by PostgreSQL anyway. A lone delivery is a batch of one: no waiting.
+
+    RUNNERS batches may be in flight at once (one executing while another's commit flushes);
+    they lock their rows in the global order, so they cannot deadlock with each other or with
+    other nodes' batches."""
+
+    RUNNERS = 2
+    MAX_BATCH = 256
+
+    def __init__(self, pool: asyncpg.Pool, run: Callable[..., Awaitable[list[Any]]]) -> None:
+        self._pool = pool
+        self._run = run
+        self._queue: list[tuple[tuple[Any, ...], asyncio.Future[Any], int]] = []
+        self._wakeup = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._inflight = 0
+        self.batches = 0
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._runner(), name=f"mailcove-pg-deliver-{i}") for i in range(self.RUNNERS)
+        ]
+
+    async def close(self, timeout: float = 30.0) -> None:
+        """Finish what is queued (as the SQLite writer does at stop), then end the runners."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while (self._queue or self._inflight) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._tasks = []
+        for _args, fut, _n in self._queue:
+            if not fut.done():
+                fut.set_exception(RuntimeError("store closed"))
+        self._queue.clear()
+
+    async def submit(self, args: tuple[Any, ...]) -> Any:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((args, fut, 1))
+        self._wakeup.set()
+        return await fut
+
+    async def _runner(self) -> None:
+        while True:
+            while not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            batch, self._queue = self._queue[: self.MAX_BATCH], self._queue[self.MAX_BATCH :]
+            if self._queue:
+                self._wakeup.set()
+            self._inflight += 1
+            try:
+                async with self._pool.acquire() as conn:
+                    outcomes = await self._run(conn, [b[0] for b in batch])
+            except asyncio.CancelledError:
+                for _a, fut, _n in batch:
+                    if not fut.done():
+                        fut.set_exception(RuntimeError("store closed"))
+                raise
+            except BaseException as exc:  # the statement itself failed: every delivery in it did
+                outcomes = [exc] * len(batch)
+            finally:
+                self._inflight -= 1
+            self.batches += 1
+            for (args, fut, tries), outcome in zip(batch, outcomes, strict=True):
+                if fut.done():
+                    continue
+                if isinstance(outcome, RETRYABLE) and tries < MAX_TRIES:
+                    # Retried alone in a later batch; its subtransaction left nothing behind.
+                    self._queue.append((args, fut, tries + 1))
+                    self._wakeup.set()
+                elif isinstance(outcome, BaseException):
+                    fut.set_exception(outcome)
+                else:
+                    fut.set_result(outcome)
