@@ -143,6 +143,8 @@ async def copy_installation(src: Location, dst: Location, *, echo: Any = None) -
                     report.queue += 1
                 after = page[-1].item.id
             await _verify(s_store, d_store, report)
+            if await export_directory(d_dir) != dump:
+                report.problems.append("the directory differs after the copy")
     return report
 
 
