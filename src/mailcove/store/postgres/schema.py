@@ -136,10 +136,21 @@ MIGRATIONS: list[str] = [
     # plus the commit, instead of ~10 client round trips: measured 3.7 ms -> see benchmarks.md.
     # Errors carry SQLSTATEs of class MC (ops.py maps them to core.errors exceptions).
     r"""
+    CREATE FUNCTION mailcove_notify(p_changes jsonb, p_last bigint) RETURNS void LANGUAGE plpgsql AS $fn$
+    DECLARE
+        v_payload text := p_changes::text;
+    BEGIN
+        IF octet_length(v_payload) > 7900 THEN
+            INSERT INTO change_log (id, ts, payload) VALUES (p_last, extract(epoch FROM clock_timestamp()), v_payload);
+            v_payload := '@' || p_last;
+        END IF;
+        PERFORM pg_notify('mailcove_changes', v_payload);
+    END
+    $fn$;
     CREATE FUNCTION mailcove_deliver(
         p_users text[], p_boxes text[], p_flags text[], p_size bigint, p_data bytea, p_blob bigint,
         p_info bytea, p_when double precision, p_fallback boolean,
-        p_env text, p_addr text[], p_orcpt text[], p_notify text[]
+        p_env text, p_addr text[], p_orcpt text[], p_notify text[], p_batched boolean DEFAULT false
     ) RETURNS text LANGUAGE plpgsql AS $fn$
     DECLARE
         n int := coalesce(array_length(p_users, 1), 0);
@@ -175,8 +186,11 @@ MIGRATIONS: list[str] = [
             IF v_missing IS NOT NULL THEN
                 RAISE EXCEPTION 'no such account: %', v_missing USING ERRCODE = 'MCA01';
             END IF;
-            -- lock and charge the accounts in id order; over quota rolls everything back
-            PERFORM 1 FROM accounts WHERE name = ANY(p_users) ORDER BY id FOR UPDATE;
+            -- lock and charge the accounts in id order (a batch locked them already); over
+            -- quota rolls everything back
+            IF NOT p_batched THEN
+                PERFORM 1 FROM accounts WHERE name = ANY(p_users) ORDER BY id FOR UPDATE;
+            END IF;
             FOR acc IN
                 UPDATE accounts a SET used_messages = a.used_messages + d.cnt,
                                       used_bytes = a.used_bytes + d.cnt * p_size
@@ -203,9 +217,11 @@ MIGRATIONS: list[str] = [
             RETURN jsonb_build_object('r', v_results, 'q', v_queue, 'c', v_changes)::text;
         END IF;
         -- lock every mailbox a target may land in, in id order (INBOX too when falling back)
-        PERFORM 1 FROM mailboxes m JOIN accounts a ON a.id = m.account_id
-            WHERE a.name = ANY(p_users) AND (m.name = ANY(p_boxes) OR (p_fallback AND m.name = 'INBOX'))
-            ORDER BY m.id FOR UPDATE OF m;
+        IF NOT p_batched THEN
+            PERFORM 1 FROM mailboxes m JOIN accounts a ON a.id = m.account_id
+                WHERE a.name = ANY(p_users) AND (m.name = ANY(p_boxes) OR (p_fallback AND m.name = 'INBOX'))
+                ORDER BY m.id FOR UPDATE OF m;
+        END IF;
         FOR i IN 1..n LOOP
             v_name := p_boxes[i];
             SELECT m.id, m.noselect INTO v_box FROM mailboxes m JOIN accounts a ON a.id = m.account_id
@@ -234,12 +250,9 @@ MIGRATIONS: list[str] = [
             v_changes := v_changes || jsonb_build_array(jsonb_build_array(
                 v_cid, p_users[i], v_box.id, 'append', v_ms, v_uid::text));
         END LOOP;
-        v_payload := v_changes::text;
-        IF octet_length(v_payload) > 7900 THEN
-            INSERT INTO change_log (id, ts, payload) VALUES (v_cid, extract(epoch FROM clock_timestamp()), v_payload);
-            v_payload := '@' || v_cid;
+        IF NOT p_batched THEN  -- a batch sends one NOTIFY for all its deliveries
+            PERFORM mailcove_notify(v_changes, v_cid);
         END IF;
-        PERFORM pg_notify('mailcove_changes', v_payload);
         RETURN jsonb_build_object('r', v_results, 'q', v_queue, 'c', v_changes)::text;
     END
     $fn$;
@@ -258,7 +271,8 @@ MIGRATIONS: list[str] = [
         d jsonb;
         i int := 0;
         v_out jsonb := '[]';
-        v_one text;
+        v_one jsonb;
+        v_changes jsonb := '[]';
     BEGIN
         SELECT array_agg(DISTINCT u) INTO v_users
             FROM jsonb_array_elements(p_meta) AS m, jsonb_array_elements_text(m->'u') AS u;
@@ -281,12 +295,16 @@ MIGRATIONS: list[str] = [
                     (d->>'when')::double precision, (d->>'fb')::boolean, d->>'env',
                     ARRAY(SELECT jsonb_array_elements_text(d->'addr')),
                     ARRAY(SELECT jsonb_array_elements_text(d->'orcpt')),
-                    ARRAY(SELECT jsonb_array_elements_text(d->'notify')));
-                v_out := v_out || jsonb_build_array(v_one::jsonb);
+                    ARRAY(SELECT jsonb_array_elements_text(d->'notify')), true)::jsonb;
+                v_out := v_out || jsonb_build_array(v_one);
+                v_changes := v_changes || (v_one->'c');
             EXCEPTION WHEN OTHERS THEN
                 v_out := v_out || jsonb_build_array(jsonb_build_object('e', SQLSTATE, 'm', SQLERRM));
             END;
         END LOOP;
+        IF jsonb_array_length(v_changes) > 0 THEN
+            PERFORM mailcove_notify(v_changes, (v_changes->-1->>0)::bigint);
+        END IF;
         RETURN v_out::text;
     END
     $fn$;
