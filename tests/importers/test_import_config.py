@@ -488,7 +488,7 @@ def test_imported_rules_on_a_live_server(serve_factory: Callable[..., ServerProc
     etc = write_etc(tmp_path / "old", access=LIVE_ACCESS)
     srv = serve_factory(
         "[auth]\nargon2_time_cost = 1\nargon2_memory_kib = 1024\n[queue]\nhold = true\n",
-        listeners={"imaps": None, "pop3s": None, "submissions": None},
+        listeners={"imaps": None, "pop3s": None, "submissions": None, "https": None},
         start=False,
     )
     cli = Cli(srv.data_dir, srv.config_path)
