@@ -86,3 +86,43 @@ def test_sessions_share_the_uid_map_until_it_changes():
     b.take_expunges()
     b.take_new()
     assert b.uids is cache.uids
+
+
+def test_an_own_append_never_overtakes_a_lower_uid_still_on_the_bus(tmp_path):
+    """Another process's (or node's) append got UID 3 and committed first; its change has not
+    reached this process yet when our own APPEND returns UID 4. The cache must take UID 3 in
+    with ours, from the store: added later, below 4, a session that has announced 4 could never
+    show it (a client that saw UID 4 must not later see UID 3 appear)."""
+    import asyncio
+
+    from mailcove.store.changes import Change
+    from mailcove.store.sqlite import SqliteStore
+
+    async def go() -> None:
+        store = SqliteStore(tmp_path / "data", change_poll_ms=20)
+        await store.start()
+        try:
+            await store.create_account("a@x")
+            for i in (1, 2):
+                await store.append("a@x", "INBOX", b"Subject: %d\r\n\r\nx\r\n" % i)
+            box = await store.get_mailbox("a@x", "INBOX")
+            reg = CacheRegistry(store)  # no change pump: the other writer's change is "in flight"
+            cache = MailboxCache(reg, "a@x", box.id, await store.index(box.id))
+            cache.refs = 1
+            reg.caches[box.id] = cache
+            view = SelectedView(cache, readonly=False, rev1=False, uidvalidity=box.uidvalidity)
+            other = await store.append("a@x", "INBOX", b"Subject: other\r\n\r\nx\r\n")
+            own = await store.append("a@x", "INBOX", b"Subject: own\r\n\r\nx\r\n")
+            assert (other.uid, own.uid) == (3, 4)
+            await reg.add_appended(cache, [own.uid], [IndexEntry(own.uid, NONE, own.modseq)])
+            assert list(cache.uids) == [1, 2, 3, 4]
+            assert view.take_new() == 2 and list(view.uids) == [1, 2, 3, 4]
+            # the late change for UID 3, and then a higher one from the bus: nothing below 4 again
+            await reg._apply(cache, Change(0, "a@x", box.id, "append", (3,), other.modseq))
+            late = await store.append("a@x", "INBOX", b"Subject: late\r\n\r\nx\r\n")
+            await reg._apply(cache, Change(0, "a@x", box.id, "append", (late.uid,), late.modseq))
+            assert list(cache.uids) == [1, 2, 3, 4, 5] and view.take_new() == 1
+        finally:
+            await store.close()
+
+    asyncio.run(go())

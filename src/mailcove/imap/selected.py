@@ -60,6 +60,9 @@ class MailboxCache:
         self.flags: list[frozenset[str]] = index.flags
         self.modseqs: array[int] = index.modseqs
         self.highestmodseq = max(self.modseqs) if self.modseqs else 0
+        # The highest UID this cache has held, expunged or not: the bottom of the range in which
+        # an append may have UIDs still unseen here (CacheRegistry.add_appended).
+        self.top_uid = self.uids[-1] if self.uids else 0
         self.views: set[SelectedView] = set()
         self.refs = 0
         self.keywords: set[str] = set()
@@ -163,6 +166,7 @@ class MailboxCache:
                 self.modseqs.insert(i, e.modseq)
             self.keywords.update(f for f in e.flags if not f.startswith("\\"))
             self.highestmodseq = max(self.highestmodseq, e.modseq)
+            self.top_uid = max(self.top_uid, e.uid)
             added = True
         if added:
             self._wake()
@@ -494,6 +498,31 @@ class CacheRegistry:
                     with contextlib.suppress(Exception):
                         cache.replace(await self.store.index(cache.mailbox_id))
 
+    async def add_appended(self, cache: MailboxCache, uids: Sequence[int],
+                           entries: Sequence[IndexEntry] | None = None) -> None:
+        """Add appended messages to a cache, together with every lower UID it has not seen yet.
+
+        The store commits appends to one mailbox in UID order (they allocate under the mailbox
+        row's lock), so once a UID is committed, every lower UID that will ever exist is too.
+        Another process's or node's lower UID may still be on its way through the change bus
+        when our own APPEND returns (or when a higher one arrives first): adding ours alone
+        would put a UID below one the sessions have already announced, which a client that
+        saw UID 7 must never see appear later (RFC 9051 2.3.1.1). Reading the gap from the
+        store, after the commit, closes that whichever path gets here first. `entries` are
+        the appended messages when the caller knows them (its own APPEND), else they are read."""
+        top = max(uids)
+        known = set(uids) if entries is not None else set()
+        gap = [u for u in range(cache.top_uid + 1, top) if u not in known]
+        wanted = gap if entries is not None else sorted({*gap, *uids})
+        if len(wanted) > _RELOAD_THRESHOLD:
+            cache.replace(await self.store.index(cache.mailbox_id))
+            return
+        found = list(entries or ())
+        if wanted:
+            metas = await self.store.fetch_meta(cache.mailbox_id, wanted)
+            found += [IndexEntry(m.uid, m.flags, m.modseq) for m in metas]
+        cache.apply_append(found)
+
     async def _apply(self, cache: MailboxCache, change: Change) -> None:
         if change.kind == "expunge":
             cache.apply_expunge(change.uids, change.modseq)
@@ -503,15 +532,14 @@ class CacheRegistry:
                 return  # our own STORE, already applied
             if change.kind == "append" and all(cache.pos(u) is not None for u in uids):
                 return
+            if change.kind == "append":
+                await self.add_appended(cache, uids)
+                return
             if len(uids) > _RELOAD_THRESHOLD:
                 cache.replace(await self.store.index(cache.mailbox_id))
                 return
             metas = await self.store.fetch_meta(cache.mailbox_id, uids)
-            entries = [IndexEntry(m.uid, m.flags, m.modseq) for m in metas]
-            if change.kind == "append":
-                cache.apply_append(entries)
-            else:
-                cache.apply_flags(entries)
+            cache.apply_flags([IndexEntry(m.uid, m.flags, m.modseq) for m in metas])
             # A UID the change names but the read did not find was expunged since; the expunge
             # change that follows removes it.
 

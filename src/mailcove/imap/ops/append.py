@@ -107,7 +107,7 @@ async def _end(s: Session, ev: AppendEnd) -> None:
             done.append((r.uidvalidity, r.uid, r.modseq))
             cache = s.ctx.registry.caches.get(r.mailbox_id)
             if cache is not None:
-                cache.apply_append([IndexEntry(r.uid, frozenset(m.flags), r.modseq)])
+                await s.ctx.registry.add_appended(cache, [r.uid], [IndexEntry(r.uid, frozenset(m.flags), r.modseq)])
     except MailError as exc:
         for m in st.messages[len(done):]:
             m.spool.discard()
