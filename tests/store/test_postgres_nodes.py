@@ -167,3 +167,24 @@ async def test_store_refuses_an_old_schema(pg_dsn: str, tmp_path: Path) -> None:
     store = PostgresStore(pg_dsn, data_dir=tmp_path / "d")
     with pytest.raises(SchemaError, match=r"version 1, this mailcove needs \d+: run `mailcove db migrate`"):
         await store.start()
+
+
+async def test_a_batch_of_concurrent_deliveries_fails_only_the_ones_over_quota(nodes: list) -> None:  # type: ignore[type-arg]
+    """Concurrent deliveries share one statement and commit (DeliveryBatcher); each runs in its
+    own subtransaction, so one over quota fails alone and leaves no UID gap behind it."""
+    from mailcove.core.errors import QuotaExceeded
+
+    a, _b, _ = nodes
+    other = "b@hamap.local"
+    await a.create_account(other)
+    await a.set_quota(A, 0, 5)
+    outcomes = await asyncio.gather(
+        *(a.deliver(msg(i), [DeliveryTarget(A if i % 2 else other)]) for i in range(20)), return_exceptions=True
+    )
+    to_a = [o for i, o in enumerate(outcomes) if i % 2]
+    to_other = [o for i, o in enumerate(outcomes) if not i % 2]
+    assert sum(isinstance(o, QuotaExceeded) for o in to_a) == 5
+    assert sorted(o[0].uid for o in to_a if not isinstance(o, BaseException)) == [1, 2, 3, 4, 5]
+    assert sorted(o[0].uid for o in to_other) == list(range(1, 11))
+    assert (await a.usage(A)).messages == 5 and (await a.usage(other)).messages == 10
+    assert a._batcher.batches < 20  # they were grouped
