@@ -466,6 +466,8 @@ async def deliver_batch(conn: Conn, batch: Sequence[DeliverArgs]) -> list[Delive
     one UPDATE allocating UID and MODSEQ (see the module docstring) and one INSERT; the NOTIFY.
     Returns per delivery its results and the changes it announced, or the exception it raised
     (a deadlock or serialisation failure is returned as such, for the caller to retry)."""
+    if len(batch) == 1:
+        return [await _deliver_one(conn, batch[0])]
     meta = []
     for targets, size, _data, blob_id, _info, when, fallback, outbound in batch:
         env, rcpts = outbound if outbound is not None else (None, [])
@@ -493,10 +495,42 @@ async def deliver_batch(conn: Conn, batch: Sequence[DeliverArgs]) -> list[Delive
         if "e" in item:
             out.append(_deliver_error(item["e"], item["m"]))
             continue
-        results = [AppendResult(u, mid, name, validity, uid, ms) for u, mid, name, validity, uid, ms in item["r"]]
-        changes = [Change(i, user, mb, kind, (int(uids),), ms) for i, user, mb, kind, ms, uids in item["c"]]
-        out.append(((results, item["q"]), changes))
+        out.append(_delivered(item))
     return out
+
+
+async def _deliver_one(conn: Conn, args: DeliverArgs) -> Delivered | BaseException:
+    """A batch of one: mailcove_deliver() alone (it locks and notifies itself), without the
+    batch's subtransaction and JSON arguments."""
+    targets, size, data, blob_id, info, when, fallback, outbound = args
+    env, rcpts = outbound if outbound is not None else (None, [])
+    try:
+        text = await conn.fetchval(
+            "SELECT mailcove_deliver($1::text[], $2::text[], $3::text[], $4, $5, $6, $7, $8, $9, $10,"
+            " $11::text[], $12::text[], $13::text[])",
+            [t[0] for t in targets],
+            [t[1] for t in targets],
+            [flags_text(t[2]) for t in targets],
+            size,
+            data,
+            blob_id,
+            info,
+            when,
+            fallback,
+            env,
+            [r[0] for r in rcpts],
+            [r[1] for r in rcpts],
+            [r[2] for r in rcpts],
+        )
+    except asyncpg.PostgresError as exc:
+        return _deliver_error(getattr(exc, "sqlstate", "") or "", str(getattr(exc, "message", None) or exc))
+    return _delivered(json.loads(text))
+
+
+def _delivered(item: dict[str, Any]) -> Delivered:
+    results = [AppendResult(u, mid, name, validity, uid, ms) for u, mid, name, validity, uid, ms in item["r"]]
+    changes = [Change(i, user, mb, kind, (int(uids),), ms) for i, user, mb, kind, ms, uids in item["c"]]
+    return (results, item["q"]), changes
 
 
 def _deliver_error(sqlstate: str, text: str) -> BaseException:
