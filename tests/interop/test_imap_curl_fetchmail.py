@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import socket
 import ssl
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from interop.fetchmail_run import run_fetchmail, strip_received
 from interop.imap_servers import PASSWORD, cert_of, cli, message
 from mailcove_testing import ServerProcess, require_tool
 
@@ -98,10 +98,7 @@ def test_curl_plain_login_refused_without_tls(imap_strict: ServerProcess, user: 
     assert r.returncode != 0
 
 
-def run_fetchmail(tmp: Path, srv: ServerProcess, who: str, mode: str) -> subprocess.CompletedProcess[str]:
-    fetchmail = require_tool("fetchmail")
-    out = tmp / "out"
-    out.mkdir(exist_ok=True)
+def imap_fetchmail(tmp: Path, srv: ServerProcess, who: str, mode: str) -> subprocess.CompletedProcess[str]:
     pin = f'sslcertck sslcertfile "{cert_of(srv)}" sslcommonname "mx1.hamap.local"'
     if mode == "plain":
         port, tls = srv.port("imap"), 'sslproto ""'
@@ -109,32 +106,7 @@ def run_fetchmail(tmp: Path, srv: ServerProcess, who: str, mode: str) -> subproc
         port, tls = srv.port("imap"), f'sslproto "TLS1.2+" {pin}'
     else:
         port, tls = srv.port("imaps"), f"ssl {pin}"
-    rc = tmp / "fetchmailrc"
-    rc.write_text(
-        "set no syslog\n"
-        f"poll 127.0.0.1 service {port} protocol IMAP auth password no envelope\n"
-        f'  user "{who}" there with password "{PASSWORD}" is "root" here\n'
-        f'  {tls} norewrite mda "cat > `mktemp {out}/m.XXXXXXXX`"\n'
-    )
-    rc.chmod(0o600)
-    env = dict(os.environ, HOME=str(tmp), FETCHMAILHOME=str(tmp))
-    return subprocess.run(
-        [fetchmail, "-f", str(rc), "-N", "-v", "--idfile", str(tmp / "fetchids"), "--pidfile", str(tmp / "pid")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-
-
-def strip_received(data: bytes) -> bytes:
-    """fetchmail puts its own Received: field (folded over several lines) first."""
-    assert data.startswith(b"Received: from 127.0.0.1"), data[:200]
-    lines = data.split(b"\n")
-    i = 1
-    while lines[i][:1] in (b" ", b"\t"):
-        i += 1
-    return b"\n".join(lines[i:])
+    return run_fetchmail(tmp, port, who, PASSWORD, protocol="IMAP", tls=tls)
 
 
 @pytest.mark.parametrize("mode", ["plain", "starttls", "imaps"])
@@ -143,7 +115,7 @@ def test_fetchmail_imap(imap_lab: ServerProcess, imap_strict: ServerProcess, use
     srv = imap_lab if mode == "plain" else imap_strict
     msgs = [message(i, body=b"line\r\n" * i) for i in range(1, 4)]
     fill(srv, user, msgs)
-    r = run_fetchmail(tmp_path, srv, user, mode)
+    r = imap_fetchmail(tmp_path, srv, user, mode)
     assert r.returncode == 0, r.stdout + r.stderr
     got = sorted(strip_received(p.read_bytes()) for p in (tmp_path / "out").iterdir())
     assert got == sorted(m.replace(b"\r\n", b"\n") for m in msgs)  # fetchmail's MDA gets LF line ends

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from interop.fetchmail_run import fetched, run_fetchmail, strip_received
 from mailcove_testing import ServerProcess, require_tool, with_store_backend
 from pop3.helpers import LAB, PASSWORD, fill, login, message, shared_server
 
@@ -64,10 +65,7 @@ def lf(data: bytes) -> bytes:
 # --- fetchmail ----------------------------------------------------------------------------------
 
 
-def run_fetchmail(tmp: Path, srv: ServerProcess, user: str, mode: str, extra: str = "") -> subprocess.CompletedProcess:
-    fetchmail = require_tool("fetchmail")
-    out = tmp / "out"
-    out.mkdir(exist_ok=True)
+def pop3_fetchmail(tmp: Path, srv: ServerProcess, user: str, mode: str, extra: str = "") -> subprocess.CompletedProcess:
     # fetchmail checks the certificate against the host name it connects to and knows nothing of
     # IP SANs, so it is told the name the self-signed certificate carries.
     verify = f'sslcertck sslcertfile "{cert_of(srv)}" sslcommonname "localhost"'
@@ -77,36 +75,7 @@ def run_fetchmail(tmp: Path, srv: ServerProcess, user: str, mode: str, extra: st
         port, tls = srv.port("pop3"), f'sslproto "TLS1.2+" {verify}'
     else:
         port, tls = srv.port("pop3s"), f"ssl {verify}"
-    rc = tmp / "fetchmailrc"
-    rc.write_text(
-        "set no syslog\n"
-        f"poll 127.0.0.1 service {port} protocol POP3 uidl auth password no envelope\n"
-        f'  user "{user}" there with password "{PASSWORD}" is "root" here\n'
-        f'  {tls} norewrite {extra} mda "cat > `mktemp {out}/m.XXXXXXXX`"\n'
-    )
-    rc.chmod(0o600)
-    env = dict(os.environ, HOME=str(tmp), FETCHMAILHOME=str(tmp))
-    return subprocess.run(
-        [fetchmail, "-f", str(rc), "-N", "-v", "--idfile", str(tmp / "fetchids"), "--pidfile", str(tmp / "pid")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-
-
-def fetched(tmp: Path) -> list[bytes]:
-    return [p.read_bytes() for p in sorted((tmp / "out").iterdir(), key=lambda p: p.stat().st_mtime_ns)]
-
-
-def strip_received(data: bytes) -> bytes:
-    """fetchmail's own Received: field (folded over several lines) comes first."""
-    assert data.startswith(b"Received: from 127.0.0.1"), data[:200]
-    lines = data.split(b"\n")
-    i = 1
-    while lines[i][:1] in (b" ", b"\t"):
-        i += 1
-    return b"\n".join(lines[i:])
+    return run_fetchmail(tmp, port, user, PASSWORD, protocol="POP3 uidl", tls=tls, extra=extra)
 
 
 @pytest.mark.parametrize("mode", ["plain", "stls", "implicit"])
@@ -114,7 +83,7 @@ def test_fetchmail_fetches_and_deletes(lab, strict, user, mode, tmp_path):
     srv = lab if mode == "plain" else strict
     msgs = sample(4)
     fill(srv, user, msgs)
-    r = run_fetchmail(tmp_path, srv, user, mode)
+    r = pop3_fetchmail(tmp_path, srv, user, mode)
     assert r.returncode == 0, r.stdout + r.stderr
     got = sorted(strip_received(m) for m in fetched(tmp_path))
     assert got == sorted(lf(m) for m in msgs)
@@ -126,17 +95,17 @@ def test_fetchmail_fetches_and_deletes(lab, strict, user, mode, tmp_path):
 def test_fetchmail_keep_uses_uidl(lab, user, tmp_path):
     msgs = sample(3)
     fill(srv := lab, user, msgs)
-    r = run_fetchmail(tmp_path, srv, user, "plain", "keep")
+    r = pop3_fetchmail(tmp_path, srv, user, "plain", "keep")
     assert r.returncode == 0, r.stdout + r.stderr
     assert len(fetched(tmp_path)) == 3
     # A second run knows every UIDL and fetches nothing (exit 1: no mail).
-    r = run_fetchmail(tmp_path, srv, user, "plain", "keep")
+    r = pop3_fetchmail(tmp_path, srv, user, "plain", "keep")
     assert r.returncode == 1, r.stdout + r.stderr
     assert len(fetched(tmp_path)) == 3
     ids = (tmp_path / "fetchids").read_text()
     assert "imported-uidl-1" in ids  # the X-UIDL of "imported" mail is what the client keeps
     fill(srv, user, [message(99)])
-    r = run_fetchmail(tmp_path, srv, user, "plain", "keep")
+    r = pop3_fetchmail(tmp_path, srv, user, "plain", "keep")
     assert r.returncode == 0, r.stdout + r.stderr
     assert strip_received(fetched(tmp_path)[-1]) == lf(message(99))
     assert len(srv.read_mailbox(user)) == 4
