@@ -9,7 +9,6 @@ default): the commit record is flushed to the WAL on disk before COMMIT returns.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 import mmap
@@ -22,12 +21,11 @@ from typing import Any
 import asyncpg
 
 from mailcove.core.errors import AccountNotFound, DiskFull, MailboxNotFound, StoreError
-from mailcove.message import scan, to_crlf
+from mailcove.message import scan
 from mailcove.store.api import (
     AccountState,
     AppendResult,
     CopyResult,
-    DeliveryTarget,
     FlagOp,
     FlagUpdate,
     ImportMessage,
@@ -41,12 +39,12 @@ from mailcove.store.api import (
     QueueOutcome,
     QueueState,
     StoredMessage,
-    SubmitResult,
     Usage,
     check_lease_args,
 )
 from mailcove.store.blobs import BlobDir
 from mailcove.store.changes import Change, ChangeBus
+from mailcove.store.frontend import AddingFrontend, envelope_to_json
 from mailcove.store.names import normalize_name
 from mailcove.store.postgres import leases, ops, readers, transfer
 from mailcove.store.postgres.flags import FlagCache
@@ -62,7 +60,7 @@ log = logging.getLogger("mailcove.store")
 _SCAN_INLINE_MAX = 64 * 1024
 
 
-class PostgresStore:
+class PostgresStore(AddingFrontend):
     def __init__(
         self,
         dsn: str,
@@ -255,51 +253,6 @@ class PostgresStore:
         await self._write(ops.set_subscribed, user, name, subscribed)
 
     # --- adding messages ---------------------------------------------------------------------
-
-    async def deliver(
-        self, source: bytes | Spool, targets: Sequence[DeliveryTarget], *, internaldate: float | None = None
-    ) -> list[AppendResult]:
-        if not targets:
-            return []
-        return (await self.submit(source, targets, None, internaldate=internaldate)).local
-
-    async def submit(
-        self,
-        source: bytes | Spool,
-        targets: Sequence[DeliveryTarget],
-        outbound: OutboundEnvelope | None,
-        *,
-        internaldate: float | None = None,
-    ) -> SubmitResult:
-        if outbound is not None and not outbound.recipients:
-            outbound = None
-        if not targets and outbound is None:
-            raise ValueError("submit needs a local target or a remote recipient")
-        tlist = [(t.user, normalize_name(t.mailbox), frozenset(t.flags)) for t in targets]
-        out = None
-        if outbound is not None:
-            out = (
-                _envelope_json(outbound),
-                [(r.address, r.orcpt, ",".join(r.notify)) for r in outbound.recipients],
-            )
-        results, queue_id = await self._add(source, tlist, internaldate, fallback_to_inbox=True, outbound=out)
-        return SubmitResult(results, queue_id)
-
-    async def append(
-        self,
-        user: str,
-        mailbox: str,
-        source: bytes | Spool,
-        *,
-        flags: Iterable[str] = (),
-        internaldate: float | None = None,
-    ) -> AppendResult:
-        if isinstance(source, bytes | bytearray | memoryview):
-            source = to_crlf(bytes(source))
-        (result,), _ = await self._add(
-            source, [(user, normalize_name(mailbox), frozenset(flags))], internaldate, fallback_to_inbox=False
-        )
-        return result
 
     async def _add(
         self,
@@ -614,7 +567,7 @@ class PostgresStore:
 
     async def restore_queue(self, entry: QueueState) -> int:
         return await self._write(
-            transfer.restore_queue, entry, _envelope_json(entry.item.envelope), self._inline_max
+            transfer.restore_queue, entry, envelope_to_json(entry.item.envelope), self._inline_max
         )
 
     # --- leases ------------------------------------------------------------------------------
@@ -648,8 +601,3 @@ def _dsn_without_password(dsn: str) -> tuple[str, dict[str, str]]:
     netloc = (parts.username or "") + "@" + host + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), env
 
-
-def _envelope_json(env: OutboundEnvelope) -> str:
-    d = dataclasses.asdict(env)
-    d.pop("recipients")
-    return json.dumps(d, separators=(",", ":"))

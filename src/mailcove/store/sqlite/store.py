@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import json
 import mmap
@@ -16,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from mailcove.core.errors import MailboxNotFound, StoreError
-from mailcove.message import MessageInfo, scan, to_crlf
+from mailcove.message import MessageInfo, scan
 from mailcove.store.api import (
     AccountState,
     AppendResult,
     CopyResult,
-    DeliveryTarget,
     FlagOp,
     FlagUpdate,
     ImportMessage,
@@ -37,12 +35,12 @@ from mailcove.store.api import (
     QueueOutcome,
     QueueState,
     StoredMessage,
-    SubmitResult,
     Usage,
     check_lease_args,
 )
 from mailcove.store.blobs import BlobDir
 from mailcove.store.changes import Change, ChangeBus
+from mailcove.store.frontend import AddingFrontend, envelope_to_json
 from mailcove.store.names import normalize_name
 from mailcove.store.spool import Spool
 from mailcove.store.sqlite import leases, ops, transfer
@@ -64,7 +62,7 @@ def _mailbox(row: tuple[Any, ...]) -> Mailbox:
     )
 
 
-class SqliteStore:
+class SqliteStore(AddingFrontend):
     def __init__(
         self,
         data_dir: Path,
@@ -249,51 +247,6 @@ class SqliteStore:
         await self._write(_bind(ops.set_subscribed, user, name, subscribed))
 
     # --- adding messages ---------------------------------------------------------------------
-
-    async def deliver(
-        self, source: bytes | Spool, targets: Sequence[DeliveryTarget], *, internaldate: float | None = None
-    ) -> list[AppendResult]:
-        if not targets:
-            return []
-        return (await self.submit(source, targets, None, internaldate=internaldate)).local
-
-    async def submit(
-        self,
-        source: bytes | Spool,
-        targets: Sequence[DeliveryTarget],
-        outbound: OutboundEnvelope | None,
-        *,
-        internaldate: float | None = None,
-    ) -> SubmitResult:
-        if outbound is not None and not outbound.recipients:
-            outbound = None
-        if not targets and outbound is None:
-            raise ValueError("submit needs a local target or a remote recipient")
-        tlist = [(t.user, normalize_name(t.mailbox), frozenset(t.flags)) for t in targets]
-        out = None
-        if outbound is not None:
-            out = (
-                envelope_to_json(outbound),
-                [(r.address, r.orcpt, ",".join(r.notify)) for r in outbound.recipients],
-            )
-        results, queue_id = await self._add(source, tlist, internaldate, fallback_to_inbox=True, outbound=out)
-        return SubmitResult(results, queue_id)
-
-    async def append(
-        self,
-        user: str,
-        mailbox: str,
-        source: bytes | Spool,
-        *,
-        flags: Iterable[str] = (),
-        internaldate: float | None = None,
-    ) -> AppendResult:
-        if isinstance(source, bytes | bytearray | memoryview):
-            source = to_crlf(bytes(source))
-        (result,), _ = await self._add(
-            source, [(user, normalize_name(mailbox), frozenset(flags))], internaldate, fallback_to_inbox=False
-        )
-        return result
 
     async def _add(
         self,
@@ -684,12 +637,6 @@ class SqliteStore:
 
     async def release_lease(self, name: str, owner: str) -> None:
         await self._write(_bind(leases.release, name, owner))
-
-
-def envelope_to_json(env: OutboundEnvelope) -> str:
-    d = dataclasses.asdict(env)
-    d.pop("recipients")
-    return json.dumps(d, separators=(",", ":"))
 
 
 def _queue_items(conn: sqlite3.Connection, queue_id: int | None) -> list[QueueItem]:
