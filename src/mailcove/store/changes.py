@@ -102,5 +102,13 @@ class ChangeBus:
             self._floor = newest - self._SEEN_KEEP // 2
             self._seen = {i for i in self._seen if i > self._floor}
 
+    def resync_all(self) -> None:
+        """Tell every subscriber it may have missed changes (a backend lost its source of them,
+        e.g. a dropped LISTEN connection): each reloads what it holds, as after an overflow."""
+        for subs in list(self._subs.values()):
+            for sub in list(subs):
+                sub.overflowed = True
+                sub._event.set()
+
     def has_subscribers(self, user: str) -> bool:
         return bool(self._subs.get(user))

@@ -31,14 +31,6 @@ HEALTH_CHECK_SECONDS = 10.0
 _RECENT_KEEP = 20_000
 
 
-def resync_all(bus: ChangeBus) -> None:
-    """Tell every subscriber it missed changes (ChangeBus has no public verb for this)."""
-    for subs in list(getattr(bus, "_subs", {}).values()):
-        for sub in list(subs):
-            sub.overflowed = True
-            sub._event.set()
-
-
 class ChangeListener:
     def __init__(self, dsn: str, bus: ChangeBus, pool: asyncpg.Pool) -> None:
         self._dsn = dsn
@@ -98,7 +90,7 @@ class ChangeListener:
                     backoff = min(backoff * 2, 5.0)
             backoff = 0.1
             # Whatever was committed while we were away was not heard: resynchronise.
-            resync_all(self._bus)
+            self._bus.resync_all()
             for fut in self._waiters.values():
                 if not fut.done():
                     fut.set_result(False)
@@ -113,7 +105,7 @@ class ChangeListener:
                 if payload.startswith("@"):
                     text = await self._pool.fetchval("SELECT payload FROM change_log WHERE id = $1", int(payload[1:]))
                     if text is None:
-                        resync_all(self._bus)  # pruned before we read it: we cannot know what changed
+                        self._bus.resync_all()  # pruned before we read it: we cannot know what changed
                         continue
                     payload = text
                 changes = decode_changes(payload)
