@@ -1,12 +1,7 @@
-"""The Dockerfile exposes every standard port and runs unprivileged; it is built only where a
-Docker daemon answers (the build machines have none, so the image is untested there)."""
+"""The Dockerfile exposes every standard port and runs unprivileged, checked statically. The image
+is never built here: the build machines have no Docker daemon (docs/deploy.md says so)."""
 
 from __future__ import annotations
-
-import shutil
-import subprocess
-
-import pytest
 
 from mailcove.config.settings import LISTENER_PORTS
 from mailcove_testing import REPO
@@ -32,12 +27,3 @@ def test_dockerfile_exposes_the_standard_ports_and_runs_unprivileged() -> None:
     users = [rest for word, rest in ins if word == "USER"]
     assert users == ["mailcove"]
     assert ("VOLUME", '["/var/lib/mailcove"]') in ins
-
-
-def test_docker_build() -> None:
-    docker = shutil.which("docker")
-    if docker is None or subprocess.run([docker, "info"], capture_output=True, timeout=30).returncode != 0:
-        pytest.skip("no Docker daemon here: the image is not built (docs/deploy.md says it is untested)")
-    r = subprocess.run([docker, "build", "-q", "-t", "mailcove-test", str(REPO)], capture_output=True, text=True,
-                       timeout=900)
-    assert r.returncode == 0, r.stderr
