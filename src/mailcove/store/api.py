@@ -32,6 +32,7 @@ DEFAULT_MAILBOXES: tuple[tuple[str, str | None], ...] = (
     ("Junk", "\\Junk"),
     ("Archive", "\\Archive"),
 )
+UID_MAX = 2**32 - 1  # UIDs, UIDVALIDITY and UIDNEXT are 32-bit in IMAP (RFC 9051 2.3.1.1)
 SYSTEM_FLAGS = frozenset({"\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"})
 FlagOp = Literal["+", "-", "="]
 

@@ -6,15 +6,30 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Iterable, Sequence
 
 from mailcove.message import to_crlf
-from mailcove.store.api import AppendResult, DeliveryTarget, OutboundEnvelope, SubmitResult
+from mailcove.store.api import UID_MAX, AppendResult, DeliveryTarget, ImportMessage, OutboundEnvelope, SubmitResult
 from mailcove.store.names import normalize_name
 from mailcove.store.spool import Spool
 
 Target = tuple[str, str, frozenset[str]]
 Outbound = tuple[str, list[tuple[str, str | None, str]]]
+Added = tuple[list[AppendResult], int | None]
+
+
+def check_import(items: Sequence[ImportMessage], uidvalidity: int | None, uidnext: int | None) -> None:
+    """MailStore.import_messages' argument rules, before any work is done."""
+    for value in (uidvalidity, uidnext):
+        if value is not None and not 0 < value <= UID_MAX:
+            raise ValueError(f"UIDVALIDITY/UIDNEXT out of range: {value}")
+    last = 0
+    for item in items:
+        if item.uid is not None:
+            if not last < item.uid <= UID_MAX:
+                raise ValueError(f"import UIDs must be strictly increasing and below 2**32 (got {item.uid})")
+            last = item.uid
 
 
 def envelope_to_json(env: OutboundEnvelope) -> str:
@@ -25,6 +40,18 @@ def envelope_to_json(env: OutboundEnvelope) -> str:
 
 
 class AddingFrontend:
+    async def _add_bytes(
+        self, data: bytes, targets: list[Target], when: float, fallback: bool, outbound: Outbound | None
+    ) -> Added:
+        """Store a message held in memory."""
+        raise NotImplementedError
+
+    async def _add_file(
+        self, spool: Spool, targets: list[Target], when: float, fallback: bool, outbound: Outbound | None
+    ) -> Added:
+        """Store a message spooled to a file (the backend adopts or uploads it)."""
+        raise NotImplementedError
+
     async def _add(
         self,
         source: bytes | Spool,
@@ -33,8 +60,14 @@ class AddingFrontend:
         *,
         fallback_to_inbox: bool,
         outbound: Outbound | None = None,
-    ) -> tuple[list[AppendResult], int | None]:
-        raise NotImplementedError
+    ) -> Added:
+        when = time.time() if internaldate is None else internaldate
+        if isinstance(source, Spool):
+            source.finish()
+            if not source.inline:
+                return await self._add_file(source, targets, when, fallback_to_inbox, outbound)
+            source = source.getvalue()
+        return await self._add_bytes(bytes(source), targets, when, fallback_to_inbox, outbound)
 
     async def deliver(
         self, source: bytes | Spool, targets: Sequence[DeliveryTarget], *, internaldate: float | None = None

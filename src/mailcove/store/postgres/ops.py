@@ -34,6 +34,7 @@ from mailcove.core.errors import (
 from mailcove.store.api import (
     DEFAULT_MAILBOXES,
     SEPARATOR,
+    UID_MAX,
     AppendResult,
     CopyResult,
     FlagUpdate,
@@ -48,7 +49,6 @@ from mailcove.store.postgres.writer import Txn
 
 SEEN = "\\Seen"
 DELETED = "\\Deleted"
-UID_MAX = 2**32 - 1
 # (uid or None, size, bytes or None, uploaded blob id or None, scanned info, flags, internaldate)
 ImportRow = tuple[int | None, int, bytes | None, int | None, bytes, frozenset[str], float]
 

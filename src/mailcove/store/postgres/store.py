@@ -44,7 +44,7 @@ from mailcove.store.api import (
 )
 from mailcove.store.blobs import BlobDir
 from mailcove.store.changes import Change, ChangeBus
-from mailcove.store.frontend import AddingFrontend, envelope_to_json
+from mailcove.store.frontend import AddingFrontend, check_import, envelope_to_json
 from mailcove.store.names import normalize_name
 from mailcove.store.postgres import leases, ops, readers, transfer
 from mailcove.store.postgres.flags import FlagCache
@@ -254,23 +254,14 @@ class PostgresStore(AddingFrontend):
 
     # --- adding messages ---------------------------------------------------------------------
 
-    async def _add(
+    async def _add_bytes(
         self,
-        source: bytes | Spool,
+        data: bytes,
         targets: list[tuple[str, str, frozenset[str]]],
-        internaldate: float | None,
-        *,
+        when: float,
         fallback_to_inbox: bool,
-        outbound: tuple[str, list[tuple[str, str | None, str]]] | None = None,
+        outbound: tuple[str, list[tuple[str, str | None, str]]] | None,
     ) -> tuple[list[AppendResult], int | None]:
-        when = time.time() if internaldate is None else internaldate
-        if isinstance(source, Spool):
-            source.finish()
-            if source.inline:
-                source = source.getvalue()
-            else:
-                return await self._add_file(source, targets, when, fallback_to_inbox, outbound)
-        data = bytes(source)
         info = b""
         if targets:  # queue-only messages are never read through IMAP, so they are not scanned
             if len(data) <= _SCAN_INLINE_MAX:
@@ -348,15 +339,7 @@ class PostgresStore(AddingFrontend):
         uidvalidity: int | None = None,
         uidnext: int | None = None,
     ) -> ImportResult:
-        for value in (uidvalidity, uidnext):
-            if value is not None and not 0 < value <= ops.UID_MAX:
-                raise ValueError(f"UIDVALIDITY/UIDNEXT out of range: {value}")
-        last = 0
-        for item in items:
-            if item.uid is not None:
-                if not last < item.uid <= ops.UID_MAX:
-                    raise ValueError(f"import UIDs must be strictly increasing and below 2**32 (got {item.uid})")
-                last = item.uid
+        check_import(items, uidvalidity, uidnext)
         now = time.time()
         rows: list[ops.ImportRow] = []
         uploaded: list[int] = []

@@ -21,6 +21,7 @@ from mailcove.core.errors import (
 from mailcove.store.api import (
     DEFAULT_MAILBOXES,
     SEPARATOR,
+    UID_MAX,
     AppendResult,
     CopyResult,
     FlagUpdate,
@@ -34,7 +35,6 @@ from mailcove.store.sqlite.writer import Txn, uses_batch_cache
 SEEN = "\\Seen"
 DELETED = "\\Deleted"
 CHUNK = 500
-UID_MAX = 2**32 - 1
 # (uid or None, size, inline data, blob path, scanned info, flags, internaldate)
 ImportRow = tuple[int | None, int, bytes | None, str | None, bytes, frozenset[str], float]
 
