@@ -41,6 +41,10 @@ from bench.common import (
     wait_until,
 )
 
+sys.path.insert(0, str(REPO / "tests"))  # the private-Postfix config shared with the tests
+
+from interop.postfix_conf import private_master_cf
+
 PRESEED = ("postfix postfix/main_mailer_type select No configuration",)
 DOCS = REPO / "docs" / "benchmarks.md"
 SECTION = "## Outbound queue (bench/queue)"
@@ -133,16 +137,7 @@ class Postfix:
             f"queue_directory = {spool}", f"data_directory = {lib}", f"maillog_file = {self.base / 'maillog'}",
         ]
         (etc / "main.cf").write_text("\n".join(main) + "\n")
-        lines = []
-        for line in Path("/etc/postfix/master.cf").read_text().splitlines():
-            f = line.split()
-            if line and not line[0].isspace() and not line.startswith("#") and len(f) >= 8:
-                if f[0] == "smtp" and f[1] == "inet":
-                    f[0] = f"127.0.0.1:{self.port}"
-                f[4] = "n"
-                line = "  ".join(f)
-            lines.append(line)
-        (etc / "master.cf").write_text("\n".join(lines) + "\n")
+        (etc / "master.cf").write_text(private_master_cf(self.port))
         self.ctl = ["postfix", "-c", str(etc)]
         r = subprocess.run([*self.ctl, "start"], capture_output=True, text=True)
         if r.returncode != 0:

@@ -22,6 +22,10 @@ from typing import Any, TypeVar
 
 from bench.common import REPO, Cleanup, bench_tmp, ensure_apt, ensure_pip, free_port, wait_port
 
+sys.path.insert(0, str(REPO / "tests"))  # the private-Postfix config shared with the tests
+
+from interop.postfix_conf import private_master_cf
+
 T = TypeVar("T")
 
 POSTFIX_USER = "mcbench"  # the Unix user Postfix delivers to (local(8) needs a passwd entry)
@@ -217,7 +221,7 @@ class PostfixPeer(Peer):
         if self.tuned:
             main += [f"{k} = {v}" for k, v in TUNED.items()]
         (etc / "main.cf").write_text("\n".join(main) + "\n")
-        (etc / "master.cf").write_text(self._master_cf())
+        (etc / "master.cf").write_text(private_master_cf(self.port))
         self.ctl = ["postfix", "-c", str(etc)]
         subprocess.run([*self.ctl, "check"], check=True, capture_output=True)
         r = subprocess.run([*self.ctl, "start"], capture_output=True, text=True)
@@ -226,18 +230,6 @@ class PostfixPeer(Peer):
         self.cleanup.add(self.name, self.stop)
         wait_port("127.0.0.1", self.port, banner=b"220")
         self.pid = int((spool / "pid" / "master.pid").read_text().split()[0])
-
-    def _master_cf(self) -> str:
-        out = []
-        for line in Path("/etc/postfix/master.cf").read_text().splitlines():
-            fields = line.split()
-            if line and not line[0].isspace() and not line.startswith("#") and len(fields) >= 8:
-                if fields[0] == "smtp" and fields[1] == "inet":
-                    fields[0] = f"127.0.0.1:{self.port}"
-                fields[4] = "n"
-                line = "  ".join(fields)
-            out.append(line)
-        return "\n".join(out) + "\n"
 
     def stop(self) -> None:
         subprocess.run([*self.ctl, "stop"], capture_output=True)

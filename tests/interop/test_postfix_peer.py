@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from interop.postfix_conf import private_master_cf
 from mailcove_testing import require_tool
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "queue"))
@@ -86,16 +87,7 @@ class PrivatePostfix:
             "maximal_backoff_time = 2s",
         ]
         (etc / "main.cf").write_text("\n".join(main) + "\n")
-        lines = []
-        for line in Path("/etc/postfix/master.cf").read_text().splitlines():
-            f = line.split()
-            if line and not line[0].isspace() and not line.startswith("#") and len(f) >= 8:
-                if f[0] == "smtp" and f[1] == "inet":
-                    f[0] = f"127.0.0.1:{self.port}"
-                f[4] = "n"  # no chroot: the private queue dir holds no copy of /etc
-                line = "  ".join(f)
-            lines.append(line)
-        (etc / "master.cf").write_text("\n".join(lines) + "\n")
+        (etc / "master.cf").write_text(private_master_cf(self.port))
         self.ctl = ["postfix", "-c", str(etc)]
         self.etc = etc
         r = subprocess.run([*self.ctl, "check"], capture_output=True, text=True)
