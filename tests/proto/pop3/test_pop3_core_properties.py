@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mailcove.proto.pop3 import (
@@ -181,6 +181,9 @@ def test_stuffing_round_trips_in_any_chunking(msg, cuts):
 
 
 @given(msg=st.binary(max_size=200))
+@example(msg=b"\n")
+@example(msg=b"a\r\nb\n")
+@example(msg=b"a\r")
 def test_any_bytes_are_terminated_and_never_end_early(msg):
     wire = stuff(msg)
     assert wire.endswith(b"\r\n.\r\n") or wire == b".\r\n"
@@ -193,7 +196,13 @@ def test_stuffing_examples():
     assert stuff(b".\r\n") == b"..\r\n.\r\n"
     assert stuff(b"a\r\n.b\r\n..\r\n") == b"a\r\n..b\r\n...\r\n.\r\n"
     assert stuff(b"no newline") == b"no newline\r\n.\r\n"
-    assert stuff(b"bare\n.lf\n") == b"bare\n..lf\n.\r\n"
+    # The terminator always follows a CRLF, even after a bare LF (RFC 1939: CRLF "." CRLF).
+    assert stuff(b"bare\n.lf\n") == b"bare\n..lf\n\r\n.\r\n"
+    assert stuff(b"\n") == b"\n\r\n.\r\n"
+    s = DotStuffer()
+    assert s.feed(b"a\r") + s.feed(b"\n") + s.end() == b"a\r\n.\r\n"
+    s = DotStuffer()
+    assert s.feed(b"a") + s.feed(b"\n") + s.end() == b"a\n\r\n.\r\n"
     s = DotStuffer()
     assert s.feed(b"a\r") + s.feed(b"\n.") + s.feed(b"x\r\n") + s.end() == b"a\r\n..x\r\n.\r\n"
     s = DotStuffer()

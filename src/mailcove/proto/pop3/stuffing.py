@@ -15,15 +15,18 @@ from __future__ import annotations
 TERMINATOR = b".\r\n"
 _DOT = 0x2E
 _LF = 0x0A
+_CR = 0x0D
 
 
 class DotStuffer:
     """Stuff one message body chunk by chunk: `feed()` each chunk, then `end()`."""
 
-    __slots__ = ("_bol",)
+    __slots__ = ("_bol", "_cr", "_crlf")
 
     def __init__(self) -> None:
-        self._bol = True  # the next byte starts a line
+        self._bol = True  # the next byte starts a line (after any LF)
+        self._crlf = True  # nothing yet, or the output so far ends with CRLF
+        self._cr = False  # the last byte fed was CR
 
     def feed(self, chunk: bytes) -> bytes:
         if not chunk:
@@ -31,13 +34,17 @@ class DotStuffer:
         out = chunk.replace(b"\n.", b"\n..")
         if self._bol and chunk[0] == _DOT:
             out = b"." + out
-        self._bol = chunk[-1] == _LF
+        last = chunk[-1]
+        self._bol = last == _LF
+        self._crlf = last == _LF and (chunk.endswith(b"\r\n") if len(chunk) > 1 else self._cr)
+        self._cr = last == _CR
         return out
 
     def end(self) -> bytes:
-        """The terminating line; a message whose last line lacks its CRLF gets one first, because
-        the terminator must be a line of its own."""
-        return TERMINATOR if self._bol else b"\r\n" + TERMINATOR
+        """The terminating line. It must be a line of its own after a CRLF (RFC 1939 section 3:
+        clients look for CRLF "." CRLF), so a message whose last line lacks its CRLF, or ends
+        with a bare LF, gets a CRLF first."""
+        return TERMINATOR if self._crlf else b"\r\n" + TERMINATOR
 
 
 def stuff(data: bytes) -> bytes:
