@@ -77,3 +77,61 @@ def test_over_quota(imap_factory):
     _, done = c.until("a2")
     assert done.status == "NO" and done.code == "OVERQUOTA"
     c.ok("NOOP")
+
+
+UTF8_MSG = "Subject: Grüße aus Köln\r\nFrom: Jürgen <a@hamap.local>\r\n\r\nhéllo\r\n".encode()
+
+
+def test_utf8_data_item_as_thunderbird_sends_it(imap):
+    """RFC 6855 §4 `UTF8 (~{n+}...)`: Thunderbird 153's Sent copy. Refused with BAD until issue 12."""
+    c = imap.client()
+    assert "UTF8=ACCEPT" in c.ok("CAPABILITY")[0].data
+    c.ok("ENABLE UTF8=ACCEPT")
+    c.send(b'a1 APPEND "INBOX" (\\Seen) UTF8 (~{%d+}\r\n' % len(UTF8_MSG) + UTF8_MSG + b")\r\n")
+    _, done = c.until("a1")
+    assert done.status == "OK" and done.code == "APPENDUID", done
+    # synchronising literal8, without ENABLE on another connection (RFC 6855 ties the syntax to the
+    # advertised capability, not to ENABLE)
+    c2 = imap.client()
+    c2.send(b"a2 APPEND INBOX (\\Flagged) UTF8 (~{%d}\r\n" % len(UTF8_MSG))
+    c2.continuation()
+    c2.send(UTF8_MSG + b")\r\n")
+    _, done = c2.until("a2")
+    assert done.status == "OK" and done.code == "APPENDUID", done
+    c2.ok("NOOP")  # the ")" was not left behind as a command
+    c.ok("SELECT INBOX")
+    got = fetches(c.ok("FETCH 1:* (FLAGS BODY.PEEK[])"))
+    assert sorted(got) == [1, 2]
+    assert got[1]["BODY[]"] == UTF8_MSG and "\\Seen" in got[1]["FLAGS"]
+    assert got[2]["BODY[]"] == UTF8_MSG and "\\Flagged" in got[2]["FLAGS"]
+
+
+def test_utf8_data_item_in_multiappend(imap):
+    c = imap.client()
+    plain = b"Subject: plain\r\n\r\nascii\r\n"
+    c.send(b"a1 APPEND INBOX UTF8 (~{%d+}\r\n" % len(UTF8_MSG) + UTF8_MSG
+           + b") (\\Seen) {%d+}\r\n" % len(plain) + plain
+           + b" (\\Answered) UTF8 (~{%d+}\r\n" % len(UTF8_MSG) + UTF8_MSG + b")\r\n")
+    _, done = c.until("a1")
+    assert done.status == "OK" and done.raw.split(b"]")[0].endswith(b" 1:3"), done
+    c.ok("SELECT INBOX")
+    got = fetches(c.ok("FETCH 1:3 (FLAGS BODY.PEEK[])"))
+    assert [got[i]["BODY[]"] for i in (1, 2, 3)] == [UTF8_MSG, plain, UTF8_MSG]
+    assert "\\Seen" in got[2]["FLAGS"] and "\\Answered" in got[3]["FLAGS"]
+
+
+def test_utf8_data_item_malformed_is_bad_and_stores_nothing(imap):
+    c = imap.client()
+    # no ")" after the literal: BAD, and the whole MULTIAPPEND is dropped
+    c.send(b"a1 APPEND INBOX UTF8 (~{%d+}\r\n" % len(UTF8_MSG) + UTF8_MSG + b"\r\n")
+    _, done = c.until("a1")
+    assert done.status == "BAD"
+    # a plain literal inside UTF8 ( ): not a literal8
+    c.send(b"a2 APPEND INBOX UTF8 ({%d+}\r\n" % len(UTF8_MSG) + UTF8_MSG + b")\r\n")
+    _, done = c.until("a2")
+    assert done.status == "BAD"
+    c.send(b"a3 APPEND INBOX {3+}\r\nabc UTF8 (~{3+}\r\ndef) junk\r\n")
+    _, done = c.until("a3")
+    assert done.status == "BAD"
+    st = next(r.data for r in c.ok("STATUS INBOX (MESSAGES)") if r.kind == "STATUS")
+    assert st["items"]["MESSAGES"] == 0, st

@@ -6,6 +6,8 @@ line that ends it, then hands the whole to `commands.parse_command`. Memory is b
 a line may be at most ``max_line`` bytes, a non-APPEND command (lines plus literals) at most
 ``max_command``, and an APPEND message is never held: it leaves as `AppendData` chunks as it arrives.
 Refused literals the client sends anyway (``{n+}``) are skipped by counting, not buffered.
+An APPEND message in the RFC 6855 form ``UTF8 (~{n}`` has its closing ")" checked and eaten here,
+at the start of the line after the literal (see `commands.append` for why it needs no ENABLE).
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ class ImapReceiver:
         self._append_tag: str | None = None  # set between messages of an APPEND
         self._append_mailbox = ""
         self._append_count = 0
+        self._append_close = False  # the current message was ``UTF8 (~{n}``: its ")" is due next
         self._events: deque[Event] = deque()
         self._violation: ProtocolViolation | None = None
 
@@ -232,10 +235,10 @@ class ImapReceiver:
                     mailbox = p.mailbox()
                     if p.at_end():
                         raise ParseError("Expected SP after the mailbox name")
-                    flags, date = parse_message_prefix(p)
+                    flags, date, utf8 = parse_message_prefix(p)
                     p.end()
                     self._cmd.clear()
-                    return self._start_message(tag, mailbox, flags, date, size, binary, sync)
+                    return self._start_message(tag, mailbox, flags, date, size, binary, sync, utf8)
             except ParseError as exc:
                 return self._refuse(tag, exc.text, exc.code, exc.status, size, sync)
         # an ordinary literal inside a command (a quoted-string alternative: LOGIN, SEARCH, ...)
@@ -252,6 +255,16 @@ class ImapReceiver:
         """A line after an APPEND message literal: CRLF ends the command, or another message."""
         tag = self._append_tag
         assert tag is not None
+        if self._append_close:  # RFC 6855: "UTF8" SP "(" literal8 ")"
+            self._append_close = False
+            if line[:1] != b")":
+                self._append_tag = None
+                text = "Expected ')' after the UTF8 message literal"
+                m = _ANNOUNCE.search(line)
+                if m is not None:  # a literal follows anyway: a non-synchronising one is skipped
+                    return self._refuse(tag, text, None, "BAD", int(m.group(2)), not m.group(3))
+                return BadCommand(tag, text)
+            line = line[1:]
         if not line:
             self._append_tag = None
             return AppendEnd(tag, self._append_count)
@@ -266,15 +279,18 @@ class ImapReceiver:
                                 "BAD", size, sync)
         p = Parser(line[:m.start()], utf8=self.utf8, max_depth=self.max_depth)
         try:
-            flags, date = parse_message_prefix(p)
+            flags, date, utf8 = parse_message_prefix(p)
             p.end()
         except ParseError as exc:
             self._append_tag = None
             return self._refuse(tag, exc.text, exc.code, exc.status, size, sync)
-        return self._start_message(tag, self._append_mailbox, flags, date, size, binary, sync)
+        return self._start_message(tag, self._append_mailbox, flags, date, size, binary, sync, utf8)
 
     def _start_message(self, tag: str, mailbox: str, flags: tuple[str, ...], date: object, size: int,
-                       binary: bool, sync: bool) -> Event | None:
+                       binary: bool, sync: bool, utf8: bool = False) -> Event | None:
+        if utf8 and not binary:
+            # RFC 6855 §4: "UTF8" SP "(" literal8 ")"; a plain {n} there is not that syntax
+            return self._refuse(tag, "UTF8 ( needs a literal8 (~{n})", None, "BAD", size, sync)
         if size > self.max_literal:
             self._append_tag = None
             return self._refuse(tag, f"Message larger than the limit of {self.max_literal} bytes", "TOOBIG", "NO",
@@ -283,8 +299,9 @@ class ImapReceiver:
         self._append_tag = tag
         self._append_mailbox = mailbox
         self._append_count = index + 1
+        self._append_close = utf8
         self._begin_literal(size, sync, _APPEND_DATA)
-        start = AppendStart(tag, mailbox, flags, date, size, index, binary, sync)  # type: ignore[arg-type]
+        start = AppendStart(tag, mailbox, flags, date, size, index, binary, sync, utf8)  # type: ignore[arg-type]
         if sync:
             self._events.append(NeedContinuation(tag, size, append=True))
         return start
