@@ -11,6 +11,10 @@ from mailcove.message.model import Part
 __all__ = ["UnknownTransferEncoding", "decode_body", "decode_transfer"]
 
 _NOT_B64 = re.compile(rb"[^A-Za-z0-9+/]")
+# One left-to-right pass over quoted-printable text (RFC 2045 section 6.7): an "=XX" octet, a soft
+# line break ("=" and transport padding at the end of a line, or at the very end), or transport
+# padding (trailing space/tab) before a line end. Anything else, a stray "=" included, stays.
+_QP = re.compile(rb"=([0-9A-Fa-f]{2})|=[ \t]*(?:\r?\n|\Z)|(?<![ \t])[ \t]++(?=\r?\n|\Z)")
 
 
 class UnknownTransferEncoding(ValueError):
@@ -36,6 +40,18 @@ def _b64(data: bytes) -> bytes:
         return b""
 
 
+def _qp_sub(m: re.Match[bytes]) -> bytes:
+    hexpair = m.group(1)
+    return bytes.fromhex(hexpair.decode("ascii")) if hexpair is not None else b""
+
+
+def _qp(data: bytes) -> bytes:
+    """Quoted-printable per RFC 2045 6.7: rule 3 (trailing whitespace is transport padding and is
+    removed) and rule 5 (soft line breaks, also "= " with padding after the "="); line ends are
+    kept as they are. `binascii.a2b_qp` keeps the padding, which changes BINARY[] sizes."""
+    return _QP.sub(_qp_sub, data)
+
+
 def decode_transfer(data: bytes, encoding: str) -> bytes:
     """Decode `data` from the (lower-cased) transfer encoding."""
     if encoding in ("7bit", "8bit", "binary", ""):
@@ -43,7 +59,7 @@ def decode_transfer(data: bytes, encoding: str) -> bytes:
     if encoding == "base64":
         return _b64(data)
     if encoding == "quoted-printable":
-        return binascii.a2b_qp(data)
+        return _qp(data)
     raise UnknownTransferEncoding(encoding)
 
 
