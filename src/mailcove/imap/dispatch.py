@@ -48,7 +48,7 @@ def _op(name: str) -> ModuleType:
 
 
 async def process(s: Session) -> None:
-    from mailcove.imap.session import CloseConnection
+    from mailcove.imap.session import CloseConnection, MailboxGone
 
     while True:
         ev = s.receiver.next_event()
@@ -72,7 +72,7 @@ async def process(s: Session) -> None:
 
             try:
                 await append.on_event(s, ev)
-            except (CloseConnection, ConnectionError):
+            except (CloseConnection, MailboxGone, ConnectionError):
                 raise
             except Exception:
                 s.log.exception("APPEND failed")
@@ -130,6 +130,7 @@ async def run_command(s: Session, cmd: Command) -> None:
         NOT_AUTH_ONLY,
         SELECTED,
         CloseConnection,
+        MailboxGone,
         Reply,
     )
 
@@ -165,7 +166,7 @@ async def run_command(s: Session, cmd: Command) -> None:
         status, code, text = "NO", "NONEXISTENT", exc.text
     except MailError as exc:
         status, code, text = "NO", "CANNOT" if not exc.temporary else "UNAVAILABLE", exc.text
-    except (CloseConnection, ConnectionError, asyncio.CancelledError):
+    except (CloseConnection, MailboxGone, ConnectionError, asyncio.CancelledError):
         raise
     except Exception:
         # A bug must cost one command, not the session: log it with the session id, answer NO.

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from mailcove.proto.imap.seqset import SeqSet
-from mailcove.store.api import IndexEntry, MailboxIndex, MailStore
+from mailcove.store.api import IndexEntry, Mailbox, MailboxIndex, MailStore
 from mailcove.store.changes import Change, Subscription
 
 log = logging.getLogger("mailcove.imap")
@@ -47,10 +47,17 @@ MAX_LINGERING = 64
 class MailboxCache:
     """The current state of one mailbox, shared by the sessions of this process."""
 
-    def __init__(self, registry: CacheRegistry, user: str, mailbox_id: int, index: MailboxIndex) -> None:
+    def __init__(self, registry: CacheRegistry, mailbox: Mailbox, index: MailboxIndex) -> None:
         self.registry = registry
-        self.user = user
-        self.mailbox_id = mailbox_id
+        self.user = mailbox.user
+        self.mailbox_id = mailbox.id
+        # A mailbox is (id, UIDVALIDITY), never its name: a name deleted and created again is a
+        # new mailbox, and a cache of the old one must never answer for it.
+        self.uidvalidity = mailbox.uidvalidity
+        self.name = mailbox.name
+        # Set once the store no longer has this mailbox: sessions that have it selected are
+        # disconnected (as Dovecot does), and the registry forgets it.
+        self.deleted = False
         self.uids: array[int] = index.uids
         # True while some SelectedView holds `self.uids` itself as its sequence map (no copy per
         # session): the array must then be copied before it is changed (copy-on-write).
@@ -117,21 +124,21 @@ class MailboxCache:
             return
         self._own_uids()
         keep_u, keep_f, keep_m = array("Q"), [], array("Q")
-        removed: dict[int, frozenset[str]] = {}
+        removed: dict[int, tuple[frozenset[str], int]] = {}
         if len(gone) * 8 < len(self.uids):
             # Few: delete in place (each a memmove), newest first so positions stay valid.
             for uid in sorted(gone, reverse=True):
                 i = self.pos(uid)
                 if i is None:
                     continue
-                removed[uid] = self.flags[i]
+                removed[uid] = (self.flags[i], self.modseqs[i])
                 del self.uids[i]
                 del self.flags[i]
                 del self.modseqs[i]
         else:
             for uid, fl, ms in zip(self.uids, self.flags, self.modseqs, strict=True):
                 if uid in gone:
-                    removed[uid] = fl
+                    removed[uid] = (fl, ms)
                 else:
                     keep_u.append(uid)
                     keep_f.append(fl)
@@ -197,11 +204,17 @@ class MailboxCache:
     @property
     def recent_floor(self) -> int | None:
         """The highest UID handed out as \\Recent; kept by the registry, so it outlives the cache."""
-        return self.registry.recent_floors.get(self.mailbox_id)
+        return self.registry.recent_floors.get((self.mailbox_id, self.uidvalidity))
 
     @recent_floor.setter
     def recent_floor(self, value: int) -> None:
-        self.registry.recent_floors[self.mailbox_id] = value
+        self.registry.recent_floors[(self.mailbox_id, self.uidvalidity)] = value
+
+    def unclaimed_recent(self) -> int:
+        """How many messages no session of this process has been given as \\Recent yet (STATUS
+        RECENT, and the RECENT count EXAMINE reports without claiming them)."""
+        floor = self.recent_floor or 0
+        return len(self.uids) - bisect_right(self.uids, floor)
 
     def claim_recent(self, up_to_uid: int) -> tuple[int, int] | None:
         """The UIDs in (floor, up_to_uid] nobody in this process was given as \\Recent yet, as an
@@ -250,14 +263,30 @@ class SelectedView:
         self.uids: array[int] = cache.uids
         cache.shared = True
         self.pending_expunged: set[int] = set()
-        self.expunged_flags: dict[int, frozenset[str]] = {}
+        # Flags and modseq of messages expunged elsewhere that this client has not been told of
+        # yet: it may still FETCH them (RFC 9051 7.4.1 forbids the EXPUNGE mid-command).
+        self.expunged_meta: dict[int, tuple[frozenset[str], int]] = {}
+        # The keywords this client was shown in FLAGS: a keyword must be announced there before
+        # any FETCH uses it (RFC 9051 7.3.5, RFC 3501 7.2.6).
+        self.announced_keywords: frozenset[str] = frozenset()
         self.pending_flags: set[int] = set()
         self.recent = RecentSet()
         self.wakeup = asyncio.Event()
         self.closed = False
         cache.views.add(self)
-        if rev1 and not readonly:
-            self.recent.add(cache.claim_recent(self.uids[-1] if self.uids else 0))
+        if rev1:
+            self._take_recent(self.uids[-1] if self.uids else 0)
+
+    def _take_recent(self, up_to_uid: int) -> None:
+        """\\Recent for the messages up to `up_to_uid`: claimed by a read-write session; a
+        read-only one (EXAMINE) shows what nobody has claimed yet and claims nothing (RFC 3501
+        6.3.2: EXAMINE must not make messages lose \\Recent), as Dovecot does."""
+        if not self.readonly:
+            self.recent.add(self.cache.claim_recent(up_to_uid))
+            return
+        floor = self.cache.recent_floor or 0
+        if up_to_uid > floor:
+            self.recent.add((floor, up_to_uid))
 
     def close(self) -> None:
         if not self.closed:
@@ -310,8 +339,21 @@ class SelectedView:
         """The message's flags, including for one expunged elsewhere and not yet announced."""
         fl = self.cache.flags_of(uid)
         if fl is None:
-            fl = self.expunged_flags.get(uid, frozenset())
+            fl = self.expunged_meta.get(uid, (frozenset(), 0))[0]
         return fl  # \\Recent is not a stored flag: see `recent`
+
+    def modseq_of(self, uid: int) -> int:
+        """The message's modseq, for one expunged elsewhere too: never 0 (RFC 7162 3.1.4)."""
+        ms = self.cache.modseq_of(uid)
+        if ms is None:
+            ms = self.expunged_meta.get(uid, ((), 0))[1]
+        return ms or 1
+
+    def recent_count(self) -> int:
+        return self.recent.count(self.uids)
+
+    def unannounced_keywords(self) -> bool:
+        return not self.cache.keywords <= self.announced_keywords
 
     def is_expunged(self, uid: int) -> bool:
         return uid in self.pending_expunged
@@ -321,11 +363,11 @@ class SelectedView:
         """True when position i of this view is position i of the cache (the fast FETCH path)."""
         return self.uids is self.cache.uids
 
-    def note_expunged(self, removed: dict[int, frozenset[str]]) -> None:
-        for uid, fl in removed.items():
+    def note_expunged(self, removed: dict[int, tuple[frozenset[str], int]]) -> None:
+        for uid, meta in removed.items():
             if self.seq_of(uid) is not None:
                 self.pending_expunged.add(uid)
-                self.expunged_flags[uid] = fl
+                self.expunged_meta[uid] = meta
         self.pending_flags.difference_update(removed)
 
     # --- announcing --------------------------------------------------------------------------
@@ -353,7 +395,7 @@ class SelectedView:
         uids = sorted(gone)
         self.pending_expunged = set()
         for u in uids:
-            self.expunged_flags.pop(u, None)
+            self.expunged_meta.pop(u, None)
         if not self.new_uids():
             self._adopt()
         return seqs, uids
@@ -363,8 +405,8 @@ class SelectedView:
         new = self.new_uids()
         if not new:
             return 0
-        if self.rev1 and not self.readonly:
-            self.recent.add(self.cache.claim_recent(new[-1]))
+        if self.rev1:
+            self._take_recent(new[-1])
         self.uids = self.uids + new  # a new array: the old one may be shared
         self._adopt()
         return len(new)
@@ -394,22 +436,39 @@ class CacheRegistry:
         self._loading: dict[int, asyncio.Future[MailboxCache]] = {}
         self._early: dict[int, list[Change]] = {}
         self._pumps: dict[str, tuple[Subscription, asyncio.Task[None]]] = {}
-        self.recent_floors: dict[int, int] = {}  # mailbox id -> highest UID given out as \Recent
+        # (mailbox id, UIDVALIDITY) -> the highest UID given out as \Recent
+        self.recent_floors: dict[tuple[int, int], int] = {}
         self._lingering: dict[int, asyncio.TimerHandle] = {}
 
-    async def open(self, user: str, mailbox_id: int) -> MailboxCache:
-        cache = self.caches.get(mailbox_id)
+    def current(self, mailbox: Mailbox) -> MailboxCache | None:
+        """The open cache of exactly this mailbox (same id and UIDVALIDITY), if any."""
+        cache = self.caches.get(mailbox.id)
+        if cache is None or cache.deleted or cache.uidvalidity != mailbox.uidvalidity:
+            return None
+        return cache
+
+    async def open(self, mailbox: Mailbox) -> MailboxCache:
+        cache = self.caches.get(mailbox.id)
+        if cache is not None and cache.uidvalidity != mailbox.uidvalidity:
+            # The store's row is newer than the cache (a DELETE + CREATE, or a RENAME, whose
+            # change has not been pumped yet): the cache answers for nothing any more.
+            self._retire(cache)
+            cache = None
         if cache is not None:
-            timer = self._lingering.pop(mailbox_id, None)
+            timer = self._lingering.pop(mailbox.id, None)
             if timer is not None:
                 timer.cancel()
             cache.refs += 1
             return cache
+        mailbox_id = mailbox.id
         pending = self._loading.get(mailbox_id)
         if pending is not None:
             cache = await asyncio.shield(pending)
-            cache.refs += 1
-            return cache
+            if cache.uidvalidity == mailbox.uidvalidity:
+                cache.refs += 1
+                return cache
+            return await self.open(mailbox)
+        user = mailbox.user
         self._ensure_pump(user)
         fut: asyncio.Future[MailboxCache] = asyncio.get_running_loop().create_future()
         self._loading[mailbox_id] = fut
@@ -423,7 +482,7 @@ class CacheRegistry:
             fut.exception()  # retrieved: waiters re-raise it; no "never retrieved" warning
             self._maybe_stop_pump(user)
             raise
-        cache = MailboxCache(self, user, mailbox_id, index)
+        cache = MailboxCache(self, mailbox, index)
         cache.refs = 1
         self.caches[mailbox_id] = cache
         del self._loading[mailbox_id]
@@ -432,6 +491,40 @@ class CacheRegistry:
         for change in self._early.pop(mailbox_id, []):
             await self._apply(cache, change)
         return cache
+
+    def _retire(self, cache: MailboxCache) -> None:
+        """The store no longer has this mailbox: forget its cache and make the sessions that
+        have it selected leave (they see `cache.deleted` at their next announcement)."""
+        cache.deleted = True
+        if self.caches.get(cache.mailbox_id) is cache:
+            del self.caches[cache.mailbox_id]
+            timer = self._lingering.pop(cache.mailbox_id, None)
+            if timer is not None:
+                timer.cancel()
+        self.recent_floors.pop((cache.mailbox_id, cache.uidvalidity), None)
+        cache._wake()
+        self._maybe_stop_pump(cache.user)
+
+    async def _check_mailboxes(self, user: str, mailbox_ids: set[int]) -> None:
+        """After a mailbox change (CREATE, DELETE, RENAME): is each cached mailbox still the one
+        the store has under its id? Gone or \\Noselect: deleted. A new UIDVALIDITY under the
+        same name: deleted and created again. A new UIDVALIDITY under a new name: renamed, the
+        same messages, so the cache carries on under the new identity."""
+        caches = [c for c in self.caches.values() if c.user == user and c.mailbox_id in mailbox_ids]
+        if not caches:
+            return
+        rows = {mb.id: mb for mb in await self.store.list_mailboxes(user)}
+        for cache in caches:
+            mb = rows.get(cache.mailbox_id)
+            if mb is None or mb.noselect or (mb.uidvalidity != cache.uidvalidity and mb.name == cache.name):
+                self._retire(cache)
+            elif mb.uidvalidity != cache.uidvalidity:
+                floor = self.recent_floors.pop((cache.mailbox_id, cache.uidvalidity), None)
+                cache.uidvalidity, cache.name = mb.uidvalidity, mb.name
+                if floor is not None:
+                    self.recent_floors[(cache.mailbox_id, cache.uidvalidity)] = floor
+            elif mb.name != cache.name:
+                cache.name = mb.name
 
     def release(self, cache: MailboxCache) -> None:
         """A session left the mailbox. The last one out does not drop the cache at once: clients
@@ -483,7 +576,12 @@ class CacheRegistry:
                     for cache in [c for c in self.caches.values() if c.user == sub.user]:
                         cache.replace(await self.store.index(cache.mailbox_id))
                     continue
+                touched = {c.mailbox_id for c in changes if c.kind == "mailbox"}
+                if touched:
+                    await self._check_mailboxes(sub.user, touched)
                 for change in changes:
+                    if change.kind == "mailbox":
+                        continue
                     if change.mailbox_id in self._early:
                         self._early[change.mailbox_id].append(change)
                         continue

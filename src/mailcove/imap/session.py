@@ -47,6 +47,7 @@ SELECTED_CMDS = frozenset({
 # RFC 9051 7.4.1: no EXPUNGE while answering these by sequence number (their UID forms may).
 NO_EXPUNGE_DURING = frozenset({"FETCH", "STORE", "SEARCH", "SORT", "THREAD"})
 
+SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 ENABLEABLE = ("IMAP4REV2", "CONDSTORE", "QRESYNC", "UTF8=ACCEPT")
 MAX_BADS = 10
 APPENDLIMIT_DEFAULT = 64 * 1024 * 1024
@@ -90,6 +91,12 @@ class Reply(Exception):
 
 class CloseConnection(Exception):
     """The session ends after the current response (LOGOUT, BYE)."""
+
+
+class MailboxGone(Exception):
+    """The selected mailbox was deleted elsewhere: the session says BYE and ends."""
+
+    text = "Selected mailbox was deleted, have to disconnect."
 
 
 class Session:
@@ -227,6 +234,10 @@ class Session:
         except CloseConnection:
             with contextlib.suppress(Exception):
                 await self.io.flush()
+        except MailboxGone as gone:
+            self.untagged(f"BYE {gone.text}")
+            with contextlib.suppress(Exception):
+                await self.io.flush()
         finally:
             closing.cancel()
             if self.append is not None:
@@ -255,11 +266,34 @@ class Session:
             raise Reply("BAD", "No mailbox selected")
         return self.view
 
+    def announce_flags(self, view: SelectedView) -> None:
+        """FLAGS and PERMANENTFLAGS with every keyword the mailbox has: at SELECT, and again
+        before any FETCH that would show a keyword this client has not been told of."""
+        keywords = frozenset(view.cache.keywords)
+        view.announced_keywords = keywords
+        names = [*SYSTEM_FLAGS, *sorted(keywords)]
+        self.untagged(b"FLAGS " + self.enc.flag_list(names))
+        if view.readonly:
+            self.untagged("OK [PERMANENTFLAGS ()] Read-only mailbox")
+        else:
+            self.io.write(self.enc.permanentflags(names))
+
+    def check_keywords(self) -> None:
+        """Announce new keywords (FLAGS) before a response that may use them."""
+        view = self.view
+        if view is not None and view.unannounced_keywords():
+            self.announce_flags(view)
+
     def announce(self, *, allow_expunge: bool) -> None:
         """Send what changed in the selected mailbox since the client was last told."""
         view = self.view
         if view is None:
             return
+        if view.cache.deleted:
+            # The selected mailbox was deleted by another session: nothing this client knows of
+            # it is true any more and no command on it can succeed. Dovecot disconnects too.
+            raise MailboxGone()
+        self.check_keywords()
         if allow_expunge and view.pending_expunged:
             seqs, uids = view.take_expunges()
             if self.qresync:
@@ -272,14 +306,14 @@ class Session:
         if added:
             self.untagged(b"%d EXISTS" % len(view))
             if not self.rev2:
-                self.untagged(b"%d RECENT" % view.recent.count(view.uids))
+                self.untagged(b"%d RECENT" % view.recent_count())
         for uid in view.take_flag_changes():
             seq = view.seq_of(uid)
             if seq is None:
                 continue
             parts = [b"UID %d" % uid, b"FLAGS " + self.flags_bytes(view.flags_of(uid), uid in view.recent)]
             if self.condstore:
-                parts.append(b"MODSEQ (%d)" % (view.cache.modseq_of(uid) or 0))
+                parts.append(b"MODSEQ (%d)" % view.modseq_of(uid))
             self.untagged(b"%d FETCH (" % seq + b" ".join(parts) + b")")
         view.wakeup.clear()
 

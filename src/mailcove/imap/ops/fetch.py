@@ -12,6 +12,15 @@ Three speeds:
   length)`. Up to `EAGER_MAX` bytes are read before the response is started; larger ones are
   streamed in `CHUNK` slices, each written and drained before the next is read, so one 50 MB
   message costs 256 KiB of memory and never holds up other sessions.
+
+A message another session expunged, that this client has not been told of yet, is answered from
+what is left: its flags and modseq (kept by the view) for FLAGS/UID/MODSEQ, and nothing for items
+that need the store's copy, which is gone. The command then ends `OK [EXPUNGEISSUED]`, as
+Dovecot's does, never NO: a FETCH that names a message it may still see has not failed (RFC 9051
+7.4.1 keeps the sequence numbers valid, and RFC 2180 4.1 allows either answer for the data). The
+stronger choice of RFC 2180 4.1.1 (keep the bytes readable until every session was told) would
+need a reference count in the store that outlives processes and nodes; not worth it for data
+the client is about to be told is gone.
 """
 
 from __future__ import annotations
@@ -78,12 +87,14 @@ async def run(s: Session, cmd: Fetch) -> tuple[str, str] | str:
             cache.apply_flags(result.changed, origin=view)
             seen_now = {e.uid for e in result.changed}
     if names <= FAST_ITEMS:
+        s.check_keywords()
         await _fast(s, view, uids, with_uid, "FLAGS" in names, with_modseq)
         return "FETCH completed"
+    s.check_keywords()
     missing = await _full(s, view, cmd.items, uids, with_uid, with_modseq, seen_now)
     view.pending_flags.difference_update(seen_now)
     if missing:
-        raise Reply("NO", "Some messages were expunged by another session", "EXPUNGEISSUED")
+        return "EXPUNGEISSUED", "Some messages were already expunged"
     return "FETCH completed"
 
 
@@ -119,7 +130,7 @@ async def _fast(s: Session, view: SelectedView, uids: list[int], with_uid: bool,
                 if with_flags:
                     parts.append(b"FLAGS " + fb(view.flags_of(uid), uid in recent))
                 if with_modseq:
-                    parts.append(b"MODSEQ (%d)" % (cache.modseq_of(uid) or 0))
+                    parts.append(b"MODSEQ (%d)" % view.modseq_of(uid))
                 lines.append(b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n")
         s.io.write(b"".join(lines))
         await s.io.maybe_flush()
@@ -150,18 +161,23 @@ async def _full(s: Session, view: SelectedView, items: tuple[FetchAtt, ...], uid
             values: list[tuple[str, bytes | LiteralRef]] = []
             if with_uid:
                 values.append(("UID", b"%d" % uid))
-            for att in items:
-                if att.name == "UID":
-                    continue
-                if att.name == "MODSEQ":
-                    if s.condstore:
-                        values.append(("MODSEQ", b"(%d)" % (cache.modseq_of(uid) or meta.modseq)))
-                    continue
-                values.append((att.response_name(), await _value(s, view, att, meta, body)))
+            try:
+                for att in items:
+                    if att.name == "UID":
+                        continue
+                    if att.name == "MODSEQ":
+                        if s.condstore:
+                            values.append(("MODSEQ", b"(%d)" % view.modseq_of(uid)))
+                        continue
+                    values.append((att.response_name(), await _value(s, view, att, meta, body)))
+            except MailboxNotFound:
+                # Expunged between the metadata read and the body read: nothing was written yet.
+                missing = True
+                continue
             if uid in seen_now and "FLAGS" not in names:
                 values.append(("FLAGS", s.flags_bytes(view.flags_of(uid), uid in view.recent)))
             if with_modseq and "MODSEQ" not in names:
-                values.append(("MODSEQ", b"(%d)" % (cache.modseq_of(uid) or meta.modseq)))
+                values.append(("MODSEQ", b"(%d)" % view.modseq_of(uid)))
             try:
                 await _write(s, view, uid, s.enc.fetch(seq, values))
             except MailboxNotFound:

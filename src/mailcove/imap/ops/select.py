@@ -8,8 +8,6 @@ from mailcove.imap.selected import SelectedView
 from mailcove.imap.session import SELECTED, Reply, Session
 from mailcove.proto.imap.commands import Select
 
-SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
-
 
 async def run(s: Session, cmd: Select) -> tuple[str, str]:
     if s.view is not None:
@@ -23,19 +21,14 @@ async def run(s: Session, cmd: Select) -> tuple[str, str]:
     mb = await s.store.get_mailbox(s.user, cmd.mailbox)
     if mb.noselect:
         raise Reply("NO", f"{cmd.mailbox} cannot be selected", "NONEXISTENT")
-    cache = await s.ctx.registry.open(s.user, mb.id)
+    cache = await s.ctx.registry.open(mb)
     view = SelectedView(cache, readonly=cmd.readonly, rev1=not s.rev2, uidvalidity=mb.uidvalidity)
     s.view, s.mailbox, s.state = view, mb, SELECTED
     s.saved_search = None
-    keywords = sorted(cache.keywords)
-    s.untagged(b"FLAGS " + s.enc.flag_list([*SYSTEM_FLAGS, *keywords]))
-    if cmd.readonly:
-        s.untagged("OK [PERMANENTFLAGS ()] Read-only mailbox")
-    else:
-        s.io.write(s.enc.permanentflags([*SYSTEM_FLAGS, *keywords]))
+    s.announce_flags(view)
     s.untagged(b"%d EXISTS" % len(view))
     if not s.rev2:
-        s.untagged(b"%d RECENT" % view.recent.count(view.uids))
+        s.untagged(b"%d RECENT" % view.recent_count())
         if view.in_step:
             flags = cache.flags
             first_unseen = next((i + 1 for i, f in enumerate(flags) if "\\Seen" not in f), None)

@@ -5,6 +5,8 @@ process's mailbox cache when the mailbox is open somewhere, else from one index 
 
 from __future__ import annotations
 
+from bisect import bisect_right
+
 from mailcove.imap.session import Reply, Session
 from mailcove.proto.imap.commands import Status
 from mailcove.store.api import Mailbox
@@ -12,15 +14,22 @@ from mailcove.store.api import Mailbox
 
 async def status_items(s: Session, mb: Mailbox, items: tuple[str, ...]) -> dict[str, int | None]:
     out: dict[str, int | None] = {}
-    cache = s.ctx.registry.caches.get(mb.id)
+    cache = s.ctx.registry.current(mb)
     for item in items:
         if item == "MESSAGES":
             out[item] = len(cache.uids) if cache is not None else mb.messages
         elif item == "RECENT":
-            if cache is None or cache.recent_floor is None:
-                out[item] = 0
+            # What no session of this process has been given as \\Recent yet; with no open
+            # cache and no floor nobody was, so every message counts (as for a first SELECT).
+            if cache is not None:
+                out[item] = cache.unclaimed_recent()
             else:
-                out[item] = sum(1 for u in cache.uids if u > cache.recent_floor)
+                floor = s.ctx.registry.recent_floors.get((mb.id, mb.uidvalidity))
+                if floor is None:
+                    out[item] = mb.messages
+                else:
+                    uids = (await s.store.index(mb.id)).uids
+                    out[item] = len(uids) - bisect_right(uids, floor)
         elif item == "UIDNEXT":
             out[item] = max(mb.uidnext, (cache.uids[-1] + 1) if cache is not None and cache.uids else 0)
         elif item == "UIDVALIDITY":

@@ -32,6 +32,7 @@ async def run(s: Session, cmd: Store) -> tuple[str, str] | str:
     else:
         changed = set()
     mod_set = set(modified)
+    s.check_keywords()
     for uid in uids:
         if uid in mod_set:
             continue
@@ -48,7 +49,7 @@ async def run(s: Session, cmd: Store) -> tuple[str, str] | str:
         if cmd.uid:
             parts.insert(0, b"UID %d" % uid)
         if s.condstore:
-            parts.append(b"MODSEQ (%d)" % (view.cache.modseq_of(uid) or 0))
+            parts.append(b"MODSEQ (%d)" % view.modseq_of(uid))
         s.untagged(b"%d FETCH (" % seq + b" ".join(parts) + b")")
         await s.io.maybe_flush()
     view.pending_flags.difference_update(uids)

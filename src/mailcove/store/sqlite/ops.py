@@ -66,12 +66,17 @@ def _insert_mailbox(
     conn: sqlite3.Connection, account_id: int, name: str, special_use: str | None, noselect: bool = False
 ) -> int:
     uidvalidity = _next_uidvalidity(conn, account_id)
-    cur = conn.execute(
-        "INSERT INTO mailboxes (account_id, name, uidvalidity, special_use, subscribed, noselect)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        (account_id, name, uidvalidity, special_use, 0 if noselect else 1, int(noselect)),
+    # Never a deleted mailbox's id again (schema migration 5).
+    (mailbox_id,) = conn.execute(
+        "UPDATE mailbox_id_high SET last = max(last, (SELECT COALESCE(MAX(id), 0) FROM mailboxes)) + 1"
+        " RETURNING last"
+    ).fetchone()
+    conn.execute(
+        "INSERT INTO mailboxes (id, account_id, name, uidvalidity, special_use, subscribed, noselect)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (mailbox_id, account_id, name, uidvalidity, special_use, 0 if noselect else 1, int(noselect)),
     )
-    return cur.lastrowid or 0
+    return int(mailbox_id)
 
 
 def create_account(conn: sqlite3.Connection, txn: Txn, user: str, quota_bytes: int, quota_messages: int) -> bool:

@@ -113,6 +113,14 @@ MIGRATIONS: list[str] = [
         expires REAL NOT NULL
     ) WITHOUT ROWID
     """,
+    # 5: mailbox ids are never reused. A rowid table hands the highest deleted id out again, so
+    # a mailbox deleted and then created (under any name) would take over the old one's id, and
+    # every cache keyed by it (IMAP's shared mailbox view, the change log) would mix the two.
+    # PostgreSQL's identity column never reuses; this is the same rule for SQLite.
+    """
+    CREATE TABLE mailbox_id_high (last INTEGER NOT NULL);
+    INSERT INTO mailbox_id_high SELECT COALESCE(MAX(id), 0) FROM mailboxes
+    """,
 ]
 
 
