@@ -234,21 +234,24 @@ class Parser:
         return s
 
     # --- mailbox names ------------------------------------------------------------------------
+    # A name that is a valid astring but not a name we can hold (not modified UTF-7, not UTF-8, a
+    # control character, "..") is a semantic error: NO [CANNOT], never BAD (RFC 9051 7.1: BAD is
+    # for syntax only), and the client may go on using the connection.
     def _decode_name(self, raw: bytes, what: str) -> str:
         if self.utf8:
             try:
                 name = raw.decode("utf-8")
             except UnicodeDecodeError:
-                raise ParseError(f"Invalid UTF-8 in {what}") from None
+                raise ParseError(f"Invalid UTF-8 in {what}", code="CANNOT", status="NO") from None
         else:
             try:
                 name = utf7.decode(raw)
             except utf7.Utf7Error as exc:
-                raise ParseError(f"Invalid modified UTF-7 in {what}: {exc}") from None
+                raise ParseError(f"Invalid modified UTF-7 in {what}: {exc}", code="CANNOT", status="NO") from None
         if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in name):
-            raise ParseError(f"Control character in {what}", code="CANNOT")
+            raise ParseError(f"Control character in {what}", code="CANNOT", status="NO")
         if ".." in name:
-            raise ParseError(f"'..' is not allowed in {what}", code="CANNOT")
+            raise ParseError(f"'..' is not allowed in {what}", code="CANNOT", status="NO")
         return name
 
     def mailbox(self) -> str:
@@ -258,8 +261,10 @@ class Parser:
             return "INBOX"
         return self._decode_name(raw, "mailbox name")
 
-    def list_mailbox(self) -> str:
-        """``list-mailbox`` (a LIST pattern, wildcards allowed)."""
+    def list_mailbox(self) -> str | None:
+        """``list-mailbox`` (a LIST pattern, wildcards allowed). None for a syntactically valid
+        pattern that cannot name any mailbox (bad modified UTF-7, a control character, ".."):
+        such a pattern matches nothing, and LIST still answers OK."""
         c = self.peek()
         if c in (0x22, 0x7B):
             raw = self.string()
@@ -271,7 +276,10 @@ class Parser:
             raw = m.group()
         if not raw:
             return ""
-        return self._decode_name(raw, "mailbox pattern")
+        try:
+            return self._decode_name(raw, "mailbox pattern")
+        except ParseError:
+            return None
 
     # --- flags and dates ----------------------------------------------------------------------
     def flag(self, *, allow_recent: bool = False, allow_star: bool = False) -> str:

@@ -19,7 +19,9 @@ MAX_PATTERNS = 32
 @command
 class List(Command):
     """``extended`` is True when the client used any LIST-EXTENDED syntax (then the reply may
-    carry extended data items and CHILDINFO). ``status_items`` is non-empty for RETURN (STATUS (...))."""
+    carry extended data items and CHILDINFO). ``status_items`` is non-empty for RETURN (STATUS (...)).
+    A pattern (or a reference) that cannot name any mailbox is left out of ``patterns``, so the
+    LIST answers OK with nothing for it."""
 
     name: ClassVar[str] = "LIST"
     reference: str
@@ -32,9 +34,11 @@ class List(Command):
 
 @command
 class Lsub(Command):
+    """``pattern`` is None when the reference or pattern cannot name any mailbox (matches nothing)."""
+
     name: ClassVar[str] = "LSUB"
     reference: str
-    pattern: str
+    pattern: str | None
 
 
 def parse(p: Parser, tag: str, uid: bool) -> List:
@@ -61,7 +65,7 @@ def parse(p: Parser, tag: str, uid: bool) -> List:
         p.sp()
     reference = p.list_mailbox()
     p.sp()
-    patterns: list[str] = []
+    patterns: list[str | None] = []
     if p.peek() == 0x28:
         extended = True
         p.open()
@@ -96,7 +100,8 @@ def parse(p: Parser, tag: str, uid: bool) -> List:
         else:
             p.depth -= 1
     p.end()
-    return List(tag=tag, reference=reference, patterns=tuple(patterns), selection=frozenset(selection),
+    valid = () if reference is None else tuple(x for x in patterns if x is not None)
+    return List(tag=tag, reference=reference or "", patterns=valid, selection=frozenset(selection),
                 return_opts=frozenset(ret), status_items=status_items, extended=extended)
 
 
@@ -106,4 +111,4 @@ def parse_lsub(p: Parser, tag: str, uid: bool) -> Lsub:
     p.sp()
     pattern = p.list_mailbox()
     p.end()
-    return Lsub(tag=tag, reference=reference, pattern=pattern)
+    return Lsub(tag=tag, reference=reference or "", pattern=None if reference is None else pattern)
