@@ -1,10 +1,17 @@
-"""CREATE (RFC 9051 6.3.4) with CREATE-SPECIAL-USE (RFC 6154 3)."""
+"""CREATE (RFC 9051 6.3.4) with CREATE-SPECIAL-USE (RFC 6154 3).
+
+CREATE does not subscribe (RFC 3501 6.3.3, RFC 9051 6.3.4: subscriptions change only by SUBSCRIBE
+and UNSUBSCRIBE; Dovecot behaves so, and imaptest's subscribe and listext groups check it). The
+store marks every name it inserts as subscribed, so the names this CREATE added (the mailbox and
+any superior it had to make) are unsubscribed again here; a subscription that existed before the
+CREATE (a placeholder for a name not yet created) is kept."""
 
 from __future__ import annotations
 
 from mailcove.core.errors import MailboxExists
 from mailcove.imap.session import Reply, Session
 from mailcove.proto.imap.commands import Create
+from mailcove.store.names import parents
 
 SPECIAL_USES = frozenset({"\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash"})
 
@@ -20,8 +27,12 @@ async def run(s: Session, cmd: Create) -> str:
         if bad or len(uses) > 1:
             raise Reply("NO", "Unsupported special-use attribute", "USEATTR")
         special = next(iter(uses))
+    before = {b.name: b.subscribed for b in await s.store.list_mailboxes(s.user)}
     try:
-        await s.store.create_mailbox(s.user, name, special)
+        mb = await s.store.create_mailbox(s.user, name, special)
     except MailboxExists:
         raise Reply("NO", "Mailbox already exists", "ALREADYEXISTS") from None
+    for added in [*parents(mb.name), mb.name]:
+        if not before.get(added, False):
+            await s.store.set_subscribed(s.user, added, False)
     return "CREATE completed"

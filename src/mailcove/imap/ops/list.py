@@ -30,28 +30,73 @@ def pattern_regex(reference: str, pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out), re.DOTALL)
 
 
-def _attrs(mb: Mailbox, names: set[str], want_subscribed: bool) -> list[str]:
-    attrs: list[str] = []
-    if mb.noselect:
-        attrs.append("\\Noselect")
-    prefix = mb.name + SEP
-    has_children = any(n.startswith(prefix) for n in names)
-    attrs.append("\\HasChildren" if has_children else "\\HasNoChildren")
-    if mb.special_use:
-        attrs.append(mb.special_use)  # always, not only for RETURN (SPECIAL-USE): RFC 6154 allows it
-    if want_subscribed and mb.subscribed:
-        attrs.append("\\Subscribed")
-    return attrs
+def _ancestors(names: set[str]) -> set[str]:
+    """Every proper hierarchy ancestor of every name ("a/b/c" gives "a" and "a/b")."""
+    out: set[str] = set()
+    for n in names:
+        i = n.find(SEP)
+        while i > 0:
+            out.add(n[:i])
+            i = n.find(SEP, i + 1)
+    return out
+
+
+class _View:
+    """The account's names as LIST sees them. A row is a real mailbox unless it is \\Noselect; a
+    \\Noselect name with an existing inferior is a hierarchy node that exists (\\Noselect); a name
+    with neither (a subscription whose mailbox is gone or never existed) does not exist
+    (RFC 5258 \\NonExistent) and shows only where subscriptions are asked for."""
+
+    def __init__(self, boxes: list[Mailbox]) -> None:
+        self.rows = {b.name: b for b in boxes}
+        self.real = {b.name for b in boxes if not b.noselect}
+        self.parents = _ancestors(self.real)  # names with an existing inferior
+        self.subscribed = {b.name for b in boxes if b.subscribed}
+
+    def exists(self, name: str) -> bool:
+        return name in self.real or name in self.parents
+
+    def attrs(self, name: str, want_subscribed: bool) -> list[str]:
+        attrs: list[str] = []
+        if not self.exists(name):
+            attrs.append("\\NonExistent")  # implies \\Noselect (RFC 5258 3.4)
+        else:
+            if name not in self.real:
+                attrs.append("\\Noselect")
+            attrs.append("\\HasChildren" if name in self.parents else "\\HasNoChildren")
+            mb = self.rows.get(name)
+            if mb is not None and mb.special_use:
+                attrs.append(mb.special_use)  # always, not only for RETURN (SPECIAL-USE): RFC 6154 allows it
+        if want_subscribed and name in self.subscribed:
+            attrs.append("\\Subscribed")
+        return attrs
+
+
+def _order(names: set[str]) -> list[str]:
+    return sorted(names, key=lambda n: (n != "INBOX", n))
+
+
+def _unreturned_descendant(name: str, among: set[str], regexes: list[re.Pattern[str]]) -> bool:
+    """Whether some name in `among` is an inferior of `name` that no pattern returns itself: then
+    `name` stands for it (LSUB's "%" rule, RFC 3501 6.3.9; RECURSIVEMATCH's CHILDINFO, RFC 5258 3.5)."""
+    prefix = name + SEP
+    return any(d.startswith(prefix) and not any(rx.fullmatch(d) for rx in regexes) for d in among)
 
 
 async def run(s: Session, cmd: List | Lsub) -> str:
     boxes = await s.store.list_mailboxes(s.user)
-    names = {b.name for b in boxes}
+    view = _View(boxes)
     if isinstance(cmd, Lsub):
+        if cmd.pattern is None:
+            return "LSUB completed"
         rx = pattern_regex(cmd.reference, cmd.pattern)
-        for mb in boxes:
-            if mb.subscribed and rx.fullmatch(mb.name):
-                s.io.write(s.enc.list(["\\Noselect"] if mb.noselect else [], SEP, mb.name, lsub=True))
+        for name in _order(view.subscribed | _ancestors(view.subscribed)):
+            if not rx.fullmatch(name):
+                continue
+            if name not in view.subscribed and not _unreturned_descendant(name, view.subscribed, [rx]):
+                continue
+            noselect = name not in view.subscribed or name not in view.real
+            s.io.write(s.enc.list(["\\Noselect"] if noselect else [], SEP, name, lsub=True))
         return "LSUB completed"
     if cmd.patterns == ("",):
         # RFC 9051 6.3.9: the hierarchy delimiter and root name.
@@ -61,21 +106,26 @@ async def run(s: Session, cmd: List | Lsub) -> str:
     sel = cmd.selection
     ret = cmd.return_opts
     want_subscribed = "SUBSCRIBED" in sel or "SUBSCRIBED" in ret
+    only_subscribed = "SUBSCRIBED" in sel
+    recursive = "RECURSIVEMATCH" in sel
     only_special = "SPECIAL-USE" in sel
-    for mb in boxes:
-        if not any(rx.fullmatch(mb.name) for rx in regexes):
+    if only_subscribed:
+        candidates = view.subscribed | (_ancestors(view.subscribed) if recursive else set())
+    else:
+        candidates = view.real | view.parents
+    for name in _order(candidates):
+        if not any(rx.fullmatch(name) for rx in regexes):
             continue
         extended: dict[str, bytes] | None = None
-        if "SUBSCRIBED" in sel and not mb.subscribed:
-            if "RECURSIVEMATCH" in sel and any(b.subscribed and b.name.startswith(mb.name + SEP) for b in boxes):
-                extended = {"CHILDINFO": b'("SUBSCRIBED")'}
-            else:
-                continue
-        if only_special and not mb.special_use:
+        if only_subscribed and recursive and _unreturned_descendant(name, view.subscribed, regexes):
+            extended = {"CHILDINFO": b'("SUBSCRIBED")'}
+        elif only_subscribed and name not in view.subscribed:
             continue
-        attrs = _attrs(mb, names, want_subscribed)
-        s.io.write(s.enc.list(attrs, SEP, mb.name, extended))
-        if cmd.status_items and not mb.noselect:
-            s.io.write(s.enc.status(mb.name, await status_items(s, mb, cmd.status_items)))
+        mb = view.rows.get(name)
+        if only_special and (mb is None or not mb.special_use):
+            continue
+        s.io.write(s.enc.list(view.attrs(name, want_subscribed), SEP, name, extended))
+        if cmd.status_items and mb is not None and name in view.real:
+            s.io.write(s.enc.status(name, await status_items(s, mb, cmd.status_items)))
         await s.io.maybe_flush()
     return "LIST completed"
