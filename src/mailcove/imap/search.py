@@ -20,7 +20,15 @@ import time
 from collections.abc import Container, Iterable, Sequence
 from datetime import UTC, datetime
 
-from mailcove.message import MessageInfo, Part, UnknownTransferEncoding, decode_header_value, decode_transfer
+from mailcove.message import (
+    Address,
+    MessageInfo,
+    Part,
+    UnknownTransferEncoding,
+    decode_header_value,
+    decode_transfer,
+)
+from mailcove.message.dates import parse_date_day
 from mailcove.proto.imap.commands.search import (
     All,
     And,
@@ -59,14 +67,14 @@ class Light:
     process (`MailboxCache.light`), so a second header SEARCH over 10,000 messages reads nothing
     from the store (messages never change; expunged ones are dropped). ~300 bytes a message."""
 
-    __slots__ = ("bcc", "cc", "date", "env_date", "from_", "in_reply_to", "internaldate", "message_id", "size",
-                 "subject", "to")
+    __slots__ = ("addr_bcc", "addr_cc", "addr_from", "addr_to", "bcc", "cc", "env_date", "from_",
+                 "in_reply_to", "internal_day", "internaldate", "message_id", "sent_day", "size", "subject", "to")
 
     def __init__(self, meta: MessageMeta) -> None:
         info = meta.info
         self.internaldate = meta.internaldate
         self.size = meta.size
-        self.date = info.date
+        self.internal_day = _utc_day(meta.internaldate)
         self.subject = _fold(_info_header(info, "SUBJECT"))
         self.from_ = _fold(_info_header(info, "FROM"))
         self.to = _fold(_info_header(info, "TO"))
@@ -75,14 +83,63 @@ class Light:
         self.message_id = _fold_decoded(info.message_id)
         self.in_reply_to = _fold_decoded(info.envelope.in_reply_to)
         self.env_date = _fold_decoded(info.envelope.date)
+        # The day the Date header names in its own zone (SENT*), else the internal date's UTC day.
+        day = parse_date_day(info.envelope.date) if info.date is not None else None
+        self.sent_day = day if day is not None else self.internal_day
+        env = info.envelope
+        self.addr_from = _address_text(env.from_, self.from_)
+        self.addr_to = _address_text(env.to, self.to)
+        self.addr_cc = _address_text(env.cc, self.cc)
+        self.addr_bcc = _address_text(env.bcc, self.bcc)
 
     def field(self, name: str) -> str | None:
         return getattr(self, _LIGHT_FIELDS[name])
 
+    def address_field(self, key: str) -> str | None:
+        """What FROM/TO/CC/BCC match: the addresses written in one normal form."""
+        return getattr(self, _ADDRESS_FIELDS[key])
+
 
 _LIGHT_FIELDS = {"from": "from_", "to": "to", "cc": "cc", "bcc": "bcc", "subject": "subject",
                  "message-id": "message_id", "in-reply-to": "in_reply_to", "date": "env_date"}
+_ADDRESS_FIELDS = {"FROM": "addr_from", "TO": "addr_to", "CC": "addr_cc", "BCC": "addr_bcc"}
 LIGHT_MAX = 200_000  # per mailbox
+_PLACEHOLDERS = frozenset({"MISSING_MAILBOX", "MISSING_DOMAIN", "SYNTAX_ERROR"})  # addresses.py's fill-ins
+
+
+def _utc_day(ts: float) -> int:
+    return datetime.fromtimestamp(ts, UTC).date().toordinal()
+
+
+def _address_text(addrs: Sequence[Address], raw_folded: str | None) -> str | None:
+    """The address list as `name <local@domain>, local@domain, group: a@b, c@d;`, decoded and
+    case-folded: what the FROM/TO/CC/BCC keys match (as Dovecot does), so a comment inside an
+    address (`<user (c)@ (c) example.org>`) or a name given as a trailing comment
+    (`user@example.org (Name)`) still matches `user@example.org` and `Name`. A header the
+    address parser found nothing in keeps its raw (decoded) text."""
+    if raw_folded is None:
+        return None
+    if not addrs:
+        return raw_folded
+    out: list[str] = []
+    sep = ""
+    for a in addrs:
+        if a.is_group_end:
+            out.append(";")
+            sep = ", "
+            continue
+        out.append(sep)
+        if a.is_group_start:
+            out.append(f"{a.mailbox}: ")
+            sep = ""
+            continue
+        local = "" if a.mailbox in _PLACEHOLDERS else (a.mailbox or "")
+        host = "" if a.host in _PLACEHOLDERS else (a.host or "")
+        spec = f"{local}@{host}" if local and host else local or host
+        name = decode_header_value(a.name).strip() if a.name else ""
+        out.append(f"{name} <{spec}>" if name else spec)
+        sep = ", "
+    return "".join(out).casefold()
 
 
 def _fold(value: str | None) -> str | None:
@@ -295,19 +352,25 @@ class Evaluator:
             age = self.now - light.internaldate
             return age > key.seconds if key.older else age <= key.seconds
         if isinstance(key, DateKey):
-            ts = light.date if key.sent else light.internaldate
-            if ts is None:
-                ts = light.internaldate  # no usable Date header: RFC 5256's rule, as Dovecot does
-            d = datetime.fromtimestamp(ts, UTC).date()
+            # RFC 9051 6.4.4 "disregarding time and timezone": the sent day is the one the Date
+            # header names in its own zone; without a usable Date header the internal date's
+            # (RFC 5256's rule, as Dovecot does).
+            d = light.sent_day if key.sent else light.internal_day
+            want = key.date.toordinal()
             if key.op == "BEFORE":
-                return d < key.date
+                return d < want
             if key.op == "ON":
-                return d == key.date
-            return d >= key.date
+                return d == want
+            return d >= want
         if isinstance(key, Text):
             needle = key.value.casefold()
-            if key.field in ("FROM", "TO", "CC", "BCC", "SUBJECT"):
-                value = light.field(key.field.lower())
+            if key.field in _ADDRESS_FIELDS:
+                value = light.address_field(key.field)
+                if value is None:
+                    return False
+                return needle in value
+            if key.field == "SUBJECT":
+                value = light.field("subject")
                 if value is None:
                     return False
                 return needle in value

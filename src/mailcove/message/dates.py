@@ -6,7 +6,7 @@ import calendar
 import re
 from email.utils import parsedate_tz
 
-__all__ = ["parse_date"]
+__all__ = ["parse_date", "parse_date_day"]
 
 _MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
                                         "nov", "dec"), 1)}
@@ -51,6 +51,12 @@ def _fast_date(value: str) -> float | None:
 
 
 def _full_date(value: str) -> float | None:
+    parsed = _full_date_offset(value)
+    return None if parsed is None else parsed[0]
+
+
+def _full_date_offset(value: str) -> tuple[float, int] | None:
+    """(UTC timestamp, the header's zone offset in seconds east of UTC), or None."""
     m = _FAST.match(value)
     try:
         if m is not None:
@@ -59,12 +65,12 @@ def _full_date(value: str) -> float | None:
             if month is not None:
                 offset = (int(oh) * 3600 + int(om) * 60) * (-1 if sign == "-" else 1)
                 t = calendar.timegm((int(year), month, int(day), int(hh), int(mm), int(ss or 0), 0, 0, 0))
-                return float(t - offset)
+                return float(t - offset), offset
         parsed = parsedate_tz(value)
         if parsed is None:
             return None
         t = calendar.timegm((*parsed[:6], 0, 0, 0))
-        return float(t - (parsed[9] or 0))
+        return float(t - (parsed[9] or 0)), parsed[9] or 0
     except (ValueError, OverflowError, TypeError, IndexError):
         return None
 
@@ -75,3 +81,21 @@ def parse_date(value: str | None) -> float | None:
         return None
     t = _fast_date(value)
     return t if t is not None else _full_date(value)
+
+
+_SECONDS_PER_DAY = 86400
+
+
+def parse_date_day(value: str | None) -> int | None:
+    """The calendar day a Date header value names, in the header's own time zone, as a proleptic
+    Gregorian ordinal (`datetime.date.toordinal`); None when it cannot be understood.
+
+    SEARCH SENTBEFORE/SENTON/SENTSINCE compare this day: RFC 9051 6.4.4 "disregarding time and
+    timezone", so "Sun, 25 Mar 2007 00:00:00 +0200" is on 25 March although it is 24 March in UTC."""
+    if not value:
+        return None
+    parsed = _full_date_offset(value)
+    if parsed is None:
+        return None
+    ts, offset = parsed
+    return int((ts + offset) // _SECONDS_PER_DAY) + _EPOCH_ORDINAL
