@@ -51,3 +51,24 @@ def test_sent_date_keys_use_the_headers_own_zone(imap):
     assert _nums(c.ok("SEARCH SENTBEFORE 25-Mar-2007")) == [1]
     assert _nums(c.ok("SEARCH SENTSINCE 26-Mar-2007")) == [4]
     assert _nums(c.ok("SEARCH NOT SENTON 25-Mar-2007")) == [1, 4]
+
+
+def test_sort_address_keys_take_a_group_name(imap):
+    imap.deliver(_msg("From: user2@domain2.org\nTo: foo bar <user2@domain2.org>\nCc: user2@domain2.org (foo bar)\n"))
+    imap.deliver(_msg("From: user2@domain1.org\nTo: user2@domain1.org\nCc: user2: blah@domain1.org;\n"))
+    imap.deliver(_msg("From: user1@domain1.org\nTo: user1@domain1.org\nCc: user1@domain1.org\n"))
+    c = imap.client(select="INBOX")
+    # Message 2's first Cc address is the group "user2" (not its member "blah"): ties keep
+    # mailbox order.
+    assert _sort(c.ok("SORT (CC) US-ASCII ALL")) == [3, 1, 2]
+    assert _sort(c.ok("SORT (REVERSE CC) US-ASCII ALL")) == [1, 2, 3]
+    assert _sort(c.ok("SORT (CC REVERSE ARRIVAL) US-ASCII ALL")) == [3, 2, 1]
+
+
+def test_sort_display_takes_a_group_name(imap):
+    for to in ("foo bar <a@b.c>", "b@c.d", "a: xx@xx.org, yy@yy.org;", "z: aa@aa.org;", "empty:;"):
+        imap.deliver(_msg(f"From: x@y.example\nTo: {to}\n"))
+    c = imap.client(select="INBOX")
+    # "a", "b@c.d", "empty", "foo bar", "z"
+    assert _sort(c.ok("SORT (DISPLAYTO) US-ASCII ALL")) == [3, 2, 5, 1, 4]
+    assert _sort(c.ok("SORT (REVERSE DISPLAYTO) US-ASCII ALL")) == [4, 1, 5, 2, 3]

@@ -22,12 +22,20 @@ def _fold(s: str | None) -> bytes:
     return (s or "").encode("utf-8", "surrogateescape").upper()
 
 
+def _first(addrs: tuple[Address, ...]) -> Address | None:
+    """The first address of the header as ENVELOPE gives it (RFC 5256 section 3: "the first
+    address"): a group's start marker when the header starts with a group, whose mailbox is
+    the group name. Skipping to the group's first member would sort `Cc: team: x@y;` by "x"."""
+    return addrs[0] if addrs else None
+
+
 def _mailbox(addr: Address | None) -> bytes:
     return _fold(addr.mailbox if addr is not None else None)
 
 
 def _display(addr: Address | None) -> bytes:
-    """RFC 5957 section 3: the decoded display-name, or the addr-spec when there is none."""
+    """RFC 5957 section 3: the decoded display-name, or the addr-spec when there is none (a
+    group: its name)."""
     if addr is None:
         return b""
     if addr.name:
@@ -45,14 +53,14 @@ def sent_date(meta: MessageMeta) -> float:
 
 _KEYS: dict[str, Callable[[MessageMeta], Any]] = {
     "ARRIVAL": lambda m: m.internaldate,
-    "CC": lambda m: _mailbox(m.info.first_cc),
+    "CC": lambda m: _mailbox(_first(m.info.envelope.cc)),
     "DATE": sent_date,
-    "FROM": lambda m: _mailbox(m.info.first_from),
+    "FROM": lambda m: _mailbox(_first(m.info.envelope.from_)),
     "SIZE": lambda m: m.size,
     "SUBJECT": lambda m: _fold(m.info.base_subject),
-    "TO": lambda m: _mailbox(m.info.first_to),
-    "DISPLAYFROM": lambda m: _display(m.info.first_from),
-    "DISPLAYTO": lambda m: _display(m.info.first_to),
+    "TO": lambda m: _mailbox(_first(m.info.envelope.to)),
+    "DISPLAYFROM": lambda m: _display(_first(m.info.envelope.from_)),
+    "DISPLAYTO": lambda m: _display(_first(m.info.envelope.to)),
 }
 
 
