@@ -72,3 +72,30 @@ def test_sort_display_takes_a_group_name(imap):
     # "a", "b@c.d", "empty", "foo bar", "z"
     assert _sort(c.ok("SORT (DISPLAYTO) US-ASCII ALL")) == [3, 2, 5, 1, 4]
     assert _sort(c.ok("SORT (REVERSE DISPLAYTO) US-ASCII ALL")) == [4, 1, 5, 2, 3]
+
+
+def test_thread_references_own_parent_replaces_a_guess(imap):
+    imap.deliver(_msg("Message-ID: <a@b>\nDate: Fri, 22 Feb 2008 17:06:23 +0000\n"))
+    imap.deliver(_msg("Message-ID: <b@b>\nReferences: <a@b> <c@b>\nDate: Fri, 22 Feb 2008 15:06:23 +0000\n"))
+    imap.deliver(_msg("Message-ID: <c@b>\nReferences: <b@b>\nDate: Fri, 22 Feb 2008 16:06:25 +0000\n"))
+    c = imap.client(select="INBOX")
+    # Message 2 guessed a -> c -> b. Message 3 (c) names b as its parent: the guess a -> c is
+    # broken, and b -> c is not made because b is c's child (a loop).
+    r = next(r for r in c.ok("THREAD REFERENCES US-ASCII ALL") if r.kind == "THREAD")
+    assert r.raw == b"* THREAD (3 2)(1)"
+    c.ok("STORE 1 +FLAGS (\\Deleted)")
+    c.ok("EXPUNGE")
+    r = next(r for r in c.ok("THREAD REFERENCES US-ASCII ALL") if r.kind == "THREAD")
+    assert r.raw == b"* THREAD (2 1)"
+
+
+def test_thread_references_loops_are_refused(imap):
+    # Each message's References put the other above it: no loop, no crash, every message once.
+    imap.deliver(_msg("Message-ID: <x@l>\nReferences: <y@l>\nDate: Fri, 22 Feb 2008 10:00:00 +0000\n"))
+    imap.deliver(_msg("Message-ID: <y@l>\nReferences: <x@l>\nDate: Fri, 22 Feb 2008 11:00:00 +0000\n"))
+    imap.deliver(_msg("Message-ID: <z@l>\nReferences: <z@l> <x@l> <y@l> <x@l>\n"
+                      "Date: Fri, 22 Feb 2008 12:00:00 +0000\n"))
+    c = imap.client(select="INBOX")
+    r = next(r for r in c.ok("THREAD REFERENCES US-ASCII ALL") if r.kind == "THREAD")
+    ids = [int(t) for t in r.raw[len(b"* THREAD "):].replace(b"(", b" ").replace(b")", b" ").split()]
+    assert sorted(ids) == [1, 2, 3]

@@ -48,13 +48,15 @@ class _Container:
     parent: _Container | None = None
     children: list[_Container] = field(default_factory=list)
 
-    def has_descendant(self, other: _Container) -> bool:
-        stack = list(self.children)
-        while stack:
-            c = stack.pop()
-            if c is other:
+    def has_ancestor(self, other: _Container) -> bool:
+        """True when `other` is this container or above it: linking other -> self as
+        self -> other's child would then make a loop. Walks the parent chain (as long as the
+        thread is deep) instead of other's whole subtree."""
+        node: _Container | None = self
+        while node is not None:
+            if node is other:
                 return True
-            stack.extend(c.children)
+            node = node.parent
         return False
 
     def link(self, child: _Container) -> None:
@@ -91,19 +93,23 @@ def references(items: Sequence[tuple[int, MessageMeta]]) -> list[Node]:
         c.subject = info.base_subject
         c.is_reply = bool(info.subject) and is_reply_or_forward(info.subject or "")
         refs = _valid_ids(info.references) or _valid_ids(info.in_reply_to)[:1]
-        # (1B) link the references chain, never creating a loop, never re-parenting.
+        # (1B) link the references chain in order, each the parent of the next, unless the
+        # child has a parent already or the link would make a loop.
         prev: _Container | None = None
         for ref in refs:
             r = table.setdefault(ref, _Container())
-            if prev is not None and r.parent is None and r is not prev and not r.has_descendant(prev) \
-                    and not prev.has_descendant(r) and r is not c:
+            if prev is not None and r.parent is None and not prev.has_ancestor(r):
                 prev.link(r)
             prev = r
-        # (1C) the last reference is this message's parent (replacing any earlier guess).
-        if prev is not None and prev is not c and not c.has_descendant(prev):
-            prev.link(c)
-        elif prev is None:
+        # (1C) the last reference is this message's parent: a parent guessed earlier from
+        # another message's References is broken off first, "since the most recent parent is
+        # probably incorrect", and the new link is made only when it makes no loop. So a message
+        # that another one's References put under X, but whose own reference is a descendant of
+        # it, becomes a root instead of staying under X.
+        if prev is not c.parent or prev is None:
             c.unlink()
+            if prev is not None and not prev.has_ancestor(c):
+                prev.link(c)
     # (2) the root set.
     roots = [c for c in table.values() if c.parent is None]
     # (3) prune dummies.
