@@ -4,6 +4,10 @@ test say which."""
 
 from __future__ import annotations
 
+import socket
+
+from imap_lab import PASSWORD
+
 
 def _msg(headers: str, body: str = "body") -> bytes:
     return (headers.replace("\n", "\r\n") + "\r\n" + body + "\r\n").encode()
@@ -99,3 +103,86 @@ def test_thread_references_loops_are_refused(imap):
     r = next(r for r in c.ok("THREAD REFERENCES US-ASCII ALL") if r.kind == "THREAD")
     ids = [int(t) for t in r.raw[len(b"* THREAD "):].replace(b"(", b" ").replace(b")", b" ").split()]
     assert sorted(ids) == [1, 2, 3]
+
+
+def _store_seen(c, seq: int) -> int:
+    untagged = c.ok(f"STORE {seq} +FLAGS (\\Seen)")
+    return next(r.data for r in untagged if r.kind == "FETCH")["MODSEQ"]
+
+
+def test_esearch_modseq_is_that_of_what_is_returned(imap):
+    for i in range(4):
+        imap.deliver(_msg(f"From: a@b.example\nSubject: m{i}\n"))
+    c = imap.client()
+    c.ok("SELECT INBOX (CONDSTORE)")
+    m1 = _store_seen(c, 1)
+    m3 = _store_seen(c, 3)
+    m2 = _store_seen(c, 2)
+    assert m1 < m3 < m2
+    es = _es(c.ok("SEARCH RETURN (MIN) 1:3 MODSEQ 1"))
+    assert (es["MIN"], es["MODSEQ"]) == (1, m1)
+    es = _es(c.ok("SEARCH RETURN (MAX) 1:3 MODSEQ 1"))
+    assert (es["MAX"], es["MODSEQ"]) == (3, m3)
+    es = _es(c.ok("SEARCH RETURN (MIN MAX) 2:3 MODSEQ 1"))
+    assert es["MODSEQ"] == m2
+    es = _es(c.ok("SEARCH RETURN (COUNT) 1:3 MODSEQ 1"))
+    assert (es["COUNT"], es["MODSEQ"]) == (3, m2)
+    es = _es(c.ok("SEARCH RETURN () 1:3 MODSEQ 1"))
+    assert (es["ALL"], es["MODSEQ"]) == ("1:3", m2)
+    es = _es(c.ok(f"SEARCH RETURN (ALL) 2:3 MODSEQ {m2 + 1}"))
+    assert "ALL" not in es and "MODSEQ" not in es
+
+
+def test_searchres_with_min_max_saves_only_those(imap):
+    for i in range(4):
+        imap.deliver(_msg(f"From: a@b.example\nSubject: m{i}\n"))
+    c = imap.client(select="INBOX")
+    assert _es(c.ok("SEARCH RETURN (MIN SAVE) 2:4"))["MIN"] == 2
+    assert _nums(c.ok("SEARCH $")) == [2]
+    c.ok("SEARCH RETURN (MIN MAX SAVE) 2:4")
+    assert _nums(c.ok("SEARCH $")) == [2, 4]
+    c.ok("SEARCH RETURN (COUNT SAVE) 2:4")
+    assert _nums(c.ok("SEARCH $")) == [2, 3, 4]
+
+
+def test_esort_all_keeps_the_sort_order(imap):
+    for i in range(5):
+        imap.deliver(_msg(f"From: a@b.example\nSubject: m{i}\n"))
+    c = imap.client(select="INBOX")
+    assert _es(c.ok("SORT RETURN (ALL) (ARRIVAL) US-ASCII 1:5"))["ALL"] == "1:5"
+    assert _es(c.ok("SORT RETURN (ALL) (REVERSE ARRIVAL) US-ASCII 1:5"))["ALL"] == "5,4,3,2,1"
+    es = _es(c.ok("SORT RETURN (MIN MAX COUNT) (REVERSE ARRIVAL) US-ASCII 2:4"))
+    assert (es["MIN"], es["MAX"], es["COUNT"]) == (2, 4, 3)
+    assert "ALL" not in _es(c.ok("SORT RETURN (ALL) (ARRIVAL) US-ASCII SUBJECT nothing"))
+
+
+def _raw_lines(imap, *commands: str) -> list[bytes]:
+    """Every line the server sends for `commands` (a raw socket: the test client's parser does
+    not know every CONDSTORE form)."""
+    host, port = imap.host_port
+    with socket.create_connection((host, port), timeout=10) as sock:
+        f = sock.makefile("rb")
+        f.readline()
+        out: list[bytes] = []
+        for i, cmd in enumerate((f'LOGIN "{imap.a}" "{PASSWORD}"', *commands)):
+            tag = f"r{i}".encode()
+            sock.sendall(tag + b" " + cmd.encode() + b"\r\n")
+            while True:
+                line = f.readline()
+                assert line, "connection closed"
+                out.append(line)
+                if line.startswith(tag + b" "):
+                    assert line.split()[1] == b"OK", line
+                    break
+        return out
+
+
+def test_first_modseq_search_announces_highestmodseq_and_sort_carries_modseq(imap):
+    imap.deliver(_msg("From: a@b.example\nSubject: s\n"))
+    imap.deliver(_msg("From: a@b.example\nSubject: t\n"))
+    imap.client().close()  # the new user can log in
+    lines = _raw_lines(imap, "SELECT INBOX", "SEARCH MODSEQ 1", "SEARCH MODSEQ 1", "SORT (SUBJECT) UTF-8 MODSEQ 1")
+    announced = [ln for ln in lines if ln.startswith(b"* OK [HIGHESTMODSEQ ")]
+    assert len(announced) == 1, lines  # once: the first CONDSTORE-enabling command only
+    assert any(ln.startswith(b"* SEARCH 1 2 (MODSEQ ") for ln in lines), lines
+    assert any(ln.startswith(b"* SORT 1 2 (MODSEQ ") for ln in lines), lines

@@ -8,6 +8,7 @@ from mailcove.imap.search import Evaluator, Msg, uses_modseq
 from mailcove.imap.session import Session
 from mailcove.proto.imap.commands import Search
 from mailcove.proto.imap.commands.search import SearchKey
+from mailcove.proto.imap.commands.sort import ordered_set
 
 
 async def evaluate(s: Session, criteria: SearchKey) -> list[Msg]:
@@ -26,45 +27,80 @@ async def evaluate(s: Session, criteria: SearchKey) -> list[Msg]:
     return await ev.run(criteria, msgs)
 
 
+def _result_modseq(found: list[Msg], opts: set[str]) -> int | None:
+    """RFC 7162 3.1.5 / RFC 4731 3.2: the highest MODSEQ of the messages the answer returns:
+    every match for ALL or COUNT (and a plain SEARCH), only the lowest and/or highest one when
+    MIN and/or MAX are all that was asked."""
+    if not found:
+        return None
+    if opts and not opts & {"ALL", "COUNT"}:
+        lo = min(found, key=lambda m: m.seq)
+        hi = max(found, key=lambda m: m.seq)
+        chosen = [m for m, want in ((lo, "MIN" in opts), (hi, "MAX" in opts)) if want]
+        return max((m.modseq for m in chosen), default=None)
+    return max(m.modseq for m in found)
+
+
 def respond(s: Session, tag: str, uid: bool, found: list[Msg], return_opts: tuple[str, ...] | None,
             modseq_used: bool, name: str = "SEARCH") -> None:
+    """`found` in the answer's order (sequence order for SEARCH, sort order for SORT)."""
     numbers = [m.uid if uid else m.seq for m in found]
-    modseq = max((m.modseq for m in found), default=None) if modseq_used else None
     if return_opts is None:
         if name == "SORT":
-            s.io.write(s.enc.sort(numbers))
+            line = s.enc.sort(numbers)
+            modseq = _result_modseq(found, set()) if modseq_used else None
+            if modseq is not None:
+                # RFC 7162 3.1.5: sort-data = "SORT" *(SP nz-number) [SP search-sort-mod-seq]
+                line = line[:-2] + b" (MODSEQ %d)\r\n" % modseq
+            s.io.write(line)
         else:
-            s.io.write(s.enc.search(numbers, modseq))
+            s.io.write(s.enc.search(numbers, _result_modseq(found, set()) if modseq_used else None))
         return
     opts = set(return_opts) or {"ALL"}
     if "SAVE" in opts:
-        s.saved_search = [m.uid for m in found]
         opts.discard("SAVE")
+        if opts and not opts & {"ALL", "COUNT"} and found:
+            # RFC 5182 2.1: with MIN and/or MAX only, just the message(s) they return are saved.
+            lo = min(found, key=lambda m: m.seq)
+            hi = max(found, key=lambda m: m.seq)
+            saved = {m.uid for m, want in ((lo, "MIN" in opts), (hi, "MAX" in opts)) if want}
+            s.saved_search = sorted(saved)
+        else:
+            s.saved_search = sorted(m.uid for m in found)
         if not opts:
             return  # RFC 5182 2.1: SAVE alone sends no ESEARCH
-    if name == "SORT" and "ALL" in opts:
-        # ESORT (RFC 5267): ALL keeps the sort order, so it is not a compacted set.
-        line = s.enc.esearch(tag, uid, min=min(numbers) if "MIN" in opts and numbers else None,
-                             max=max(numbers) if "MAX" in opts and numbers else None,
-                             count=len(numbers) if "COUNT" in opts else None, modseq=modseq)
-        if numbers:
-            line = line[:-2] + b" ALL " + ",".join(str(n) for n in numbers).encode() + b"\r\n"
-        s.io.write(line)
+    modseq = _result_modseq(found, opts) if modseq_used else None
+    lo_n = min(numbers) if "MIN" in opts and numbers else None
+    hi_n = max(numbers) if "MAX" in opts and numbers else None
+    count = len(numbers) if "COUNT" in opts else None
+    if name == "SORT" and "ALL" in opts and numbers:
+        # ESORT (RFC 5267 3.2): ALL lists the matches in sort order as a sequence-set, so only
+        # runs that ascend by one become ranges ("1:5", but "5,4,3" for REVERSE).
+        line = s.enc.esearch(tag, uid, min=lo_n, max=hi_n, count=count)
+        tail = b" ALL " + ordered_set(numbers).encode("ascii")
+        if modseq is not None:
+            tail += b" MODSEQ %d" % modseq
+        s.io.write(line[:-2] + tail + b"\r\n")
         return
-    s.io.write(s.enc.esearch(
-        tag, uid,
-        min=min(numbers) if "MIN" in opts and numbers else None,
-        max=max(numbers) if "MAX" in opts and numbers else None,
-        count=len(numbers) if "COUNT" in opts else None,
-        all=numbers if "ALL" in opts and numbers else None,
-        modseq=modseq if numbers else None,
-    ))
+    s.io.write(s.enc.esearch(tag, uid, min=lo_n, max=hi_n, count=count,
+                             all=numbers if "ALL" in opts and numbers else None, modseq=modseq))
+
+
+def announce_condstore(s: Session) -> None:
+    """RFC 7162 3.1: the first CONDSTORE-enabling command while a mailbox is selected (here a
+    SEARCH with MODSEQ) gets an untagged OK [HIGHESTMODSEQ], as SELECT would have sent."""
+    if s.condstore or s.view is None:
+        return
+    s.condstore_used = True
+    cache = s.view.cache
+    mb_highest = s.mailbox.highestmodseq if s.mailbox is not None else 0
+    s.untagged(f"OK [HIGHESTMODSEQ {max(mb_highest, cache.highestmodseq, 1)}] Highest")
 
 
 async def run(s: Session, cmd: Search) -> str:
     modseq_used = uses_modseq(cmd.criteria)
     if modseq_used:
-        s.condstore_used = True
+        announce_condstore(s)
     found = await evaluate(s, cmd.criteria)
     ret = cmd.return_opts
     if ret is None and s.rev2:
