@@ -50,3 +50,15 @@ def test_close_expunges_unselect_does_not(imap):
     c.ok("EXAMINE INBOX")
     _, done = c.cmd("EXPUNGE")
     assert done.status == "NO"
+
+
+def test_move_and_copy_into_the_selected_mailbox_announce_the_new_message(imap):
+    """RFC 6851 3.3 (imaptest's move group): MOVE to the mailbox itself expunges the message and
+    shows its new copy (EXISTS) in the same response; COPY shows it at the end of the command."""
+    imap.deliver(message("one"))
+    c = imap.client(select="INBOX")
+    got = kinds(c.ok("MOVE 1 INBOX"))
+    assert ("EXPUNGE", 1) in got and ("EXISTS", 1) in got
+    assert got.index(("EXPUNGE", 1)) < got.index(("EXISTS", 1))
+    untagged = c.ok("COPY 1 INBOX")
+    assert ("EXISTS", 2) in kinds(untagged)

@@ -31,6 +31,10 @@ async def run(s: Session, cmd: Copy) -> tuple[str, str] | str:
     if not result.pairs:
         return f"{cmd.name} completed"
     code = f"COPYUID {result.uidvalidity} {compact(p[0] for p in result.pairs)} {compact(p[1] for p in result.pairs)}"
+    if dest.id == view.cache.mailbox_id:
+        # Into the selected mailbox itself: the new messages are this command's to announce
+        # (EXISTS with the response), not something the change bus brings in later.
+        await s.ctx.registry.add_appended(view.cache, [p[1] for p in result.pairs])
     if not move:
         return code, "COPY completed"
     # RFC 6851 3.3: COPYUID in an untagged OK before the expunges, then the expunges at once.
