@@ -186,3 +186,16 @@ def test_first_modseq_search_announces_highestmodseq_and_sort_carries_modseq(ima
     assert len(announced) == 1, lines  # once: the first CONDSTORE-enabling command only
     assert any(ln.startswith(b"* SEARCH 1 2 (MODSEQ ") for ln in lines), lines
     assert any(ln.startswith(b"* SORT 1 2 (MODSEQ ") for ln in lines), lines
+
+
+def test_thread_of_a_deep_reference_chain(imap):
+    # One message naming 3,000 ancestors makes a chain of 3,000 containers: the tree walks must
+    # not recurse (Python's limit is 1,000 frames); the dummies are pruned away.
+    refs = "\r\n ".join(f"<r{i}@deep.example>" for i in range(3000))
+    imap.deliver(_msg(f"Message-ID: <leaf@deep.example>\nSubject: deep\nReferences: {refs}\n"))
+    imap.deliver(_msg("Message-ID: <r2999@deep.example>\nSubject: deep\n"))
+    c = imap.client(select="INBOX")
+    r = next(r for r in c.ok("THREAD REFERENCES US-ASCII ALL") if r.kind == "THREAD")
+    assert r.raw == b"* THREAD (2 1)"
+    r = next(r for r in c.ok("UID THREAD REFERENCES US-ASCII ALL") if r.kind == "THREAD")
+    assert r.raw == b"* THREAD (2 1)"

@@ -98,7 +98,10 @@ def references(items: Sequence[tuple[int, MessageMeta]]) -> list[Node]:
         prev: _Container | None = None
         for ref in refs:
             r = table.setdefault(ref, _Container())
-            if prev is not None and r.parent is None and not prev.has_ancestor(r):
+            # A container without children is nobody's ancestor: no walk needed (a References
+            # field of thousands of new ids costs linear time).
+            if prev is not None and r.parent is None and r is not prev \
+                    and (not r.children or not prev.has_ancestor(r)):
                 prev.link(r)
             prev = r
         # (1C) the last reference is this message's parent: a parent guessed earlier from
@@ -108,50 +111,71 @@ def references(items: Sequence[tuple[int, MessageMeta]]) -> list[Node]:
         # it, becomes a root instead of staying under X.
         if prev is not c.parent or prev is None:
             c.unlink()
-            if prev is not None and not prev.has_ancestor(c):
+            if prev is not None and prev is not c and (not c.children or not prev.has_ancestor(c)):
                 prev.link(c)
     # (2) the root set.
     roots = [c for c in table.values() if c.parent is None]
     # (3) prune dummies.
-    roots = _prune(roots, top=True)
+    roots = _prune(roots)
     # (4) sort siblings by date (dummies by their first child's date after sorting).
     _sort(roots)
     # (5) merge threads with the same base subject.
     roots = _group_subjects(roots)
     # (6) sort the root set again.
     _sort(roots)
-    return [_to_node(c) for c in roots]
+    return _to_nodes(roots)
 
 
-def _prune(siblings: list[_Container], top: bool) -> list[_Container]:
+# Every walk over the tree below is iterative: a thread is as deep as the longest References
+# chain in the mailbox (mail anyone can send), far deeper than Python's recursion limit.
+
+
+def _preorder(roots: list[_Container]) -> list[_Container]:
     out: list[_Container] = []
-    for c in siblings:
-        c.children = _prune(c.children, top=False)
-        for child in c.children:
-            child.parent = c
-        if c.ident == 0:
-            if not c.children:
-                continue  # an empty dummy: drop it
-            if not top or len(c.children) == 1:
-                # Promote the children (at the top only when there is exactly one).
-                for child in c.children:
-                    child.parent = c.parent
-                out.extend(c.children)
-                continue
+    stack = list(reversed(roots))
+    while stack:
+        c = stack.pop()
         out.append(c)
+        stack.extend(reversed(c.children))
     return out
 
 
+def _prune(roots: list[_Container]) -> list[_Container]:
+    """Step 3: an empty dummy goes; a dummy's children take its place, except at the top where
+    a dummy with two or more children stays. Children are pruned before their parent."""
+
+    def pruned(siblings: list[_Container], top: bool) -> list[_Container]:
+        out: list[_Container] = []
+        for c in siblings:
+            if c.ident == 0 and (not top or len(c.children) <= 1):
+                out.extend(c.children)  # an empty dummy adds nothing
+            else:
+                out.append(c)
+        return out
+
+    for c in reversed(_preorder(roots)):
+        c.children = pruned(c.children, top=False)
+        for child in c.children:
+            child.parent = c
+    top = pruned(roots, top=True)
+    for c in top:
+        c.parent = None
+    return top
+
+
 def _date(c: _Container) -> tuple[float, int]:
-    if c.ident:
-        return (c.date, c.order)
-    return _date(c.children[0]) if c.children else (0.0, 0)
+    """A message's sent date (ties in mailbox order); a dummy's is its first child's (after
+    pruning a dummy is only ever at the top, its children are messages)."""
+    if not c.ident and c.children:
+        c = c.children[0]
+    return (c.date, c.order)
 
 
-def _sort(siblings: list[_Container]) -> None:
-    for c in siblings:
-        _sort(c.children)
-    siblings.sort(key=_date)
+def _sort(roots: list[_Container]) -> None:
+    """Sort every set of siblings, the deepest first (a dummy sorts by its first child)."""
+    for c in reversed(_preorder(roots)):
+        c.children.sort(key=_date)
+    roots.sort(key=_date)
 
 
 def _subject_of(c: _Container) -> tuple[str, bool]:
@@ -195,26 +219,46 @@ def _group_subjects(roots: list[_Container]) -> list[_Container]:
     return out
 
 
-def _to_node(c: _Container) -> Node:
-    return (c.ident, [_to_node(ch) for ch in c.children])
+def _to_nodes(roots: list[_Container]) -> list[Node]:
+    top: list[Node] = []
+    stack: list[tuple[_Container, list[Node]]] = [(c, top) for c in reversed(roots)]
+    while stack:
+        c, siblings = stack.pop()
+        node: Node = (c.ident, [])
+        siblings.append(node)
+        stack.extend((ch, node[1]) for ch in reversed(c.children))
+    return top
 
 
 def format_threads(nodes: Sequence[Node]) -> bytes:
-    return b"".join(b"(" + _fmt_body(n) + b")" for n in nodes)
-
-
-def _fmt_body(node: Node) -> bytes:
-    ident, children = node
-    parts: list[bytes] = []
-    while True:
-        if ident:
-            parts.append(str(ident).encode())
-        if len(children) == 1:
-            ident, children = children[0]
+    """RFC 5256 section 4: ``thread-list = "(" (thread-members / thread-nested) ")"``: a chain of
+    only children is written flat, `(1 2 3)`, two or more children as nested lists after the
+    chain, `(1 (2)(3 4))`. Iterative, for threads of any depth."""
+    out = bytearray()
+    _CLOSE = None
+    stack: list[Node | None] = list(reversed(nodes))
+    while stack:
+        node = stack.pop()
+        if node is _CLOSE:
+            out += b")"
             continue
-        break
-    text = b" ".join(parts)
-    if children:
-        sub = b"".join(b"(" + _fmt_body(ch) + b")" for ch in children)
-        return text + (b" " if text else b"") + sub
-    return text
+        out += b"("
+        ident, children = node
+        wrote = False
+        while True:
+            if ident:
+                if wrote:
+                    out += b" "
+                out += b"%d" % ident
+                wrote = True
+            if len(children) != 1:
+                break
+            ident, children = children[0]
+        if not children:
+            out += b")"
+            continue
+        if wrote:
+            out += b" "
+        stack.append(_CLOSE)
+        stack.extend(reversed(children))
+    return bytes(out)
