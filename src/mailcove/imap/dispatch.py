@@ -1,14 +1,53 @@
-"""Events from the receiver -> ops/<command>.py, with state checks, the tagged reply, the BAD
-counter, and the moments the selected mailbox's changes are announced."""
+"""The IMAP command table, and the loop from receiver events to it: state checks, the tagged
+reply, the BAD counter, and the moments the selected mailbox's changes are announced.
+
+`COMMANDS` is the one table of commands: keyed by the parsed command's type (what
+`proto.imap.commands` produces), each entry names its handler, imported directly, and the states
+that allow it. The parser side (name -> parser -> that type) is the sans-IO core's own table; a
+test checks that every type the parser can produce has an entry here and no entry is dead.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import importlib
-from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 from mailcove.core.errors import MailboxNotFound, MailError, QuotaExceeded
+from mailcove.imap.ops import (
+    append,
+    authenticate,
+    capability,
+    check,
+    close,
+    compress,
+    copy,
+    create,
+    delete,
+    enable,
+    expunge,
+    fetch,
+    id,
+    idle,
+    list,
+    login,
+    logout,
+    namespace,
+    noop,
+    quota,
+    rename,
+    search,
+    select,
+    sort,
+    starttls,
+    status,
+    store,
+    subscribe,
+    thread,
+    unselect,
+)
+from mailcove.imap.session import AUTH, NOT_AUTH, SELECTED, CloseConnection, MailboxGone, Reply, Session
 from mailcove.proto.imap import (
     NEED_DATA,
     AppendData,
@@ -20,36 +59,66 @@ from mailcove.proto.imap import (
     NeedContinuation,
     ProtocolViolation,
 )
+from mailcove.proto.imap import commands as c
 from mailcove.proto.imap.commands import Command
 
-if TYPE_CHECKING:
-    from mailcove.imap.session import Session
+ANY = frozenset({NOT_AUTH, AUTH, SELECTED})
+NOT_AUTHENTICATED = frozenset({NOT_AUTH})
+AUTHENTICATED = frozenset({AUTH, SELECTED})
+SELECTED_ONLY = frozenset({SELECTED})
 
-# command name -> ops module (one module per command; a few share one for a pair of twins)
-_OPS = {
-    "CAPABILITY": "capability", "NOOP": "noop", "LOGOUT": "logout", "STARTTLS": "starttls",
-    "AUTHENTICATE": "authenticate", "LOGIN": "login", "ENABLE": "enable", "ID": "id",
-    "SELECT": "select", "EXAMINE": "select", "CREATE": "create", "DELETE": "delete", "RENAME": "rename",
-    "SUBSCRIBE": "subscribe", "UNSUBSCRIBE": "subscribe", "LIST": "list", "LSUB": "list",
-    "NAMESPACE": "namespace", "STATUS": "status", "IDLE": "idle", "CHECK": "check", "CLOSE": "close",
-    "UNSELECT": "unselect", "EXPUNGE": "expunge", "SEARCH": "search", "SORT": "sort", "THREAD": "thread",
-    "FETCH": "fetch", "STORE": "store", "COPY": "copy", "MOVE": "copy", "GETQUOTA": "quota",
-    "GETQUOTAROOT": "quota", "SETQUOTA": "quota", "COMPRESS": "compress",
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """How a command runs: its handler and the states it is allowed in (RFC 9051 section 6).
+    `seq_bound`: answered by sequence number, so no EXPUNGE may be sent with it (RFC 9051
+    7.4.1); its UID form may."""
+
+    run: Callable[[Session, Any], Awaitable[Any]]
+    states: frozenset[str]
+    seq_bound: bool = False
+
+
+COMMANDS: dict[type[Command], Entry] = {
+    c.Capability: Entry(capability.run, ANY),
+    c.Noop: Entry(noop.run, ANY),
+    c.Logout: Entry(logout.run, ANY),
+    c.Id: Entry(id.run, ANY),
+    c.StartTLS: Entry(starttls.run, NOT_AUTHENTICATED),
+    c.Authenticate: Entry(authenticate.run, NOT_AUTHENTICATED),
+    c.Login: Entry(login.run, NOT_AUTHENTICATED),
+    c.Enable: Entry(enable.run, AUTHENTICATED),
+    c.Select: Entry(select.run, AUTHENTICATED),
+    c.Examine: Entry(select.run, AUTHENTICATED),
+    c.Create: Entry(create.run, AUTHENTICATED),
+    c.Delete: Entry(delete.run, AUTHENTICATED),
+    c.Rename: Entry(rename.run, AUTHENTICATED),
+    c.Subscribe: Entry(subscribe.run, AUTHENTICATED),
+    c.Unsubscribe: Entry(subscribe.run, AUTHENTICATED),
+    c.List: Entry(list.run, AUTHENTICATED),
+    c.Lsub: Entry(list.run, AUTHENTICATED),
+    c.Namespace: Entry(namespace.run, AUTHENTICATED),
+    c.Status: Entry(status.run, AUTHENTICATED),
+    c.Idle: Entry(idle.run, AUTHENTICATED),
+    c.GetQuota: Entry(quota.run, AUTHENTICATED),
+    c.GetQuotaRoot: Entry(quota.run, AUTHENTICATED),
+    c.SetQuota: Entry(quota.run, AUTHENTICATED),
+    c.Compress: Entry(compress.run, AUTHENTICATED),
+    c.Check: Entry(check.run, SELECTED_ONLY),
+    c.Close: Entry(close.run, SELECTED_ONLY),
+    c.Unselect: Entry(unselect.run, SELECTED_ONLY),
+    c.Expunge: Entry(expunge.run, SELECTED_ONLY),
+    c.Search: Entry(search.run, SELECTED_ONLY, seq_bound=True),
+    c.Sort: Entry(sort.run, SELECTED_ONLY, seq_bound=True),
+    c.Thread: Entry(thread.run, SELECTED_ONLY, seq_bound=True),
+    c.Fetch: Entry(fetch.run, SELECTED_ONLY, seq_bound=True),
+    c.Store: Entry(store.run, SELECTED_ONLY, seq_bound=True),
+    c.Copy: Entry(copy.run, SELECTED_ONLY),
+    c.Move: Entry(copy.run, SELECTED_ONLY),
 }
-_modules: dict[str, ModuleType] = {}
-
-
-def _op(name: str) -> ModuleType:
-    mod = _modules.get(name)
-    if mod is None:
-        mod = importlib.import_module(f"mailcove.imap.ops.{_OPS[name]}")
-        _modules[name] = mod
-    return mod
 
 
 async def process(s: Session) -> None:
-    from mailcove.imap.session import CloseConnection, MailboxGone
-
     while True:
         ev = s.receiver.next_event()
         if ev is NEED_DATA:
@@ -68,8 +137,6 @@ async def process(s: Session) -> None:
             await s.io.flush()
             continue
         if isinstance(ev, AppendStart | AppendData | AppendEnd):
-            from mailcove.imap.ops import append
-
             try:
                 await append.on_event(s, ev)
             except (CloseConnection, MailboxGone, ConnectionError):
@@ -85,13 +152,9 @@ async def process(s: Session) -> None:
                 s.tagged(tag, "NO", "APPEND failed: internal error", "SERVERBUG")
             continue
         if isinstance(ev, IdleDone):
-            from mailcove.imap.ops import idle
-
             await idle.done(s)
             continue
         if isinstance(ev, AuthLine):
-            from mailcove.imap.ops import authenticate
-
             await authenticate.on_line(s, ev)
             continue
         if isinstance(ev, Command):
@@ -122,29 +185,12 @@ async def _bad(s: Session, ev: BadCommand) -> None:
 
 
 async def run_command(s: Session, cmd: Command) -> None:
-    from mailcove.imap.session import (
-        AUTH,
-        AUTH_CMDS,
-        NO_EXPUNGE_DURING,
-        NOT_AUTH,
-        NOT_AUTH_ONLY,
-        SELECTED,
-        CloseConnection,
-        MailboxGone,
-        Reply,
-    )
-
     name = cmd.name
-    allowed = (
-        name in ("CAPABILITY", "NOOP", "LOGOUT", "ID")
-        or (name in NOT_AUTH_ONLY and s.state == NOT_AUTH)
-        or (name in AUTH_CMDS and s.state in (AUTH, SELECTED))
-        or (name not in AUTH_CMDS and name not in NOT_AUTH_ONLY and s.state == SELECTED)
-    )
-    if not allowed:
+    entry = COMMANDS[type(cmd)]
+    if s.state not in entry.states:
         if s.state == NOT_AUTH:
             s.tagged(cmd.tag, "BAD", f"{name} needs authentication first")
-        elif name in NOT_AUTH_ONLY:
+        elif entry.states == NOT_AUTHENTICATED:
             s.tagged(cmd.tag, "BAD", "Already authenticated")
         else:
             s.tagged(cmd.tag, "BAD", f"{name} needs a selected mailbox")
@@ -153,7 +199,7 @@ async def run_command(s: Session, cmd: Command) -> None:
     text = f"{name} completed"
     status = "OK"
     try:
-        result: Any = await _op(name).run(s, cmd)
+        result: Any = await entry.run(s, cmd)
         if isinstance(result, tuple):
             code, text = result
         elif isinstance(result, str):
@@ -175,7 +221,7 @@ async def run_command(s: Session, cmd: Command) -> None:
     if status == "BAD":
         s.bads += 1
     if s.state in (SELECTED,) and s.view is not None and s.idling is None:
-        seq_bound = name in NO_EXPUNGE_DURING and not cmd.uid
+        seq_bound = entry.seq_bound and not cmd.uid
         s.announce(allow_expunge=not seq_bound)
     if s.tag_done is not None:
         # The op answered the tag itself (IDLE, AUTHENTICATE waiting for lines).

@@ -8,6 +8,7 @@ import asyncio
 import weakref
 from typing import TYPE_CHECKING
 
+from mailcove.imap.dispatch import process
 from mailcove.imap.selected import CacheRegistry
 from mailcove.imap.session import ImapContext, ImapLimits, Session
 
@@ -47,6 +48,7 @@ class ImapServer:
             directory=ctx.directory,
             tls=ctx.tls if settings.tls.enabled else None,
             registry=_registry(ctx.store),
+            process=process,
             limits=limits,
             implicit_tls=listener == "imaps",
         )

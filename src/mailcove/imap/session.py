@@ -1,9 +1,9 @@
 """One IMAP connection: the state machine (not authenticated / authenticated / selected / logout),
-the capability set, dispatch to ops/<command>.py, and the moments pending mailbox changes are
-announced.
+the capability set, and the moments pending mailbox changes are announced. Which command runs
+in which state, and by which op, is the command table in imap/dispatch.py.
 
 The bytes -> command work is proto.imap's `ImapReceiver` (sans-IO); this module owns policy:
-which commands a state allows, what the capability list says (TLS, lab mode, ENABLEd
+what the capability list says (TLS, lab mode, ENABLEd
 extensions), when EXPUNGE / VANISHED may be sent (never while answering FETCH, STORE, SEARCH,
 SORT or THREAD by sequence number; at once during IDLE), and the user every store call is made
 for (`self.user`, set only by a successful LOGIN / AUTHENTICATE).
@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,19 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("mailcove.imap")
 
 NOT_AUTH, AUTH, SELECTED, LOGOUT = "not authenticated", "authenticated", "selected", "logout"
-
-# Commands allowed per state (RFC 9051 section 6). Anything else: BAD.
-ANY_STATE = frozenset({"CAPABILITY", "NOOP", "LOGOUT", "ID"})
-NOT_AUTH_ONLY = frozenset({"STARTTLS", "AUTHENTICATE", "LOGIN"})
-AUTH_CMDS = frozenset({
-    "ENABLE", "SELECT", "EXAMINE", "CREATE", "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE", "LIST", "LSUB",
-    "STATUS", "APPEND", "NAMESPACE", "IDLE", "GETQUOTA", "GETQUOTAROOT", "SETQUOTA", "COMPRESS",
-})
-SELECTED_CMDS = frozenset({
-    "CHECK", "CLOSE", "UNSELECT", "EXPUNGE", "SEARCH", "FETCH", "STORE", "COPY", "MOVE", "SORT", "THREAD",
-})
-# RFC 9051 7.4.1: no EXPUNGE while answering these by sequence number (their UID forms may).
-NO_EXPUNGE_DURING = frozenset({"FETCH", "STORE", "SEARCH", "SORT", "THREAD"})
 
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 ENABLEABLE = ("IMAP4REV2", "CONDSTORE", "QRESYNC", "UTF8=ACCEPT")
@@ -71,6 +59,9 @@ class ImapContext:
     directory: Directory
     tls: TlsProvider | None
     registry: CacheRegistry
+    # The command loop (imap/dispatch.process), passed in by the server: the command table
+    # imports every op, and every op imports this module, so it cannot be imported here.
+    process: Callable[[Session], Awaitable[None]]
     limits: ImapLimits = field(default_factory=ImapLimits)
     implicit_tls: bool = False
 
@@ -246,9 +237,7 @@ class Session:
             self.close_view()
 
     async def process_events(self) -> None:
-        from mailcove.imap import dispatch
-
-        await dispatch.process(self)
+        await self.ctx.process(self)
 
     # --- the selected mailbox ----------------------------------------------------------------
 
