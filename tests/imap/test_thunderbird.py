@@ -1,3 +1,4 @@
+# A replay of a hand-written trace (a unit test); tests/interop/test_thunderbird_real.py runs the real client.
 """Thunderbird's first connection and new-mail check, replayed byte for byte (as logged by
 Thunderbird 115 with IMAP logging on): CAPABILITY, ID, ENABLE, LIST with RETURN (SPECIAL-USE
 SUBSCRIBED), SELECT with CONDSTORE, UID FETCH 1:* (FLAGS), IDLE."""

@@ -1,3 +1,4 @@
+# A replay of a hand-written trace (a unit test); tests/interop/test_thunderbird_real.py runs the real client.
 """Thunderbird's first connection and new-mail check, replayed command for command against mailcove
 AND against Dovecot from Debian, every response checked by the strict parser (interop/imapwire.py).
 
