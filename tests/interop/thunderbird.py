@@ -11,6 +11,11 @@ password is not in the profile: the test gives it to Thunderbird's own login man
 (Services.logins) through Marionette before anything connects, which is where Thunderbird looks
 for it (as if the user had ticked "remember password").
 
+Xvfb or --headless: Thunderbird 153 also runs with --headless and no display at all (tried: the
+3-pane window, the account and Marionette all come up), but the test runs it under Xvfb as the
+issue asks, so its GTK windows are real windows as on a desktop; Xvfb costs well under a second.
+Marionette's chrome context needs --remote-allow-system-access as well as --marionette.
+
 Processes: Xvfb picks a free display itself (-displayfd); Thunderbird is started in its own process
 group, and `stop()` ends that group and then Xvfb, by their ids. Every wait has a deadline.
 """
