@@ -68,3 +68,19 @@ def test_recursivematch_childinfo_only_for_unreturned_children(imap):
     assert "extended" not in got[b"Rm/t8/t8"] or not got[b"Rm/t8/t8"]["extended"]
     got = _names(c.ok('LIST (SUBSCRIBED RECURSIVEMATCH) "" ("Rm/t8" "Rm/t8/t8" "Rm/t8/t9")'))
     assert set(got) == {b"Rm/t8/t8", b"Rm/t8/t9"}
+
+
+def test_rename_onto_a_name_only_a_subscription_holds(imap):
+    c = imap.client()
+    c.ok("CREATE Rn")
+    c.ok("SUBSCRIBE Rn")
+    c.ok("DELETE Rn")
+    _, done = c.cmd("RENAME Nowhere Rn")  # fails: the subscription must survive it
+    assert done.status == "NO"
+    got = _names(c.ok('LIST (SUBSCRIBED) "" "Rn"'))
+    assert set(got[b"Rn"]["attributes"]) == {"\\Subscribed", "\\NonExistent"}
+    c.ok("CREATE Other")
+    c.ok("RENAME Other Rn")  # the placeholder is no mailbox: no ALREADYEXISTS
+    got = _names(c.ok('LIST "" "Rn" RETURN (SUBSCRIBED)'))
+    assert "\\Subscribed" in got[b"Rn"]["attributes"] and "\\NonExistent" not in got[b"Rn"]["attributes"]
+    c.ok("SELECT Rn")
