@@ -87,10 +87,8 @@ async def run(s: Session, cmd: Fetch) -> tuple[str, str] | str:
             cache.apply_flags(result.changed, origin=view)
             seen_now = {e.uid for e in result.changed}
     if names <= FAST_ITEMS:
-        s.check_keywords()
         await _fast(s, view, uids, with_uid, "FLAGS" in names, with_modseq)
         return "FETCH completed"
-    s.check_keywords()
     missing = await _full(s, view, cmd.items, uids, with_uid, with_modseq, seen_now)
     view.pending_flags.difference_update(seen_now)
     if missing:
@@ -106,6 +104,8 @@ async def _fast(s: Session, view: SelectedView, uids: list[int], with_uid: bool,
     in_step = view.in_step
     for i in range(0, len(uids), FAST_SLICE):
         chunk = uids[i : i + FAST_SLICE]
+        # Another session's new keyword may have arrived while the last slice was flushed.
+        s.check_keywords()
         lines: list[bytes] = []
         if in_step and with_uid and with_flags and not with_modseq:
             # The common case (UID FETCH 1:* (FLAGS)): positions in view and cache agree.
@@ -178,6 +178,9 @@ async def _full(s: Session, view: SelectedView, items: tuple[FetchAtt, ...], uid
                 values.append(("FLAGS", s.flags_bytes(view.flags_of(uid), uid in view.recent)))
             if with_modseq and "MODSEQ" not in names:
                 values.append(("MODSEQ", b"(%d)" % view.modseq_of(uid)))
+            # The values were read with awaits in between: a keyword stored meanwhile by another
+            # session may be in these flags, and must be in FLAGS first.
+            s.check_keywords()
             try:
                 await _write(s, view, uid, s.enc.fetch(seq, values))
             except MailboxNotFound:

@@ -61,6 +61,7 @@ async def _qresync(s: Session, cmd: Select, view: SelectedView) -> None:
     for i, uid in enumerate(view.uids):
         ms = cache.modseq_of(uid)
         if ms is not None and ms > q.modseq:
+            s.check_keywords()
             fl = s.flags_bytes(view.flags_of(uid), uid in view.recent)
             s.untagged(b"%d FETCH (UID %d FLAGS %s MODSEQ (%d))" % (i + 1, uid, fl, ms))
             await s.io.maybe_flush()

@@ -32,7 +32,6 @@ async def run(s: Session, cmd: Store) -> tuple[str, str] | str:
     else:
         changed = set()
     mod_set = set(modified)
-    s.check_keywords()
     for uid in uids:
         if uid in mod_set:
             continue
@@ -45,6 +44,7 @@ async def run(s: Session, cmd: Store) -> tuple[str, str] | str:
             continue
         parts = []
         if not cmd.silent:
+            s.check_keywords()  # a new keyword (ours, or stored elsewhere while we flushed) first
             parts.append(b"FLAGS " + s.flags_bytes(view.flags_of(uid), uid in view.recent))
         if cmd.uid:
             parts.insert(0, b"UID %d" % uid)
