@@ -84,3 +84,26 @@ def test_rename_onto_a_name_only_a_subscription_holds(imap):
     got = _names(c.ok('LIST "" "Rn" RETURN (SUBSCRIBED)'))
     assert "\\Subscribed" in got[b"Rn"]["attributes"] and "\\NonExistent" not in got[b"Rn"]["attributes"]
     c.ok("SELECT Rn")
+
+
+def test_subscription_placeholders_are_not_inferiors(imap):
+    c = imap.client()
+    c.ok("CREATE Top/kid")
+    c.ok("SUBSCRIBE Top/kid")
+    c.ok("DELETE Top/kid")  # Top/kid is now only a subscription
+    c.ok("DELETE Top")  # Top has no inferior that exists: it goes away completely
+    assert _names(c.ok('LIST "" "Top*"')) == {}
+    got = _names(c.ok('LIST (SUBSCRIBED) "" "Top*"'))
+    assert set(got) == {b"Top/kid"} and "\\NonExistent" in got[b"Top/kid"]["attributes"]
+    _, done = c.cmd("DELETE Top")
+    assert done.status == "NO" and done.code == "NONEXISTENT"
+    # the same for RENAME onto a name below which only subscriptions are
+    c.ok("SUBSCRIBE Dst")
+    c.ok("SUBSCRIBE Dst/x")
+    c.ok("CREATE Src")
+    c.ok("RENAME Src Dst")
+    got = _names(c.ok('LIST "" "Dst*" RETURN (SUBSCRIBED)'))
+    assert set(got) == {b"Dst"} and "\\Subscribed" in got[b"Dst"]["attributes"]
+    assert "\\Noselect" not in got[b"Dst"]["attributes"]
+    got = _names(c.ok('LIST (SUBSCRIBED) "" "Dst/*"'))
+    assert set(got[b"Dst/x"]["attributes"]) == {"\\Subscribed", "\\NonExistent"}
