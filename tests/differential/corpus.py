@@ -6,6 +6,16 @@ attachments, message/rfc822 parts (with their own multiparts), broken and 8-bit 
 encoded words, RFC 2231 parameters (charset, language, continuations), very long lines, no final
 newline, bare LF, groups and odd addresses, missing and broken Date headers, threads by References,
 In-Reply-To and subject only.
+
+Added for what Dovecot's imaptest found (issue 12): the addresses of imaptest's search-addresses
+group (bare, display names, comments inside the address, names in parentheses, several From
+addresses, groups and an empty group), each with a Date header and an INTERNALDATE near midnight
+in another time zone (for BEFORE/ON/SINCE and SENTBEFORE/SENTON/SENTSINCE), and quoted-printable
+parts for BINARY[n] (imaptest's fetch-binary-mime-qp part, =20 before CRLF, trailing whitespace,
+lowercase hex, an encoded NUL and CR LF, an empty part, a soft line break on the part's last line).
+A part whose very last byte is the '=' of a soft line break (no CRLF before the boundary's) is
+left out: Dovecot 2.3 fails that FETCH and drops the connection ("Invalid quoted-printable input
+trailer"), so it gives no reference.
 """
 
 from __future__ import annotations
@@ -308,6 +318,96 @@ def thread_member(n: int, subject: str, refs: str, date: str) -> bytes:
     return _msg(head, f"thread message {n}\r\n".encode())
 
 
+def address_message(n: int, headers: list[str], date: str) -> bytes:
+    """imaptest's search-addresses messages, each with a Date near midnight in some time zone."""
+    return _msg([*headers, f"Subject: addresses {n}", f"Date: {date}", f"Message-ID: <addr-{n}@domain.org>"],
+                f"body{n}\r\n".encode())
+
+
+# (name, header lines, Date header, INTERNALDATE): the dates sit around midnight of 15/16/17 Nov
+# 2026, in zones from -1200 to +1400, so the calendar day differs between the zone and UTC.
+ADDRESSES: list[tuple[str, list[str], str, str]] = [
+    ("addr_plain", ["From: user-from@domain.org", "To: user-to@domain.org", "Cc: user-cc@domain.org",
+                    "Bcc: user-bcc@domain.org"],
+     "Sun, 15 Nov 2026 23:30:00 -0500", "15-Nov-2026 23:59:59 -0500"),
+    ("addr_display", ["From: RealFrom <user-from@domain.org>", "To: RealTo <user-to@domain.org>",
+                      "Cc: RealCc <user-cc@domain.org>", "Bcc: RealBcc <user-bcc@domain.org>"],
+     "Mon, 16 Nov 2026 00:15:00 +1300", "16-Nov-2026 00:00:00 +0100"),
+    ("addr_comments", ["From: <user-from (comment)@ (comment) domain.org>", "To: <user-to@domain.org>",
+                       "Cc: <user-cc@domain.org>", "Bcc: <user-bcc@domain.org>"],
+     "Mon, 16 Nov 2026 00:00:00 +0000", "16-Nov-2026 00:00:00 +0000"),
+    ("addr_paren_names", ["From: user-from@domain.org (RealFrom)", "To: user-to@domain.org (RealTo)",
+                          "Cc: user-cc@domain.org (RealCc)", "Bcc: user-bcc@domain.org (RealBcc)"],
+     "Sun, 15 Nov 2026 23:59:59 +0000", "15-Nov-2026 23:59:59 +0000"),
+    ("addr_multi", ["From: user-from1@domain.org, user-from2@domain.org", "Cc: user-cc@domain.org"],
+     "Mon, 16 Nov 2026 01:00:00 +0200", "16-Nov-2026 01:00:00 +0200"),
+    ("addr_groups", ["From: RealFrom <user-from@domain.org>",
+                     "To: groupname: groupuser1@domain.org, groupuser2@domain.org;,\r\n"
+                     "  groupname2: groupuser3@domain.org;",
+                     "Cc: \"Doe, John\" <John.Doe@Sub.Domain.ORG>"],
+     "Mon, 16 Nov 2026 23:30:00 -1000", "17-Nov-2026 00:30:00 +1400"),
+    ("addr_empty_group", ["From: RealFrom <user-from@domain.org>", "To: groupname:;"],
+     "17 Nov 2026 00:00 EST", "17-Nov-2026 23:59:59 -1200"),
+]
+
+
+def qp_parts() -> bytes:
+    """multipart/mixed with imaptest's fetch-binary-mime-qp part (a folded boundary parameter),
+    then the other quoted-printable cases, an empty part and a binary one."""
+    return _msg(
+        [
+            "From: user@domain.org",
+            "To: alice@hamap.local",
+            "Subject: quoted-printable parts",
+            "Date: Sat, 24 Mar 2007 23:00:00 +0200",
+            "Message-ID: <qp-1@domain.org>",
+            "Mime-Version: 1.0",
+            'Content-Type: multipart/mixed; boundary="foo\r\n bar"',
+        ],
+        b"Root MIME prologue\r\n\r\n"
+        b"--foo bar\r\n"
+        b"Content-Type: text/x-myown; charset=us-ascii\r\n"
+        b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        b"hello  \r\nbar=\r\n\r\nfoo\t=\r\nbar\r\nfoo\t \t= \r\n=62\r\nfoo = \t\r\nbar\r\nfoo =\r\n=62\r\n"
+        b"foo  \r\nbar=\r\n\r\nfoo_bar\r\n\r\n"
+        b"--foo bar\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        b"space kept=20\r\ntwo spaces=20=20\r\ntrailing blanks dropped \t \r\n"
+        b"lowercase caf=c3=a9, mixed =C3=a9, equals =3D sign\r\n"
+        b"a soft=\r\n break and a long line that goes on=\r\n and on\r\n"
+        b"--foo bar\r\n"
+        b"Content-Type: text/plain; charset=us-ascii\r\n"
+        b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        b"--foo bar\r\n"
+        b"Content-Type: application/octet-stream\r\n"
+        b"Content-Transfer-Encoding: Quoted-Printable\r\n\r\n"
+        b"nul=00byte, cr=0D=0Alf, high=FF=80=\r\n\r\n"
+        b"--foo bar\r\n"
+        b"Content-Type: text/plain; charset=us-ascii\r\n"
+        b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        b"ends with a soft break=\r\n\r\n"
+        b"--foo bar--\r\n"
+        b"Root MIME epilogue\r\n",
+    )
+
+
+def qp_single() -> bytes:
+    """A single-part quoted-printable body: BINARY[1] and BINARY[TEXT]-like access of part 1."""
+    return _msg(
+        [
+            "From: user@domain.org",
+            "To: alice@hamap.local",
+            "Subject: single quoted-printable part",
+            "Date: Sun, 25 Mar 2007 00:00:00 +0300",
+            "MIME-Version: 1.0",
+            "Content-Type: text/plain; charset=iso-8859-1",
+            "Content-Transfer-Encoding: quoted-printable",
+        ],
+        b"Gr=FC=DFe =\r\naus M=fcnchen=20\r\n=20\r\nlast line   \r\n",
+    )
+
+
 def corpus() -> list[tuple[str, bytes, str, str]]:
     """(name, bytes, INTERNALDATE, flags)."""
     items = [
@@ -336,4 +436,8 @@ def corpus() -> list[tuple[str, bytes, str, str]]:
     ]
     for i, (subject, refs, date) in enumerate(threads, start=1):
         items.append((f"thread{i}", thread_member(i, subject, refs, date), f"14-Nov-2026 00:00:{i:02d} +0000", "()"))
+    for n, (name, headers, date, internal) in enumerate(ADDRESSES, start=1):
+        items.append((name, address_message(n, headers, date), internal, "()"))
+    items.append(("qp_parts", qp_parts(), "24-Mar-2007 23:00:00 +0200", "()"))
+    items.append(("qp_single", qp_single(), "25-Mar-2007 00:00:00 +0300", "(\\Seen)"))
     return items
