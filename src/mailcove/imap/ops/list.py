@@ -5,8 +5,6 @@ Only `list_mailboxes(self.user)` is ever consulted: no pattern can reach another
 
 from __future__ import annotations
 
-import re
-
 from mailcove.imap.ops.status import status_items
 from mailcove.imap.session import Session
 from mailcove.proto.imap.commands import List, Lsub
@@ -15,19 +13,59 @@ from mailcove.store.api import Mailbox
 SEP = "/"
 
 
-def pattern_regex(reference: str, pattern: str) -> re.Pattern[str]:
+class Glob:
+    """A LIST pattern: "*" matches anything, "%" anything but the separator (RFC 9051 6.3.9).
+
+    Matched by simulating the pattern's automaton with one bit per position (an int as the bit
+    set), so a name costs one step per character whatever the pattern: a regex with several
+    ".*" backtracks polynomially ("*a*a*a*a*a*a*b" against a long name of "a"s took minutes)."""
+
+    __slots__ = ("_accept", "_literal", "_pct", "_star", "_wild")
+
+    def __init__(self, pattern: str) -> None:
+        tokens: list[str] = []
+        for ch in pattern:
+            if ch in "*%" and tokens and tokens[-1] in "*%":
+                # adjacent wildcards are one: "*" if either is "*"
+                if ch == "*":
+                    tokens[-1] = "*"
+                continue
+            tokens.append(ch)
+        self._literal: dict[str, int] = {}
+        self._star = self._pct = 0
+        for i, t in enumerate(tokens):
+            if t == "*":
+                self._star |= 1 << i
+            elif t == "%":
+                self._pct |= 1 << i
+            else:
+                self._literal[t] = self._literal.get(t, 0) | 1 << i
+        self._wild = self._star | self._pct
+        self._accept = 1 << len(tokens)
+
+    def _closure(self, states: int) -> int:
+        # a wildcard may match nothing; wildcards are never adjacent, so one step is enough
+        return states | (states & self._wild) << 1
+
+    def fullmatch(self, name: str) -> bool:
+        states = self._closure(1)
+        star, pct, literal = self._star, self._pct, self._literal
+        for ch in name:
+            nxt = (states & literal.get(ch, 0)) << 1 | states & star
+            if ch != SEP:
+                nxt |= states & pct
+            states = self._closure(nxt)
+            if not states:
+                return False
+        return bool(states & self._accept)
+
+
+def pattern_regex(reference: str, pattern: str) -> Glob:
+    """The matcher for a LIST reference and pattern (INBOX is case-insensitive)."""
     full = reference + pattern if not pattern.startswith(SEP) or not reference else reference.rstrip(SEP) + pattern
     if full[:5].upper() == "INBOX" and (len(full) == 5 or full[5] in (SEP, "*", "%")):
         full = "INBOX" + full[5:]
-    out = []
-    for ch in full:
-        if ch == "*":
-            out.append(".*")
-        elif ch == "%":
-            out.append("[^/]*")
-        else:
-            out.append(re.escape(ch))
-    return re.compile("".join(out), re.DOTALL)
+    return Glob(full)
 
 
 def _ancestors(names: set[str]) -> set[str]:
@@ -76,7 +114,7 @@ def _order(names: set[str]) -> list[str]:
     return sorted(names, key=lambda n: (n != "INBOX", n))
 
 
-def _unreturned_descendant(name: str, among: set[str], regexes: list[re.Pattern[str]]) -> bool:
+def _unreturned_descendant(name: str, among: set[str], regexes: list[Glob]) -> bool:
     """Whether some name in `among` is an inferior of `name` that no pattern returns itself: then
     `name` stands for it (LSUB's "%" rule, RFC 3501 6.3.9; RECURSIVEMATCH's CHILDINFO, RFC 5258 3.5)."""
     prefix = name + SEP
@@ -100,7 +138,7 @@ async def run(s: Session, cmd: List | Lsub) -> str:
         return "LSUB completed"
     if cmd.patterns == ("",):
         # RFC 9051 6.3.9: the hierarchy delimiter and root name.
-        s.untagged('LIST (\\Noselect) "/" ""')
+        s.write(s.enc.list(["\\Noselect"], SEP, ""))
         return "LIST completed"
     regexes = [pattern_regex(cmd.reference, p) for p in cmd.patterns]
     sel = cmd.selection
