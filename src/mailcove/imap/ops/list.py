@@ -5,6 +5,8 @@ Only `list_mailboxes(self.user)` is ever consulted: no pattern can reach another
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 from mailcove.imap.ops.status import status_items
 from mailcove.imap.session import Session
 from mailcove.proto.imap.commands import List, Lsub
@@ -90,6 +92,7 @@ class _View:
         self.real = {b.name for b in boxes if not b.noselect}
         self.parents = _ancestors(self.real)  # names with an existing inferior
         self.subscribed = {b.name for b in boxes if b.subscribed}
+        self.subscribed_sorted = sorted(self.subscribed)
 
     def exists(self, name: str) -> bool:
         return name in self.real or name in self.parents
@@ -114,11 +117,18 @@ def _order(names: set[str]) -> list[str]:
     return sorted(names, key=lambda n: (n != "INBOX", n))
 
 
-def _unreturned_descendant(name: str, among: set[str], regexes: list[Glob]) -> bool:
-    """Whether some name in `among` is an inferior of `name` that no pattern returns itself: then
-    `name` stands for it (LSUB's "%" rule, RFC 3501 6.3.9; RECURSIVEMATCH's CHILDINFO, RFC 5258 3.5)."""
+def _unreturned_descendant(name: str, among: list[str], regexes: list[Glob]) -> bool:
+    """Whether some name in `among` (sorted) is an inferior of `name` that no pattern returns
+    itself: then `name` stands for it (LSUB's "%" rule, RFC 3501 6.3.9; RECURSIVEMATCH's
+    CHILDINFO, RFC 5258 3.5). The inferiors are one contiguous run of the sorted list."""
     prefix = name + SEP
-    return any(d.startswith(prefix) and not any(rx.fullmatch(d) for rx in regexes) for d in among)
+    for i in range(bisect_left(among, prefix), len(among)):
+        d = among[i]
+        if not d.startswith(prefix):
+            break
+        if not any(rx.fullmatch(d) for rx in regexes):
+            return True
+    return False
 
 
 async def run(s: Session, cmd: List | Lsub) -> str:
@@ -131,7 +141,7 @@ async def run(s: Session, cmd: List | Lsub) -> str:
         for name in _order(view.subscribed | _ancestors(view.subscribed)):
             if not rx.fullmatch(name):
                 continue
-            if name not in view.subscribed and not _unreturned_descendant(name, view.subscribed, [rx]):
+            if name not in view.subscribed and not _unreturned_descendant(name, view.subscribed_sorted, [rx]):
                 continue
             noselect = name not in view.subscribed or name not in view.real
             s.io.write(s.enc.list(["\\Noselect"] if noselect else [], SEP, name, lsub=True))
@@ -155,7 +165,7 @@ async def run(s: Session, cmd: List | Lsub) -> str:
         if not any(rx.fullmatch(name) for rx in regexes):
             continue
         extended: dict[str, bytes] | None = None
-        if only_subscribed and recursive and _unreturned_descendant(name, view.subscribed, regexes):
+        if only_subscribed and recursive and _unreturned_descendant(name, view.subscribed_sorted, regexes):
             extended = {"CHILDINFO": b'("SUBSCRIBED")'}
         elif only_subscribed and name not in view.subscribed:
             continue
