@@ -133,7 +133,7 @@ async def process(s: Session) -> None:
         if isinstance(ev, NeedContinuation):
             if ev.append and s.append is not None and s.append.refused:
                 continue
-            s.send(b"+ Ready for literal data")
+            s.continuation("Ready for literal data")
             await s.io.flush()
             continue
         if isinstance(ev, AppendStart | AppendData | AppendEnd):

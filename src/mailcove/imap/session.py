@@ -23,7 +23,6 @@ from mailcove.imap.selected import CacheRegistry, SelectedView
 from mailcove.imap.wire import flag_list
 from mailcove.proto.imap import ImapReceiver
 from mailcove.proto.imap.responses import ResponseEncoder
-from mailcove.proto.imap.seqset import compact
 
 if TYPE_CHECKING:
     from mailcove.config.settings import Settings
@@ -170,22 +169,25 @@ class Session:
 
     # --- output ------------------------------------------------------------------------------
 
-    def send(self, line: bytes) -> None:
-        """One complete response line (CRLF added)."""
-        self.io.write(line + b"\r\n")
+    # Every byte of a response comes from the sans-IO encoder (`self.enc`, proto.imap.responses),
+    # so one sanitiser sees all of it: these only queue what it made.
 
-    def untagged(self, text: str | bytes) -> None:
-        self.send(b"* " + (text.encode("utf-8") if isinstance(text, str) else text))
+    def write(self, data: bytes) -> None:
+        self.io.write(data)
 
     def tagged(self, tag: str, status: str, text: str, code: str | None = None) -> None:
-        c = f"[{code}] " if code else ""
-        self.send(f"{tag} {status} {c}{text}".encode("utf-8", "replace"))
+        self.io.write(self.enc.tagged(tag, status, text, code))
+
+    def untagged_status(self, status: str, text: str, code: str | None = None) -> None:
+        self.io.write(self.enc.untagged_status(status, text, code))
+
+    def continuation(self, text: str | bytes = "Ready") -> None:
+        self.io.write(self.enc.continuation(text))
 
     # --- the loop ----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        caps = " ".join(self.capabilities())
-        self.send(f"* OK [CAPABILITY {caps}] mailcove ready".encode())
+        self.untagged_status("OK", "mailcove ready", "CAPABILITY " + " ".join(self.capabilities()))
         await self.io.flush()
         closing = asyncio.ensure_future(self.conn.closing.wait())
         try:
@@ -213,7 +215,7 @@ class Session:
                     with contextlib.suppress(BaseException):
                         await read
                     text = "Server shutting down" if closing in done else "Autologout; idle for too long"
-                    self.untagged(f"BYE {text}")
+                    self.untagged_status("BYE", text)
                     await self.io.flush()
                     return
                 data = read.result()
@@ -226,7 +228,7 @@ class Session:
             with contextlib.suppress(Exception):
                 await self.io.flush()
         except MailboxGone as gone:
-            self.untagged(f"BYE {gone.text}")
+            self.untagged_status("BYE", gone.text)
             with contextlib.suppress(Exception):
                 await self.io.flush()
         finally:
@@ -261,9 +263,9 @@ class Session:
         keywords = frozenset(view.cache.keywords)
         view.announced_keywords = keywords
         names = [*SYSTEM_FLAGS, *sorted(keywords)]
-        self.untagged(b"FLAGS " + self.enc.flag_list(names))
+        self.io.write(self.enc.flags(names))
         if view.readonly:
-            self.untagged("OK [PERMANENTFLAGS ()] Read-only mailbox")
+            self.untagged_status("OK", "Read-only mailbox", "PERMANENTFLAGS ()")
         else:
             self.io.write(self.enc.permanentflags(names))
 
@@ -286,24 +288,22 @@ class Session:
         if allow_expunge and view.pending_expunged:
             seqs, uids = view.take_expunges()
             if self.qresync:
-                if uids:
-                    self.untagged("VANISHED " + compact(uids))
+                self.io.write(self.enc.vanished(uids))
             else:
                 for s in seqs:
-                    self.untagged(b"%d EXPUNGE" % s)
+                    self.io.write(self.enc.expunge(s))
         added = view.take_new()
         if added:
-            self.untagged(b"%d EXISTS" % len(view))
-            if not self.rev2:
-                self.untagged(b"%d RECENT" % view.recent_count())
+            self.io.write(self.enc.exists(len(view)))
+            self.io.write(self.enc.recent(view.recent_count()))
         for uid in view.take_flag_changes():
             seq = view.seq_of(uid)
             if seq is None:
                 continue
-            parts = [b"UID %d" % uid, b"FLAGS " + self.flags_bytes(view.flags_of(uid), uid in view.recent)]
+            items = [("UID", b"%d" % uid), ("FLAGS", self.flags_bytes(view.flags_of(uid), uid in view.recent))]
             if self.condstore:
-                parts.append(b"MODSEQ (%d)" % view.modseq_of(uid))
-            self.untagged(b"%d FETCH (" % seq + b" ".join(parts) + b")")
+                items.append(("MODSEQ", b"(%d)" % view.modseq_of(uid)))
+            self.io.write(self.enc.fetch_bytes(seq, items))
         view.wakeup.clear()
 
     def visible_flags(self, flags: frozenset[str]) -> frozenset[str]:
@@ -329,7 +329,7 @@ class Session:
         self._flag_cache.clear()
 
     async def bye(self, text: str) -> None:
-        self.untagged(f"BYE {text}")
+        self.untagged_status("BYE", text)
         await self.io.flush()
         raise CloseConnection()
 

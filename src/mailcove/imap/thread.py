@@ -2,8 +2,8 @@
 
 Both work over the Message-ID / In-Reply-To / References / base subject / sent date fields the
 scanner extracted at delivery. The result is a nested list: a thread node is `(id, children)`,
-serialised by `format_threads` into the RFC's parenthesised form, where a chain of only children
-is written flat, `(1 2 3)`, and siblings as sub-lists, `(1 (2)(3))`.
+written on the wire by the sans-IO encoder (`ResponseEncoder.thread`), where a chain of only
+children is written flat, `(1 2 3)`, and siblings as sub-lists, `(1 (2)(3))`.
 """
 
 from __future__ import annotations
@@ -228,37 +228,3 @@ def _to_nodes(roots: list[_Container]) -> list[Node]:
         siblings.append(node)
         stack.extend((ch, node[1]) for ch in reversed(c.children))
     return top
-
-
-def format_threads(nodes: Sequence[Node]) -> bytes:
-    """RFC 5256 section 4: ``thread-list = "(" (thread-members / thread-nested) ")"``: a chain of
-    only children is written flat, `(1 2 3)`, two or more children as nested lists after the
-    chain, `(1 (2)(3 4))`. Iterative, for threads of any depth."""
-    out = bytearray()
-    _CLOSE = None
-    stack: list[Node | None] = list(reversed(nodes))
-    while stack:
-        node = stack.pop()
-        if node is _CLOSE:
-            out += b")"
-            continue
-        out += b"("
-        ident, children = node
-        wrote = False
-        while True:
-            if ident:
-                if wrote:
-                    out += b" "
-                out += b"%d" % ident
-                wrote = True
-            if len(children) != 1:
-                break
-            ident, children = children[0]
-        if not children:
-            out += b")"
-            continue
-        if wrote:
-            out += b" "
-        stack.append(_CLOSE)
-        stack.extend(reversed(children))
-    return bytes(out)

@@ -105,7 +105,7 @@ def test_every_builder_passes_the_strict_parser() -> None:
         e.esearch("A285", True, min=7, max=3800), e.esearch("A", False, count=0),
         e.esearch(None, True, all=[1, 2, 3, 9], count=4, modseq=5),
         e.sort([5, 3, 4]), e.sort([]),
-        e.thread([[2], [3, 6, [4, 23], [44, 7, 96]]]), e.thread([]),
+        e.thread([(2, []), (3, [(6, [(4, [(23, [])]), (44, [(7, [(96, [])])])])])]), e.thread([]),
         e.namespace([("", "/")]), e.namespace([("", "/")], [("~", "/")], [("#shared/", "/")]),
         e.id({"name": "mailcove", "version": None}), e.id(None),
         e.quota("", [("STORAGE", 10, 512), ("MESSAGE", 1, 100)]),

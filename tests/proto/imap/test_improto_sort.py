@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailcove.proto.imap.commands.sort import ordered_set
+from mailcove.proto.imap.seqset import ordered_set
 
 
 def test_ordered_set_keeps_the_order() -> None:

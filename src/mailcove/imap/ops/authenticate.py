@@ -24,7 +24,7 @@ async def run(s: Session, cmd: Authenticate) -> tuple[str, str] | str:
     if not s.login_allowed:
         raise Reply("NO", "Authentication is disabled before TLS; use STARTTLS", "PRIVACYREQUIRED")
     if cmd.initial is None:
-        s.send(b"+ ")
+        s.continuation(b"")
         s.receiver.start_auth()
         s.auth = cmd.tag
         s.tag_done = cmd.tag
@@ -40,7 +40,7 @@ async def on_line(s: Session, ev: AuthLine) -> None:
     tag = s.auth
     s.auth = None
     if tag is None:
-        s.untagged("BAD Unexpected SASL response")
+        s.untagged_status("BAD", "Unexpected SASL response")
         return
     if ev.cancelled:
         s.tagged(tag, "BAD", "Authentication cancelled")

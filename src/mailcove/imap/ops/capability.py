@@ -7,5 +7,5 @@ from mailcove.proto.imap.commands import Capability
 
 
 async def run(s: Session, cmd: Capability) -> str:
-    s.untagged("CAPABILITY " + " ".join(s.capabilities()))
+    s.write(s.enc.capability(s.capabilities()))
     return "CAPABILITY completed"

@@ -17,5 +17,5 @@ async def run(s: Session, cmd: Enable) -> str:
             if up == "QRESYNC" and "CONDSTORE" not in s.enabled:
                 s.enabled.add("CONDSTORE")
     s.update_encoding()
-    s.untagged(("ENABLED " + " ".join(newly)).rstrip())
+    s.write(s.enc.enabled(newly))
     return "ENABLE completed"

@@ -75,7 +75,7 @@ async def run(s: Session, cmd: Fetch) -> tuple[str, str] | str:
             gone = await s.store.expunged_since(cache.mailbox_id, since)
             gone = [u for u in gone if any(a <= u <= b for a, b in ranges)]
             if gone:
-                s.io.write(s.enc.vanished(gone, earlier=True))
+                s.write(s.enc.vanished(gone, earlier=True))
     with_uid = cmd.uid or "UID" in names
     # RFC 7162 3.1.4.1: once CONDSTORE is on, every FETCH that carries FLAGS carries MODSEQ too.
     with_modseq = s.condstore and ("MODSEQ" in names or "FLAGS" in names or cmd.changedsince is not None)
@@ -106,33 +106,30 @@ async def _fast(s: Session, view: SelectedView, uids: list[int], with_uid: bool,
         chunk = uids[i : i + FAST_SLICE]
         # Another session's new keyword may have arrived while the last slice was flushed.
         s.check_keywords()
-        lines: list[bytes] = []
-        if in_step and with_uid and with_flags and not with_modseq:
-            # The common case (UID FETCH 1:* (FLAGS)): positions in view and cache agree.
-            first = view.seq_of(chunk[0]) or 1
+        first = view.seq_of(chunk[0]) or 1
+        # The common case (UID FETCH 1:* (FLAGS)): a contiguous run whose positions in view and
+        # cache agree, encoded in one call.
+        if (in_step and with_uid and with_flags and not with_modseq
+                and view.uids[first + len(chunk) - 2] == chunk[-1]):
             flags = cache.flags
             if recent:
-                lines = [b"* %d FETCH (UID %d FLAGS %s)\r\n" % (seq, uid, fb(flags[seq - 1], uid in recent))
-                         for seq, uid in zip(range(first, first + len(chunk)), chunk, strict=True)]
+                encoded = [fb(flags[seq], uid in recent) for seq, uid in enumerate(chunk, first - 1)]
             else:
-                lines = [b"* %d FETCH (UID %d FLAGS %s)\r\n" % (seq, uid, fb(flags[seq - 1]))
-                         for seq, uid in zip(range(first, first + len(chunk)), chunk, strict=True)]
-            if lines and view.uids[first + len(chunk) - 2] != chunk[-1]:
-                lines = []  # not contiguous after all (a UID set with gaps): take the general path
-        if not lines:
+                encoded = [fb(flags[seq]) for seq in range(first - 1, first - 1 + len(chunk))]
+            s.write(s.enc.fetch_uid_flags(first, chunk, encoded))
+        else:
             for uid in chunk:
                 seq = view.seq_of(uid)
                 if seq is None:
                     continue
-                parts = []
+                items: list[tuple[str, bytes]] = []
                 if with_uid:
-                    parts.append(b"UID %d" % uid)
+                    items.append(("UID", b"%d" % uid))
                 if with_flags:
-                    parts.append(b"FLAGS " + fb(view.flags_of(uid), uid in recent))
+                    items.append(("FLAGS", fb(view.flags_of(uid), uid in recent)))
                 if with_modseq:
-                    parts.append(b"MODSEQ (%d)" % view.modseq_of(uid))
-                lines.append(b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n")
-        s.io.write(b"".join(lines))
+                    items.append(("MODSEQ", b"(%d)" % view.modseq_of(uid)))
+                s.write(s.enc.fetch_bytes(seq, items))
         await s.io.maybe_flush()
 
 

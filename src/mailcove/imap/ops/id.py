@@ -11,5 +11,5 @@ async def run(s: Session, cmd: Id) -> str:
     if cmd.params is not None:
         s.client_id = {k[:64]: (v[:256] if v is not None else None) for k, v in cmd.params[:30]}
         s.log.info("client id %s", " ".join(f"{k}={v!r}" for k, v in s.client_id.items()))
-    s.untagged(f'ID ("name" "mailcove" "version" "{__version__}")')
+    s.write(s.enc.id({"name": "mailcove", "version": __version__}))
     return "ID completed"

@@ -9,7 +9,7 @@ from mailcove.proto.imap.commands import Idle
 
 
 async def run(s: Session, cmd: Idle) -> str:
-    s.send(b"+ idling")
+    s.continuation("idling")
     s.receiver.start_idle()
     s.idling = cmd.tag
     s.tag_done = cmd.tag
@@ -22,7 +22,7 @@ async def done(s: Session) -> None:
     tag = s.idling
     s.idling = None
     if tag is None:
-        s.untagged("BAD Unexpected DONE")
+        s.untagged_status("BAD", "Unexpected DONE")
         return
     if s.state == SELECTED:
         s.announce(allow_expunge=True)

@@ -7,7 +7,7 @@ from mailcove.proto.imap.commands import Logout
 
 
 async def run(s: Session, cmd: Logout) -> str:
-    s.untagged("BYE Logging out")
+    s.untagged_status("BYE", "Logging out")
     s.tagged(cmd.tag, "OK", "LOGOUT completed")
     s.state = LOGOUT
     s.close_view()

@@ -8,5 +8,5 @@ from mailcove.proto.imap.commands import Namespace
 
 
 async def run(s: Session, cmd: Namespace) -> str:
-    s.untagged('NAMESPACE (("" "/")) NIL NIL')
+    s.write(s.enc.namespace([("", "/")]))
     return "NAMESPACE completed"

@@ -8,7 +8,6 @@ from mailcove.imap.search import Evaluator, Msg, uses_modseq
 from mailcove.imap.session import Session
 from mailcove.proto.imap.commands import Search
 from mailcove.proto.imap.commands.search import SearchKey
-from mailcove.proto.imap.commands.sort import ordered_set
 
 
 async def evaluate(s: Session, criteria: SearchKey) -> list[Msg]:
@@ -47,12 +46,7 @@ def respond(s: Session, tag: str, uid: bool, found: list[Msg], return_opts: tupl
     numbers = [m.uid if uid else m.seq for m in found]
     if return_opts is None:
         if name == "SORT":
-            line = s.enc.sort(numbers)
-            modseq = _result_modseq(found, set()) if modseq_used else None
-            if modseq is not None:
-                # RFC 7162 3.1.5: sort-data = "SORT" *(SP nz-number) [SP search-sort-mod-seq]
-                line = line[:-2] + b" (MODSEQ %d)\r\n" % modseq
-            s.io.write(line)
+            s.write(s.enc.sort(numbers, _result_modseq(found, set()) if modseq_used else None))
         else:
             s.io.write(s.enc.search(numbers, _result_modseq(found, set()) if modseq_used else None))
         return
@@ -74,13 +68,8 @@ def respond(s: Session, tag: str, uid: bool, found: list[Msg], return_opts: tupl
     hi_n = max(numbers) if "MAX" in opts and numbers else None
     count = len(numbers) if "COUNT" in opts else None
     if name == "SORT" and "ALL" in opts and numbers:
-        # ESORT (RFC 5267 3.2): ALL lists the matches in sort order as a sequence-set, so only
-        # runs that ascend by one become ranges ("1:5", but "5,4,3" for REVERSE).
-        line = s.enc.esearch(tag, uid, min=lo_n, max=hi_n, count=count)
-        tail = b" ALL " + ordered_set(numbers).encode("ascii")
-        if modseq is not None:
-            tail += b" MODSEQ %d" % modseq
-        s.io.write(line[:-2] + tail + b"\r\n")
+        # ESORT (RFC 5267 3.2): ALL keeps the sort order (the encoder's all_in_order).
+        s.write(s.enc.esearch(tag, uid, min=lo_n, max=hi_n, count=count, all_in_order=numbers, modseq=modseq))
         return
     s.io.write(s.enc.esearch(tag, uid, min=lo_n, max=hi_n, count=count,
                              all=numbers if "ALL" in opts and numbers else None, modseq=modseq))
@@ -94,7 +83,7 @@ def announce_condstore(s: Session) -> None:
     s.condstore_used = True
     cache = s.view.cache
     mb_highest = s.mailbox.highestmodseq if s.mailbox is not None else 0
-    s.untagged(f"OK [HIGHESTMODSEQ {max(mb_highest, cache.highestmodseq, 1)}] Highest")
+    s.untagged_status("OK", "Highest", f"HIGHESTMODSEQ {max(mb_highest, cache.highestmodseq, 1)}")
 
 
 async def run(s: Session, cmd: Search) -> str:

@@ -13,7 +13,7 @@ async def run(s: Session, cmd: Select) -> tuple[str, str]:
     if s.view is not None:
         s.close_view()
         if s.qresync:
-            s.untagged("OK [CLOSED] Previous mailbox closed")
+            s.untagged_status("OK", "Previous mailbox closed", "CLOSED")
     if cmd.qresync is not None and not s.qresync:
         raise Reply("BAD", "QRESYNC parameter without ENABLE QRESYNC")
     if cmd.condstore:
@@ -26,20 +26,20 @@ async def run(s: Session, cmd: Select) -> tuple[str, str]:
     s.view, s.mailbox, s.state = view, mb, SELECTED
     s.saved_search = None
     s.announce_flags(view)
-    s.untagged(b"%d EXISTS" % len(view))
+    s.write(s.enc.exists(len(view)))
+    s.write(s.enc.recent(view.recent_count()))
     if not s.rev2:
-        s.untagged(b"%d RECENT" % view.recent_count())
         if view.in_step:
             flags = cache.flags
             first_unseen = next((i + 1 for i, f in enumerate(flags) if "\\Seen" not in f), None)
         else:
             first_unseen = next((i + 1 for i, u in enumerate(view.uids) if "\\Seen" not in view.flags_of(u)), None)
         if first_unseen is not None:
-            s.untagged(f"OK [UNSEEN {first_unseen}] First unseen")
-    s.untagged(f"OK [UIDVALIDITY {mb.uidvalidity}] UIDs valid")
-    s.untagged(f"OK [UIDNEXT {max(mb.uidnext, view.max_uid + 1)}] Predicted next UID")
+            s.untagged_status("OK", "First unseen", f"UNSEEN {first_unseen}")
+    s.untagged_status("OK", "UIDs valid", f"UIDVALIDITY {mb.uidvalidity}")
+    s.untagged_status("OK", "Predicted next UID", f"UIDNEXT {max(mb.uidnext, view.max_uid + 1)}")
     if s.condstore:
-        s.untagged(f"OK [HIGHESTMODSEQ {max(mb.highestmodseq, cache.highestmodseq, 1)}] Highest")
+        s.untagged_status("OK", "Highest", f"HIGHESTMODSEQ {max(mb.highestmodseq, cache.highestmodseq, 1)}")
     if cmd.qresync is not None and cmd.qresync.uidvalidity == mb.uidvalidity:
         await _qresync(s, cmd, view)
     return ("READ-ONLY" if cmd.readonly else "READ-WRITE"), f"{cmd.name} completed"
@@ -56,12 +56,12 @@ async def _qresync(s: Session, cmd: Select, view: SelectedView) -> None:
         ranges = q.known_uids.resolve(max_uid)
         vanished = [u for u in vanished if any(a <= u <= b for a, b in ranges)]
     if vanished:
-        s.io.write(s.enc.vanished(vanished, earlier=True))
+        s.write(s.enc.vanished(vanished, earlier=True))
     cache = view.cache
     for i, uid in enumerate(view.uids):
         ms = cache.modseq_of(uid)
         if ms is not None and ms > q.modseq:
             s.check_keywords()
             fl = s.flags_bytes(view.flags_of(uid), uid in view.recent)
-            s.untagged(b"%d FETCH (UID %d FLAGS %s MODSEQ (%d))" % (i + 1, uid, fl, ms))
+            s.write(s.enc.fetch_bytes(i + 1, [("UID", b"%d" % uid), ("FLAGS", fl), ("MODSEQ", b"(%d)" % ms)]))
             await s.io.maybe_flush()

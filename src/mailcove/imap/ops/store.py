@@ -42,15 +42,15 @@ async def run(s: Session, cmd: Store) -> tuple[str, str] | str:
         seq = view.seq_of(uid)
         if seq is None:
             continue
-        parts = []
+        items: list[tuple[str, bytes]] = []
+        if cmd.uid:
+            items.append(("UID", b"%d" % uid))
         if not cmd.silent:
             s.check_keywords()  # a new keyword (ours, or stored elsewhere while we flushed) first
-            parts.append(b"FLAGS " + s.flags_bytes(view.flags_of(uid), uid in view.recent))
-        if cmd.uid:
-            parts.insert(0, b"UID %d" % uid)
+            items.append(("FLAGS", s.flags_bytes(view.flags_of(uid), uid in view.recent)))
         if s.condstore:
-            parts.append(b"MODSEQ (%d)" % view.modseq_of(uid))
-        s.untagged(b"%d FETCH (" % seq + b" ".join(parts) + b")")
+            items.append(("MODSEQ", b"(%d)" % view.modseq_of(uid)))
+        s.write(s.enc.fetch_bytes(seq, items))
         await s.io.maybe_flush()
     view.pending_flags.difference_update(uids)
     if modified:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from mailcove.imap.ops.search import evaluate
 from mailcove.imap.ops.sort import metas_for
 from mailcove.imap.session import Reply, Session
-from mailcove.imap.thread import format_threads, ordered_subject, references
+from mailcove.imap.thread import ordered_subject, references
 from mailcove.proto.imap.commands import Thread
 
 
@@ -19,5 +19,5 @@ async def run(s: Session, cmd: Thread) -> str:
     # UID THREAD threads UIDs directly.
     items = [(m.uid if cmd.uid else m.seq, m.meta) for m in found if m.meta is not None]
     nodes = ordered_subject(items) if algo == "ORDEREDSUBJECT" else references(items)  # type: ignore[arg-type]
-    s.io.write(b"* THREAD" + (b" " if nodes else b"") + format_threads(nodes) + b"\r\n")
+    s.write(s.enc.thread(nodes))
     return "THREAD completed"

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from mailcove.proto.imap import utf7
-from mailcove.proto.imap.seqset import compact
+from mailcove.proto.imap.seqset import compact, ordered_set
 
 __all__ = [
-    "LiteralRef", "ResponseEncoder", "astring", "atom_or_quoted", "continuation", "internaldate", "literal",
-    "literal_header", "nstring", "quoted", "status_response", "string", "tagged", "untagged",
+    "LiteralRef", "ResponseEncoder", "ThreadNode", "astring", "atom_or_quoted", "continuation", "internaldate",
+    "literal", "literal_header", "nstring", "quoted", "status_response", "string", "tagged", "untagged",
 ]
 
 _ATOM_OK = re.compile(rb"[^(){ \x00-\x1f\x7f%*\"\\\]\x80-\xff]+\Z")
@@ -157,6 +157,9 @@ class LiteralRef:
 FetchValue = bytes | LiteralRef
 
 
+ThreadNode = tuple[int, list["ThreadNode"]]  # (message number or 0 for a dummy, children)
+
+
 class ResponseEncoder:
     """Per-session response encoding. ``rev2``: IMAP4rev2 enabled (no \\Recent flag, no RECENT
     response). ``utf8``: UTF-8 mailbox names and quoted strings (rev2 or UTF8=ACCEPT); otherwise
@@ -184,6 +187,16 @@ class ResponseEncoder:
         return nstring(value, self.utf8)
 
     # --- status -------------------------------------------------------------------------------
+    def tagged(self, tag: str, status: str, text: str, code: str | None = None) -> bytes:
+        return tagged(tag, status, text, code)
+
+    def untagged_status(self, status: str, text: str, code: str | None = None) -> bytes:
+        """``* OK|NO|BAD|PREAUTH|BYE [code] text``."""
+        return status_response(status, text, code)
+
+    def continuation(self, text: str | bytes = "Ready") -> bytes:
+        return continuation(text)
+
     def ok(self, tag: str, text: str, code: str | None = None) -> bytes:
         return tagged(tag, "OK", text, code)
 
@@ -260,7 +273,7 @@ class ResponseEncoder:
 
     def esearch(self, tag: str | None, uid: bool, *, min: int | None = None, max: int | None = None,
                 count: int | None = None, all: Iterable[int] | None = None, modseq: int | None = None,
-                keyword: str = "") -> bytes:
+                keyword: str = "", all_in_order: Sequence[int] | None = None) -> bytes:
         """``* ESEARCH (TAG "a") UID MIN 1 MAX 9 COUNT 5 ALL 1:3,9 MODSEQ 7`` (RFC 4731 / rev2)."""
         out = [b"* ESEARCH"]
         if tag is not None:
@@ -277,18 +290,58 @@ class ResponseEncoder:
             s = compact(all)
             if s:
                 out.append(b" ALL " + s.encode("ascii"))
+        if all_in_order:
+            # ESORT (RFC 5267 3.2): ALL lists the matches in sort order, so only runs that ascend
+            # by one become ranges ("1:5", but "5,4,3" for REVERSE).
+            out.append(b" ALL " + ordered_set(all_in_order).encode("ascii"))
         if modseq is not None:
             out.append(b" MODSEQ %d" % modseq)
         out.append(b"\r\n")
         return b"".join(out)
 
-    def sort(self, numbers: Iterable[int]) -> bytes:
-        return b"* SORT" + b"".join(b" %d" % n for n in numbers) + b"\r\n"
+    def sort(self, numbers: Iterable[int], modseq: int | None = None) -> bytes:
+        """``* SORT 5 3 4 [(MODSEQ n)]`` (RFC 5256, RFC 7162 3.1.5 sort-data)."""
+        body = b"".join(b" %d" % n for n in numbers)
+        if modseq is not None and body:
+            body += b" (MODSEQ %d)" % modseq
+        return b"* SORT" + body + b"\r\n"
 
-    def thread(self, threads: Sequence[object]) -> bytes:
-        """``* THREAD (1)(2 3 (4)(5))``. Each thread is a nested list: [n, child...] where a child
-        is an int or a list (a branch). An int followed by lists means the lists are siblings."""
-        return b"* THREAD" + (b" " if threads else b"") + b"".join(_thread(t) for t in threads) + b"\r\n"
+    def thread(self, threads: Sequence[ThreadNode]) -> bytes:
+        """``* THREAD (1)(2 3 (4)(5))`` from (number, children) trees; number 0 is a dummy parent
+        (RFC 5256 section 4: ``thread-list = "(" (thread-members / thread-nested) ")"``). A chain
+        of only children is written flat, `(1 2 3)`, two or more children as nested lists after
+        the chain, `(1 (2)(3 4))`. Iterative, so a thread of any depth costs no recursion."""
+        out = bytearray(b"* THREAD")
+        if threads:
+            out += b" "
+        close = None
+        stack: list[ThreadNode | None] = list(reversed(threads))
+        while stack:
+            node = stack.pop()
+            if node is close:
+                out += b")"
+                continue
+            out += b"("
+            ident, children = node
+            wrote = False
+            while True:
+                if ident:
+                    if wrote:
+                        out += b" "
+                    out += b"%d" % ident
+                    wrote = True
+                if len(children) != 1:
+                    break
+                ident, children = children[0]
+            if not children:
+                out += b")"
+                continue
+            if wrote:
+                out += b" "
+            stack.append(close)
+            stack.extend(reversed(children))
+        out += b"\r\n"
+        return bytes(out)
 
     def namespace(self, personal: Sequence[tuple[str, str | None]] | None,
                   other: Sequence[tuple[str, str | None]] | None = None,
@@ -339,6 +392,13 @@ class ResponseEncoder:
         out.append(bytes(cur))
         return out
 
+    def fetch_uid_flags(self, first_seq: int, uids: Sequence[int], flags: Iterable[bytes]) -> bytes:
+        """``* n FETCH (UID u FLAGS (...))`` for a run of consecutive sequence numbers, the
+        commonest reply there is (a client's UID FETCH 1:* (FLAGS)); `flags` are encoded flag
+        lists. One call per run, so 100,000 lines cost no call per line."""
+        return b"".join([b"* %d FETCH (UID %d FLAGS %s)\r\n" % (seq, uid, fl)
+                         for seq, uid, fl in zip(range(first_seq, first_seq + len(uids)), uids, flags, strict=True)])
+
     def fetch_bytes(self, seq: int, items: Iterable[tuple[str, bytes]]) -> bytes:
         """`fetch` when every value is in memory (the FLAGS / UID / MODSEQ fast path)."""
         return b"* %d FETCH (" % seq + b" ".join(n.encode("ascii") + b" " + v for n, v in items) + b")\r\n"
@@ -348,26 +408,3 @@ class ResponseEncoder:
         if data is None:
             return b"NIL"
         return literal(data, binary and b"\x00" in data)
-
-
-def _thread(t: object) -> bytes:
-    if isinstance(t, int):
-        return b"(%d)" % t
-    assert isinstance(t, (list, tuple))
-    return b"(" + _thread_members(t) + b")"
-
-
-def _thread_members(t: Sequence[object]) -> bytes:
-    """RFC 5256 ``thread-members``: numbers, then two or more nested threads; a lone nested thread
-    is not allowed by the grammar, so its members continue this list instead."""
-    nums: list[bytes] = []
-    i = 0
-    while i < len(t) and isinstance(t[i], int):
-        nums.append(b"%d" % t[i])  # type: ignore[str-format]
-        i += 1
-    rest = list(t[i:])
-    if len(rest) == 1:
-        inner = _thread_members(rest[0])  # type: ignore[arg-type]
-        return b" ".join([*nums, inner]) if nums else inner
-    nested = b"".join(b"(" + _thread_members(r) + b")" for r in rest)  # type: ignore[arg-type]
-    return b" ".join([*nums, nested]) if nums and nested else (nested or b" ".join(nums))

@@ -7,10 +7,10 @@ sorts, so the session can walk ranges instead of expanding ``1:*`` into 100,000 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-__all__ = ["SeqSet", "SeqSetError", "compact"]
+__all__ = ["SeqSet", "SeqSetError", "compact", "ordered_set"]
 
 STAR = 0  # stands for "*" inside a range
 _MAX = 0xFFFFFFFF  # nz-number / uniqueid are 32-bit
@@ -132,3 +132,18 @@ def _merge(pairs: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             out.append((a, b))
     return out
+
+
+def ordered_set(numbers: Sequence[int]) -> str:
+    """A sequence-set that keeps the given order (ESORT ALL, RFC 5267 3.2): only a run that
+    ascends by one is written as a range, `[3, 4, 5, 1]` -> ``3:5,1``; nothing is re-ordered
+    or merged. Empty input gives ""."""
+    out: list[str] = []
+    i, n = 0, len(numbers)
+    while i < n:
+        j = i
+        while j + 1 < n and numbers[j + 1] == numbers[j] + 1:
+            j += 1
+        out.append(str(numbers[i]) if i == j else f"{numbers[i]}:{numbers[j]}")
+        i = j + 1
+    return ",".join(out)
