@@ -10,12 +10,15 @@ RFC asks (another session may briefly see them)."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from mailcove.core.errors import MailboxNotFound, MailError, QuotaExceeded
 from mailcove.imap.session import AUTH, SELECTED, Session
+from mailcove.message import is_crlf_clean
+from mailcove.message.binary import encode_binary_parts
 from mailcove.proto.imap.commands import AppendData, AppendEnd, AppendStart
 from mailcove.proto.imap.seqset import compact
 from mailcove.store.api import IndexEntry
@@ -26,6 +29,8 @@ class _Message:
     spool: Any
     flags: tuple[str, ...]
     date: datetime | None
+    binary: bool = False  # a literal8: spooled as sent, line ends not normalised
+    raw_binary: bool = False  # a literal8 chunk had a NUL or a line end other than CRLF
 
 
 @dataclass
@@ -48,7 +53,11 @@ async def on_event(s: Session, ev: AppendStart | AppendData | AppendEnd) -> None
     elif isinstance(ev, AppendData):
         st = s.append
         if st is not None and not st.refused and st.messages:
-            st.messages[-1].spool.write(ev.data)
+            m = st.messages[-1]
+            if m.binary and not m.raw_binary:
+                # a chunk may end between CR and LF: a false alarm only costs the slow path
+                m.raw_binary = b"\x00" in ev.data or not is_crlf_clean(ev.data)
+            m.spool.write(ev.data)
     else:
         await _end(s, ev)
 
@@ -91,7 +100,27 @@ async def _start(s: Session, ev: AppendStart) -> None:
     ):
         await _refuse(s, ev.tag, "NO", "Quota exceeded", "OVERQUOTA")
         return
-    st.messages.append(_Message(s.store.new_spool(normalize_newlines=True), ev.flags, ev.date))
+    # A literal8 may hold binary parts whose bare CR/LF are content: spool it as sent and let
+    # `_source` re-encode those parts before the line ends are normalised (RFC 3516 4.4).
+    spool = s.store.new_spool(normalize_newlines=not ev.binary)
+    st.messages.append(_Message(spool, ev.flags, ev.date, binary=ev.binary))
+
+
+def _read_spool(spool: Any) -> bytes:
+    spool.finish()
+    data = spool.getvalue() if spool.inline else spool.path.read_bytes()
+    spool.discard()
+    return data
+
+
+async def _source(m: _Message) -> Any:
+    """The spool, or for a literal8 with binary content the message with its binary parts
+    re-encoded as base64 (`message.binary`); `store.append` normalises the line ends of bytes.
+    The size is bounded by APPENDLIMIT."""
+    if not m.raw_binary:
+        return m.spool
+    data = await asyncio.to_thread(_read_spool, m.spool)
+    return await asyncio.to_thread(encode_binary_parts, data)
 
 
 async def _end(s: Session, ev: AppendEnd) -> None:
@@ -103,7 +132,7 @@ async def _end(s: Session, ev: AppendEnd) -> None:
     try:
         for m in st.messages:
             when = m.date.timestamp() if m.date is not None else None
-            r = await s.store.append(s.user, st.mailbox, m.spool, flags=m.flags, internaldate=when)
+            r = await s.store.append(s.user, st.mailbox, await _source(m), flags=m.flags, internaldate=when)
             done.append((r.uidvalidity, r.uid, r.modseq))
             cache = s.ctx.registry.caches.get(r.mailbox_id)
             if cache is not None:
