@@ -118,3 +118,15 @@ def test_recent_counts_after_append_and_goes_to_one_session(imap):
     c = imap.client()
     assert ("RECENT", 0) in kinds(c.ok("SELECT r"))
     assert _status(c, "r", "RECENT")["RECENT"] == 0
+
+
+def test_noop_right_after_another_sessions_copy_shows_the_new_messages(imap):
+    """imaptest's copy group: what another session of this process committed before our command
+    ended is announced by that command, not whenever the change pump next runs."""
+    imap.deliver(message("one"))
+    a = imap.client(select="INBOX")
+    a.ok("CREATE box2")
+    b = imap.client(select="box2")
+    for i in range(1, 16):
+        a.ok("COPY 1 box2")
+        assert ("EXISTS", i) in kinds(b.ok("NOOP")), i

@@ -439,6 +439,7 @@ class CacheRegistry:
         # (mailbox id, UIDVALIDITY) -> the highest UID given out as \Recent
         self.recent_floors: dict[tuple[int, int], int] = {}
         self._lingering: dict[int, asyncio.TimerHandle] = {}
+        self._locks: dict[str, asyncio.Lock] = {}  # per user: the pump and `settle` take turns
 
     def current(self, mailbox: Mailbox) -> MailboxCache | None:
         """The open cache of exactly this mailbox (same id and UIDVALIDITY), if any."""
@@ -551,6 +552,7 @@ class CacheRegistry:
         if user in self._pumps:
             return
         sub = self.store.changes.subscribe(user)
+        self._locks[user] = asyncio.Lock()
         task = asyncio.get_running_loop().create_task(self._pump(sub), name=f"imap-changes-{user}")
         self._pumps[user] = (sub, task)
 
@@ -560,41 +562,63 @@ class CacheRegistry:
         if any(True for _ in self._loading):
             return
         entry = self._pumps.pop(user, None)
+        self._locks.pop(user, None)
         if entry is not None:
             sub, task = entry
             sub.close()
             task.cancel()
 
     async def _pump(self, sub: Subscription) -> None:
+        lock = self._locks[sub.user]
         while True:
             await sub.wait()
-            overflowed = sub.overflowed
-            sub.overflowed = False
-            changes = sub.drain()
-            try:
-                if overflowed:
-                    for cache in [c for c in self.caches.values() if c.user == sub.user]:
-                        cache.replace(await self.store.index(cache.mailbox_id))
-                    continue
-                touched = {c.mailbox_id for c in changes if c.kind == "mailbox"}
-                if touched:
-                    await self._check_mailboxes(sub.user, touched)
-                for change in changes:
-                    if change.kind == "mailbox":
-                        continue
-                    if change.mailbox_id in self._early:
-                        self._early[change.mailbox_id].append(change)
-                        continue
-                    cache = self.caches.get(change.mailbox_id)
-                    if cache is not None:
-                        await self._apply(cache, change)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("applying mailbox changes failed; reloading")
+            async with lock:
+                await self._drain(sub)
+
+    async def settle(self, user: str) -> None:
+        """Apply every change the bus already holds for `user` before going on: a session calls
+        this at the end of each command, so what another session of this process committed
+        before this command ended (a COPY into this mailbox, say) is announced now, as a client
+        polling with NOOP expects, not whenever the pump task next runs. The pump holds the same
+        lock while it applies a batch, so no change is half-applied when this returns."""
+        entry = self._pumps.get(user)
+        if entry is None:
+            return
+        sub = entry[0]
+        lock = self._locks[user]
+        if not lock.locked() and not sub.pending:
+            return
+        async with lock:
+            await self._drain(sub)
+
+    async def _drain(self, sub: Subscription) -> None:
+        overflowed = sub.overflowed
+        sub.overflowed = False
+        changes = sub.drain()
+        try:
+            if overflowed:
                 for cache in [c for c in self.caches.values() if c.user == sub.user]:
-                    with contextlib.suppress(Exception):
-                        cache.replace(await self.store.index(cache.mailbox_id))
+                    cache.replace(await self.store.index(cache.mailbox_id))
+                return
+            touched = {c.mailbox_id for c in changes if c.kind == "mailbox"}
+            if touched:
+                await self._check_mailboxes(sub.user, touched)
+            for change in changes:
+                if change.kind == "mailbox":
+                    continue
+                if change.mailbox_id in self._early:
+                    self._early[change.mailbox_id].append(change)
+                    continue
+                cache = self.caches.get(change.mailbox_id)
+                if cache is not None:
+                    await self._apply(cache, change)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("applying mailbox changes failed; reloading")
+            for cache in [c for c in self.caches.values() if c.user == sub.user]:
+                with contextlib.suppress(Exception):
+                    cache.replace(await self.store.index(cache.mailbox_id))
 
     async def add_appended(self, cache: MailboxCache, uids: Sequence[int],
                            entries: Sequence[IndexEntry] | None = None) -> None:

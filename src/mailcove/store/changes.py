@@ -56,6 +56,10 @@ class Subscription:
             return False
         return True
 
+    @property
+    def pending(self) -> bool:
+        return bool(self._pending) or self.overflowed
+
     def drain(self) -> list[Change]:
         out, self._pending = self._pending, []
         self._event.clear()
