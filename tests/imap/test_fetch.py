@@ -109,3 +109,14 @@ def test_changedsince(imap):
     c.ok("STORE 2 +FLAGS.SILENT (\\Flagged)")
     got = fetches(c.ok(f"FETCH 1:* (FLAGS) (CHANGEDSINCE {hms})"))
     assert list(got) == [2] and got[2]["MODSEQ"] > hms
+
+
+def test_first_condstore_enabling_fetch_announces_highestmodseq(imap):
+    """RFC 7162 3.1 (imaptest's esearch-condstore): FETCH ... MODSEQ is CONDSTORE-enabling; the
+    first such command while selected gets an untagged OK [HIGHESTMODSEQ], and only the first."""
+    imap.deliver(message("one"))
+    c = imap.client(select="INBOX")
+    untagged = c.ok("FETCH 1 (MODSEQ)")
+    codes = [r.code for r in untagged if r.kind == "OK"]
+    assert codes == ["HIGHESTMODSEQ"]
+    assert not [r for r in c.ok("FETCH 1 (MODSEQ)") if r.kind == "OK"]

@@ -257,6 +257,18 @@ class Session:
             raise Reply("BAD", "No mailbox selected")
         return self.view
 
+    def use_condstore(self) -> None:
+        """A CONDSTORE-enabling command (RFC 7162 3.1: FETCH/SEARCH/SORT with MODSEQ, CHANGEDSINCE,
+        UNCHANGEDSINCE, STATUS HIGHESTMODSEQ). The first one while a mailbox is selected gets an
+        untagged OK [HIGHESTMODSEQ], as a SELECT (CONDSTORE) would have sent."""
+        if self.condstore:
+            return
+        self.condstore_used = True
+        view = self.view
+        if view is not None:
+            highest = max(self.mailbox.highestmodseq if self.mailbox is not None else 0, view.cache.highestmodseq, 1)
+            self.untagged_status("OK", "Highest", f"HIGHESTMODSEQ {highest}")
+
     def announce_flags(self, view: SelectedView) -> None:
         """FLAGS and PERMANENTFLAGS with every keyword the mailbox has: at SELECT, and again
         before any FETCH that would show a keyword this client has not been told of."""

@@ -64,7 +64,7 @@ async def run(s: Session, cmd: Fetch) -> tuple[str, str] | str:
         raise Reply("BAD", "Invalid message sequence number")
     names = {a.name for a in cmd.items}
     if cmd.changedsince is not None or "MODSEQ" in names:
-        s.condstore_used = True
+        s.use_condstore()
     uids = view.resolve(cmd.seqset, cmd.uid, s.saved_search)
     cache = view.cache
     if cmd.changedsince is not None:

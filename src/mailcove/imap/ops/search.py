@@ -75,21 +75,10 @@ def respond(s: Session, tag: str, uid: bool, found: list[Msg], return_opts: tupl
                              all=numbers if "ALL" in opts and numbers else None, modseq=modseq))
 
 
-def announce_condstore(s: Session) -> None:
-    """RFC 7162 3.1: the first CONDSTORE-enabling command while a mailbox is selected (here a
-    SEARCH with MODSEQ) gets an untagged OK [HIGHESTMODSEQ], as SELECT would have sent."""
-    if s.condstore or s.view is None:
-        return
-    s.condstore_used = True
-    cache = s.view.cache
-    mb_highest = s.mailbox.highestmodseq if s.mailbox is not None else 0
-    s.untagged_status("OK", "Highest", f"HIGHESTMODSEQ {max(mb_highest, cache.highestmodseq, 1)}")
-
-
 async def run(s: Session, cmd: Search) -> str:
     modseq_used = uses_modseq(cmd.criteria)
     if modseq_used:
-        announce_condstore(s)
+        s.use_condstore()
     found = await evaluate(s, cmd.criteria)
     ret = cmd.return_opts
     if ret is None and s.rev2:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mailcove.imap.ops.search import announce_condstore, evaluate, respond
+from mailcove.imap.ops.search import evaluate, respond
 from mailcove.imap.search import Msg, uses_modseq
 from mailcove.imap.session import Session
 from mailcove.imap.sort import sort_messages
@@ -24,7 +24,7 @@ async def metas_for(s: Session, found: list[Msg]) -> None:
 async def run(s: Session, cmd: Sort) -> str:
     modseq_used = uses_modseq(cmd.criteria)
     if modseq_used:
-        announce_condstore(s)
+        s.use_condstore()
     found = await evaluate(s, cmd.criteria)
     await metas_for(s, found)
     found = [m for m in found if m.meta is not None]

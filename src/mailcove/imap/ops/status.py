@@ -45,7 +45,7 @@ async def status_items(s: Session, mb: Mailbox, items: tuple[str, ...]) -> dict[
         elif item == "SIZE":
             out[item] = mb.size
         elif item == "HIGHESTMODSEQ":
-            s.condstore_used = True
+            s.use_condstore()
             out[item] = max(mb.highestmodseq, cache.highestmodseq if cache is not None else 0, 1)
         elif item == "APPENDLIMIT":
             out[item] = s.ctx.limits.appendlimit

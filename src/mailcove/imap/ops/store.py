@@ -17,7 +17,7 @@ async def run(s: Session, cmd: Store) -> tuple[str, str] | str:
     if not cmd.uid and view.bad_seqs(cmd.seqset):
         raise Reply("BAD", "Invalid message sequence number")
     if cmd.unchangedsince is not None:
-        s.condstore_used = True
+        s.use_condstore()
     uids = [u for u in view.resolve(cmd.seqset, cmd.uid, s.saved_search) if not view.is_expunged(u)]
     flags = [f for f in cmd.flags if f != "\\Recent"]
     op = {"": "=", "+": "+", "-": "-"}[cmd.mode]
