@@ -199,3 +199,17 @@ def test_thread_of_a_deep_reference_chain(imap):
     assert r.raw == b"* THREAD (2 1)"
     r = next(r for r in c.ok("UID THREAD REFERENCES US-ASCII ALL") if r.kind == "THREAD")
     assert r.raw == b"* THREAD (2 1)"
+
+
+def test_address_and_sent_keys_after_other_header_searches(imap):
+    # The first search over the mailbox caches what SUBJECT compares; FROM and SENTON compare
+    # forms computed only when first asked for, from the same cache.
+    imap.deliver(_msg("From: <user-from (comment)@ (comment) domain.org>\nSubject: one\n"
+                      "Date: Sun, 25 Mar 2007 00:00:00 +0200\n"))
+    imap.deliver(_msg("From: other@domain.org\nSubject: two\nDate: Sun, 25 Mar 2007 12:00:00 +0000\n"))
+    c = imap.client(select="INBOX")
+    assert _nums(c.ok("SEARCH SUBJECT one")) == [1]
+    assert _nums(c.ok("SEARCH FROM user-from@domain.org")) == [1]
+    d = imap.client(select="INBOX")
+    assert _nums(d.ok("SEARCH SENTON 25-Mar-2007")) == [1, 2]
+    assert _nums(d.ok("SEARCH OR FROM other SENTBEFORE 25-Mar-2007")) == [2]

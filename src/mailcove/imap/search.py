@@ -18,7 +18,7 @@ import asyncio
 import re
 import time
 from collections.abc import Container, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import date
 
 from mailcove.message import (
     Address,
@@ -65,9 +65,12 @@ class SearchError(Exception):
 class Light:
     """What the META-tier keys compare, decoded and case-folded once: kept per mailbox in the
     process (`MailboxCache.light`), so a second header SEARCH over 10,000 messages reads nothing
-    from the store (messages never change; expunged ones are dropped). ~300 bytes a message."""
+    from the store (messages never change; expunged ones are dropped). ~300 bytes a message.
 
-    __slots__ = ("addr_bcc", "addr_cc", "addr_from", "addr_to", "bcc", "cc", "env_date", "from_",
+    The address keys' normal form and the sent day cost several times the rest to compute, so
+    they are `derive`d only once a search uses FROM/TO/CC/BCC or SENT* (`derived`)."""
+
+    __slots__ = ("addr_bcc", "addr_cc", "addr_from", "addr_to", "bcc", "cc", "derived", "env_date", "from_",
                  "in_reply_to", "internal_day", "internaldate", "message_id", "sent_day", "size", "subject", "to")
 
     def __init__(self, meta: MessageMeta) -> None:
@@ -83,6 +86,12 @@ class Light:
         self.message_id = _fold_decoded(info.message_id)
         self.in_reply_to = _fold_decoded(info.envelope.in_reply_to)
         self.env_date = _fold_decoded(info.envelope.date)
+        self.derived = False
+        self.sent_day = self.internal_day
+        self.addr_from = self.addr_to = self.addr_cc = self.addr_bcc = None
+
+    def derive(self, meta: MessageMeta) -> None:
+        info = meta.info
         # The day the Date header names in its own zone (SENT*), else the internal date's UTC day.
         day = parse_date_day(info.envelope.date) if info.date is not None else None
         self.sent_day = day if day is not None else self.internal_day
@@ -91,6 +100,7 @@ class Light:
         self.addr_to = _address_text(env.to, self.to)
         self.addr_cc = _address_text(env.cc, self.cc)
         self.addr_bcc = _address_text(env.bcc, self.bcc)
+        self.derived = True
 
     def field(self, name: str) -> str | None:
         return getattr(self, _LIGHT_FIELDS[name])
@@ -107,8 +117,12 @@ LIGHT_MAX = 200_000  # per mailbox
 _PLACEHOLDERS = frozenset({"MISSING_MAILBOX", "MISSING_DOMAIN", "SYNTAX_ERROR"})  # addresses.py's fill-ins
 
 
+_UNIX_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
 def _utc_day(ts: float) -> int:
-    return datetime.fromtimestamp(ts, UTC).date().toordinal()
+    """The UTC calendar day of a timestamp, as a `date.toordinal` (no datetime built)."""
+    return int(ts // 86400) + _UNIX_EPOCH_ORDINAL
 
 
 def _address_text(addrs: Sequence[Address], raw_folded: str | None) -> str | None:
@@ -136,7 +150,10 @@ def _address_text(addrs: Sequence[Address], raw_folded: str | None) -> str | Non
         local = "" if a.mailbox in _PLACEHOLDERS else (a.mailbox or "")
         host = "" if a.host in _PLACEHOLDERS else (a.host or "")
         spec = f"{local}@{host}" if local and host else local or host
-        name = decode_header_value(a.name).strip() if a.name else ""
+        name = a.name or ""
+        if "=?" in name:
+            name = decode_header_value(name)
+        name = name.strip()
         out.append(f"{name} <{spec}>" if name else spec)
         sep = ", "
     return "".join(out).casefold()
@@ -189,6 +206,21 @@ def tier(key: SearchKey) -> int:
     return BODY
 
 
+def uses_derived(key: SearchKey) -> bool:
+    """Whether `key` compares what `Light.derive` computes (address keys, SENT* dates)."""
+    if isinstance(key, Text):
+        return key.field in _ADDRESS_FIELDS
+    if isinstance(key, DateKey):
+        return key.sent
+    if isinstance(key, Not):
+        return uses_derived(key.key)
+    if isinstance(key, Or):
+        return uses_derived(key.left) or uses_derived(key.right)
+    if isinstance(key, And):
+        return any(uses_derived(k) for k in key.keys)
+    return False
+
+
 def uses_modseq(key: SearchKey) -> bool:
     if isinstance(key, ModSeq):
         return True
@@ -223,9 +255,11 @@ class Evaluator:
         self.saved = set(saved) if saved is not None else None  # UIDs of the saved result ($)
         self.recent = recent
         self.now = time.time()
+        self.derive = False  # whether this key needs Light.derive (set by run)
 
     async def run(self, key: SearchKey, msgs: list[Msg]) -> list[Msg]:
         need = tier(key)
+        self.derive = uses_derived(key)
         undecided = msgs
         matched: list[Msg] = []
         for level in (FLAGS, META, HEADER, BODY):
@@ -258,9 +292,13 @@ class Evaluator:
         for m in msgs:
             if m.light is None:
                 m.light = cached.get(m.uid)
-                if m.light is None:
-                    missing.append(m)
+            if m.light is None or (self.derive and not m.light.derived and m.meta is None):
+                missing.append(m)
         await self._load_meta(missing)
+        if self.derive:
+            for m in msgs:
+                if m.light is not None and not m.light.derived and m.meta is not None:
+                    m.light.derive(m.meta)
 
     async def _load_meta(self, msgs: list[Msg]) -> None:
         by_uid = {m.uid: m for m in msgs if m.meta is None}
@@ -355,6 +393,8 @@ class Evaluator:
             # RFC 9051 6.4.4 "disregarding time and timezone": the sent day is the one the Date
             # header names in its own zone; without a usable Date header the internal date's
             # (RFC 5256's rule, as Dovecot does).
+            if key.sent and not light.derived:
+                return None
             d = light.sent_day if key.sent else light.internal_day
             want = key.date.toordinal()
             if key.op == "BEFORE":
@@ -365,6 +405,8 @@ class Evaluator:
         if isinstance(key, Text):
             needle = key.value.casefold()
             if key.field in _ADDRESS_FIELDS:
+                if not light.derived:
+                    return None
                 value = light.address_field(key.field)
                 if value is None:
                     return False

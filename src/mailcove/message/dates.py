@@ -94,6 +94,17 @@ def parse_date_day(value: str | None) -> int | None:
     timezone", so "Sun, 25 Mar 2007 00:00:00 +0200" is on 25 March although it is 24 March in UTC."""
     if not value:
         return None
+    m = _FAST.match(value)
+    if m is not None:
+        # The common form: the named day is the date fields themselves (no arithmetic in UTC).
+        day, mon, year, hh, mm, ss, _sign, _oh, _om = m.groups()
+        month = _MONTHS.get(mon.lower())
+        if month is not None:
+            try:
+                t = _timegm(int(year), month, int(day), int(hh), int(mm), int(ss or 0))
+            except ValueError:
+                return None
+            return t // _SECONDS_PER_DAY + _EPOCH_ORDINAL
     parsed = _full_date_offset(value)
     if parsed is None:
         return None
