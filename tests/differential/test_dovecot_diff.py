@@ -1192,7 +1192,15 @@ def test_new_keywords_announced(dovecot: Side, mailcove: Side) -> None:
              Step("A", "STORE 1:2 FLAGS ()"),
              Step("B", "FETCH 1:2 (FLAGS)", label="c: FETCH after every flag was cleared"),
              Step("B", "IDLE"), Step("A", "STORE 2 +FLAGS ($idle)"),
-             Step("B", "DONE", label="c: B in IDLE: FLAGS with $idle before the FETCH")]
+             Step("B", "DONE", label="c: B in IDLE: FLAGS with $idle before the FETCH"),
+             append("E", "INBOX", 3, "($appended)"),
+             Step("B", "NOOP", label="c: another session APPENDs with a new keyword: FLAGS before EXISTS/FETCH"),
+             Step("B", "FETCH 3 (FLAGS)", label="c: FETCH of the message APPENDed with a new keyword"),
+             # A's NOOP first: Dovecot reports other sessions' changes only in commands that sync the
+             # mailbox, mailcove also in others (CREATE); RFC 9051 7 lets both be
+             Step("A", "NOOP"), Step("A", "CREATE other"), Step("D", "SELECT other"), Step("A", "COPY 3 other"),
+             Step("D", "NOOP", label="c: COPY brings a keyword into a mailbox another session has selected"),
+             Step("D", "FETCH 1 (FLAGS)")]
     run = run_steps(dovecot, mailcove, SCENARIO_USERS["keywords"], steps)
     check(run.keyword_problems)
     check_steps(run.diffs)
