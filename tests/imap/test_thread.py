@@ -27,3 +27,53 @@ def test_references_and_orderedsubject(imap):
     assert r.raw == b"* THREAD (1 (2 4)(5))"
     _, done = c.cmd("THREAD NONSENSE UTF-8 ALL")
     assert done.status in ("NO", "BAD")
+
+
+# --- the algorithms alone (no server): every message exactly once, whatever the headers say ----
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from mailcove.imap.thread import ordered_subject, references  # noqa: E402
+from mailcove.message import scan  # noqa: E402
+from mailcove.proto.imap.responses import ResponseEncoder  # noqa: E402
+from mailcove.store.api import MessageMeta  # noqa: E402
+
+_IDS = st.integers(0, 8).map(lambda n: f"<m{n}@x>")
+_MESSAGE = st.fixed_dictionaries({
+    "mid": st.one_of(st.none(), _IDS),
+    "refs": st.lists(_IDS, max_size=5),
+    "irt": st.one_of(st.none(), _IDS),
+    "subject": st.sampled_from(["a", "Re: a", "Fwd: a", "[list] Re: b", "b (fwd)", "", "RE: re: a"]),
+    "hour": st.one_of(st.none(), st.integers(0, 3)),
+})
+
+
+def _meta(i: int, m: dict) -> MessageMeta:
+    h = ""
+    if m["mid"]:
+        h += f"Message-ID: {m['mid']}\r\n"
+    if m["refs"]:
+        h += "References: " + " ".join(m["refs"]) + "\r\n"
+    if m["irt"]:
+        h += f"In-Reply-To: {m['irt']}\r\n"
+    h += f"Subject: {m['subject']}\r\n"
+    if m["hour"] is not None:
+        h += f"Date: Mon, 02 Nov 2026 {m['hour']:02d}:00:00 +0000\r\n"
+    raw = (h + "\r\nbody\r\n").encode()
+    return MessageMeta(uid=i, flags=frozenset(), modseq=1, internaldate=1000.0 + i % 3, size=len(raw), info=scan(raw))
+
+
+def _ids(wire: bytes) -> list[int]:
+    return sorted(int(t) for t in wire.replace(b"(", b" ").replace(b")", b" ").split())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_MESSAGE, min_size=1, max_size=12))
+def test_threads_hold_every_message_once(messages: list[dict]) -> None:
+    items = [(i, _meta(i, m)) for i, m in enumerate(messages, 1)]
+    for algo in (references, ordered_subject):
+        wire = ResponseEncoder(rev2=False, utf8=False).thread(algo(items)).removeprefix(b"* THREAD").strip()
+        assert _ids(wire) == list(range(1, len(items) + 1)), (algo.__name__, wire)
+        assert wire.count(b"(") == wire.count(b")")
+        assert b"()" not in wire and b" )" not in wire and b"( " not in wire
