@@ -766,8 +766,9 @@ KNOWN_DEFECTS: dict[str, str] = {}
 
 @dataclass
 class Answer:
-    """One command's answer. status is OK/NO/BAD from the tagged response, or BYE when the server
-    closed the connection before answering (after an untagged BYE or without one)."""
+    """One command's answer. status is OK/NO/BAD from the tagged response, BYE when the server
+    closed the connection before answering (after an untagged BYE or without one), IDLING for IDLE's
+    continuation, CLOSED for a session that was closed before this step."""
 
     status: str
     code: tuple | None
@@ -882,7 +883,9 @@ def flag_set(v: Any) -> tuple[str, ...]:
     return tuple(sorted(str(f) for f in v))  # flag-order
 
 
-def norm_answer(cmd: str, ans: Answer, st: SessionState, expunged: set[int] = frozenset()) -> tuple[Any, ...]:
+def norm_answer(
+    cmd: str, ans: Answer, st: SessionState, expunged: frozenset[int] = frozenset()
+) -> tuple[Any, ...]:
     """An answer as compared. Normalisations (each named in TOLERATED): tagged-text, uidvalidity,
     flag-order, status-order, closed-code, clientbug-hint, nonexistent-code, unsolicited-uid,
     flag-echo, store-unchanged, flags-before-expunge, recent-unchanged, expunged-data and
@@ -1006,11 +1009,14 @@ class Step:
 
 
 def answer_kind(normed: tuple[Any, ...]) -> str:
-    """BYE (with or without a tagged answer), NO/BAD, or OK (noting an untagged NO before it)."""
+    """BYE (an untagged BYE, with or without a tagged answer after it; a connection closed without
+    one is not a BYE: RFC 9051 7.1.5), NO/BAD, or OK (noting an untagged NO before it)."""
     status, _code, untagged = normed
     statuses = [u[0] for u in untagged if len(u) == 2]
-    if "BYE" in statuses or status == "BYE":
+    if "BYE" in statuses:
         return "BYE"
+    if status == "BYE":
+        return "closed without BYE"
     if status == "OK" and "NO" in statuses:
         return "OK after an untagged NO"
     return str(status)
