@@ -213,3 +213,42 @@ def test_address_and_sent_keys_after_other_header_searches(imap):
     d = imap.client(select="INBOX")
     assert _nums(d.ok("SEARCH SENTON 25-Mar-2007")) == [1, 2]
     assert _nums(d.ok("SEARCH OR FROM other SENTBEFORE 25-Mar-2007")) == [2]
+
+
+def test_search_key_count_is_bounded(imap):
+    imap.deliver(_msg("From: a@b.example\nSubject: s\n"))
+    c = imap.client(select="INBOX")
+    _, done = c.cmd("SEARCH " + " ".join(["SEEN"] * 1001))
+    assert (done.status, done.code) == ("BAD", "LIMIT")
+    # 1,000 keys are fine, and repeats are evaluated once.
+    assert _nums(c.ok("SEARCH " + " ".join(["UNSEEN"] * 1000))) == [1]
+    untagged, done = c.cmd("SORT (" + " ".join(["SIZE"] * 3000) + ") US-ASCII ALL")
+    assert done.status == "OK" and _sort(untagged) == [1]
+    _, done = c.cmd("NOOP")
+    assert done.status == "OK"
+
+
+def test_repeated_keys_cost_nothing():
+    # A sort key repeated (in either direction) decides nothing new: sorted once, not 5,000 times.
+    import time
+
+    from mailcove.imap.search import simplify
+    from mailcove.imap.sort import sort_messages
+    from mailcove.message import scan
+    from mailcove.proto.imap.commands.search import All, And, Flag, Not
+    from mailcove.store.api import MessageMeta
+
+    items = []
+    for i in range(2000):
+        raw = b"Subject: s\r\n\r\n" + b"x" * (i * 7919 % 2000)
+        items.append((i + 1, MessageMeta(uid=i + 1, flags=frozenset(), modseq=1, internaldate=float(i),
+                                         size=len(raw), info=scan(raw))))
+    want = sort_messages(items, [("SIZE", False)])
+    t0 = time.perf_counter()
+    got = sort_messages(items, [("SIZE", False), ("SIZE", True)] * 2500)
+    assert got == want and time.perf_counter() - t0 < 1.0
+    assert sort_messages(items, [("SIZE", True), ("SIZE", False)]) \
+        == sort_messages(items, [("SIZE", True)])
+    seen = Flag("\\Seen")
+    assert simplify(And((All(), All()))) == All()
+    assert simplify(Not(And((seen, seen, All(), seen)))) == Not(And((seen, All())))

@@ -49,6 +49,7 @@ from mailcove.proto.imap.seqset import SeqSet
 from mailcove.store.api import MailStore, MessageMeta
 
 META_BATCH = 500
+YIELD_EVERY = 2000  # messages evaluated between two turns of the event loop
 READ_CONCURRENCY = 8
 MAX_BODY_SEARCH_BYTES = 16 * 1024 * 1024  # larger messages are searched in their first 16 MiB
 
@@ -206,6 +207,20 @@ def tier(key: SearchKey) -> int:
     return BODY
 
 
+def simplify(key: SearchKey) -> SearchKey:
+    """The same key without repeats inside a conjunction (a key given twice matches what it
+    matches once): `ALL ALL ... ALL` over a 64 KiB line is evaluated as one key. Recursion is
+    bounded by the parser's nesting limit."""
+    if isinstance(key, And):
+        keys = tuple(dict.fromkeys(simplify(k) for k in key.keys))
+        return keys[0] if len(keys) == 1 else And(keys)
+    if isinstance(key, Not):
+        return Not(simplify(key.key))
+    if isinstance(key, Or):
+        return Or(simplify(key.left), simplify(key.right))
+    return key
+
+
 def uses_derived(key: SearchKey) -> bool:
     """Whether `key` compares what `Light.derive` computes (address keys, SENT* dates)."""
     if isinstance(key, Text):
@@ -258,6 +273,7 @@ class Evaluator:
         self.derive = False  # whether this key needs Light.derive (set by run)
 
     async def run(self, key: SearchKey, msgs: list[Msg]) -> list[Msg]:
+        key = simplify(key)
         need = tier(key)
         self.derive = uses_derived(key)
         undecided = msgs
@@ -274,7 +290,9 @@ class Evaluator:
             elif level == BODY:
                 await self._load_text(undecided, body=True)
             still: list[Msg] = []
-            for m in undecided:
+            for i, m in enumerate(undecided):
+                if i and not i % YIELD_EVERY:
+                    await asyncio.sleep(0)  # a long search lets the other sessions of the process run
                 r = self.test(key, m, level)
                 if r is None:
                     still.append(m)

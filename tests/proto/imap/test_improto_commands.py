@@ -363,3 +363,16 @@ def test_parse_cache_does_not_mix_tags_or_modes() -> None:
     y = parse_command(b'a SELECT "&AOQ-"', utf8=True)
     assert isinstance(x, Select) and isinstance(y, Select)
     assert (x.mailbox, y.mailbox) == ("ä", "&AOQ-")
+
+
+def test_search_key_count_limit() -> None:
+    from mailcove.proto.imap.commands.search import MAX_SEARCH_KEYS, parse_criteria
+    from mailcove.proto.imap.parser import ParseError, Parser
+
+    ok = b" ".join([b"SEEN"] * MAX_SEARCH_KEYS)
+    parse_criteria(Parser(ok), None)
+    # Keys inside parentheses, NOT and OR count too.
+    for text in (ok + b" SEEN", b"(" + ok + b" SEEN)", b"NOT " + b" ".join([b"OR SEEN SEEN"] * 400)):
+        with pytest.raises(ParseError) as err:
+            parse_criteria(Parser(text), None)
+        assert err.value.code == "LIMIT"
