@@ -13,7 +13,7 @@ from test_improto_commands import TABLE
 from test_improto_receiver import TRANSCRIPT
 
 from mailcove.proto.imap import utf7
-from mailcove.proto.imap.commands import parse_command
+from mailcove.proto.imap.commands import List, Lsub, parse_command
 from mailcove.proto.imap.encode import encode_command
 from mailcove.proto.imap.parser import ParseError
 from mailcove.proto.imap.seqset import SeqSet, SeqSetError, compact
@@ -83,6 +83,10 @@ def test_parsed_commands_round_trip(data: bytes) -> None:
         except ParseError:
             continue
         if cmd.name == "AUTHENTICATE":
+            continue
+        if (isinstance(cmd, List) and not cmd.patterns) or (isinstance(cmd, Lsub) and cmd.pattern is None):
+            # A reference or pattern that can name no mailbox is dropped by the parser (the
+            # command matches nothing and answers OK); there is nothing left to encode again.
             continue
         again = parse_command(encode_command(cmd).removesuffix(b"\r\n"))
         assert again == cmd
