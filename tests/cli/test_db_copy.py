@@ -77,7 +77,10 @@ def record(srv: ServerProcess) -> dict[str, Any]:
                     "uidnext": info[b"UIDNEXT"],
                     "highestmodseq": info.get(b"HIGHESTMODSEQ"),
                     "messages": {
-                        uid: (sorted(d[b"FLAGS"]), d[b"MODSEQ"], d[b"BODY[]"], d[b"INTERNALDATE"])
+                        # \Recent is per-process session state, not data: EXAMINE on a server
+                        # nobody selected since it started shows every message as \Recent.
+                        uid: (sorted(f for f in d[b"FLAGS"] if f != b"\\Recent"), d[b"MODSEQ"], d[b"BODY[]"],
+                              d[b"INTERNALDATE"])
                         for uid, d in fetched.items()
                     },
                     "vanished": untagged,
