@@ -130,3 +130,24 @@ def test_noop_right_after_another_sessions_copy_shows_the_new_messages(imap):
     for i in range(1, 16):
         a.ok("COPY 1 box2")
         assert ("EXISTS", i) in kinds(b.ok("NOOP")), i
+
+
+def test_copy_of_a_message_expunged_elsewhere_copies_nothing(imap):
+    """RFC 2180 4.4.1, as Dovecot: NO [EXPUNGEISSUED] and no partial copy."""
+    for i in range(2):
+        imap.deliver(message(f"m{i}"))
+    a = imap.client(select="INBOX")
+    b = imap.client(select="INBOX")
+    a.ok("CREATE dest")
+    a.ok("STORE 2 +FLAGS.SILENT (\\Deleted)")
+    a.ok("EXPUNGE")
+    time.sleep(0.3)
+    _, done = b.cmd("COPY 1:2 dest")
+    assert (done.status, done.code) == ("NO", "EXPUNGEISSUED")
+    assert _status(b, "dest", "MESSAGES")["MESSAGES"] == 0
+
+
+def test_status_of_the_selected_mailbox_counts_this_sessions_recent(imap):
+    imap.deliver(message("one"))
+    c = imap.client(select="INBOX")
+    assert _status(c, "INBOX", "RECENT")["RECENT"] == 1  # Dovecot: the session's own \Recent

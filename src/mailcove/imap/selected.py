@@ -271,6 +271,9 @@ class SelectedView:
         self.announced_keywords: frozenset[str] = frozenset()
         self.pending_flags: set[int] = set()
         self.recent = RecentSet()
+        # The RECENT count this client was last told: RECENT is sent again only when it changes
+        # (RFC 3501 7.3.2), after new mail or an expunge, as Dovecot does.
+        self.announced_recent = -1
         self.wakeup = asyncio.Event()
         self.closed = False
         cache.views.add(self)

@@ -307,7 +307,11 @@ class Session:
         added = view.take_new()
         if added:
             self.io.write(self.enc.exists(len(view)))
-            self.io.write(self.enc.recent(view.recent_count()))
+        if not self.rev2 and (added or view.announced_recent >= 0):
+            recent = view.recent_count()
+            if recent != view.announced_recent:
+                view.announced_recent = recent
+                self.io.write(self.enc.recent(recent))
         for uid in view.take_flag_changes():
             seq = view.seq_of(uid)
             if seq is None:

@@ -21,7 +21,10 @@ async def run(s: Session, cmd: Copy) -> tuple[str, str] | str:
         raise Reply("NO", "Destination mailbox does not exist", "TRYCREATE") from None
     if dest.noselect:
         raise Reply("NO", "Destination mailbox does not exist", "TRYCREATE")
-    uids = [u for u in view.resolve(cmd.seqset, cmd.uid, s.saved_search) if not view.is_expunged(u)]
+    uids = view.resolve(cmd.seqset, cmd.uid, s.saved_search)
+    if any(view.is_expunged(u) for u in uids):
+        # RFC 2180 4.4.1 (and Dovecot): a copy that cannot be whole copies nothing.
+        raise Reply("NO", "Some of the requested messages no longer exist", "EXPUNGEISSUED")
     if not uids:
         return f"{cmd.name} completed"  # nothing matched: OK without COPYUID
     if move:

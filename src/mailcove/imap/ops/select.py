@@ -27,7 +27,8 @@ async def run(s: Session, cmd: Select) -> tuple[str, str]:
     s.saved_search = None
     s.announce_flags(view)
     s.write(s.enc.exists(len(view)))
-    s.write(s.enc.recent(view.recent_count()))
+    view.announced_recent = view.recent_count()
+    s.write(s.enc.recent(view.announced_recent))
     if not s.rev2:
         if view.in_step:
             flags = cache.flags

@@ -21,7 +21,10 @@ async def status_items(s: Session, mb: Mailbox, items: tuple[str, ...]) -> dict[
         elif item == "RECENT":
             # What no session of this process has been given as \\Recent yet; with no open
             # cache and no floor nobody was, so every message counts (as for a first SELECT).
-            if cache is not None:
+            # For the session's own selected mailbox, its own \\Recent count (as Dovecot).
+            if s.view is not None and s.view.cache is cache and cache is not None:
+                out[item] = s.view.recent_count()
+            elif cache is not None:
                 out[item] = cache.unclaimed_recent()
             else:
                 floor = s.ctx.registry.recent_floors.get((mb.id, mb.uidvalidity))
