@@ -125,9 +125,6 @@ TOLERATED: dict[str, str] = {
     "reports the \\Deleted that A stored before A's EXPUNGE, Dovecot only the EXPUNGE) leaves the client with "
     "nothing: RFC 9051 7.4.1 lets flag updates come at any time and 7.5.1 removes the message. Left out, on "
     "either side.",
-    "recent-unchanged": "A RECENT response repeats the count the session already has: mailcove sends one with "
-    "every EXISTS, Dovecot only when the count changes (RFC 3501 7.3.2). A RECENT that does not change the "
-    "session's count is left out; every change of the count is compared.",
     "expunged-data": "For a message another session expunged that this session has not been told of, Dovecot "
     "(Maildir: the file is gone) answers RFC 2180 4.1.3's 'NIL FETCH responses' (* 2 FETCH (BODY[] NIL)); "
     "mailcove sends no FETCH for data it no longer has, as its fetch.py docstring explains. Both end OK "
@@ -780,7 +777,6 @@ class Answer:
 class SessionState:
     """What the client was told so far: the normalisation and the keyword check need it."""
 
-    recent: int | None = None
     flags: set[str] = field(default_factory=set)  # the last untagged FLAGS
     known: dict[int, tuple[str, ...]] = field(default_factory=dict)  # FLAGS last reported per message
     closed: bool = False
@@ -888,7 +884,7 @@ def norm_answer(
 ) -> tuple[Any, ...]:
     """An answer as compared. Normalisations (each named in TOLERATED): tagged-text, uidvalidity,
     flag-order, status-order, closed-code, clientbug-hint, nonexistent-code, unsolicited-uid,
-    flag-echo, store-unchanged, flags-before-expunge, recent-unchanged, expunged-data and
+    flag-echo, store-unchanged, flags-before-expunge, expunged-data and
     expunged-store (these two only for the sequence numbers in `expunged`)."""
     words = cmd.split()
     verb = words[1].upper() if words[0].upper() == "UID" else words[0].upper()
@@ -911,11 +907,6 @@ def norm_answer(
         if u.name == "FLAGS":
             st.flags = set(flag_set(u.values[0]))
             out.append((None, "FLAGS", flag_set(u.values[0])))
-        elif u.name == "RECENT":
-            if u.number == st.recent:
-                continue  # recent-unchanged
-            st.recent = u.number
-            out.append((u.number, "RECENT", ()))
         elif u.name == "STATUS":
             pairs = u.values[1]
             items = {str(k).upper(): v for k, v in zip(pairs[::2], pairs[1::2], strict=True)}
