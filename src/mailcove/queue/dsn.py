@@ -75,12 +75,12 @@ def build(
 
     status = [f"Reporting-MTA: dns; {reporting_mta}"]
     if envelope.envid:
-        status.append(f"Original-Envelope-Id: {envelope.envid}")
+        status.append(f"Original-Envelope-Id: {_one_line(envelope.envid)}")
     status.append(f"Arrival-Date: {email.utils.formatdate(arrival)}")
     status.append("")
     for r in recipients:
         if r.orcpt:
-            status.append(f"Original-Recipient: {r.orcpt}")
+            status.append(f"Original-Recipient: {_one_line(r.orcpt)}")
         status.append(f"Final-Recipient: rfc822; {r.address}")
         status.append(f"Action: {r.action}")
         status.append(f"Status: {r.status}")
@@ -132,4 +132,6 @@ def build(
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())[:900]
+    # str.split() splits at CR, LF and the other whitespace; NUL and the other controls go too,
+    # so a value stored before the SMTP parser refused them cannot add a field to the report.
+    return " ".join("".join(c if c >= " " and c != "\x7f" else " " for c in text).split())[:900]

@@ -104,6 +104,23 @@ def xtext_decode(value: str) -> str:
     return _XTEXT.sub(lambda m: chr(int(m.group(1), 16)), value)
 
 
+# C0 controls, DEL and C1 controls. A decoded ENVID or ORCPT is stored and later written into a
+# DSN's header-like fields (queue/dsn.py): a CR, LF or NUL there would start a new field.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+BAD_ENVID = Reply(501, "5.5.4", "Bad ENVID parameter syntax")
+BAD_ORCPT = Reply(501, "5.5.4", "Bad ORCPT parameter syntax")
+
+
+def xtext_printable(value: str) -> str | None:
+    """The xtext `value` decoded (RFC 3461 section 4), or None when the decoded text holds a
+    control character (CR, LF, NUL, ...): refused as Postfix refuses them, never stored."""
+    decoded = xtext_decode(value)
+    if _CONTROL.search(decoded) or _CONTROL.search(value):
+        return None
+    return decoded
+
+
 def _split_params(text: str) -> list[tuple[str, str | None]]:
     out = []
     for word in text.split():
@@ -147,9 +164,13 @@ def parse_mail(arg: str, *, max_size: int, extensions: frozenset[str]) -> Mail |
         elif key == "ENVID" and "DSN" in extensions:
             if not value or envid is not None or len(value) > 100:
                 return R.SYNTAX_ERROR
-            envid = xtext_decode(value)
+            envid = xtext_printable(value)
+            if envid is None:
+                return BAD_ENVID
         elif key == "AUTH" and "AUTH" in extensions:
-            auth = xtext_decode(value or "<>")
+            auth = xtext_printable(value or "<>")
+            if auth is None:
+                return R.SYNTAX_ERROR
         else:
             return R.PARAM_NOT_IMPLEMENTED
     if path:
@@ -181,7 +202,10 @@ def parse_rcpt(arg: str, *, smtputf8: bool, extensions: frozenset[str]) -> Rcpt 
             kind, semi, addr = (value or "").partition(";")
             if not semi or not kind or not addr or orcpt is not None or len(addr) > 500:
                 return R.SYNTAX_ERROR
-            orcpt = f"{kind};{xtext_decode(addr)}"
+            decoded = xtext_printable(addr)
+            if decoded is None or _CONTROL.search(kind):
+                return BAD_ORCPT
+            orcpt = f"{kind};{decoded}"
         else:
             return R.PARAM_NOT_IMPLEMENTED
     if not path:
