@@ -26,8 +26,6 @@ from mailcove.core.errors import MailError
 from mailcove.directory.access import is_localhost
 from mailcove.directory.api import Action, Alias, Invalid, Local, Principal, Remote
 from mailcove.directory.errors import DirectoryBusy
-from mailcove.message.addresses import parse_address_list
-from mailcove.message.headers import first_fields
 from mailcove.proto.smtp import (
     NEED_DATA,
     Auth,
@@ -57,6 +55,7 @@ from mailcove.proto.smtp import replies as R
 from mailcove.proto.smtp.params import unquote_local
 from mailcove.proto.smtp.sasl import Challenge, Credentials, SaslFailure, ServerMechanism, server_mechanism
 from mailcove.queue import srs
+from mailcove.smtp.header_check import check_originators
 from mailcove.smtp.limits import ConnectionCounter, HourlyRate
 
 if TYPE_CHECKING:
@@ -248,6 +247,7 @@ class Transaction:
     body: Body | None = None
     header: bytearray | None = None
     header_done: bool = False
+    header_overflow: bool = False  # the header block went past HEADER_SCAN_MAX
 
 
 class SmtpSession:
@@ -601,16 +601,18 @@ class SmtpSession:
             assert txn.header is not None
             # Only the header block is kept aside (bounded), for the loop and From: checks.
             start = max(0, len(txn.header) - 3)
-            txn.header += data[: HEADER_SCAN_MAX]
+            # Up to 4 bytes past the limit, so a blank line that ends right at it is still seen.
+            txn.header += data[: HEADER_SCAN_MAX + 4 - len(txn.header)]
             end = txn.header.find(b"\r\n\r\n", start)
             if txn.header.startswith(b"\r\n"):
                 end = 0
-            if end >= 0:
+            if end >= 0 and end + 2 <= HEADER_SCAN_MAX:
                 del txn.header[end + 2 :]
                 txn.header_done = True
             elif len(txn.header) >= HEADER_SCAN_MAX:
+                # The rest of the header is never looked at: the From: check refuses it.
                 del txn.header[HEADER_SCAN_MAX:]
-                txn.header_done = True
+                txn.header_done = txn.header_overflow = True
         txn.body.write(data)
 
     async def _end_body(self, too_big: bool) -> Reply:
@@ -630,10 +632,9 @@ class SmtpSession:
                 self.log.info("message refused: %d Received headers (mail loop)", received)
                 return Reply(554, "5.4.6", f"Too many hops ({received} Received headers): mail loop")
             if self.principal is not None:
-                bad = await self._foreign_from(header)
-                if bad is not None:
-                    self.log.info("message refused: From: <%s> not owned by %s", bad, self.principal.user)
-                    return Reply(550, "5.7.1", f"From: address <{bad}> not owned by user {self.principal.user}")
+                refusal = await self._check_originators(header, txn.header_overflow)
+                if refusal is not None:
+                    return refusal
             if not txn.plan:
                 self.log.info("message from <%s> to %d recipients discarded by access rules",
                               txn.mail.sender, len(txn.accepted))
@@ -721,18 +722,23 @@ class SmtpSession:
             f"U{result.local[0].uid}" if result.local else "")
         return Reply(250, "2.0.0", f"OK {qid} {self.io.session_id}".replace("  ", " "))
 
-    async def _foreign_from(self, header: bytes) -> str | None:
-        """The first From: address that is not the authenticated user's, or None."""
-        fields, _ = first_fields(header, 0, len(header), frozenset({"from"}))
-        value = fields.get("from")
-        if value is None:
-            return None
-        for a in parse_address_list(value):
-            if a.mailbox is None or a.host is None:
-                continue
-            addr = f"{a.mailbox}@{a.host}"
+    async def _check_originators(self, header: bytes, overflow: bool) -> Reply | None:
+        """A logged-in user's message may name only them in From:, Sender:, Resent-From: and
+        Resent-Sender:, and its header must be one that every reader parses the same way
+        (smtp/header_check.py). None: accepted."""
+        assert self.principal is not None
+        user = self.principal.user
+        if overflow:
+            self.log.info("message refused: header over %d bytes, From: not checked", HEADER_SCAN_MAX)
+            return Reply(552, "5.6.0", f"Message header longer than {HEADER_SCAN_MAX // 1024} KiB")
+        check = check_originators(header)
+        if check.error is not None:
+            self.log.info("message refused: malformed header from %s: %s", user, check.error)
+            return Reply(550, "5.6.0", f"Malformed message header: {check.error}")
+        for name, addr in check.addresses:
             if not await self._owns(addr):
-                return addr
+                self.log.info("message refused: %s: <%s> not owned by %s", name, addr, user)
+                return Reply(550, "5.7.1", f"{name.title()}: address <{addr}> not owned by user {user}")
         return None
 
     def _trace_headers(self, txn: Transaction) -> bytes:
