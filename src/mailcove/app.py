@@ -44,6 +44,8 @@ from mailcove.net.tls import CertificateInfo, TlsConfigError, TlsHolder, describ
 from mailcove.store.api import DeliveryTarget, MailStore
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from mailcove.mailauth import InboundChecker
     from mailcove.queue import QueueRunner
 
@@ -63,6 +65,30 @@ PROTOCOLS: dict[str, str] = {
 _registered: dict[str, Callable[..., Any]] = {}
 
 STATE_FILE = "serve.json"
+
+
+class DataDirError(Exception):
+    """The data dir is open to other local users and mailcove will not change it."""
+
+
+def secure_data_dir(d: Path) -> str | None:
+    """Make sure no other local user can read the data dir. A dir with group or other bits is
+    closed (its group/other bits cleared) when it is empty or looks like a mailcove data dir,
+    and the returned line says so; None when it was already private. A foreign-looking dir
+    (data_dir = "/var/lib" by mistake) is not touched: DataDirError. OSError if chmod fails."""
+    mode = d.stat().st_mode & 0o7777
+    if not mode & 0o077:
+        return None
+    entries = {p.name for p in d.iterdir()}
+    if entries and not entries & privileges.MAILCOVE_FILES:
+        raise DataDirError(f"{d} has mode {mode:o} (other local users can read it) and does not look like a "
+                           f"mailcove data dir: run chmod 700 {d} or fix data_dir")
+    try:
+        os.chmod(d, mode & ~0o077)
+    except OSError as exc:
+        raise DataDirError(f"{d} has mode {mode:o} (other local users can read the mail in it) and cannot be "
+                           f"changed ({exc.strerror or exc}): run chmod 700 {d}") from None
+    return f"data dir {d} had mode {mode:o}, so other local users could read mail: changed it to {mode & ~0o077:o}"
 
 
 @dataclass
@@ -176,14 +202,19 @@ class App:
 
     def _make_data_dir(self) -> None:
         d = self.settings.data_dir
+        # Every file the server creates (mail.db and its -wal/-shm, serve.json, spools, blobs,
+        # keys) is private whatever umask it was started with, as Postfix's
+        # master does (umask 077). Sockets meant for others are chmod-ed explicitly.
+        os.umask(0o077)
         try:
             d.mkdir(mode=0o700, parents=True, exist_ok=True)
-            mode = d.stat().st_mode & 0o777
+            fixed = secure_data_dir(d)
+        except DataDirError as exc:
+            raise ConfigError(self.settings.source, "data_dir", str(exc)) from None
         except OSError as exc:
             raise ConfigError(self.settings.source, "data_dir", f"{d}: {exc.strerror or exc}") from None
-        if mode & 0o077:
-            # An existing dir the admin opened up on purpose is theirs to decide; say so loudly.
-            log.warning("data dir %s has mode %o; mail is private, 0700 is recommended", d, mode)
+        if fixed:
+            log.warning("%s", fixed)
 
     def _close_bound(self) -> None:
         for bl in self.bound.values():
@@ -320,7 +351,10 @@ class App:
         }
         path = self.settings.data_dir / STATE_FILE
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            os.fchmod(fd, 0o600)  # whatever the umask, and a leftover .tmp of a wider mode
+            f.write(json.dumps(state, indent=2))
         os.replace(tmp, path)
 
     def banner(self) -> str:

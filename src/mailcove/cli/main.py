@@ -55,8 +55,27 @@ class CliContext:
             # root on a data dir owned by the service user: become its owner before any command
             # opens a database, so no root-owned SQLite/blob files are left behind.
             ctx = click.get_current_context(silent=True)
-            privileges.adopt_data_dir_owner(self._settings, ctx.find_root().invoked_subcommand if ctx else None)
+            command = ctx.find_root().invoked_subcommand if ctx else None
+            privileges.adopt_data_dir_owner(self._settings, command)
+            if command not in ("serve", "sendmail", "mailq"):  # serve checks (and logs) itself
+                _check_data_dir(self._settings)
         return self._settings
+
+
+def _check_data_dir(settings: Settings) -> None:
+    """A data dir other local users can read is closed (one line on stderr says so) or, when
+    mailcove may not change it, refused (exit 2) before any command reads or writes mail."""
+    from mailcove.app import DataDirError, secure_data_dir
+
+    if not settings.data_dir.is_dir():
+        return
+    try:
+        fixed = secure_data_dir(settings.data_dir)
+    except (DataDirError, OSError) as exc:
+        click.echo(f"mailcove: {exc}", err=True)
+        sys.exit(2)
+    if fixed:
+        click.echo(f"mailcove: {fixed}", err=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import mmap
+import os
 import secrets
 import sqlite3
 import time
@@ -106,6 +108,7 @@ class SqliteStore(AddingFrontend):
     def _prepare(self) -> None:
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.blobs.prepare()
+        _private_db_files(self.db_path)
         conn = connect(str(self.db_path))
         try:
             migrate(conn)
@@ -331,7 +334,7 @@ class SqliteStore(AddingFrontend):
                     path = None
                     if len(data) > inline_max:
                         tmp = self.blobs.new_tmp_path()
-                        tmp.write_bytes(data)
+                        _write_private(tmp, data)
                         path = self.blobs.commit_file(tmp)
                         files.append(path)
                     rows.append((item.uid, len(data), None if path else data, path, scan(data).to_bytes(),
@@ -584,7 +587,7 @@ class SqliteStore(AddingFrontend):
         if len(data) <= self._inline_max:
             return data, None
         tmp = self.blobs.new_tmp_path()
-        tmp.write_bytes(data)
+        _write_private(tmp, data)
         return None, self.blobs.commit_file(tmp)
 
     async def export_queue(self, after_id: int, limit: int) -> list[QueueState]:
@@ -661,3 +664,26 @@ def _bind(fn: Any, *args: Any) -> Any:
 
     op.uses_batch_cache = getattr(fn, "uses_batch_cache", False)  # type: ignore[attr-defined]
     return op
+
+
+def _private_db_files(db_path: Path) -> None:
+    """mail.db is created 0600 before SQLite opens it, whatever the umask: SQLite gives its -wal
+    and -shm the database file's mode. Files of an older install that are wider are narrowed."""
+    fd = os.open(db_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            with contextlib.suppress(PermissionError):  # not the owner: the data dir check says so
+                os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm", "-journal"):
+        side = db_path.with_name(db_path.name + suffix)
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if side.stat().st_mode & 0o077:
+                os.chmod(side, 0o600)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
