@@ -76,6 +76,10 @@ def parse_autodiscover(body: bytes) -> AutodiscoverRequest:
         root = SafeET.fromstring(body, forbid_dtd=True)
     except (ET.ParseError, DefusedXmlException) as exc:
         raise BadAutodiscoverRequest(f"not a valid autodiscover request: {exc}") from None
+    except (ValueError, LookupError) as exc:
+        # expat refuses an encoding it cannot decode (encoding="UTF-7": "multi-byte encodings
+        # are not supported") with a ValueError, and an unknown one with a LookupError.
+        raise BadAutodiscoverRequest(f"not a valid autodiscover request: unsupported encoding ({exc})") from None
     found: dict[str, str] = {}
     for el in root.iter():
         local = el.tag.rsplit("}", 1)[-1] if isinstance(el.tag, str) else ""

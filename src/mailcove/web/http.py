@@ -180,6 +180,10 @@ class HttpConnection:
                 continue
             if isinstance(event, h11.Request):
                 head = event
+                if _has_header(event.headers, b"content-length") and _has_header(event.headers, b"transfer-encoding"):
+                    # RFC 9112 6.1: possibly request smuggling; answer 400 and close the connection,
+                    # so that no request hidden in the body is ever read as the next one.
+                    raise _Reject(error(400, "the request has both Content-Length and Transfer-Encoding"))
                 if fed - len(self.h.trailing_data[0]) > self.limits.max_header_bytes:
                     limit = self.limits.max_header_bytes
                     raise _Reject(error(431, f"the request line and headers are larger than the limit ({limit} bytes)"))
@@ -264,6 +268,10 @@ class HttpConnection:
         with contextlib.suppress(ConnectionError):
             self.writer.write(out)
             await self.writer.drain()
+
+
+def _has_header(headers: list[tuple[bytes, bytes]], name: bytes) -> bool:
+    return any(k.lower() == name for k, _ in headers)
 
 
 def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
