@@ -48,6 +48,13 @@ def _encode(password: str) -> bytes:
     return password.encode("utf-8", "surrogatepass")
 
 
+def never_matches(password: str) -> bool:
+    """True for a password no account can have (empty, or longer than MAX_PASSWORD_BYTES).
+    Directories refuse it before looking the user up, so known and unknown names take the same
+    (short) time: checking the length after the lookup told them apart (issue 13, finding 8)."""
+    return not password or len(_encode(password)) > MAX_PASSWORD_BYTES
+
+
 def check_password_acceptable(password: str) -> None:
     if not password:
         raise BadPassword("the password must not be empty")

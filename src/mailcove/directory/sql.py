@@ -47,7 +47,7 @@ from mailcove.directory.errors import (
     UserExists,
 )
 from mailcove.directory.hostnames import HostnameResolver
-from mailcove.directory.passwords import PasswordVerifier
+from mailcove.directory.passwords import PasswordVerifier, never_matches
 from mailcove.directory.snapshot import Snapshot, UserRecord
 from mailcove.directory.throttle import LoginThrottle
 
@@ -295,6 +295,10 @@ class SqliteDirectory:
         if client_ip is not None and not self.throttle.check(client_ip).allowed:
             log.info("login refused: client %s is throttled", client_ip)
             return None
+        if never_matches(password):
+            # Before the lookup: the same answer in the same time whether the name exists or not.
+            log.info("login of %r refused: empty or too long password", username[:64])
+            return await self._failed(client_ip)
         record = snap.find_login(username)
         if record is None or record.disabled:
             await self.verifier.verify_dummy(password)

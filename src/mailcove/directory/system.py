@@ -420,11 +420,14 @@ class SystemDirectory(SqliteDirectory):
         if client_ip is not None and not self.throttle.check(client_ip).allowed:
             log.info("login refused: client %s is throttled", client_ip)
             return None
+        if not password or len(password_bytes(password)) > MAX_PASSWORD_BYTES:
+            # Before the lookup: the same answer in the same time whether the name exists or not.
+            log.info("login of %r refused: empty or too long password", username[:64])
+            return await self._failed(client_ip)
         name, domain = snap.login_name(username)
-        too_long = len(password_bytes(password)) > MAX_PASSWORD_BYTES
         user, why = (None, "not a valid login name") if name is None else await self._lookup(self.accounts.check, name)
-        if user is None or not password or too_long:
-            log.info("login of %r refused: %s", username[:64], why or "empty or too long password")
+        if user is None:
+            log.info("login of %r refused: %s", username[:64], why)
             await self._dummy_check(password)
             return await self._failed(client_ip)
         ok, reason = await self._check_password(user, password, client_ip)
