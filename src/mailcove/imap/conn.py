@@ -9,12 +9,14 @@ list is empty and the zlib objects exist only after COMPRESS.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import zlib
 
 from mailcove.net.listeners import Connection
 
 FLUSH_AT = 64 * 1024
 READ_CHUNK = 16 * 1024
+CORRUPT_TEXT = b"Invalid compressed data"
 
 
 class ImapIO:
@@ -64,24 +66,46 @@ class ImapIO:
         if self._size >= FLUSH_AT:
             await self.flush()
 
+    def inflate_pending(self, data: bytes) -> bytes:
+        """Inflate bytes the client sent before compression started (at most one bounded step;
+        the rest stays in the inflater for the next `read`)."""
+        assert self._decompress is not None
+        return self._decompress.decompress(data, READ_CHUNK * 4)
+
     async def read(self) -> bytes:
         """The next bytes from the client (b"" at EOF), decompressed when COMPRESS is active.
         A decompressed chunk is bounded too, so a deflate bomb cannot inflate without limit in
         one step."""
         if self._decompress is not None and self._decompress.unconsumed_tail:
-            return self._decompress.decompress(self._decompress.unconsumed_tail, READ_CHUNK * 4)
+            try:
+                return self._decompress.decompress(self._decompress.unconsumed_tail, READ_CHUNK * 4)
+            except zlib.error:
+                await self.bye_corrupt()
+                return b""
         data = await self.conn.reader.read(READ_CHUNK)
         if not data:
             return b""
         if self._decompress is not None:
-            out = self._decompress.decompress(data, READ_CHUNK * 4)
-            while not out and self._decompress.unconsumed_tail:
-                out = self._decompress.decompress(self._decompress.unconsumed_tail, READ_CHUNK * 4)
+            try:
+                out = self._decompress.decompress(data, READ_CHUNK * 4)
+                while not out and self._decompress.unconsumed_tail:
+                    out = self._decompress.decompress(self._decompress.unconsumed_tail, READ_CHUNK * 4)
+            except zlib.error:
+                await self.bye_corrupt()
+                return b""
             if not out and not self._decompress.unconsumed_tail:
                 # A sync-flush marker alone; read more rather than report EOF.
                 return await self.read()
             return out
         return data
+
+    async def bye_corrupt(self) -> None:
+        """The client's deflate stream is broken (RFC 4978 gives no way to resynchronise): say
+        BYE, as Dovecot does, and let the caller end the session as at EOF, with no traceback."""
+        self._buf.append(b"* BYE " + CORRUPT_TEXT + b"\r\n")
+        self._size += len(self._buf[-1])
+        with contextlib.suppress(Exception):
+            await self.flush()
 
     async def read_with_timeout(self, timeout: float) -> bytes:
         return await asyncio.wait_for(self.read(), timeout)

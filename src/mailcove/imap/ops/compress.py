@@ -3,6 +3,9 @@ after the command are already compressed: they are taken from the receiver and i
 
 from __future__ import annotations
 
+import zlib
+
+from mailcove.imap.conn import CORRUPT_TEXT
 from mailcove.imap.session import Reply, Session
 from mailcove.proto.imap.commands import Compress
 
@@ -18,6 +21,13 @@ async def run(s: Session, cmd: Compress) -> str:
     s.io.start_compression()
     s.tag_done = cmd.tag
     if rest:
-        assert s.io._decompress is not None
-        s.receiver.receive_data(s.io._decompress.decompress(rest))
+        # Inflated in bounded steps like every later read (ImapIO.read): what does not fit stays
+        # in the inflater, so 15 KB of pipelined deflate cannot turn into megabytes of commands
+        # processed in one turn of the event loop.
+        try:
+            data = s.io.inflate_pending(rest)
+        except zlib.error:
+            await s.bye(CORRUPT_TEXT.decode())  # raises CloseConnection: no traceback
+            return ""
+        s.receiver.receive_data(data)
     return ""

@@ -11,6 +11,7 @@ from mailcove.imap.ops.status import status_items
 from mailcove.imap.session import Session
 from mailcove.proto.imap.commands import List, Lsub
 from mailcove.store.api import Mailbox
+from mailcove.store.names import MAX_NAME_LENGTH
 
 SEP = "/"
 
@@ -35,6 +36,10 @@ class Glob:
             tokens.append(ch)
         self._literal: dict[str, int] = {}
         self._star = self._pct = 0
+        if sum(1 for t in tokens if t not in "*%") > MAX_NAME_LENGTH:
+            # More literal characters than any name has: nothing can match, and the automaton's
+            # size stays bounded by the longest possible name, whatever the client sends.
+            tokens = ["\x00"]
         for i, t in enumerate(tokens):
             if t == "*":
                 self._star |= 1 << i
