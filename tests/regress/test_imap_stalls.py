@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "imap"))
-from imap_lab import imap, imap_module, message  # noqa: F401
+from imap_lab import imap, imap_factory, imap_module, message  # noqa: F401
 
 from mailcove.proto.imap.client import Tagged
 
@@ -106,3 +106,15 @@ def test_pipelined_deflate_after_compress_is_inflated_in_bounded_steps(imap):
         assert b"last OK" in seen
 
     assert _while_probing(imap, attack) < PROBE_MAX
+
+
+def test_mailboxes_per_user_are_limited(imap_factory):
+    """Every LIST walks all of a user's mailboxes: CREATE stops at [imap] max_mailboxes."""
+    box = imap_factory("[auth]\nallow_plaintext = true\n[imap]\nmax_mailboxes = 8\n", name="limit")
+    c = box.client()
+    c.ok("CREATE one")
+    c.ok("CREATE two")  # with INBOX, Sent, Drafts, Trash, Junk and Archive: 8
+    _, done = c.cmd("CREATE three")
+    assert (done.status, done.code) == ("NO", "LIMIT")
+    c.ok("DELETE two")
+    c.ok("CREATE three")

@@ -58,6 +58,10 @@ class AuthSettings:
     # Failed logins per client IP within `failure_window_seconds` before logins are throttled.
     max_failures_per_ip: int = 10
     failure_window_seconds: int = 300
+    # Failed logins per account name (from any client) within the window before each login of
+    # that account waits before its password is checked (0.5 s, doubling to 5 s). Never a refusal:
+    # an attacker can slow a user down but not lock them out.
+    failures_per_account_before_delay: int = 5
 
 
 @dataclass
@@ -216,6 +220,8 @@ class ImapSettings:
     idle_timeout: float = 1800.0
     # Seconds a client has to log in after connecting.
     login_timeout: float = 60.0
+    # Mailboxes one user may have; CREATE past it gets NO [LIMIT]. Every LIST walks them all.
+    max_mailboxes: int = 10_000
 
 
 @dataclass

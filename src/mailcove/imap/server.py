@@ -40,6 +40,7 @@ class ImapServer:
                 idle_timeout=imap.idle_timeout,
                 login_timeout=imap.login_timeout,
                 max_bads=imap.max_bad_commands,
+                max_mailboxes=imap.max_mailboxes,
             )
         self.listener = listener
         self.ctx = ImapContext(

@@ -47,6 +47,7 @@ class ImapLimits:
     idle_timeout: float = 30 * 60.0  # RFC 9051 5.4: at least 30 minutes of inactivity
     login_timeout: float = 60.0
     max_bads: int = MAX_BADS
+    max_mailboxes: int = 10_000
 
 
 @dataclass

@@ -28,6 +28,8 @@ async def run(s: Session, cmd: Create) -> str:
             raise Reply("NO", "Unsupported special-use attribute", "USEATTR")
         special = next(iter(uses))
     before = {b.name: b.subscribed for b in await s.store.list_mailboxes(s.user)}
+    if len(before) >= s.ctx.limits.max_mailboxes:
+        raise Reply("NO", f"Too many mailboxes (at most {s.ctx.limits.max_mailboxes})", "LIMIT")
     try:
         mb = await s.store.create_mailbox(s.user, name, special)
     except MailboxExists:
