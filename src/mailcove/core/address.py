@@ -6,6 +6,8 @@ wire) is parsed by the protocol cores, which then build an Address.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass
 
 
@@ -48,11 +50,43 @@ def normalize_domain(domain: str) -> str:
     d = domain.strip().rstrip(".").lower()
     if not d or len(d) > 253:
         raise AddressError(f"bad domain: {domain!r}")
-    if d.startswith("[") and d.endswith("]"):
-        return d  # address literal, checked by whoever routes it
+    if d.startswith("[") or d.endswith("]"):
+        check_address_literal(d)
+        return d
     for label in d.split("."):
         if not label or len(label) > 63 or label.startswith("-") or label.endswith("-"):
             raise AddressError(f"bad domain: {domain!r}")
         if not all(c.isalnum() or c in "-_" for c in label):
             raise AddressError(f"bad domain: {domain!r}")
     return d
+
+
+_SNUM_QUAD = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
+_LDH_TAG = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")
+_DCONTENT = re.compile(r"[\x21-\x5a\x5e-\x7e]+")  # printable US-ASCII except [ \ ]
+
+
+def check_address_literal(text: str) -> None:
+    """RFC 5321 section 4.1.3 address-literal: `[IPv4]`, `[IPv6:addr]` or a
+    General-address-literal `[tag:dcontent]`. Raises AddressError for anything else, so a
+    "domain" such as `[a>b\x01]` never reaches the queue or a header."""
+    if len(text) < 3 or not (text.startswith("[") and text.endswith("]")):
+        raise AddressError(f"bad address literal: {text!r}")
+    inner = text[1:-1]
+    if _SNUM_QUAD.fullmatch(inner):
+        if all(int(part) <= 255 for part in inner.split(".")):
+            return
+        raise AddressError(f"bad IPv4 address literal: {text!r}")
+    tag, colon, content = inner.partition(":")
+    if not colon or not _LDH_TAG.fullmatch(tag):
+        raise AddressError(f"bad address literal (not IPv4, IPv6: or tag:content): {text!r}")
+    if tag.lower() == "ipv6":
+        if not content or not content.isascii() or not all(c in "0123456789abcdefABCDEF:." for c in content):
+            raise AddressError(f"bad IPv6 address literal: {text!r}")
+        try:
+            ipaddress.IPv6Address(content)
+        except ValueError:
+            raise AddressError(f"bad IPv6 address literal: {text!r}") from None
+        return
+    if not _DCONTENT.fullmatch(content):
+        raise AddressError(f"bad general address literal: {text!r}")

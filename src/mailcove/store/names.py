@@ -21,6 +21,10 @@ def normalize_name(name: str) -> str:
         raise BadMailboxName("mailbox name too long")
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
         raise BadMailboxName("mailbox name contains control characters")
+    if "*" in name or "%" in name:
+        # The IMAP LIST wildcards (RFC 9051 6.3.9): a mailbox so named could never be listed
+        # on its own, and `LIST "" "*"` would match more than was asked. Dovecot refuses them too.
+        raise BadMailboxName("mailbox names may not contain the LIST wildcards * and %")
     if name.startswith(SEPARATOR) or name.endswith(SEPARATOR):
         raise BadMailboxName("mailbox name starts or ends with the hierarchy separator")
     parts = name.split(SEPARATOR)
