@@ -66,6 +66,12 @@ class ImapIO:
         if self._size >= FLUSH_AT:
             await self.flush()
 
+    def inflate_pending(self, data: bytes) -> bytes:
+        """Inflate bytes the client sent before compression started (at most one bounded step;
+        the rest stays in the inflater for the next `read`)."""
+        assert self._decompress is not None
+        return self._decompress.decompress(data, READ_CHUNK * 4)
+
     async def read(self) -> bytes:
         """The next bytes from the client (b"" at EOF), decompressed when COMPRESS is active.
         A decompressed chunk is bounded too, so a deflate bomb cannot inflate without limit in
