@@ -80,3 +80,25 @@ def test_deflate_bomb(imap):
     assert b"BYE" in data
     imap.client().ok("NOOP")
     assert Client
+
+
+def test_before_login_only_small_commands_are_read(imap):
+    """Issue 13 finding 2: an unauthenticated client may not park a 1 MiB command (Dovecot's
+    imap-login keeps a few KB too); after login the full limits apply."""
+    c = imap.raw()
+    c.send(b"a LOGIN {100000}\r\n")
+    r = c.read_one()
+    assert isinstance(r, Tagged) and r.status in ("NO", "BAD"), r
+    c.send(b"b NOOP\r\n")
+    assert c.read_one().status == "OK"
+    c.send(b"c LOGIN " + b"x" * 20000 + b" y\r\n")  # a line over the pre-login limit
+    seen = c.poll(3)
+    assert any((isinstance(r, Tagged) and r.status == "BAD") or (isinstance(r, Untagged) and r.kind == "BYE")
+               for r in seen), seen
+    # a logged-in client may still send a 20 KB literal
+    d = imap.client(select="INBOX")
+    d.send(b"d SEARCH TEXT {20000+}\r\n" + b"z" * 20000 + b"\r\n")
+    r = d.read_one()
+    while not isinstance(r, Tagged):
+        r = d.read_one()
+    assert r.status == "OK", r

@@ -37,6 +37,12 @@ NOT_AUTH, AUTH, SELECTED, LOGOUT = "not authenticated", "authenticated", "select
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 ENABLEABLE = ("IMAP4REV2", "CONDSTORE", "QRESYNC", "UTF8=ACCEPT")
 MAX_BADS = 10
+# Before login a client may send only what LOGIN / AUTHENTICATE need (Dovecot's imap-login keeps
+# a few KB too): 300 unauthenticated connections must not each hold a 1 MiB command.
+PRE_AUTH_MAX_LINE = 8192
+PRE_AUTH_MAX_LITERAL = 4096
+PRE_AUTH_MAX_COMMAND = 16384
+MAX_COMMAND = 1 << 20
 APPENDLIMIT_DEFAULT = 64 * 1024 * 1024
 
 
@@ -105,7 +111,8 @@ class Session:
         self.saved_search: list[int] | None = None  # UIDs (SEARCHRES)
         self.client_id: dict[str, str | None] | None = None
         self.bads = 0
-        self.receiver = ImapReceiver(max_line=ctx.limits.max_line, max_literal=ctx.limits.appendlimit)
+        self.receiver = ImapReceiver(max_line=min(PRE_AUTH_MAX_LINE, ctx.limits.max_line),
+                                     max_literal=PRE_AUTH_MAX_LITERAL, max_command=PRE_AUTH_MAX_COMMAND)
         self.store = ctx.store
         self.append: Any = None  # ops.append.AppendState while an APPEND is streaming
         self.idling: str | None = None  # the IDLE command's tag while idling
@@ -167,6 +174,14 @@ class Session:
         if not self.io.compressed:
             caps.append("COMPRESS=DEFLATE")
         return caps
+
+    def authenticated(self, principal: Principal) -> None:
+        """LOGIN / AUTHENTICATE succeeded: the session is the user's, with the full limits."""
+        self.principal = principal
+        self.state = AUTH
+        self.receiver.max_line = self.ctx.limits.max_line
+        self.receiver.max_literal = self.ctx.limits.appendlimit
+        self.receiver.max_command = MAX_COMMAND
 
     # --- output ------------------------------------------------------------------------------
 

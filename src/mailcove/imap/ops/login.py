@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from mailcove.directory import DirectoryBusy
-from mailcove.imap.session import AUTH, Reply, Session
+from mailcove.imap.session import Reply, Session
 from mailcove.proto.imap.commands import Login
 
 BUSY_WAIT = 10.0  # seconds a login waits for a free password-verification slot
@@ -41,8 +41,7 @@ async def login(s: Session, username: str, password: str) -> str:
         exists = False
     if not exists:
         await s.store.create_account(principal.user)
-    s.principal = principal
-    s.state = AUTH
+    s.authenticated(principal)
     s.log.info("login %s", principal.user)
     return "CAPABILITY " + " ".join(s.capabilities())
 
