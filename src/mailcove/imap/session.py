@@ -206,9 +206,16 @@ class Session:
         self.untagged_status("OK", "mailcove ready", "CAPABILITY " + " ".join(self.capabilities()))
         await self.io.flush()
         closing = asyncio.ensure_future(self.conn.closing.wait())
+        loop = asyncio.get_running_loop()
+        # login_timeout is a deadline from connect, not a per-read timeout: a client sending one
+        # byte every few seconds must not keep an unauthenticated connection for ever.
+        login_deadline = loop.time() + self.ctx.limits.login_timeout
         try:
             while self.state != LOGOUT:
-                timeout = self.ctx.limits.login_timeout if self.state == NOT_AUTH else self.ctx.limits.idle_timeout
+                if self.state == NOT_AUTH:
+                    timeout = max(0.0, login_deadline - loop.time())
+                else:
+                    timeout = self.ctx.limits.idle_timeout
                 read = asyncio.ensure_future(self.io.read())
                 waits: set[asyncio.Future[Any]] = {read, closing}
                 while True:
