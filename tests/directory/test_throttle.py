@@ -51,3 +51,34 @@ def test_bounded_memory() -> None:
 def test_from_settings() -> None:
     t = LoginThrottle.from_settings(AuthSettings(max_failures_per_ip=7, failure_window_seconds=30))
     assert t.max_failures == 7 and t.window == 30
+
+
+def test_begin_reserves_so_parallel_attempts_cannot_pass_the_limit() -> None:
+    """Issue 13, finding 9: the reservation is made in the same step as the check."""
+    now = [0.0]
+    t = LoginThrottle(3, 100, clock=lambda: now[0])
+    attempts = [t.begin("10.0.0.9", "a@x") for _ in range(5)]
+    assert [a.allowed for a in attempts] == [True, True, True, False, False]
+    # A success releases its reservation; a failure keeps it.
+    t.release(attempts[0])
+    assert t.failed(attempts[1]).failures == 2
+    assert t.begin("10.0.0.9", "a@x").allowed
+    assert not t.begin("10.0.0.9", "a@x").allowed
+
+
+def test_account_failures_slow_but_never_refuse() -> None:
+    now = [0.0]
+    t = LoginThrottle(1000, 100, base_delay=0.5, max_delay=5.0, account_free_failures=2, clock=lambda: now[0])
+    waits = []
+    for i in range(8):
+        a = t.begin(f"10.1.0.{i}", "Victim@X")
+        assert a.allowed
+        waits.append(a.wait)
+        t.failed(a)
+    assert waits == [0, 0, 0.5, 1.0, 2.0, 4.0, 5.0, 5.0]
+    ok = t.begin("10.2.0.1", "victim@x")  # the owner, from elsewhere: slowed, not refused
+    assert ok.allowed and ok.wait == 5.0
+    t.release(ok)
+    assert t.begin("10.2.0.2", "other@x").wait == 0
+    now[0] = 101  # the failures leave the window
+    assert t.begin("10.2.0.3", "victim@x").wait == 0

@@ -291,31 +291,51 @@ class SqliteDirectory:
     # --- the read API (directory.api.Directory) -----------------------------------------------------
 
     async def authenticate(self, username: str, password: str, *, client_ip: str | None = None) -> Principal | None:
+        attempt = None
+        if client_ip is not None:
+            # Reserved before the check, in one step with it: parallel logins cannot all get past
+            # the limit before the first failure is counted (issue 13, finding 9).
+            attempt = self.throttle.begin(client_ip, username)
+            if not attempt.allowed:
+                log.info("login refused: client %s is throttled", client_ip)
+                return None
+        try:
+            if attempt is not None and attempt.wait > 0:
+                # This account has failed often lately, from anywhere: slow every login of it down
+                # (known or unknown name alike), but never refuse it.
+                await asyncio.sleep(attempt.wait)
+            principal = await self._check_login(username, password, client_ip)
+        except BaseException:
+            if attempt is not None:
+                self.throttle.release(attempt)  # never checked: not a failure
+            raise
+        if attempt is None:
+            return principal
+        if principal is not None:
+            self.throttle.release(attempt)
+            return principal
+        verdict = self.throttle.failed(attempt)
+        if verdict.delay > 0:
+            await asyncio.sleep(verdict.delay)
+        return None
+
+    async def _check_login(self, username: str, password: str, client_ip: str | None) -> Principal | None:
+        """The password check itself; the throttle is authenticate's business."""
         snap = await self.snapshot()
-        if client_ip is not None and not self.throttle.check(client_ip).allowed:
-            log.info("login refused: client %s is throttled", client_ip)
-            return None
         if never_matches(password):
             # Before the lookup: the same answer in the same time whether the name exists or not.
             log.info("login of %r refused: empty or too long password", username[:64])
-            return await self._failed(client_ip)
+            return None
         record = snap.find_login(username)
         if record is None or record.disabled:
             await self.verifier.verify_dummy(password)
-            return await self._failed(client_ip)
+            return None
         result = await self.verifier.verify(record.address, password, record.password)
         if not result.ok:
-            return await self._failed(client_ip)
+            return None
         if result.needs_rehash:
             await self._rehash(record, password)
         return Principal(record.address, record.address, username)
-
-    async def _failed(self, client_ip: str | None) -> None:
-        if client_ip is not None:
-            verdict = self.throttle.record_failure(client_ip)
-            if verdict.delay > 0:
-                await asyncio.sleep(verdict.delay)
-        return None
 
     async def _rehash(self, record: UserRecord, password: str) -> None:
         """The [auth] parameters changed since this hash was made: store a new one. A failure

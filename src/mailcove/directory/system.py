@@ -415,25 +415,23 @@ class SystemDirectory(SqliteDirectory):
 
     # --- logins ------------------------------------------------------------------------------------
 
-    async def authenticate(self, username: str, password: str, *, client_ip: str | None = None) -> Principal | None:
+    async def _check_login(self, username: str, password: str, client_ip: str | None) -> Principal | None:
+        # SqliteDirectory.authenticate runs this inside the login throttle.
         snap = await self.system_snapshot()
-        if client_ip is not None and not self.throttle.check(client_ip).allowed:
-            log.info("login refused: client %s is throttled", client_ip)
-            return None
         if not password or len(password_bytes(password)) > MAX_PASSWORD_BYTES:
             # Before the lookup: the same answer in the same time whether the name exists or not.
             log.info("login of %r refused: empty or too long password", username[:64])
-            return await self._failed(client_ip)
+            return None
         name, domain = snap.login_name(username)
         user, why = (None, "not a valid login name") if name is None else await self._lookup(self.accounts.check, name)
         if user is None:
             log.info("login of %r refused: %s", username[:64], why)
             await self._dummy_check(password)
-            return await self._failed(client_ip)
+            return None
         ok, reason = await self._check_password(user, password, client_ip)
         if not ok:
             log.info("login of %s failed: %s", user.name, reason)
-            return await self._failed(client_ip)
+            return None
         await self._ensure_accounts(Local(user.name))
         return Principal(user.name, f"{user.name}@{domain or snap.default_domain(self.fallback_domain)}", username)
 
