@@ -91,7 +91,7 @@ def test_before_login_only_small_commands_are_read(imap):
     assert isinstance(r, Tagged) and r.status in ("NO", "BAD"), r
     c.send(b"b NOOP\r\n")
     assert c.read_one().status == "OK"
-    c.send(b"c LOGIN " + b"x" * 20000 + b" y\r\n")  # a line over the pre-login limit
+    c.send(b"c LOGIN " + b"x" * 70000 + b" y\r\n")  # a line over the pre-login limit
     seen = c.poll(3)
     assert any((isinstance(r, Tagged) and r.status == "BAD") or (isinstance(r, Untagged) and r.kind == "BYE")
                for r in seen), seen

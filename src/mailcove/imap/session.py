@@ -37,11 +37,12 @@ NOT_AUTH, AUTH, SELECTED, LOGOUT = "not authenticated", "authenticated", "select
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 ENABLEABLE = ("IMAP4REV2", "CONDSTORE", "QRESYNC", "UTF8=ACCEPT")
 MAX_BADS = 10
-# Before login a client may send only what LOGIN / AUTHENTICATE need (Dovecot's imap-login keeps
-# a few KB too): 300 unauthenticated connections must not each hold a 1 MiB command.
-PRE_AUTH_MAX_LINE = 8192
+# Before login a client may send only what LOGIN / AUTHENTICATE / ID need: small literals, and a
+# command no longer than one line (imaptest's id group sends a 31 KB ID line before login, which
+# Dovecot's imap-login takes): 300 unauthenticated connections must not each hold a 1 MiB command.
+PRE_AUTH_MAX_LINE = 65536
 PRE_AUTH_MAX_LITERAL = 4096
-PRE_AUTH_MAX_COMMAND = 16384
+PRE_AUTH_MAX_COMMAND = 65536
 MAX_COMMAND = 1 << 20
 APPENDLIMIT_DEFAULT = 64 * 1024 * 1024
 
