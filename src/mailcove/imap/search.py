@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from datetime import date
 
 from mailcove.message import (
@@ -221,31 +221,25 @@ def simplify(key: SearchKey) -> SearchKey:
     return key
 
 
+def _any_key(key: SearchKey, pred: Callable[[SearchKey], bool]) -> bool:
+    """Whether `pred` holds for some leaf key of the tree (through NOT, OR and AND)."""
+    if isinstance(key, Not):
+        return _any_key(key.key, pred)
+    if isinstance(key, Or):
+        return _any_key(key.left, pred) or _any_key(key.right, pred)
+    if isinstance(key, And):
+        return any(_any_key(k, pred) for k in key.keys)
+    return pred(key)
+
+
 def uses_derived(key: SearchKey) -> bool:
     """Whether `key` compares what `Light.derive` computes (address keys, SENT* dates)."""
-    if isinstance(key, Text):
-        return key.field in _ADDRESS_FIELDS
-    if isinstance(key, DateKey):
-        return key.sent
-    if isinstance(key, Not):
-        return uses_derived(key.key)
-    if isinstance(key, Or):
-        return uses_derived(key.left) or uses_derived(key.right)
-    if isinstance(key, And):
-        return any(uses_derived(k) for k in key.keys)
-    return False
+    return _any_key(key, lambda k: (isinstance(k, Text) and k.field in _ADDRESS_FIELDS)
+                    or (isinstance(k, DateKey) and k.sent))
 
 
 def uses_modseq(key: SearchKey) -> bool:
-    if isinstance(key, ModSeq):
-        return True
-    if isinstance(key, Not):
-        return uses_modseq(key.key)
-    if isinstance(key, Or):
-        return uses_modseq(key.left) or uses_modseq(key.right)
-    if isinstance(key, And):
-        return any(uses_modseq(k) for k in key.keys)
-    return False
+    return _any_key(key, lambda k: isinstance(k, ModSeq))
 
 
 class Evaluator:

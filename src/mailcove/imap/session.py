@@ -331,7 +331,7 @@ class Session:
         added = view.take_new()
         if added:
             self.io.write(self.enc.exists(len(view)))
-        if not self.rev2 and (added or view.announced_recent >= 0):
+        if not self.rev2:
             recent = view.recent_count()
             if recent != view.announced_recent:
                 view.announced_recent = recent

@@ -113,9 +113,9 @@ async def _fast(s: Session, view: SelectedView, uids: list[int], with_uid: bool,
                 and view.uids[first + len(chunk) - 2] == chunk[-1]):
             flags = cache.flags
             if recent:
-                encoded = [fb(flags[seq], uid in recent) for seq, uid in enumerate(chunk, first - 1)]
+                encoded = [fb(flags[i], uid in recent) for i, uid in enumerate(chunk, first - 1)]
             else:
-                encoded = [fb(flags[seq]) for seq in range(first - 1, first - 1 + len(chunk))]
+                encoded = [fb(flags[i]) for i in range(first - 1, first - 1 + len(chunk))]
             s.write(s.enc.fetch_uid_flags(first, chunk, encoded))
         else:
             for uid in chunk:
