@@ -24,10 +24,15 @@ def test_srs_round_trip_and_refusals(tmp_path: Path) -> None:
     assert a.startswith("SRS0=") and a.endswith("=example.org=alice@mx.a.test")
     assert srs.reverse(a, SECRET, NOW) == "alice@example.org"
     assert srs.reverse(a.upper(), SECRET, NOW) is not None  # hashes compare case-insensitively
-    assert srs.reverse(a, SECRET, NOW + 20 * 86400) == "alice@example.org"
-    assert srs.reverse(a, SECRET, NOW + 22 * 86400) is None  # expired
+    assert srs.reverse(a.lower(), SECRET, NOW) is not None  # base32: an MTA lower-casing it changes nothing
+    assert srs.reverse(a, SECRET, NOW + srs.MAX_AGE_DAYS * 86400) == "alice@example.org"
+    assert srs.verify(a, SECRET, NOW + (srs.MAX_AGE_DAYS + 1) * 86400) == (None, srs.Check.EXPIRED)
+    assert srs.verify(a, SECRET, NOW - 86400) == (None, srs.Check.EXPIRED)  # stamped in the future
     assert srs.reverse(a, b"other", NOW) is None  # not ours
-    assert srs.reverse(a.replace("alice", "mallory"), SECRET, NOW) is None  # forged
+    assert srs.verify(a.replace("alice", "mallory"), SECRET, NOW) == (None, srs.Check.FORGED)
+    h = a.split("=")[1]
+    assert len(h) == 8 and set(h) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")  # 40 bits, one case
+    assert srs.verify(a.replace(h, h[:4], 1), SECRET, NOW) == (None, srs.Check.MALFORMED)  # pre-issue-13 length
     assert srs.reverse("alice@example.org", SECRET, NOW) is None
     assert srs.forward(a, "mx.b.test", SECRET, NOW) == a
     key = tmp_path / "srs.key"

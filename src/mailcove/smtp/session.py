@@ -110,22 +110,20 @@ class SmtpService:
         self._date_cache: tuple[int, str] = (0, "")
         self._srs_secret: bytes | None = None
 
-    def srs_reverse(self, address: str) -> Remote | Invalid | None:
-        """A bounce to an SRS address our queue made (issue 6): the original sender, which any
-        client may reach through us, as the forwarded mail left in our name. None when the
-        address is not in our SRS domain."""
+    def is_srs(self, address: str) -> bool:
+        """Is this an SRS0 address in our SRS domain (where bounces to mail our queue forwarded
+        come back, issue 6)?"""
         local, at, domain = address.rpartition("@")
         q = self.settings.queue
-        if not at or local[:5].upper() != "SRS0=" or domain.lower() != (q.srs_domain or self.hostname).lower():
-            return None
+        return bool(at) and local[:5].upper() == "SRS0=" and domain.lower() == (q.srs_domain or self.hostname).lower()
+
+    def srs_reverse(self, address: str) -> tuple[str | None, srs.Check]:
+        """The original sender of one of our SRS addresses (None unless the check is OK)."""
         if self._srs_secret is None:
             self._srs_secret = srs.read_secret(self.settings.data_dir / "srs.key")
             if self._srs_secret is None:
-                return Invalid("no SRS address was ever made here")
-        original = srs.reverse(address, self._srs_secret)
-        if original is None:
-            return Invalid("SRS address forged or expired")
-        return Remote(original)
+                return None, srs.Check.MALFORMED  # no SRS address was ever made here
+        return srs.verify(address, self._srs_secret)
 
     async def usage(self, user: str) -> Usage | None:
         """Quota usage for the RCPT-time check, cached briefly: the store's own check at commit
@@ -243,6 +241,7 @@ class Transaction:
     plan: delivery.DeliveryPlan = field(default_factory=delivery.DeliveryPlan)
     discard: bool = False
     relayed: int = 0  # remote recipients accepted without authentication
+    srs: bool = False  # a bounce to one of our SRS addresses: its only recipient
     accepted: list[str] = field(default_factory=list)  # recipients as given, for Received/logs
     body: Body | None = None
     header: bytearray | None = None
@@ -528,6 +527,9 @@ class SmtpSession:
         if txn is None:  # the core only lets RCPT through after a successful MAIL
             return R.NEED_MAIL
         addr = unquote_local(ev.recipient)
+        if txn.srs:
+            self.log.info("RCPT TO:<%s> deferred: the transaction is a bounce to an SRS address", addr)
+            return Reply(452, "4.5.3", "Too many recipients: a bounce to an SRS address must be the only one")
         d = self.svc.directory
         rule = await d.match_to(addr) if addr != "postmaster" else None
         if rule is not None:
@@ -537,10 +539,13 @@ class SmtpSession:
             if rule.action is Action.DISCARD:
                 txn.accepted.append(addr)
                 return R.RCPT_OK  # accepted and dropped: never delivered
-        res = self.svc.srs_reverse(addr)
-        srs_bounce = res is not None
-        if res is None:
+        srs_bounce = self.svc.is_srs(addr)
+        if srs_bounce:
+            res: Local | Alias | Remote | Invalid | Reply = await self._srs_rcpt(txn, addr)
+        else:
             res = await delivery.resolve(d, addr)
+        if isinstance(res, Reply):
+            return res
         if isinstance(res, Invalid):
             self.log.info("RCPT TO:<%s> refused: %s", addr, res.reason)
             if res.reason.startswith("bad address syntax"):
@@ -552,7 +557,7 @@ class SmtpSession:
                 self.log.info("RCPT TO:<%s> refused: relaying denied for %s", addr, self.ip)
                 return Reply(550, "5.7.1", f"<{addr}>: Relay access denied")
             relaying = 1
-        rate_key = self._rate_key(relaying or txn.relayed)
+        rate_key = self._rate_key(relaying or txn.relayed or srs_bounce)
         if rate_key is not None:
             pending = txn.plan.count + 1
             if not self.svc.rcpts_rate.allows(rate_key, pending) or (
@@ -569,6 +574,7 @@ class SmtpSession:
             if (u.max_bytes and u.bytes + size > u.max_bytes) or (u.max_messages and u.messages >= u.max_messages):
                 self.log.info("RCPT TO:<%s> deferred: %s over quota", addr, user)
                 return Reply(452, "4.2.2", f"<{addr}>: Mailbox full")
+        txn.srs = srs_bounce
         if self.connect_discard or txn.discard:
             txn.accepted.append(addr)
             return R.RCPT_OK
@@ -576,6 +582,34 @@ class SmtpSession:
         txn.relayed += relaying
         txn.accepted.append(addr)
         return R.RCPT_OK
+
+    async def _srs_rcpt(self, txn: Transaction, addr: str) -> Remote | Invalid | Reply:
+        """A bounce to one of our SRS addresses goes on to the original sender, which any client
+        may reach through us: the forwarded mail left in our name. Only a bounce (MAIL FROM:<>)
+        with this as its one recipient qualifies, as a DSN has (RFC 3464): a valid address is
+        then no relay for other mail. A hash that does not match counts as a failed login in the
+        shared throttle, so guessing one is refused after [auth] max_failures_per_ip (issue 13,
+        finding 4). Checks that do not depend on the secret come first and are not counted: they
+        tell a guesser nothing."""
+        if txn.mail.sender:
+            self.log.info("RCPT TO:<%s> refused: an SRS address takes only bounces, not mail from <%s>",
+                          addr, txn.mail.sender)
+            return Reply(550, "5.7.1", f"<{addr}>: SRS address: only a bounce (MAIL FROM:<>) is forwarded")
+        if txn.accepted:
+            self.log.info("RCPT TO:<%s> deferred: a bounce to an SRS address must be the only recipient", addr)
+            return Reply(452, "4.5.3", "Too many recipients: a bounce to an SRS address must be the only one")
+        throttle = self.svc.directory.throttle
+        if not throttle.check(self.ip).allowed:
+            self.log.info("RCPT TO:<%s> deferred: %s is throttled after failures", addr, self.ip)
+            return Reply(450, "4.7.1", f"<{addr}>: Too many failures from {self.ip}, try again later")
+        original, check = self.svc.srs_reverse(addr)
+        if original is not None:
+            return Remote(original)
+        if check is srs.Check.FORGED:
+            verdict = throttle.record_failure(self.ip)
+            if verdict.delay:
+                await asyncio.sleep(verdict.delay)
+        return Invalid(f"SRS address {check.value}")
 
     def _rate_key(self, relaying: int) -> str | None:
         if self.principal is not None:
@@ -709,7 +743,7 @@ class SmtpSession:
             self.log.exception("message from <%s> not stored", mail.sender)
             return R.LOCAL_ERROR
         self.svc.count_delivery(list(plan.local), body.size)
-        key = self._rate_key(txn.relayed)
+        key = self._rate_key(txn.relayed or txn.srs)
         if key is not None:
             self.svc.messages_rate.add(key)
             self.svc.rcpts_rate.add(key, plan.count)
