@@ -525,7 +525,7 @@ def _body_text(data: bytes, info: MessageInfo) -> str:
         charset = (p.charset or "us-ascii").lower()
         try:
             chunks.append(decoded.decode(charset, "replace"))
-        except LookupError:
+        except (LookupError, ValueError):  # unknown, or a codec that fails anyway (idna, a NUL in the name)
             chunks.append(decoded.decode("utf-8", "replace"))
     if not chunks and info.root.type != "multipart":
         chunks.append(data[info.root.body_start :].decode("utf-8", "replace"))

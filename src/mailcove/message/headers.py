@@ -99,7 +99,9 @@ def _decode_text(data: bytes, charset: str | None = None) -> str:
     if charset:
         try:
             return data.decode(charset, "replace")
-        except LookupError:
+        except (LookupError, ValueError):
+            # unknown, or a codec that fails anyway ("idna", "undefined", "punycode", a NUL or a
+            # surrogate in the name): read it as undeclared 8-bit text
             pass
     try:
         return data.decode("utf-8")
@@ -193,7 +195,7 @@ def decode_2231(value: str) -> str:
     if charset:
         try:
             return data.decode(charset, "replace")
-        except LookupError:
+        except (LookupError, ValueError):  # as in _decode_text
             pass
     return data.decode("utf-8", "surrogateescape")
 

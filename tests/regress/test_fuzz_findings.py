@@ -1,0 +1,38 @@
+"""What `make fuzz` (fuzz/, docs/fuzzing.md) found, one test per finding, each failing before its fix.
+
+Charset names from the message (issue 13 part 4, MIME target): an RFC 2047 encoded word, an RFC
+2231 parameter or a text part's charset names a codec that Python has but that raises ValueError
+rather than LookupError on bytes.decode(name, "replace"): "idna" and "undefined" refuse the error
+handler, "punycode" fails on 8-bit input, a NUL in the name is "embedded null character", and an
+8-bit name holds a lone surrogate. Any sender could put one in a header: the scanner's safety net
+then described the message as one text/plain part with no envelope (wrong BODYSTRUCTURE and
+ENVELOPE), and SEARCH FROM/SUBJECT/BODY over the mailbox raised. Such a charset now falls back as
+an unknown one does."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailcove.imap.search import _body_text
+from mailcove.message import decode_header_value
+from mailcove.message.scanner import _scan
+
+HOSTILE = ["idna", "undefined", "punycode", "a\x00b", "\udcff\udcfe"]
+
+
+@pytest.mark.parametrize("charset", HOSTILE)
+def test_encoded_word_with_a_hostile_charset_decodes(charset: str) -> None:
+    value = f"=?{charset}?q?=FFx?= and =?{charset}?b?w6Q=?= tail"
+    assert decode_header_value(value).endswith(" tail")
+
+
+@pytest.mark.parametrize("charset", HOSTILE)
+def test_message_with_hostile_charsets_scans_fully(charset: str) -> None:
+    name = charset.encode("utf-8", "surrogateescape")
+    msg = (b"From: =?" + name + b"?q?Eve?= <eve@example.org>\r\nSubject: =?" + name + b"?q?hi?=\r\n"
+           b"Content-Type: text/plain; charset=\"" + name + b"\"; name*=" + name + b"''%FFx\r\n\r\nbody\r\n")
+    info = _scan(msg)  # scan() would hide an exception behind a one-part fallback
+    assert not info.truncated
+    assert info.envelope.from_ and info.root.params[0] == ("charset", charset.lower())
+    assert info.subject is not None and info.header_text("from") is not None
+    assert isinstance(_body_text(msg, info), str)  # SEARCH BODY reads the part in its charset
