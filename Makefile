@@ -44,5 +44,10 @@ bench-smtp bench-imap bench-pop3 bench-queue bench-importmail bench-scale: $(STA
 	$(BIN)/python -m pip install --quiet -e '.[test,fast,bench]'
 	$(BIN)/python -m bench.$(@:bench-%=%)
 
+# Issue 13's fairness rule: every expensive attack against one `mailcove serve` while probes on
+# other connections measure the SMTP banner, IMAP NOOP and POP3 STAT (docs/fairness.md).
+fairness: $(STAMP)
+	$(BIN)/python -m bench.fairness $(FAIRNESS_ARGS)
+
 clean:
 	rm -rf $(VENV) mailcove-data .pytest_cache

@@ -179,6 +179,11 @@ class SmtpSettings:
     submit_socket: Path | None = None
     # Mode of the submit socket: 0o666 lets every local user submit (as Postfix's postdrop).
     submit_socket_mode: int = 0o666
+    # Local users who may set any envelope sender with `sendmail -f` (Sendmail's trusted users).
+    # Anyone else may too, but a sender that is not their own adds Sendmail's
+    # "X-Authentication-Warning: <hostname>: <user> set sender to <addr> using -f". The server's
+    # own user ([server] user) is always trusted.
+    trusted_users: list[str] = field(default_factory=lambda: ["root"])
 
 
 @dataclass

@@ -45,7 +45,8 @@ def submit_via_socket(path: Path, message: bytes, sender: str | None, recipients
             s.connect(str(path))
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise SubmitUnavailable(f"{path}: {exc.strerror or exc}") from None
-        head = f"SUBMIT {len(message)} {sender if sender is not None else '-'} {' '.join(recipients)}\r\n"
+        word = "-" if sender is None else (sender or "<>")  # `-f '<>'`: the null sender
+        head = f"SUBMIT {len(message)} {word} {' '.join(recipients)}\r\n"
         s.sendall(head.encode("utf-8") + message)
         reply = b""
         while not reply.endswith(b"\n") and len(reply) < MAX_REPLY:

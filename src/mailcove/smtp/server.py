@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from mailcove.core.errors import MailError
 from mailcove.delivery import DeliveryPlan, qualify, resolve
-from mailcove.directory.api import Invalid
+from mailcove.directory.api import Alias, Invalid, Local
 from mailcove.net.listeners import Connection, new_session_id
 from mailcove.proto.smtp.params import PathError, check_mailbox
 from mailcove.smtp.session import SmtpService, SmtpSession
@@ -129,8 +129,10 @@ class SubmitServer:
         S: OK <ids>\\r\\n  once stored durably (local copies and queue entry in one commit)
         S: ERR <code> <enhanced> <text>\\r\\n  nothing stored
 
-    "-" as sender means <user>@<hostname>. Recipients are resolved like RCPT TO (aliases,
-    plus-addresses); unknown local users are refused before anything is stored. Remote
+    "-" as sender means <user>@<hostname>; a bare name is qualified like a bare recipient. A
+    sender that is not the caller's own, from a caller not in [smtp] trusted_users, is accepted
+    with Sendmail's X-Authentication-Warning: header. Recipients are resolved like RCPT TO
+    (aliases, plus-addresses); unknown local users are refused before anything is stored. Remote
     recipients go to the outbound queue: a local user may send anywhere, as with sendmail."""
 
     def __init__(self, service: SmtpService, path: Path, mode: int) -> None:
@@ -205,6 +207,8 @@ class SubmitServer:
         if s.max_message_bytes and size > s.max_message_bytes:
             return _err(552, "5.3.4", f"message of {size} bytes exceeds {s.max_message_bytes}")
         sender = f"{user}@{svc.hostname}" if words[2] == "-" else ("" if words[2] == "<>" else words[2])
+        if sender and "@" not in sender:
+            sender = await qualify(svc.directory, sender, svc.hostname)  # `sendmail -f cron`
         rcpts = list(dict.fromkeys(words[3:]))
         if s.max_recipients and len(rcpts) > s.max_recipients:
             return _err(452, "4.5.3", f"too many recipients (limit {s.max_recipients})")
@@ -213,6 +217,11 @@ class SubmitServer:
                 check_mailbox(sender)
         except PathError:
             return _err(553, "5.1.7", f"bad sender address {sender[:80]!r}")
+        warning = ""
+        if words[2] != "-" and not await self._may_set_sender(user, uid, sender):
+            # Sendmail's authwarnings: accepted, but a reader can tell who really sent it.
+            warning = f"X-Authentication-Warning: {svc.hostname}: {user} set sender to {sender or '<>'} using -f\r\n"
+            slog.info("local user %s (uid %d) set sender to <%s> using -f", user, uid, sender)
         plan = DeliveryPlan()
         for r in rcpts:
             target = await qualify(svc.directory, r, svc.hostname)
@@ -229,6 +238,7 @@ class SubmitServer:
                 f"Received: from local user {user} (uid {uid})\r\n\tby {svc.hostname} (mailcove) with local"
                 f" id {sid};\r\n\t{svc.date()}\r\n"
             )
+            header.append(warning)
             spool.write("".join(header).encode("utf-8", "replace"))
             remaining = size
             while remaining:
@@ -251,3 +261,21 @@ class SubmitServer:
             svc.queued()
         slog.info("local submission by %s (uid %d) from=<%s> size=%d %s", user, uid, sender, size, " ".join(ids))
         return f"OK {' '.join(ids)}\r\n".encode()
+
+    async def _may_set_sender(self, user: str, uid: int, sender: str) -> bool:
+        """May this local user send as `sender` without a warning? A trusted user ([smtp]
+        trusted_users, and the server's own user) may name anyone; others their own address:
+        their name at the hostname or at the domain a bare name is qualified with, or an address
+        the directory delivers to their account (system users: the account is the Unix name)."""
+        svc = self.service
+        if uid == os.geteuid() or user in svc.settings.smtp.trusted_users:
+            return True
+        if not sender:
+            return False  # the null sender is a bounce's: the mail system's, not a user's
+        qualified = await qualify(svc.directory, user, svc.hostname)
+        mine = {user.lower(), f"{user}@{svc.hostname}".lower(), qualified.lower()}
+        if sender.lower() in mine:
+            return True
+        res = await resolve(svc.directory, sender)
+        targets = res.targets if isinstance(res, Alias) else (res,)
+        return any(isinstance(t, Local) and t.user.lower() in mine for t in targets)
