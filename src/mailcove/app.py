@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib
 import inspect
 import json
@@ -38,6 +39,7 @@ from mailcove.logs import setup_logging
 from mailcove.net import privileges
 from mailcove.net.addresses import ListenerPlan, parse_overrides, plan_listeners
 from mailcove.net.control import ControlClient, ControlServer, ControlUnavailable
+from mailcove.net.limits import ConnectionCaps
 from mailcove.net.listeners import BindError, BoundListener, ConnectionTracker, Listener, bind_all
 from mailcove.net.systemd import notify as sd_notify
 from mailcove.net.tls import CertificateInfo, TlsConfigError, TlsHolder, describe_certificate, ensure_certificate
@@ -50,6 +52,14 @@ if TYPE_CHECKING:
     from mailcove.queue import QueueRunner
 
 log = logging.getLogger("mailcove.app")
+
+# The cyclic garbage collector's youngest generation is collected after this many allocations
+# (Python's default: 700). A large command makes objects in batches (500 MessageInfo objects of
+# ~20 objects each per store read); at 700, every batch is promoted to the old generation while
+# still in use, and the old generation is walked whole, on the event loop, once it has grown by a
+# quarter: a pause as long as the heap is big (issue 13, measured in docs/fairness.md). At 50,000
+# most batches are garbage before their first collection, and a young collection costs ~1 ms.
+GC_YOUNG = 50_000
 
 PROTOCOLS: dict[str, str] = {
     "smtp": "mailcove.smtp.server:make_handler",
@@ -106,6 +116,13 @@ class ServerContext:
     # Inbound SPF/DKIM/DMARC (issue 6), None when [mailauth] enabled = false: the SMTP session
     # passes it to `mailcove.mailauth.check_inbound(...)` at the end of DATA.
     mailauth: InboundChecker | None = None
+    # Connection caps per protocol, in total and per client IP (one counter for a protocol's
+    # listeners together); built from the settings when not given.
+    connections: ConnectionCaps = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.connections is None:
+            self.connections = ConnectionCaps.from_settings(self.settings)
 
 
 def register_protocol(name: str, factory: Callable[..., Any]) -> None:
@@ -277,6 +294,7 @@ class App:
                 loop.add_signal_handler(sig, self._request_stop, sig)
             loop.add_signal_handler(signal.SIGHUP, self._reload)
             self._write_state()
+            settle_gc()
             self._print_banner()
             sd_notify("READY=1\nSTATUS=serving")
             await self._stop.wait()
@@ -392,6 +410,16 @@ class App:
     def _print_banner(self) -> None:
         self._out.write(self.banner() + "\n")
         self._out.flush()
+
+
+def settle_gc() -> None:
+    """Once serving starts: what start-up built (modules, settings, TLS contexts, the directory)
+    lives as long as the process, so after one collection gc.freeze() takes it out of every later
+    collection's walk; and the young generation's threshold goes up (GC_YOUNG)."""
+    gc.collect()
+    gc.freeze()
+    _young, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG, middle, old)
 
 
 def run_server(settings: Settings, listen: Sequence[str] = (), user: str | None = None) -> int:

@@ -155,16 +155,22 @@ class SmtpSettings:
     # Command line length including CRLF (RFC 5321 4.5.3.1.4); longer gets 500 5.5.2. MAIL/RCPT
     # lines get 1000 more for DSN/SIZE parameters (RFC 3461 section 5), AUTH lines 12288 (RFC 4954).
     max_line_length: int = 512
-    # Seconds to wait for the next command and for each block of message data (RFC 5321 4.5.3.2).
+    # Deadlines, not per-read timeouts: a command must be complete within command_timeout seconds
+    # of the previous reply (RFC 5321 4.5.3.2), however it trickles in. Message data (DATA, each
+    # BDAT chunk) gets data_timeout seconds plus one second per min_data_rate bytes received, and
+    # ends after data_timeout seconds without any byte (Postfix's smtpd_per_request_deadline and
+    # smtpd_min_data_rate): an honest 50 MB upload at 500 bytes/s still finishes. Past either: 421.
     command_timeout: float = 300.0
     data_timeout: float = 180.0
+    min_data_rate: int = 500
     # Protocol errors (bad commands, refused recipients) in one session before 421 and disconnect.
     max_errors: int = 20
     # Failed AUTH attempts in one session before 421 (the per-IP throttle is [auth]'s, shared).
     max_auth_failures: int = 3
-    # Concurrent SMTP connections in total and from one client IP; more get 421 4.7.0.
+    # Concurrent SMTP connections (smtp, submission, submissions together) in total and from one
+    # client IP; more get 421 4.7.0. 50 per IP as Postfix's smtpd_client_connection_count_limit.
     max_connections: int = 1000
-    max_connections_per_ip: int = 100
+    max_connections_per_ip: int = 50
     # Sending limits per authenticated user and per unauthenticated relaying client IP, per hour.
     # Over them: 451 4.7.1. 0 = unlimited.
     send_messages_per_hour: int = 1000
@@ -182,7 +188,8 @@ class SmtpSettings:
     # Local users who may set any envelope sender with `sendmail -f` (Sendmail's trusted users).
     # Anyone else may too, but a sender that is not their own adds Sendmail's
     # "X-Authentication-Warning: <hostname>: <user> set sender to <addr> using -f". The server's
-    # own user ([server] user) is always trusted.
+    # own user ([server] user) is always trusted. (What every local user may send through the
+    # submit socket is limited per user by send_messages_per_hour and send_recipients_per_hour.)
     trusted_users: list[str] = field(default_factory=lambda: ["root"])
 
 
@@ -197,8 +204,15 @@ class Pop3Settings:
     max_bad_commands: int = 20
     # Failed logins in one session before disconnect (the per-IP throttle is [auth]'s, shared).
     max_auth_failures: int = 3
-    # Seconds without a command before the session ends (RFC 1939 section 3: at least 600).
+    # Seconds without a command before the session ends (RFC 1939 section 3: at least 600). A
+    # deadline: a command must be complete within it of the previous reply, however it trickles in.
     idle_timeout: float = 600.0
+    # Seconds a client has after connecting to log in (a deadline from connect); then -ERR and close.
+    login_timeout: float = 60.0
+    # Concurrent POP3 connections (pop3 and pop3s together) in total and from one client IP; more
+    # get -ERR [SYS/TEMP] and are closed.
+    max_connections: int = 500
+    max_connections_per_ip: int = 50
     # RETR marks the message \Seen at QUIT, as Dovecot does (IMAP clients then show it as read).
     mark_seen: bool = True
     # Imported mail keeps its old server's UIDL from an X-UIDL header (docs/pop3.md).
@@ -222,9 +236,17 @@ class ImapSettings:
     # Consecutive invalid commands (BAD) before BYE.
     max_bad_commands: int = 10
     # Seconds without a command (IDLE included) before autologout; RFC 9051 5.4 asks for at least 30 minutes.
+    # A deadline: the next command must be complete within it of the previous response, plus one
+    # second per min_data_rate bytes it brings (an APPEND of a big message on a slow link).
     idle_timeout: float = 1800.0
-    # Seconds a client has to log in after connecting.
+    min_data_rate: int = 500
+    # Seconds a client has after connecting to log in (a deadline from connect, not per read).
     login_timeout: float = 60.0
+    # Concurrent IMAP connections (imap and imaps together) in total and from one client IP; more
+    # get BYE. A client such as Thunderbird opens up to 5 per account, so an office behind one
+    # NAT address needs room: raise the per-IP figure for a large one.
+    max_connections: int = 2000
+    max_connections_per_ip: int = 100
     # Mailboxes one user may have; CREATE past it gets NO [LIMIT]. Every LIST walks them all.
     max_mailboxes: int = 10_000
 

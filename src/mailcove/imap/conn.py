@@ -9,21 +9,24 @@ list is empty and the zlib objects exist only after COMPRESS.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import zlib
 
 from mailcove.net.listeners import Connection
 
 FLUSH_AT = 64 * 1024
 READ_CHUNK = 16 * 1024
-CORRUPT_TEXT = b"Invalid compressed data"
+CORRUPT_TEXT = "Invalid compressed data"
 
 
 class ImapIO:
-    __slots__ = ("_buf", "_compress", "_decompress", "_size", "conn")
+    __slots__ = ("_buf", "_compress", "_decompress", "_size", "conn", "corrupt", "write_timeout")
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, write_timeout: float = 1800.0) -> None:
         self.conn = conn
+        # A client that stops reading our output must not hold its session (and the output it
+        # has not read) for ever: a drain that would wait gets this deadline.
+        self.write_timeout = write_timeout
+        self.corrupt = False  # the client's deflate stream broke: read() returned EOF for it
         self._buf: list[bytes] = []
         self._size = 0
         self._compress: zlib._Compress | None = None
@@ -60,7 +63,10 @@ class ImapIO:
         if writer.is_closing():
             raise ConnectionResetError("connection closed")
         writer.write(data)
-        await writer.drain()
+        if writer.transport.get_write_buffer_size() > FLUSH_AT:
+            await asyncio.wait_for(writer.drain(), self.write_timeout)
+        else:
+            await writer.drain()
 
     async def maybe_flush(self) -> None:
         if self._size >= FLUSH_AT:
@@ -80,7 +86,7 @@ class ImapIO:
             try:
                 return self._decompress.decompress(self._decompress.unconsumed_tail, READ_CHUNK * 4)
             except zlib.error:
-                await self.bye_corrupt()
+                self.corrupt = True
                 return b""
         data = await self.conn.reader.read(READ_CHUNK)
         if not data:
@@ -91,21 +97,13 @@ class ImapIO:
                 while not out and self._decompress.unconsumed_tail:
                     out = self._decompress.decompress(self._decompress.unconsumed_tail, READ_CHUNK * 4)
             except zlib.error:
-                await self.bye_corrupt()
+                self.corrupt = True
                 return b""
             if not out and not self._decompress.unconsumed_tail:
                 # A sync-flush marker alone; read more rather than report EOF.
                 return await self.read()
             return out
         return data
-
-    async def bye_corrupt(self) -> None:
-        """The client's deflate stream is broken (RFC 4978 gives no way to resynchronise): say
-        BYE, as Dovecot does, and let the caller end the session as at EOF, with no traceback."""
-        self._buf.append(b"* BYE " + CORRUPT_TEXT + b"\r\n")
-        self._size += len(self._buf[-1])
-        with contextlib.suppress(Exception):
-            await self.flush()
 
     async def read_with_timeout(self, timeout: float) -> bytes:
         return await asyncio.wait_for(self.read(), timeout)

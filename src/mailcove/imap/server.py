@@ -38,11 +38,13 @@ class ImapServer:
                 appendlimit=imap.appendlimit,
                 max_line=imap.max_line,
                 idle_timeout=imap.idle_timeout,
+                min_data_rate=imap.min_data_rate,
                 login_timeout=imap.login_timeout,
                 max_bads=imap.max_bad_commands,
                 max_mailboxes=imap.max_mailboxes,
             )
         self.listener = listener
+        self.connections = ctx.connections.imap  # shared with the other IMAP listener
         self.ctx = ImapContext(
             settings=settings,
             store=ctx.store,
@@ -55,8 +57,15 @@ class ImapServer:
         )
 
     async def __call__(self, conn: Connection) -> None:
-        session = Session(self.ctx, conn)
-        await session.run()
+        ip = conn.peer_ip
+        if not self.connections.try_add(ip):
+            conn.log.info("too many connections: %s", self.connections.describe(ip))
+            await Session(self.ctx, conn).refuse("Too many connections, try again later")
+            return
+        try:
+            await Session(self.ctx, conn).run()
+        finally:
+            self.connections.remove(ip)
 
     async def aclose(self) -> None:
         await self.ctx.registry.aclose()

@@ -18,9 +18,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mailcove.imap.conn import ImapIO
+from mailcove.imap.conn import CORRUPT_TEXT, ImapIO
 from mailcove.imap.selected import CacheRegistry, SelectedView
 from mailcove.imap.wire import flag_list
+from mailcove.net.limits import RequestDeadline
 from mailcove.proto.imap import ImapReceiver
 from mailcove.proto.imap.responses import ResponseEncoder
 
@@ -52,6 +53,7 @@ class ImapLimits:
     appendlimit: int = APPENDLIMIT_DEFAULT
     max_line: int = 64 * 1024
     idle_timeout: float = 30 * 60.0  # RFC 9051 5.4: at least 30 minutes of inactivity
+    min_data_rate: int = 500  # bytes/s a command's literals add to idle_timeout's deadline
     login_timeout: float = 60.0
     max_bads: int = MAX_BADS
     max_mailboxes: int = 10_000
@@ -101,7 +103,7 @@ class Session:
     def __init__(self, ctx: ImapContext, conn: Connection) -> None:
         self.ctx = ctx
         self.conn = conn
-        self.io = ImapIO(conn)
+        self.io = ImapIO(conn, ctx.limits.idle_timeout)
         self.log = conn.log
         self.state = NOT_AUTH
         self.principal: Principal | None = None
@@ -211,12 +213,17 @@ class Session:
         # login_timeout is a deadline from connect, not a per-read timeout: a client sending one
         # byte every few seconds must not keep an unauthenticated connection for ever.
         login_deadline = loop.time() + self.ctx.limits.login_timeout
+        # After login, idle_timeout is a deadline too: the next command must be complete within it
+        # of the previous response (plus an allowance for the bytes it brings), so trickling a
+        # command one byte at a time does not keep the session for ever.
+        request = RequestDeadline(self.ctx.limits.idle_timeout, self.ctx.limits.min_data_rate)
+        request.begin(loop.time())
         try:
             while self.state != LOGOUT:
                 if self.state == NOT_AUTH:
                     timeout = max(0.0, login_deadline - loop.time())
                 else:
-                    timeout = self.ctx.limits.idle_timeout
+                    timeout = max(0.0, request.remaining(loop.time()))
                 read = asyncio.ensure_future(self.io.read())
                 waits: set[asyncio.Future[Any]] = {read, closing}
                 while True:
@@ -238,16 +245,30 @@ class Session:
                     read.cancel()
                     with contextlib.suppress(BaseException):
                         await read
-                    text = "Server shutting down" if closing in done else "Autologout; idle for too long"
+                    if closing in done:
+                        text = "Server shutting down"
+                    elif self.state == NOT_AUTH:
+                        text = "Login timeout: no login within the time allowed"
+                    else:
+                        text = "Autologout; idle for too long"
                     self.untagged_status("BYE", text)
                     await self.io.flush()
                     return
                 data = read.result()
                 if not data:
+                    if self.io.corrupt:
+                        # RFC 4978 gives no way to resynchronise a broken deflate stream: BYE, as
+                        # Dovecot does, and end the session as at EOF, with no traceback.
+                        self.untagged_status("BYE", CORRUPT_TEXT)
+                        with contextlib.suppress(Exception):
+                            await self.io.flush()
                     return
+                request.add(len(data))
                 self.receiver.receive_data(data)
                 await self.process_events()
                 await self.io.flush()
+                if not self.receiver.in_command:
+                    request.begin(loop.time())
         except CloseConnection:
             with contextlib.suppress(Exception):
                 await self.io.flush()
@@ -261,6 +282,13 @@ class Session:
                 self.append.discard()
                 self.append = None
             self.close_view()
+
+    async def refuse(self, text: str) -> None:
+        """Turn the connection away before any greeting (the connection caps): BYE instead of OK,
+        which RFC 9051 7.1.5 allows as the first response."""
+        self.untagged_status("BYE", text)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.io.flush(), 5)
 
     async def process_events(self) -> None:
         await self.ctx.process(self)

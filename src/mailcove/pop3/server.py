@@ -21,7 +21,17 @@ def make_handler(ctx: ServerContext, listener: str) -> Handler:
     if shared is None:
         shared = ctx.services[_SHARED_KEY] = Pop3Shared(ctx.settings.pop3, ctx.store)
 
+    connections = ctx.connections.pop3  # one counter for both listeners
+
     async def handler(conn: Connection) -> None:
-        await Pop3Session(ctx, shared, conn).run()
+        ip = conn.peer_ip
+        if not connections.try_add(ip):
+            conn.log.info("too many connections: %s", connections.describe(ip))
+            await Pop3Session(ctx, shared, conn).refuse("Too many connections, try again later.")
+            return
+        try:
+            await Pop3Session(ctx, shared, conn).run()
+        finally:
+            connections.remove(ip)
 
     return handler

@@ -8,6 +8,7 @@ states live in mailcove.proto.pop3.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import socket
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from mailcove.core.errors import StoreError
 from mailcove.directory.errors import DirectoryError
+from mailcove.net.limits import RequestDeadline
 from mailcove.pop3.maildrop import Maildrop, MaildropCache, MaildropLocks, open_maildrop
 from mailcove.proto.pop3 import commands as c
 from mailcove.proto.pop3.connection import NEED_DATA, BadCommand, ServerConnection, State
@@ -93,7 +95,12 @@ class Pop3Session:
         self._out: list[bytes] = []
         self._out_size = 0
         self._reading = False
-        self._last_activity = time.monotonic()
+        # Deadlines, not per-read timeouts: login within login_timeout of connecting, then each
+        # command within idle_timeout of the previous reply, however the bytes trickle in.
+        now = time.monotonic()
+        self._login_deadline = now + self.settings.login_timeout
+        self._request = RequestDeadline(self.settings.idle_timeout)
+        self._request.begin(now)
         self._idle_handle: asyncio.TimerHandle | None = None
         self._stats = {"retr": 0, "retr_bytes": 0, "top": 0, "dele": 0}
         self._expunged = 0
@@ -106,7 +113,7 @@ class Pop3Session:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         watcher = loop.create_task(self._watch_closing())
-        self._idle_handle = loop.call_later(self.settings.idle_timeout, self._check_idle)
+        self._idle_handle = loop.call_later(self._remaining(time.monotonic()), self._check_idle)
         try:
             await self._serve()
         finally:
@@ -121,6 +128,12 @@ class Pop3Session:
                     "logout user=%s retr=%d/%d top=%d dele=%d expunged=%d",
                     self.maildrop.user, s["retr"], s["retr_bytes"], s["top"], s["dele"], self._expunged,
                 )
+
+    async def refuse(self, text: str) -> None:
+        """Turn the connection away instead of greeting it (the connection caps)."""
+        self._emit(Err(text, SYS_TEMP).to_bytes())
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._flush(), 5)
 
     async def _serve(self) -> None:
         core = self.core
@@ -144,6 +157,8 @@ class Pop3Session:
                 core.receive_data(data)
                 continue
             await self._dispatch(event)  # type: ignore[arg-type]
+            if not core.has_complete_line():
+                self._request.begin(time.monotonic())
             if self._out_size >= FLUSH_AT or not core.has_complete_line():
                 await self._flush()
         await self._flush()
@@ -154,7 +169,6 @@ class Pop3Session:
             data = await self.conn.reader.read(READ_SIZE)
         finally:
             self._reading = False
-        self._last_activity = time.monotonic()
         return data
 
     async def _watch_closing(self) -> None:
@@ -163,14 +177,22 @@ class Pop3Session:
             # Wake the pending read; a busy session checks `closing` before its next read.
             self.conn.reader.set_exception(_Stop(Err("Server shutting down.", SYS_TEMP).to_bytes()))
 
+    def _remaining(self, now: float) -> float:
+        if self.core.state is State.AUTHORIZATION:
+            return min(self._login_deadline, self._request.at) - now
+        return self._request.remaining(now)
+
     def _check_idle(self) -> None:
-        idle = time.monotonic() - self._last_activity
-        remaining = self.settings.idle_timeout - idle
+        remaining = self._remaining(time.monotonic())
         if remaining > 0 or not self._reading:
             loop = asyncio.get_running_loop()
             self._idle_handle = loop.call_later(max(remaining, 1.0), self._check_idle)
             return
-        self.conn.log.info("idle for %.0f s, disconnecting", idle)
+        if self.core.state is State.AUTHORIZATION and time.monotonic() >= self._login_deadline:
+            self.conn.log.info("no login within %.0f s, disconnecting", self.settings.login_timeout)
+            self.conn.reader.set_exception(_Stop(Err("Login timeout.", SYS_TEMP).to_bytes()))
+            return
+        self.conn.log.info("no complete command within %.0f s, disconnecting", self.settings.idle_timeout)
         self.conn.reader.set_exception(_Stop(Err("Disconnected for inactivity.").to_bytes()))
 
     def _emit(self, data: bytes) -> None:

@@ -1,37 +1,12 @@
-"""Counters shared by every SMTP session of the process: connections, sending rates, quota
-look-ups. All in memory and bounded; every method runs on the event loop."""
+"""Counters shared by every SMTP session of the process: sending rates, quota look-ups (the
+connection caps are net.limits', shared with the other protocols). All in memory and bounded;
+every method runs on the event loop."""
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-
-
-class ConnectionCounter:
-    """Connections in total and per client IP (421 4.7.0 above either limit)."""
-
-    def __init__(self, total: int, per_ip: int) -> None:
-        self.total_limit = total
-        self.per_ip_limit = per_ip
-        self.total = 0
-        self.per_ip: dict[str, int] = {}
-
-    def try_add(self, ip: str) -> bool:
-        n = self.per_ip.get(ip, 0)
-        if (self.total_limit and self.total >= self.total_limit) or (self.per_ip_limit and n >= self.per_ip_limit):
-            return False
-        self.total += 1
-        self.per_ip[ip] = n + 1
-        return True
-
-    def remove(self, ip: str) -> None:
-        self.total -= 1
-        n = self.per_ip.get(ip, 0) - 1
-        if n > 0:
-            self.per_ip[ip] = n
-        else:
-            self.per_ip.pop(ip, None)
 
 
 class HourlyRate:

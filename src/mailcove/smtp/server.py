@@ -83,7 +83,7 @@ class _Service(SmtpService):
     """SmtpService plus the tasks and sockets that live as long as the server."""
 
     def __init__(self, ctx: ServerContext) -> None:
-        super().__init__(ctx.settings, ctx.store, ctx.directory)
+        super().__init__(ctx.settings, ctx.store, ctx.directory, ctx.connections.smtp)
         self.queue_runner = getattr(ctx, "queue", None)
         self.mailauth = getattr(ctx, "mailauth", None)
         self.sweeper = asyncio.ensure_future(self.sweep())
@@ -133,7 +133,9 @@ class SubmitServer:
     sender that is not the caller's own, from a caller not in [smtp] trusted_users, is accepted
     with Sendmail's X-Authentication-Warning: header. Recipients are resolved like RCPT TO
     (aliases, plus-addresses); unknown local users are refused before anything is stored. Remote
-    recipients go to the outbound queue: a local user may send anywhere, as with sendmail."""
+    recipients go to the outbound queue: a local user may send anywhere, as with sendmail, within
+    the per-user hourly limits ([smtp] send_messages_per_hour, send_recipients_per_hour; over
+    them ERR 451 4.7.1, which `mailcove sendmail` turns into exit code 75)."""
 
     def __init__(self, service: SmtpService, path: Path, mode: int) -> None:
         self.service = service
@@ -229,6 +231,16 @@ class SubmitServer:
             if isinstance(res, Invalid):
                 return _err(550, "5.1.1", f"<{r}>: {res.reason}")
             plan.add(res)
+        # The check and the count in one step (no await between): parallel submissions cannot all
+        # pass before any is counted. A request counts once accepted here, even if storing fails.
+        key = f"local:{user}"
+        if not svc.messages_rate.allows(key) or not svc.rcpts_rate.allows(key, plan.count):
+            slog.info("local submission by %s refused: over [smtp] send_messages_per_hour or "
+                      "send_recipients_per_hour", user)
+            return _err(451, "4.7.1", f"sending limit exceeded for local user {user} (messages or recipients per "
+                        "hour), try again later")
+        svc.messages_rate.add(key)
+        svc.rcpts_rate.add(key, plan.count)
         spool = svc.store.new_spool()
         try:
             header = []

@@ -26,6 +26,7 @@ from mailcove.core.errors import MailError
 from mailcove.directory.access import is_localhost
 from mailcove.directory.api import Action, Alias, Invalid, Local, Principal, Remote
 from mailcove.directory.errors import DirectoryBusy
+from mailcove.net.limits import ConnectionCounter, RequestDeadline
 from mailcove.proto.smtp import (
     NEED_DATA,
     Auth,
@@ -56,7 +57,7 @@ from mailcove.proto.smtp.params import unquote_local
 from mailcove.proto.smtp.sasl import Challenge, Credentials, SaslFailure, ServerMechanism, server_mechanism
 from mailcove.queue import srs
 from mailcove.smtp.header_check import check_originators
-from mailcove.smtp.limits import ConnectionCounter, HourlyRate
+from mailcove.smtp.limits import HourlyRate
 
 if TYPE_CHECKING:
     from mailcove.config.settings import Settings
@@ -91,12 +92,13 @@ class SessionIO(Protocol):
 class SmtpService:
     """Per-process state shared by every SMTP session (all three listeners)."""
 
-    def __init__(self, settings: Settings, store: MailStore, directory: Directory) -> None:
+    def __init__(self, settings: Settings, store: MailStore, directory: Directory,
+                 connections: ConnectionCounter | None = None) -> None:
         self.settings = settings
         self.store = store
         self.directory = directory
         s = settings.smtp
-        self.connections = ConnectionCounter(s.max_connections, s.max_connections_per_ip)
+        self.connections = connections or ConnectionCounter(s.max_connections, s.max_connections_per_ip)
         self.messages_rate = HourlyRate(s.send_messages_per_hour)
         self.rcpts_rate = HourlyRate(s.send_recipients_per_hour)
         self.sessions: set[SmtpSession] = set()
@@ -273,6 +275,10 @@ class SmtpSession:
         self.connect_reject: Reply | None = None
         self.connect_discard = False
         self.last_input = time.monotonic()
+        # The deadline of the request in progress (the next command, or the message data), set
+        # at each reply; bytes trickled in one at a time do not move it (finding 5 of issue 13).
+        self.request = RequestDeadline(s.command_timeout, s.min_data_rate)
+        self.request.begin(self.last_input)
         self.waiting = False  # blocked on a read: the sweeper may close us
         self.owned: set[str] = set()
         self._trusted: bool | None = None
@@ -313,11 +319,13 @@ class SmtpSession:
                         self._abort_txn()
                         return
                     self.last_input = time.monotonic()
+                    self.request.add(len(data))
                     core.receive_data(data)
                     continue
                 reply = await self._dispatch(ev)
                 if reply is None:
                     continue
+                self.request.begin(time.monotonic())
                 if reply.code >= 400 and reply.code != 421 and type(ev) is not DataEnd and type(ev) is not ChunkEnd:
                     self.errors += 1
                     if self.settings.smtp.max_errors and self.errors >= self.settings.smtp.max_errors:
@@ -351,9 +359,18 @@ class SmtpSession:
             self._close_with(R.SHUTTING_DOWN)
             return
         s = self.settings.smtp
-        limit = s.data_timeout if self.core.state in (State.DATA, State.BDAT) else s.command_timeout
-        if now - self.last_input > limit:
-            self.log.info("timeout after %.0fs in state %s", now - self.last_input, self.core.state.value)
+        if self.core.state in (State.DATA, State.BDAT):
+            # Message data: data_timeout plus one second per min_data_rate bytes since the
+            # reply that began it, and never data_timeout without a byte.
+            self.request.timeout = s.data_timeout
+            stalled = now - self.last_input > s.data_timeout
+        else:
+            self.request.timeout = s.command_timeout
+            stalled = False
+        if stalled or self.request.expired(now):
+            self.log.info("timeout: %.0fs since the last reply (%d bytes since), %.0fs since the last byte, "
+                          "in state %s", now - self.request.started, self.request.received,
+                          now - self.last_input, self.core.state.value)
             self._close_with(R.TIMEOUT)
 
     def _close_with(self, reply: Reply) -> None:
@@ -368,7 +385,7 @@ class SmtpSession:
     async def _connect_checks(self) -> Reply:
         host = self.svc.hostname
         if not self.svc.connections.try_add(self.ip):
-            self.log.info("too many connections (from %s or in total)", self.ip)
+            self.log.info("too many connections: %s", self.svc.connections.describe(self.ip))
             self._counted = False
             return Reply(421, "4.7.0", f"{host} Too many connections, try again later")
         self._counted = True

@@ -137,6 +137,10 @@ class HttpConnection:
             except h11.LocalProtocolError:
                 return  # the request body was not read to its end: the connection cannot be reused
 
+    async def refuse(self, response: Response) -> None:
+        """Answer before any request has been read, then close (the connection caps)."""
+        await asyncio.wait_for(self._send(response, head_only=False, close=True), 5)
+
     # --- reading ------------------------------------------------------------------------------
 
     async def _read_request(self) -> Request | None:

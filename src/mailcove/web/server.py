@@ -13,7 +13,6 @@ whether a user exists is never revealed, so the endpoints cannot be used to enum
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 from mailcove.core.address import Address, AddressError
@@ -175,14 +174,13 @@ class WebApp:
 
 
 class WebHandler:
-    """One per listener: the connection limits and the loop over requests."""
+    """One per listener: the connection caps and the loop over requests."""
 
     def __init__(self, ctx: ServerContext, listener: str) -> None:
         self.ctx = ctx
         self.listener = listener
         self.app = WebApp(ctx)
-        self.active = 0
-        self.per_ip: dict[str, int] = {}
+        self.connections = ctx.connections.http
 
     def limits(self) -> Limits:
         w = self.ctx.settings.web
@@ -190,29 +188,17 @@ class WebHandler:
                       w.max_requests_per_connection)
 
     async def __call__(self, conn: Connection) -> None:
-        w = self.ctx.settings.web
         ip = conn.peer_ip
-        if self.active >= w.max_connections or self.per_ip.get(ip, 0) >= w.max_connections_per_ip:
-            conn.log.warning("http: too many connections (%d in total, %d from %s)", self.active,
-                             self.per_ip.get(ip, 0), ip)
-            body = b"503 Service Unavailable: too many connections; try again later\n"
-            head = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                    b"Content-Length: %d\r\nConnection: close\r\nRetry-After: 5\r\n\r\n" % len(body))
-            conn.writer.write(head + body)
-            await asyncio.wait_for(conn.writer.drain(), 5)
+        http = HttpConnection(conn.reader, conn.writer, self.app, self.limits(), closing=conn.closing,
+                              peer_ip=ip, log=conn.log)
+        if not self.connections.try_add(ip):
+            conn.log.warning("http: too many connections: %s", self.connections.describe(ip))
+            await http.refuse(error(503, "too many connections; try again later", [("Retry-After", "5")]))
             return
-        self.active += 1
-        self.per_ip[ip] = self.per_ip.get(ip, 0) + 1
         try:
-            await HttpConnection(conn.reader, conn.writer, self.app, self.limits(), closing=conn.closing,
-                                 peer_ip=ip, log=conn.log).serve()
+            await http.serve()
         finally:
-            self.active -= 1
-            left = self.per_ip[ip] - 1
-            if left:
-                self.per_ip[ip] = left
-            else:
-                del self.per_ip[ip]
+            self.connections.remove(ip)
 
 
 def make_handler(ctx: ServerContext, listener: str) -> WebHandler:

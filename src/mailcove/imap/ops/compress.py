@@ -27,7 +27,7 @@ async def run(s: Session, cmd: Compress) -> str:
         try:
             data = s.io.inflate_pending(rest)
         except zlib.error:
-            await s.bye(CORRUPT_TEXT.decode())  # raises CloseConnection: no traceback
+            await s.bye(CORRUPT_TEXT)  # raises CloseConnection: no traceback
             return ""
         s.receiver.receive_data(data)
     return ""

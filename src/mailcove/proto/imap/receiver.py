@@ -150,6 +150,16 @@ class ImapReceiver:
         """Bytes received and not yet consumed."""
         return len(self._buf) - self._pos
 
+    @property
+    def in_command(self) -> bool:
+        """Part of a command has arrived and the rest has not (a partial line, a literal being
+        sent, an APPEND between messages, an AUTHENTICATE exchange). Waiting for IDLE's DONE, or
+        between commands, is not."""
+        if self._mode == _IDLE:
+            return self.buffered > 0
+        return (self.buffered > 0 or bool(self._cmd) or self._append_tag is not None
+                or self._mode in (_LITERAL, _APPEND_DATA, _SKIP, _AUTH))
+
     # --- framing -------------------------------------------------------------------------------
     def _compact(self) -> None:
         if self._pos > 65536 or self._pos == len(self._buf):
