@@ -5,7 +5,9 @@
 Any local user may run it: the message goes to the running server over the submit socket
 (`[smtp] submit_socket`), which learns the caller's Unix user from the kernel. Without a
 configured socket, a user who can open the data dir (root, the server's user) stores the
-message directly. Options other MTAs' callers pass and that mean nothing here (-oem, -odi,
+message directly. Any user may set the envelope sender with -f; one not in `[smtp] trusted_users`
+who names an address not their own gets Sendmail's `X-Authentication-Warning:` header in the
+message. Options other MTAs' callers pass and that mean nothing here (-oem, -odi,
 -v, -U, -B 8BITMIME, -N ...) are accepted and ignored, as Postfix does. Exit codes follow
 sysexits.h: 0 accepted, 64 usage, 65 message refused, 67 unknown user, 69 no server, 75 try
 again later."""
@@ -15,6 +17,7 @@ from __future__ import annotations
 import email.utils
 import getpass
 import os
+import pwd
 import sys
 import time
 from collections.abc import Sequence
@@ -154,6 +157,15 @@ def _drop_field(data: bytes, header_end: int, name: bytes) -> bytes:
     return b"".join(out) + data[header_end:]
 
 
+def _login_name() -> str:
+    """The caller's Unix name from its uid, as the server learns it (SO_PEERCRED); $LOGNAME and
+    $USER, which getpass reads first, are the caller's to set."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return getpass.getuser()
+
+
 def run(argv: Sequence[str], settings_loader: object) -> int:
     try:
         a = parse_args(argv)
@@ -170,7 +182,7 @@ def run(argv: Sequence[str], settings_loader: object) -> int:
     if len(raw) > limit:
         click.echo(f"sendmail: message larger than {limit} bytes ([smtp] max_message_bytes)", err=True)
         return EX_DATAERR
-    user = getpass.getuser()
+    user = _login_name()
     data, rcpts = prepare(raw, a, user, settings.hostname)
     if not rcpts:
         click.echo("sendmail: no recipients (give them as arguments, or -t to read To:/Cc:/Bcc:)", err=True)
@@ -212,7 +224,8 @@ def sendmail(obj: object, args: tuple[str, ...]) -> None:
     \b
     -t            recipients from To:, Cc:, Bcc: (Bcc: is removed)
     -i, -oi       a line with a single dot does not end the message
-    -f ADDRESS    envelope sender (default USER@hostname)
+    -f ADDRESS    envelope sender (default USER@hostname; another's gets an
+                  X-Authentication-Warning unless USER is in [smtp] trusted_users)
     -F NAME       full name for an added From: header
     -bp           list the queue (as mailq)
     """

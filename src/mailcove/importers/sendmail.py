@@ -42,7 +42,8 @@ NOT_READ = {
     "genericstable": "outbound address rewriting has no mailcove equivalent",
     "domaintable": "domain rewriting has no mailcove equivalent",
     "authinfo": "client credentials for a smart host: set [relayhost] username and password_file by hand",
-    "trusted-users": "mailcove's `sendmail` takes the envelope sender from the logged-in user",
+    "trusted-users": "not read: list the users whose `sendmail -f` needs no X-Authentication-Warning in "
+    "[smtp] trusted_users by hand",
 }
 
 # Sendmail mailers that deliver by SMTP; anything else (local, procmail, uucp, ...) has no route.
