@@ -7,7 +7,8 @@ Any local user may run it: the message goes to the running server over the submi
 configured socket, a user who can open the data dir (root, the server's user) stores the
 message directly. Any user may set the envelope sender with -f; one not in `[smtp] trusted_users`
 who names an address not their own gets Sendmail's `X-Authentication-Warning:` header in the
-message. Options other MTAs' callers pass and that mean nothing here (-oem, -odi,
+message, and each user's submissions count against the hourly sending limits (exit 75 past
+them). Options other MTAs' callers pass and that mean nothing here (-oem, -odi,
 -v, -U, -B 8BITMIME, -N ...) are accepted and ignored, as Postfix does. Exit codes follow
 sysexits.h: 0 accepted, 64 usage, 65 message refused, 67 unknown user, 69 no server, 75 try
 again later."""

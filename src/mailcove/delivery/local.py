@@ -7,6 +7,7 @@ The submit socket's wire protocol is documented in mailcove.smtp.server.SubmitSe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import socket
 import time
@@ -47,13 +48,17 @@ def submit_via_socket(path: Path, message: bytes, sender: str | None, recipients
             raise SubmitUnavailable(f"{path}: {exc.strerror or exc}") from None
         word = "-" if sender is None else (sender or "<>")  # `-f '<>'`: the null sender
         head = f"SUBMIT {len(message)} {word} {' '.join(recipients)}\r\n"
-        s.sendall(head.encode("utf-8") + message)
+        try:
+            s.sendall(head.encode("utf-8") + message)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused before the server read it all (a sending limit, say): its reply says why
         reply = b""
-        while not reply.endswith(b"\n") and len(reply) < MAX_REPLY:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            reply += chunk
+        with contextlib.suppress(ConnectionResetError):
+            while not reply.endswith(b"\n") and len(reply) < MAX_REPLY:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
     finally:
         s.close()
     return _parse(reply.decode("utf-8", "replace").strip(), "socket")
