@@ -36,7 +36,7 @@ def test_untrusted_user_setting_another_sender_is_marked(serve_factory):
         (["-f", "nobody"], None),  # a bare name: their own, qualified as recipients are
         ([], None),
     ]
-    for args, claimed in cases:
+    for args, _claimed in cases:
         r = sendmail(lab, "-i", *args, "a@hamap.local", input=MSG, user="nobody")
         assert r.returncode == 0, (args, r.stderr)  # accepted, as before
     stored = lab.inbox("a@hamap.local")
