@@ -12,7 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "imap"))
 from imap_lab import Client, imap, imap_module  # noqa: F401
 
-from mailcove.proto.imap.client import Tagged, Untagged
+from mailcove.proto.imap.client import Continuation, Tagged, Untagged
 
 
 def test_huge_literal_announcements(imap):
@@ -102,3 +102,27 @@ def test_before_login_only_small_commands_are_read(imap):
     while not isinstance(r, Tagged):
         r = d.read_one()
     assert r.status == "OK", r
+
+
+def test_before_login_literals_are_at_most_4_kib(imap):
+    """Before login a literal inside a command (LOGIN's password, an ID value) may be at most
+    4 KiB: only the command as a whole was capped (64 KiB), so `a LOGIN {60000}` was answered
+    with "+" and read. Refused before any of it is read; a non-synchronising one is skipped."""
+    c = imap.raw()
+    c.send(b"a LOGIN {4097}\r\n")
+    r = c.read_one()
+    assert isinstance(r, Tagged) and (r.status, r.code) == ("BAD", "TOOBIG"), r
+    assert r.text == "Literal larger than 4096 bytes"
+    c.send(b"b LOGIN {5000+}\r\n" + b"x" * 5000 + b" y\r\nc NOOP\r\n")
+    r = c.read_one()
+    assert isinstance(r, Tagged) and (r.tag, r.status, r.code) == ("b", "BAD", "TOOBIG"), r
+    assert c.read_one().status == "OK"  # the 5,000 bytes were skipped, not taken as commands
+    c.send(b"d LOGIN {4096}\r\n")
+    assert isinstance(c.read_one(), Continuation)  # 4 KiB is allowed
+    c.send(b"x" * 4096 + b" y\r\n")
+    r = c.read_one()
+    assert isinstance(r, Tagged) and (r.status, r.code) == ("NO", "AUTHENTICATIONFAILED"), r
+    # after login the full limits apply: a 20 KB literal is read
+    d = imap.client()
+    d.send(b"e STATUS {20000}\r\n")
+    assert isinstance(d.read_one(), Continuation)

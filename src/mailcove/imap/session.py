@@ -115,7 +115,8 @@ class Session:
         self.client_id: dict[str, str | None] | None = None
         self.bads = 0
         self.receiver = ImapReceiver(max_line=min(PRE_AUTH_MAX_LINE, ctx.limits.max_line),
-                                     max_literal=PRE_AUTH_MAX_LITERAL, max_command=PRE_AUTH_MAX_COMMAND)
+                                     max_literal=PRE_AUTH_MAX_LITERAL, max_command=PRE_AUTH_MAX_COMMAND,
+                                     max_arg_literal=PRE_AUTH_MAX_LITERAL)
         self.store = ctx.store
         self.append: Any = None  # ops.append.AppendState while an APPEND is streaming
         self.idling: str | None = None  # the IDLE command's tag while idling
@@ -185,6 +186,7 @@ class Session:
         self.receiver.max_line = self.ctx.limits.max_line
         self.receiver.max_literal = self.ctx.limits.appendlimit
         self.receiver.max_command = MAX_COMMAND
+        self.receiver.max_arg_literal = None
 
     # --- output ------------------------------------------------------------------------------
 

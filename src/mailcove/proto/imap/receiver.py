@@ -4,7 +4,8 @@ Framing, not parsing, is what this module does: it cuts the input into lines, fo
 announcements (``{n}``, ``{n+}``, ``~{n}``) and collects a command's lines and literals until the
 line that ends it, then hands the whole to `commands.parse_command`. Memory is bounded at every step:
 a line may be at most ``max_line`` bytes, a non-APPEND command (lines plus literals) at most
-``max_command``, and an APPEND message is never held: it leaves as `AppendData` chunks as it arrives.
+``max_command``, each of its literals at most ``max_arg_literal`` (when set: a small cap before
+login), and an APPEND message is never held: it leaves as `AppendData` chunks as it arrives.
 Refused literals the client sends anyway (``{n+}``) are skipped by counting, not buffered.
 An APPEND message in the RFC 6855 form ``UTF8 (~{n}`` has its closing ")" checked and eaten here,
 at the start of the line after the literal (see `commands.append` for why it needs no ENABLE).
@@ -52,12 +53,16 @@ class ImapReceiver:
     ``utf8`` (settable at any time) selects UTF-8 mailbox names (after ENABLE IMAP4rev2 or
     UTF8=ACCEPT) instead of modified UTF-7. ``max_nonsync``: set to 4096 when advertising LITERAL-
     instead of LITERAL+ (RFC 7888 §5): a larger non-synchronising literal gets ``BAD [TOOBIG]`` and
-    is skipped.
+    is skipped. ``max_arg_literal`` (settable at any time; None: only ``max_command`` bounds them):
+    the largest literal inside a command other than APPEND's message; a larger one gets
+    ``BAD [TOOBIG]`` before any of it is read (a non-synchronising one is skipped by counting).
     """
 
     def __init__(self, *, max_line: int = 65536, max_literal: int = DEFAULT_MAX_LITERAL, max_depth: int = 16,
-                 max_command: int = 1 << 20, max_nonsync: int | None = None, utf8: bool = False) -> None:
+                 max_command: int = 1 << 20, max_nonsync: int | None = None, utf8: bool = False,
+                 max_arg_literal: int | None = None) -> None:
         self.max_line = max_line
+        self.max_arg_literal = max_arg_literal
         self.max_literal = max_literal
         self.max_depth = max_depth
         self.max_command = max_command
@@ -254,6 +259,8 @@ class ImapReceiver:
         # an ordinary literal inside a command (a quoted-string alternative: LOGIN, SEARCH, ...)
         if binary:
             return self._refuse(tag, "literal8 is only allowed for APPEND", None, "BAD", size, sync)
+        if self.max_arg_literal is not None and size > self.max_arg_literal:
+            return self._refuse(tag, f"Literal larger than {self.max_arg_literal} bytes", "TOOBIG", "BAD", size, sync)
         if len(self._cmd) + len(line) + 2 + size > self.max_command:
             return self._refuse(tag, "Literal too big", "TOOBIG", "BAD", size, sync)
         self._cmd += line
