@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from mailcove.core.errors import MailError
 from mailcove.delivery import DeliveryPlan, qualify, resolve
 from mailcove.directory.api import Alias, Invalid, Local
+from mailcove.net.limits import ConnectionCounter, RequestDeadline
 from mailcove.net.listeners import Connection, new_session_id
 from mailcove.proto.smtp.params import PathError, check_mailbox
 from mailcove.smtp.session import SmtpService, SmtpSession
@@ -135,13 +136,23 @@ class SubmitServer:
     (aliases, plus-addresses); unknown local users are refused before anything is stored. Remote
     recipients go to the outbound queue: a local user may send anywhere, as with sendmail, within
     the per-user hourly limits ([smtp] send_messages_per_hour, send_recipients_per_hour; over
-    them ERR 451 4.7.1, which `mailcove sendmail` turns into exit code 75)."""
+    them ERR 451 4.7.1, which `mailcove sendmail` turns into exit code 75).
+
+    The request line must arrive within [smtp] command_timeout of connecting, and the message
+    within data_timeout plus one second per min_data_rate bytes (and never data_timeout without a
+    byte), as over SMTP: past either, ERR 421 4.4.2 and the connection is closed. `sendmail` reads
+    the whole message before it connects, so only a client that stalls on purpose is cut. Each
+    local user counts as one client for the connection caps: at most [smtp] max_connections_per_ip
+    connections of one user at a time, max_connections of all users (the socket's own count, apart
+    from the network's); past them ERR 421 4.7.0 at once."""
 
     def __init__(self, service: SmtpService, path: Path, mode: int) -> None:
         self.service = service
         self.path = path
         self.mode = mode
         self._server: asyncio.AbstractServer | None = None
+        smtp = service.settings.smtp
+        self.connections = ConnectionCounter(smtp.max_connections, smtp.max_connections_per_ip)
 
     async def start(self) -> None:
         path = self.path
@@ -179,7 +190,18 @@ class SubmitServer:
                 user = pwd.getpwuid(uid).pw_name
             except KeyError:
                 user = f"uid{uid}"
-            reply = await self._serve(reader, user, uid, sid, slog)
+            key = f"uid:{uid}"
+            if not self.connections.try_add(key):
+                slog.info("local submission by %s refused: %s", user, self.connections.describe(key))
+                reply = _err(421, "4.7.0", f"too many connections from local user {user}, try again later")
+            else:
+                try:
+                    reply = await self._serve(reader, user, uid, sid, slog)
+                except TimeoutError:
+                    slog.info("local submission by %s timed out", user)
+                    reply = _err(421, "4.4.2", "timeout, closing connection")
+                finally:
+                    self.connections.remove(key)
             writer.write(reply)
             await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -199,7 +221,7 @@ class SubmitServer:
         svc = self.service
         s = svc.settings.smtp
         try:
-            line = await reader.readuntil(b"\n")
+            line = await asyncio.wait_for(reader.readuntil(b"\n"), s.command_timeout)
         except asyncio.LimitOverrunError:
             return _err(500, "5.5.2", "request line too long")
         words = line.decode("utf-8", "replace").split()
@@ -253,8 +275,15 @@ class SubmitServer:
             header.append(warning)
             spool.write("".join(header).encode("utf-8", "replace"))
             remaining = size
+            loop = asyncio.get_running_loop()
+            deadline = RequestDeadline(s.data_timeout, s.min_data_rate)
+            deadline.begin(loop.time())
             while remaining:
-                chunk = await reader.read(min(CHUNK, remaining))
+                wait = min(s.data_timeout, deadline.remaining(loop.time()))
+                if wait <= 0:
+                    raise TimeoutError
+                chunk = await asyncio.wait_for(reader.read(min(CHUNK, remaining)), wait)
+                deadline.add(len(chunk))
                 if not chunk:
                     raise asyncio.IncompleteReadError(b"", remaining)
                 spool.write(chunk)
