@@ -11,6 +11,8 @@ the tagged line must stay one line."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from fuzz.common import Finding, seed, split
 from mailcove.proto.imap import commands as imap_commands
 from mailcove.proto.imap import parser as imap_parser
@@ -37,6 +39,7 @@ from mailcove.proto.imap.events import (
 )
 from mailcove.proto.imap.receiver import ImapReceiver
 from mailcove.proto.imap.responses import ResponseEncoder
+from mailcove.proto.imap.seqset import SeqSet
 
 INSTRUMENT = ["mailcove.proto.imap"]
 MODULES = ["src/mailcove/proto/imap/receiver.py", "src/mailcove/proto/imap/parser.py",
@@ -196,6 +199,9 @@ class _Session:
         rcv = self.rcv
         if not cmd.tag:
             raise Finding(f"a command without a tag: {cmd!r}")
+        for value in vars_of(cmd):
+            if isinstance(value, SeqSet):
+                _use_seqset(value)
         if isinstance(cmd, Login) or (isinstance(cmd, Authenticate) and cmd.initial is not None):
             if not self.policy & 0x20:
                 rcv.max_line, rcv.max_literal, rcv.max_command = (
@@ -219,6 +225,24 @@ class _Session:
     def _one_line(out: bytes) -> None:
         if not out.endswith(b"\r\n") or b"\n" in out[:-1]:
             raise Finding(f"a response that is not one line: {out[:300]!r}")
+
+
+def vars_of(cmd: Command) -> list[object]:
+    return [getattr(cmd, f.name) for f in dataclasses.fields(cmd)]
+
+
+def _use_seqset(s: SeqSet) -> None:
+    """What the session does with a client's set: resolve it against the mailbox (by ranges, never
+    by expanding 1:4294967295), test membership; and its text form must read back the same."""
+    for largest in (0, 7, 0xFFFFFFFF):
+        ranges = s.resolve(largest)
+        if any(a > b or a < 1 for a, b in ranges) or ranges != sorted(ranges):
+            raise Finding(f"{s} resolved against {largest}: {ranges}")
+        s.clip(largest)
+        s.contains(5, largest)
+    sum(1 for _ in zip(range(100), s.iter(1000), strict=False))
+    if SeqSet.parse(str(s)) != s:
+        raise Finding(f"SeqSet {s!r} does not read back from {str(s)!r}")
 
 
 def one_input(data: bytes) -> None:
