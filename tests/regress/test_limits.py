@@ -261,3 +261,53 @@ def test_password_over_4096_bytes_is_never_hashed(tmp_path: Path) -> None:
     assert over == 0, "an over-long password was hashed"
     assert at_limit >= 1  # a password at the limit is checked (here: the dummy check of an unknown name)
 
+
+def test_password_checks_waiting_are_bounded(serve_factory) -> None:
+    """[auth] verify_workers threads check passwords, and at most 16 checks per thread may wait
+    (directory/passwords.py): a burst of logins past that is answered at once with a temporary
+    failure instead of queueing without bound. (IMAP waits up to 10 s for a slot first.)"""
+    import base64
+    import threading
+
+    srv = serve_factory("[auth]\nallow_plaintext = true\nverify_workers = 1\nargon2_time_cost = 2\n"
+                        "argon2_memory_kib = 32768\n[mailauth]\nenabled = false\n")
+    host, port = srv.address("smtp")
+    pop3 = srv.address("pop3")
+    replies: list[bytes] = []
+    together = threading.Barrier(40, timeout=60)  # every login is sent at the same moment
+
+    def smtp(n: int) -> None:
+        s = socket.create_connection((host, port), timeout=60, source_address=(f"127.0.20.{1 + n}", 0))
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"EHLO x\r\n")
+        while f.readline()[3:4] == b"-":
+            pass
+        token = base64.b64encode(b"\0nobody%d@hamap.local\0wrong" % n)
+        together.wait()
+        s.sendall(b"AUTH PLAIN " + token + b"\r\n")
+        replies.append(f.readline())
+        s.close()
+
+    def pop(n: int) -> None:
+        s = socket.create_connection(pop3, timeout=60, source_address=(f"127.0.30.{1 + n}", 0))
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"USER nobody%d@hamap.local\r\n" % n)
+        f.readline()
+        together.wait()
+        s.sendall(b"PASS wrong\r\n")
+        replies.append(f.readline())
+        s.close()
+
+    threads = [threading.Thread(target=smtp, args=(n,)) for n in range(20)]
+    threads += [threading.Thread(target=pop, args=(n,)) for n in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(replies) == 40
+    busy = [r for r in replies if r.startswith((b"454", b"-ERR [SYS/TEMP]"))]
+    assert b"454 4.7.0 Temporary authentication failure, try again later\r\n" in busy, replies
+    assert b"-ERR [SYS/TEMP] Authentication service unavailable; try again later.\r\n" in busy, replies
+    assert len(replies) - len(busy) <= 20, "more checks waited than the queue holds"
