@@ -261,8 +261,10 @@ def _unquoted_list(value: str) -> tuple[Address, ...] | None:
     """`_simple_list` for a value without quotes, which is nearly every one: without quoted strings
     every comma separates elements, so the value can be split first and each element matched whole."""
     out: list[Address] = []
-    items = value.split(",")
-    last = len(items) - 1
+    items = value.split(",", MAX_ADDRESSES)
+    if len(items) > MAX_ADDRESSES:
+        del items[MAX_ADDRESSES:]  # as the full parser, stop at MAX_ADDRESSES whatever follows
+    last = len(items) - 1 if len(items) < MAX_ADDRESSES else -1
     match = _UNQUOTED.fullmatch
     for i, item in enumerate(items):
         m = match(item)
@@ -303,6 +305,8 @@ def _simple_list(value: str) -> tuple[Address, ...] | None:
                 words = [_QP_UNESCAPE.sub(r"\1", q) if w == "" else w for q, w in _PHRASE_WORD.findall(phrase)]
                 name = " ".join(words) or None
             out.append(new_address(name, None, box, host2))
+        if len(out) >= MAX_ADDRESSES:
+            break
         pos = m.end()
         if value.startswith(",", pos - 1) and not value[pos:].strip(" \t"):
             break
