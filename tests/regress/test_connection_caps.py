@@ -111,3 +111,21 @@ def test_a_protocols_listeners_share_one_count(serve_factory: Callable[..., Serv
     assert _accepted(other, proto)
     for s in [*held, other]:
         s.close()
+
+
+def test_an_ipv6_client_is_its_64() -> None:
+    """The per-IP caps counted an IPv6 client per address, so one host, which owns a whole /64,
+    got the cap 2**64 times by changing its source address. Clients are now counted per /64, as
+    the login throttle counts them, and an IPv4-mapped address (a dual-stack listener) as its
+    IPv4 address. (A unit test: loopback has no second IPv6 address to connect from.)"""
+    from mailcove.net.limits import ConnectionCounter
+
+    caps = ConnectionCounter(total=100, per_ip=2)
+    assert caps.try_add("2001:db8::1") and caps.try_add("2001:db8::2")
+    assert not caps.try_add("2001:db8::ffff:3"), "a third address of the same /64 was let in"
+    assert caps.try_add("2001:db8:0:1::1")  # another /64 is another client
+    assert caps.try_add("127.0.0.2") and caps.try_add("::ffff:127.0.0.2")
+    assert not caps.try_add("127.0.0.2")
+    caps.remove("2001:db8::1")
+    assert caps.try_add("2001:db8::7")
+    assert caps.per_ip == {"2001:db8::/64": 2, "2001:db8:0:1::/64": 1, "127.0.0.2": 2}

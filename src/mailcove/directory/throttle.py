@@ -20,7 +20,6 @@ memory: past `max_tracked` clients the least recently seen are forgotten.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import threading
 import time
 from collections import OrderedDict, deque
@@ -28,6 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mailcove.config.settings import AuthSettings
+from mailcove.core.clients import client_key
+
+__all__ = ["Attempt", "LoginThrottle", "ThrottleVerdict", "client_key"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,18 +51,6 @@ class Attempt:
     ip_key: str | None = None
     account_key: str | None = None
     stamp: float = 0.0
-
-
-def client_key(ip: str) -> str:
-    try:
-        addr = ipaddress.ip_address(ip.split("%", 1)[0].strip("[]"))
-    except ValueError:
-        return ip  # not an IP (a unix socket peer, say): count it by its text
-    if isinstance(addr, ipaddress.IPv6Address):
-        if addr.ipv4_mapped is not None:
-            return str(addr.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{addr}/64", strict=False))
-    return str(addr)
 
 
 class LoginThrottle:

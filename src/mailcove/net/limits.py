@@ -2,7 +2,9 @@
 
 One `ConnectionCounter` per protocol (SMTP's three listeners share one, IMAP's two, POP3's two,
 HTTP one) caps connections in total and per client IP, so a few addresses cannot take every
-slot. `RequestDeadline` turns "timeout" into a deadline: the time a request may take is fixed
+slot. A client is an IPv4 address or an IPv6 /64 (core/clients.py, as the login throttle counts
+them): one IPv6 host owns a whole /64 and would otherwise get the per-IP cap 2**64 times.
+`RequestDeadline` turns "timeout" into a deadline: the time a request may take is fixed
 when it starts (plus an allowance for the bytes it brings, so an honest slow upload of a big
 message still finishes), and a client trickling one byte at a time cannot extend it.
 
@@ -14,10 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailcove.config import Settings
+from mailcove.core.clients import client_key
 
 
 class ConnectionCounter:
-    """Connections in total and per client IP. 0 means no limit."""
+    """Connections in total and per client (an IPv4 address, an IPv6 /64). 0 means no limit."""
 
     __slots__ = ("per_ip", "per_ip_limit", "total", "total_limit")
 
@@ -30,6 +33,7 @@ class ConnectionCounter:
     def try_add(self, ip: str) -> bool:
         """Count one more connection from `ip`, or return False (and count nothing) when that
         would pass either limit."""
+        ip = client_key(ip)
         n = self.per_ip.get(ip, 0)
         if (self.total_limit and self.total >= self.total_limit) or (self.per_ip_limit and n >= self.per_ip_limit):
             return False
@@ -38,6 +42,7 @@ class ConnectionCounter:
         return True
 
     def remove(self, ip: str) -> None:
+        ip = client_key(ip)
         self.total -= 1
         n = self.per_ip.get(ip, 0) - 1
         if n > 0:
@@ -46,6 +51,7 @@ class ConnectionCounter:
             self.per_ip.pop(ip, None)
 
     def describe(self, ip: str) -> str:
+        ip = client_key(ip)
         return f"{self.total} in total (limit {self.total_limit}), {self.per_ip.get(ip, 0)} from {ip} " \
                f"(limit {self.per_ip_limit})"
 
