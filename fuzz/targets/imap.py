@@ -16,6 +16,7 @@ import dataclasses
 from fuzz.common import Finding, seed, split
 from mailcove.proto.imap import commands as imap_commands
 from mailcove.proto.imap import parser as imap_parser
+from mailcove.proto.imap import utf7
 from mailcove.proto.imap.commands import (
     AppendData,
     AppendEnd,
@@ -24,6 +25,7 @@ from mailcove.proto.imap.commands import (
     Command,
     Compress,
     Enable,
+    Fetch,
     Idle,
     Login,
     Logout,
@@ -202,6 +204,15 @@ class _Session:
         for value in vars_of(cmd):
             if isinstance(value, SeqSet):
                 _use_seqset(value)
+        for field in ("mailbox", "old", "new"):
+            name = getattr(cmd, field, None)
+            if isinstance(name, str) and utf7.decode(utf7.encode(name)) != name:
+                # LIST and STATUS send a name to a rev1 client in modified UTF-7
+                raise Finding(f"mailbox name {name!r} does not survive modified UTF-7")
+        if isinstance(cmd, Fetch):
+            for att in cmd.items:  # the FETCH response names its items
+                att.response_name()
+                str(att)
         if isinstance(cmd, Login) or (isinstance(cmd, Authenticate) and cmd.initial is not None):
             if not self.policy & 0x20:
                 rcv.max_line, rcv.max_literal, rcv.max_command = (
