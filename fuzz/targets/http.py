@@ -26,6 +26,10 @@ MODULES = ["src/mailcove/web/http.py", "src/mailcove/web/documents.py", "src/mai
 
 LIMITS = Limits()  # the defaults of [web]
 SMALL = Limits(max_header_bytes=256, max_body_bytes=64, max_requests=3)
+# policy bit 0x02: a client slower than the deadlines (each read after the first waits 2 ms, the
+# request and keep-alive deadlines are 1 ms), so the 408 and idle-close paths run too
+SLOW_READ = 0.002
+SLOW = Limits(request_timeout=0.001, keepalive_timeout=0.001)
 
 _AUTODISCOVER = (b'<?xml version="1.0" encoding="utf-8"?>\r\n'
                  b'<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006">'
@@ -64,7 +68,8 @@ SESSIONS = [
     b"POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n",
 ]
 SEEDS = [seed(s) for s in SESSIONS] + [seed(SESSIONS[0], 0, 9), seed(SESSIONS[1], 0x01, 0),
-                                       seed(SESSIONS[2], 0, 40)]
+                                       seed(SESSIONS[2], 0, 40), seed(SESSIONS[0], 0x02, 30),
+                                       seed(SESSIONS[0], 0x04, 0)]
 TOKENS = [b"GET ", b"POST ", b"HEAD ", b" HTTP/1.1\r\n", b" HTTP/1.0\r\n", b"Host: ", b"Content-Length: ",
           b"Transfer-Encoding: chunked\r\n", b"Connection: close\r\n", b"Connection: keep-alive\r\n",
           b"Expect: 100-continue\r\n", b"\r\n\r\n", b"0\r\n\r\n", b"/autodiscover/autodiscover.xml",
@@ -92,10 +97,15 @@ _loop: asyncio.AbstractEventLoop | None = None
 
 
 class _Reader:
-    def __init__(self, reads: list[bytes]) -> None:
+    def __init__(self, reads: list[bytes], delay: float = 0.0) -> None:
         self.reads = reads
+        self.delay = delay
+        self.first = True
 
     async def read(self, n: int) -> bytes:
+        if self.delay and not self.first:
+            await asyncio.sleep(self.delay)
+        self.first = False
         if not self.reads:
             return b""
         data = self.reads.pop(0)
@@ -116,7 +126,8 @@ class _Writer:
         return None
 
 
-async def _serve(reads: list[bytes], limits: Limits) -> tuple[bytes, list[BaseException]]:
+async def _serve(reads: list[bytes], limits: Limits, *, delay: float = 0.0,
+                 closing: bool = False) -> tuple[bytes, list[BaseException]]:
     errors: list[BaseException] = []
 
     async def app(req: Request) -> Response:
@@ -127,7 +138,10 @@ async def _serve(reads: list[bytes], limits: Limits) -> tuple[bytes, list[BaseEx
             raise
 
     writer = _Writer()
-    await HttpConnection(_Reader(reads), writer, app, limits).serve()  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    if closing:  # server shutdown: the request in progress is answered, then the connection closes
+        stop.set()
+    await HttpConnection(_Reader(reads, delay), writer, app, limits, closing=stop).serve()  # type: ignore[arg-type]
     return bytes(writer.out), errors
 
 
@@ -136,7 +150,10 @@ def one_input(data: bytes) -> None:
     if _loop is None:
         _loop = asyncio.new_event_loop()
     policy, reads = split(data)
-    out, errors = _loop.run_until_complete(_serve([r for r in reads if r], SMALL if policy & 0x01 else LIMITS))
+    limits = SMALL if policy & 0x01 else SLOW if policy & 0x02 else LIMITS
+    out, errors = _loop.run_until_complete(_serve([r for r in reads if r], limits,
+                                                  delay=SLOW_READ if policy & 0x02 else 0.0,
+                                                  closing=bool(policy & 0x04)))
     if errors:
         raise errors[0]
     if out and not out.startswith(b"HTTP/1.1 "):
