@@ -461,3 +461,20 @@ def test_forward_files_and_returned_originals(tmp_path: Path) -> None:
     assert b"message/rfc822" in returned(1024 * 1024) and b"z" * 1000 in returned(1024 * 1024)
     big = returned(1024 * 1024 + 1)
     assert b"text/rfc822-headers" in big and b"z" * 1000 not in big
+
+
+def test_the_relay_rate_counts_an_ipv6_client_per_64() -> None:
+    """The hourly sending rate of an unauthenticated relaying client (and of SRS bounces) was
+    keyed by the exact address, so an IPv6 host got it once per address of its /64. It is keyed
+    as the connection caps and the login throttle count a client. (A unit test: loopback has no
+    second IPv6 address to send from.)"""
+    from types import SimpleNamespace
+
+    from mailcove.smtp.session import SmtpSession
+
+    def key(ip: str) -> str | None:
+        return SmtpSession._rate_key(SimpleNamespace(principal=None, ip=ip), 1)  # type: ignore[arg-type]
+
+    assert key("2001:db8::1") == key("2001:db8::ffff:2") != key("2001:db8:0:1::1")
+    assert key("::ffff:192.0.2.7") == key("192.0.2.7")
+    assert SmtpSession._rate_key(SimpleNamespace(principal=None, ip="192.0.2.7"), 0) is None  # type: ignore[arg-type]

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mailcove import delivery, mailauth
+from mailcove.core.clients import client_key
 from mailcove.core.errors import MailError
 from mailcove.directory.access import is_localhost
 from mailcove.directory.api import Action, Alias, Invalid, Local, Principal, Remote
@@ -632,7 +633,7 @@ class SmtpSession:
         if self.principal is not None:
             return f"user:{self.principal.user}"
         if relaying:
-            return f"ip:{self.ip}"
+            return f"ip:{client_key(self.ip)}"  # an IPv6 client per /64, as the connection caps
         return None
 
     # --- the body -----------------------------------------------------------------------------
