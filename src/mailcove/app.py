@@ -53,13 +53,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mailcove.app")
 
-# The cyclic garbage collector's youngest generation is collected after this many allocations
-# (Python's default: 700). A large command makes objects in batches (500 MessageInfo objects of
-# ~20 objects each per store read); at 700, every batch is promoted to the old generation while
-# still in use, and the old generation is walked whole, on the event loop, once it has grown by a
-# quarter: a pause as long as the heap is big (issue 13, measured in docs/fairness.md). At 50,000
-# most batches are garbage before their first collection, and a young collection costs ~1 ms.
-GC_YOUNG = 50_000
+# The cyclic garbage collector's thresholds once serving (Python's default: 700, 10, 10). A large
+# command makes objects in batches (500 MessageInfo objects of ~20 objects each per store read);
+# at 700 every batch is promoted to the old generation while still in use, and the old generation
+# is walked whole, on the event loop, each time it has grown by a quarter: a pause as long as the
+# heap is big (issue 13, measured in docs/fairness.md). With the youngest collected every 50,000
+# allocations most batches are garbage before their first collection; the middle one every 5
+# young collections keeps its own walk (at most 250,000 objects) short.
+GC_THRESHOLD = (50_000, 5, 10)
 
 PROTOCOLS: dict[str, str] = {
     "smtp": "mailcove.smtp.server:make_handler",
@@ -210,6 +211,9 @@ class App:
             self.tracker,
             max_message_bytes=s.server.max_message_bytes,
             max_recipients=s.server.max_recipients,
+            command_timeout=s.smtp.command_timeout,
+            data_timeout=s.smtp.data_timeout,
+            min_data_rate=s.smtp.min_data_rate,
         )
         try:
             self.control.bind()
@@ -415,11 +419,10 @@ class App:
 def settle_gc() -> None:
     """Once serving starts: what start-up built (modules, settings, TLS contexts, the directory)
     lives as long as the process, so after one collection gc.freeze() takes it out of every later
-    collection's walk; and the young generation's threshold goes up (GC_YOUNG)."""
+    collection's walk; and the thresholds become GC_THRESHOLD."""
     gc.collect()
     gc.freeze()
-    _young, middle, old = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG, middle, old)
+    gc.set_threshold(*GC_THRESHOLD)
 
 
 def run_server(settings: Settings, listen: Sequence[str] = (), user: str | None = None) -> int:

@@ -49,6 +49,10 @@ class ControlProtocolError(Exception):
         super().__init__(f"{code} {enhanced} {text}")
 
 
+class ControlTimeout(Exception):
+    """The message did not arrive within its deadline."""
+
+
 def _err(code: int, enhanced: str, text: str) -> bytes:
     text = " ".join(text.split())  # one line, always
     return f"ERR {code} {enhanced} {text}\r\n".encode("utf-8", "replace")
@@ -64,8 +68,16 @@ class ControlServer:
         *,
         max_message_bytes: int,
         max_recipients: int,
+        command_timeout: float = 300.0,
+        data_timeout: float = 180.0,
+        min_data_rate: int = 500,
     ) -> None:
         self.path = path
+        # Deadlines as the SMTP listeners have ([smtp] settings): even a trusted local caller that
+        # stops mid-request must not hold a session and a spool for ever.
+        self._command_timeout = command_timeout
+        self._data_timeout = data_timeout
+        self._min_rate = min_data_rate
         self._deliver = deliver
         self._new_spool = new_spool
         self._tracker = tracker
@@ -137,7 +149,12 @@ class ControlServer:
                 await writer.drain()
                 return
             try:
-                line = await reader.readuntil(b"\n")
+                line = await asyncio.wait_for(reader.readuntil(b"\n"), self._command_timeout)
+            except TimeoutError:
+                writer.write(_err(421, "4.4.2", "timeout waiting for a request"))
+                await writer.drain()
+                slog.info("no complete request within %.0f s", self._command_timeout)
+                return
             except asyncio.IncompleteReadError as exc:
                 if exc.partial:
                     slog.info("incomplete request line")
@@ -168,9 +185,24 @@ class ControlServer:
                 await writer.drain()
                 slog.info("rejected request: %s", exc)
                 return
-            reply = await self._receive_and_deliver(reader, size, rcpts, slog)
+            try:
+                reply = await self._receive_and_deliver(reader, size, rcpts, slog)
+            except ControlTimeout:
+                writer.write(_err(421, "4.4.2", "timeout receiving the message"))
+                await writer.drain()
+                return
             writer.write(reply)
             await writer.drain()
+
+    @staticmethod
+    async def _read_body(reader: asyncio.StreamReader, size: int, spool: Any) -> None:
+        remaining = size
+        while remaining:
+            chunk = await reader.read(min(CHUNK, remaining))
+            if not chunk:
+                raise asyncio.IncompleteReadError(b"", remaining)
+            spool.write(chunk)
+            remaining -= len(chunk)
 
     def _parse_deliver(self, args: list[str]) -> tuple[int, list[str]]:
         if len(args) < 2:
@@ -190,13 +222,13 @@ class ControlServer:
     ) -> bytes:
         spool = self._new_spool()
         try:
-            remaining = size
-            while remaining:
-                chunk = await reader.read(min(CHUNK, remaining))
-                if not chunk:
-                    raise asyncio.IncompleteReadError(b"", remaining)
-                spool.write(chunk)
-                remaining -= len(chunk)
+            # The size is announced, so the whole deadline is known up front.
+            allowed = self._data_timeout + (size / self._min_rate if self._min_rate > 0 else 0.0)
+            try:
+                await asyncio.wait_for(self._read_body(reader, size, spool), allowed)
+            except TimeoutError:
+                slog.info("message of %d bytes not received within %.0f s", size, allowed)
+                raise ControlTimeout() from None
             spool.finish()
             try:
                 results = await self._deliver(spool, rcpts)
