@@ -36,3 +36,14 @@ def test_message_with_hostile_charsets_scans_fully(charset: str) -> None:
     assert info.envelope.from_ and info.root.params[0] == ("charset", charset.lower())
     assert info.subject is not None and info.header_text("from") is not None
     assert isinstance(_body_text(msg, info), str)  # SEARCH BODY reads the part in its charset
+    assert info.root.param("name").endswith("x")  # RFC 2231, decoded on demand
+
+
+@pytest.mark.parametrize("charset", HOSTILE)
+def test_rfc2231_charset_parameter_with_a_hostile_charset_decodes(charset: str) -> None:
+    name = charset.encode("utf-8", "surrogateescape")
+    msg = (b"Content-Type: text/plain; charset*=" + name + b"''utf-8\r\n"
+           b"Content-Disposition: attachment; filename*=" + name + b"''a%20b\r\n\r\nbody\r\n")
+    info = _scan(msg)
+    assert info.root.charset is not None and info.root.disposition_param("filename") is not None
+    assert isinstance(_body_text(msg, info), str)
