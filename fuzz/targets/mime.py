@@ -106,6 +106,10 @@ def one_input(data: bytes) -> None:
         raise Finding(f"MessageInfo.size {info.size} for {size} bytes")
     for part in info.root.walk():
         _check_part(part, size)
+        # parameters are RFC 2231 decoded on demand (FETCH BODYSTRUCTURE sends them as written)
+        part.charset  # noqa: B018
+        part.param("name")
+        part.disposition_param("filename")
         try:
             decode_body(message, part)
         except UnknownTransferEncoding:
