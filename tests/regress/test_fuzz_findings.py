@@ -47,3 +47,17 @@ def test_rfc2231_charset_parameter_with_a_hostile_charset_decodes(charset: str) 
     info = _scan(msg)
     assert info.root.charset is not None and info.root.disposition_param("filename") is not None
     assert isinstance(_body_text(msg, info), str)
+
+
+def test_rfc2231_value_with_raw_8bit_bytes_decodes() -> None:
+    """8-bit bytes written raw (not %XX) in an RFC 2231 value (issue 13 part 4, MIME target, found
+    once the target read every part's parameters): header text keeps bytes that are not UTF-8 as
+    lone surrogates, and urllib's unquote_to_bytes encodes a str as strict UTF-8, so Part.param
+    raised UnicodeEncodeError, and with it SEARCH BODY over the mailbox (the part's charset)."""
+    msg = (b"Content-Type: text/plain; charset*=utf-8''\xff%41; name*=iso-8859-1''caf\xe9%20x\r\n"
+           b"Content-Disposition: attachment; filename*=''\xe4.txt\r\n\r\nbody\r\n")
+    info = _scan(msg)
+    assert info.root.charset is not None
+    assert info.root.param("name") is not None and info.root.param("name").endswith(" x")
+    assert info.root.disposition_param("filename").endswith(".txt")
+    assert "body" in _body_text(msg, info)

@@ -191,7 +191,9 @@ def decode_2231(value: str) -> str:
     charset = ""
     if value.count("'") >= 2:
         charset, _lang, value = value.split("'", 2)
-    data = unquote_to_bytes(value)
+    # raw 8-bit bytes in the value are lone surrogates here (surrogateescape); give them back as
+    # bytes, since unquote_to_bytes would encode a str as strict UTF-8 and raise
+    data = unquote_to_bytes(value.encode("utf-8", "surrogateescape"))
     if charset:
         try:
             return data.decode(charset, "replace")
