@@ -1,6 +1,7 @@
 """MIME: message/'s one-pass scanner (scanner.py, with headers.py, addresses.py, dates.py,
 subject.py) that builds MessageInfo at delivery, and what IMAP then serves from it: ENVELOPE,
-BODY and BODYSTRUCTURE (imap/fmt.py), BODY[section] ranges (sections.py), BINARY decoding
+BODY and BODYSTRUCTURE (imap/fmt.py), SEARCH BODY text, SORT keys and THREAD (imap/search.py,
+sort.py, thread.py; not in the coverage figure), BODY[section] ranges (sections.py), BINARY decoding
 (decode.py), the MessageInfo serialisation the store keeps (model.py), the CRLF normaliser of
 APPEND (newlines.py) and the binary re-encoding of delivery (binary.py).
 
@@ -17,6 +18,9 @@ from __future__ import annotations
 
 from fuzz.common import Finding, seed, split
 from mailcove.imap import fmt
+from mailcove.imap import search as imap_search
+from mailcove.imap import sort as imap_sort
+from mailcove.imap import thread as imap_thread
 from mailcove.message import binary, newlines
 from mailcove.message.addresses import parse_address_list
 from mailcove.message.dates import parse_date, parse_date_day
@@ -26,6 +30,7 @@ from mailcove.message.model import MessageInfo, Part
 from mailcove.message.scanner import _scan
 from mailcove.message.sections import SectionNotFound, find_section
 from mailcove.message.subject import base_subject, is_reply_or_forward
+from mailcove.store.api import MessageMeta
 
 INSTRUMENT = ["mailcove.message", "mailcove.imap.fmt"]
 MODULES = [f"src/mailcove/message/{m}.py" for m in (
@@ -137,6 +142,11 @@ def one_input(data: bytes) -> None:
         if text is not None:
             is_reply_or_forward(text)
     base_subject(info.subject)
+    imap_search._body_text(message, info)  # SEARCH BODY / TEXT
+    metas = [(1, MessageMeta(1, frozenset(), 1, 0.0, size, info)), (2, MessageMeta(2, frozenset(), 2, 0.0, size, info))]
+    imap_sort.sort_messages(metas, [(key, False) for key in sorted(imap_sort.SORT_KEYS)])
+    imap_thread.references(metas)  # the same Message-ID twice, too
+    imap_thread.ordered_subject(metas)
     parse_address_list(info.from_raw)
     decode_header_value(info.to_raw or "")
     parse_date_day(info.envelope.date)
