@@ -4,13 +4,19 @@ Every key is computed from what was parsed at delivery (no message is read). Str
 with i;ascii-casemap, which upper-cases a-z only: comparing the UTF-8 bytes after `bytes.upper()`
 is exactly that (bytes.upper touches ASCII letters only). Equal keys keep sequence order
 (section 3: "sorted in the order in which they appear in the mailbox"), also under REVERSE.
+
+The session computes each message's key values (`key_values`) as its metadata is read, so the
+MessageInfo objects of 100,000 messages never sit in memory together, then sorts with
+`order_steps`, a generator driven by `cooperative.drive` that yields every few milliseconds
+(issue 13's fairness rule). `sort_messages` runs the same steps at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
+from mailcove.core.cooperative import finish, sort_steps
 from mailcove.message import decode_header_value
 from mailcove.message.model import Address
 from mailcove.store.api import MessageMeta
@@ -64,21 +70,37 @@ _KEYS: dict[str, Callable[[MessageMeta], Any]] = {
 }
 
 
-def sort_messages(items: Sequence[tuple[int, MessageMeta]], criteria: Sequence[tuple[str, bool]]) -> list[int]:
-    """`items` are (sequence number, meta) in sequence order; `criteria` (key, reverse) pairs in
-    priority order. Returns the sequence numbers sorted.
-
-    Python's sort is stable, so sorting by the least significant key first and the most
-    significant last gives the combined order, and ties keep sequence order (`reverse=True` keeps
-    sorting stable too)."""
-    order = list(items)
-    # A key already given decides every tie it could break again, in either direction: only its
-    # first occurrence counts (and a command of 13,000 keys sorts at most 9 times).
+def distinct_keys(criteria: Sequence[tuple[str, bool]]) -> list[tuple[str, bool]]:
+    """The criteria with every key after its first occurrence dropped: a key already given
+    decides every tie it could break again, in either direction (a command of 13,000 keys sorts
+    at most 9 times)."""
     first: dict[str, bool] = {}
     for key, reverse in criteria:
         first.setdefault(key, reverse)
-    for key, reverse in reversed(list(first.items())):
-        fn = _KEYS[key]
-        order.sort(key=lambda it, fn=fn: fn(it[1]), reverse=reverse)
-    return [seq for seq, _ in order]
+    return list(first.items())
 
+
+def key_values(meta: MessageMeta, criteria: Sequence[tuple[str, bool]]) -> tuple[Any, ...]:
+    """One message's values for `criteria` (as distinct_keys gives them), in order."""
+    return tuple(_KEYS[key](meta) for key, _ in criteria)
+
+
+def order_steps(items: Sequence[tuple[int, tuple[Any, ...]]],
+                criteria: Sequence[tuple[str, bool]]) -> Generator[None, None, list[int]]:
+    """`items` are (sequence number, key_values) in sequence order; `criteria` the distinct
+    (key, reverse) pairs in priority order. Returns the sequence numbers sorted.
+
+    The sort is stable, so sorting by the least significant key first and the most significant
+    last gives the combined order, and ties keep sequence order (`reverse=True` keeps sorting
+    stable too)."""
+    order = list(range(len(items)))
+    for pos in reversed(range(len(criteria))):
+        order = yield from sort_steps(order, key=lambda i, pos=pos: items[i][1][pos], reverse=criteria[pos][1])
+    return [items[i][0] for i in order]
+
+
+def sort_messages(items: Sequence[tuple[int, MessageMeta]], criteria: Sequence[tuple[str, bool]]) -> list[int]:
+    """`items` are (sequence number, meta) in sequence order; `criteria` (key, reverse) pairs in
+    priority order. Returns the sequence numbers sorted."""
+    keys = distinct_keys(criteria)
+    return finish(order_steps([(seq, key_values(meta, keys)) for seq, meta in items], keys))

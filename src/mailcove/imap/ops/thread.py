@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from mailcove.core import cooperative
 from mailcove.imap.ops.search import evaluate
-from mailcove.imap.ops.sort import metas_for
+from mailcove.imap.ops.sort import fields_of
 from mailcove.imap.session import Reply, Session
-from mailcove.imap.thread import ordered_subject, references
+from mailcove.imap.thread import fields, ordered_subject_steps, references_steps
 from mailcove.proto.imap.commands import Thread
 
 
@@ -14,10 +15,10 @@ async def run(s: Session, cmd: Thread) -> str:
     if algo not in ("ORDEREDSUBJECT", "REFERENCES"):
         raise Reply("NO", f"Unsupported threading algorithm {cmd.algorithm}", "CANNOT")
     found = await evaluate(s, cmd.criteria)
-    await metas_for(s, found)
     # The algorithms break ties by position in `items` (mailbox order), never by the number, so
     # UID THREAD threads UIDs directly.
-    items = [(m.uid if cmd.uid else m.seq, m.meta) for m in found if m.meta is not None]
-    nodes = ordered_subject(items) if algo == "ORDEREDSUBJECT" else references(items)  # type: ignore[arg-type]
+    items = [(m.uid if cmd.uid else m.seq, f) for m, f in await fields_of(s, found, fields)]
+    steps = ordered_subject_steps(items) if algo == "ORDEREDSUBJECT" else references_steps(items)
+    nodes = await cooperative.drive(steps)
     s.write(s.enc.thread(nodes))
     return "THREAD completed"
