@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 
+from mailcove.core import cooperative
 from mailcove.imap.ops.status import status_items
 from mailcove.imap.session import Session
 from mailcove.proto.imap.commands import List, Lsub
@@ -144,6 +145,7 @@ async def run(s: Session, cmd: List | Lsub) -> str:
             return "LSUB completed"
         rx = pattern_regex(cmd.reference, cmd.pattern)
         for name in _order(view.subscribed | _ancestors(view.subscribed)):
+            await cooperative.pause()
             if not rx.fullmatch(name):
                 continue
             if name not in view.subscribed and not _unreturned_descendant(name, view.subscribed_sorted, [rx]):
@@ -167,6 +169,7 @@ async def run(s: Session, cmd: List | Lsub) -> str:
     else:
         candidates = view.real | view.parents
     for name in _order(candidates):
+        await cooperative.pause()  # 10,000 names: other clients are served in between
         if not any(rx.fullmatch(name) for rx in regexes):
             continue
         extended: dict[str, bytes] | None = None

@@ -5,6 +5,7 @@ moment) and this session answers with FETCH for the messages of the set."""
 
 from __future__ import annotations
 
+from mailcove.core import cooperative
 from mailcove.imap.session import Reply, Session
 from mailcove.proto.imap.commands import Store
 from mailcove.proto.imap.seqset import compact
@@ -26,13 +27,14 @@ async def run(s: Session, cmd: Store) -> tuple[str, str] | str:
         result = await s.store.store_flags(
             view.cache.mailbox_id, uids, op, flags, unchanged_since=cmd.unchangedsince  # type: ignore[arg-type]
         )
-        view.cache.apply_flags(result.changed, origin=view)
+        await view.cache.apply_flags(result.changed, origin=view)
         modified = result.modified
         changed = {e.uid for e in result.changed}
     else:
         changed = set()
     mod_set = set(modified)
     for uid in uids:
+        await cooperative.pause()
         if uid in mod_set:
             continue
         # .SILENT: nothing about our own change; with CONDSTORE the new MODSEQ is still sent for
