@@ -3,6 +3,7 @@ view has to announce after changes, \\Recent claims, and idempotent application 
 
 from __future__ import annotations
 
+import asyncio
 from array import array
 
 from mailcove.imap.selected import CacheRegistry, MailboxCache, SelectedView
@@ -46,10 +47,25 @@ def test_new_messages_and_flag_changes():
     cache.apply_append([IndexEntry(3, NONE, 2)])  # the bus's copy of the same append
     assert list(cache.uids) == [1, 2, 3]
     assert a.take_new() == 1 and len(a) == 3
-    cache.apply_flags([IndexEntry(1, S, 3)], origin=a)
-    cache.apply_flags([IndexEntry(1, NONE, 2)])  # older modseq: ignored
+    asyncio.run(cache.apply_flags([IndexEntry(1, S, 3)], origin=a))
+    asyncio.run(cache.apply_flags([IndexEntry(1, NONE, 2)]))  # older modseq: ignored
     assert a.take_flag_changes() == []  # a made the change itself
     assert b.take_flag_changes() == [1] and b.flags_of(1) == S
+
+
+def test_a_big_flag_change_is_applied_in_steps():
+    # STORE 1:* on a big mailbox: applied in steps with turns of the loop between them; every
+    # message gets its flags, the other views are told once, stale entries are ignored.
+    n = 5000
+    cache = _cache(n)
+    a = SelectedView(cache, readonly=False, rev1=False, uidvalidity=1)
+    b = SelectedView(cache, readonly=False, rev1=False, uidvalidity=1)
+    kw = frozenset({"\\Seen", "todo"})
+    entries = [IndexEntry(u, kw if u % 2 else S, 3) for u in range(1, n + 1)] + [IndexEntry(3, NONE, 2)]
+    asyncio.run(cache.apply_flags(entries, origin=a))
+    assert cache.flags_of(1) == kw and cache.flags_of(2) == S and cache.flags_of(3) == kw
+    assert cache.keywords == {"todo"} and cache.highestmodseq == 3
+    assert a.take_flag_changes() == [] and b.take_flag_changes() == list(range(1, n + 1))
 
 
 def test_resolve_sets():
