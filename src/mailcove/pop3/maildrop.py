@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from mailcove.core import cooperative
 from mailcove.core.errors import StoreError
 from mailcove.proto.pop3.uidl import find_xuidl, own_uidl
 from mailcove.store.api import MailStore
@@ -235,6 +236,8 @@ async def open_maildrop(
     seen = bytearray()
     flags = index.flags
     for i, uid in enumerate(index.uids):
+        if not i % 1024:
+            await cooperative.pause()  # 100,000 messages: other clients are served in between
         size = sizes_map.get(uid)
         if size is None:
             continue
@@ -242,7 +245,10 @@ async def open_maildrop(
         sizes.append(size)
         seen.append(1 if "\\Seen" in flags[i] else 0)
     uidvalidity = box.uidvalidity
-    uidls = [own_uidl(uidvalidity, u) for u in uids]
+    uidls: list[bytes] = []
+    for i in range(0, len(uids), 4096):
+        await cooperative.pause()
+        uidls += [own_uidl(uidvalidity, u) for u in uids[i : i + 4096]]
     if cached.xuidls:
         taken: set[bytes] = set()
         xu = cached.xuidls
