@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 
 from fuzz.common import Finding, seed, split
+from mailcove.core.address import Address, AddressError
 from mailcove.proto.smtp import (
     NEED_DATA,
     Auth,
@@ -39,7 +40,7 @@ from mailcove.proto.smtp import replies as R
 from mailcove.proto.smtp.params import check_mailbox, unquote_local
 from mailcove.proto.smtp.sasl import Challenge, Credentials, SaslFailure, ServerMechanism, server_mechanism
 
-INSTRUMENT = ["mailcove.proto.smtp"]
+INSTRUMENT = ["mailcove.proto.smtp", "mailcove.core.address"]
 MODULES = ["src/mailcove/proto/smtp/server.py", "src/mailcove/proto/smtp/params.py",
            "src/mailcove/proto/smtp/data.py", "src/mailcove/proto/smtp/sasl.py",
            "src/mailcove/proto/smtp/events.py", "src/mailcove/proto/smtp/replies.py"]
@@ -146,11 +147,12 @@ class _Server:
         if isinstance(ev, Mail):
             if ev.sender:
                 check_mailbox(ev.sender)  # the core promises a checked path
-                unquote_local(ev.sender)
+                _address(ev.sender)
             return Reply(550, "5.7.1", "refused") if p & 0x01 else R.SENDER_OK
         if isinstance(ev, Rcpt):
             if ev.recipient != "postmaster":
                 check_mailbox(ev.recipient)
+                _address(ev.recipient)
             if ev.orcpt is not None and any(c in ev.orcpt for c in "\r\n\0"):
                 raise Finding(f"a control character in ORCPT: {ev.orcpt!r}")
             return Reply(550, "5.1.1", "no such user") if p & 0x02 else R.RCPT_OK
@@ -195,6 +197,17 @@ class _Server:
         if isinstance(step, SaslFailure):
             return R.AUTH_CANCELLED if step.reason == "cancelled" else Reply(501, "5.5.2", step.reason)
         raise Finding(f"a SASL step of an unknown kind: {step!r}")
+
+
+def _address(path: str) -> None:
+    """What the session and the directory make of a path: core.address's Address (AddressError is
+    its documented refusal, answered 501/550)."""
+    try:
+        addr = Address.parse(unquote_local(path))
+    except AddressError:
+        return
+    if any(c in addr.domain for c in "\r\n\0<>"):
+        raise Finding(f"a domain with a control or bracket character: {addr.domain!r}")
 
 
 def one_input(data: bytes) -> None:
