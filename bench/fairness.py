@@ -247,23 +247,28 @@ def _cb(phase, info):
         if d >= 0.002:
             _f.write("%.6f %d %.6f %d\\n" % (_t[0], info["generation"], d, info["collected"]))
 gc.callbacks.append(_cb)
+if {threshold!r}:  # --gc-threshold: try other thresholds than the server's own
+    import mailcove.app
+    mailcove.app.GC_THRESHOLD = {threshold!r}
 """
 
 
 def config_text(sizes: Sizes) -> str:
     # The per-IP connection caps and the login throttle are other rules of issue 13 (tests/regress);
     # here they are raised so that the mass-IDLE attack's connections all get in from 127.0.0.1
-    # (the throttle counts a login in flight until its password is checked).
+    # quickly (the throttle counts a login in flight until its password is checked, per IP and
+    # per account).
     return (
         'hostname = "mx.fair.test"\n[log]\nlevel = "warning"\n'
-        "[auth]\nallow_plaintext = true\nmax_failures_per_ip = 100000\n[tls]\nenabled = false\n"
+        "[auth]\nallow_plaintext = true\nmax_failures_per_ip = 100000\nfailures_per_account_before_delay = 100000\n"
+        "[tls]\nenabled = false\n"
         f"[imap]\nmax_connections = {sizes.idle + 500}\nmax_connections_per_ip = {sizes.idle + 500}\n"
         f"max_mailboxes = {sizes.mailboxes + 100}\n"
         "[smtp]\nmax_connections_per_ip = 1000\nsend_messages_per_hour = 0\nsend_recipients_per_hour = 0\n"
     )
 
 
-def start_server(base: Path, cfg: Path, data: Path, gc_log: Path) -> Any:
+def start_server(base: Path, cfg: Path, data: Path, gc_log: Path, gc_threshold: tuple[int, ...] | None) -> Any:
     from mailcove_testing import ServerProcess
 
     args = ["--config", str(cfg), "--data", str(data), "serve"]
@@ -275,7 +280,7 @@ def start_server(base: Path, cfg: Path, data: Path, gc_log: Path) -> Any:
     for name, where in listen.items():
         args += ["--listen", f"{name}={where}"]
     code = (
-        GC_WATCH.format(path=str(gc_log))
+        GC_WATCH.format(path=str(gc_log), threshold=gc_threshold)
         + "import sys\nfrom mailcove.cli.main import main\n"
         + f"sys.argv = ['mailcove', *{args!r}]\nmain()\n"
     )
@@ -754,6 +759,45 @@ class StoreBig(Attack):
         await super().teardown()
 
 
+class CopyExpungeBig(Attack):
+    name = "copy-expunge-big"
+
+    def __init__(self, ctx: Ctx) -> None:
+        super().__init__(ctx)
+        self.command = (f"COPY 1:* of {ctx.sizes.big:,} messages to another mailbox, STORE \\Deleted and EXPUNGE "
+                        "them there, while another session IDLEs on it")
+        self.watcher: Imap | None = None
+
+    async def setup(self) -> None:
+        self.c = await self.session(BIG, None)
+        status = await self.c.cmd(b"CREATE Scratch")
+        if not status.startswith(b"OK") and b"ALREADYEXISTS" not in status:
+            raise RuntimeError(status)
+        self.watcher = await self.session(BIG, "Scratch")
+        self.watcher.send(b"w IDLE\r\n")
+        self.watch_task = asyncio.ensure_future(self._drain(self.watcher))
+
+    @staticmethod
+    async def _drain(c: Imap) -> None:
+        while await c.r.read(1 << 18):
+            pass
+
+    async def once(self) -> None:
+        c = self.c
+        assert c is not None
+        await c.ok(b"SELECT INBOX")
+        await c.ok(b"COPY 1:* Scratch")
+        await c.ok(b"SELECT Scratch")
+        await c.ok(b"STORE 1:* +FLAGS.SILENT (\\Deleted)")
+        await c.ok(b"EXPUNGE")
+
+    async def teardown(self) -> None:
+        self.watch_task.cancel()
+        if self.watcher is not None:
+            await self.watcher.close()
+        await super().teardown()
+
+
 class FetchDeep(ImapCommand):
     name = "fetch-bodystructure-deep"
     user = DEEP
@@ -939,7 +983,7 @@ class MassIdle(Attack):
 
 ATTACKS: tuple[type[Attack], ...] = (
     ListStars, ListAll, SearchTextKeys, SearchBigHeader, Compress, SelectBig, SortBig, ThreadRefs, ThreadSubject,
-    SearchFromBig, SearchBodyBig, FetchDeep, StoreBig, Pop3Big, SmtpBigData, ImapAppendBig, MassIdle,
+    SearchFromBig, SearchBodyBig, FetchDeep, StoreBig, CopyExpungeBig, Pop3Big, SmtpBigData, ImapAppendBig, MassIdle,
 )
 ATTACK_NAMES = tuple(a.name for a in ATTACKS)
 
@@ -1137,20 +1181,20 @@ async def main_async(a: argparse.Namespace) -> int:
     if not a.keep:
         cleanup.add("temporary directory", lambda: shutil.rmtree(base, ignore_errors=True))
     cfg, data, gc_log, probe_log = base / "mailcove.toml", base / "data", base / "gc.txt", base / "probes.txt"
+    cfg.write_text(config_text(sizes))
     marker = base / "prepared.json"
     if a.dir and marker.exists() and json.loads(marker.read_text()) == sizes.__dict__:
         log(f"reusing the data in {base}")  # --dir of an earlier --keep run with the same sizes
     else:
         shutil.rmtree(data, ignore_errors=True)
         data.mkdir(mode=0o700)
-        cfg.write_text(config_text(sizes))
         t0 = time.monotonic()
         log(f"preparing data in {base}")
         await asyncio.to_thread(prepare, cfg, data, sizes)
         marker.write_text(json.dumps(sizes.__dict__))
         log(f"data ready in {time.monotonic() - t0:.0f} s")
     gc_log.write_text("")
-    srv = start_server(base, cfg, data, gc_log)
+    srv = start_server(base, cfg, data, gc_log, a.gc_threshold)
     cleanup.add("mailcove serve", lambda: srv.stop(120))
     host, imap_port = srv.address("imap")
     ctx = Ctx(host, imap_port, srv.port("smtp"), srv.port("pop3"), sizes)
@@ -1193,6 +1237,7 @@ async def main_async(a: argparse.Namespace) -> int:
         "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}",
         "sizes": sizes.__dict__,
         "bounds": {"added_p99_s": a.max_added, "worst_s": a.max_worst, "p99_checked": not a.no_p99},
+        "gc_threshold": list(a.gc_threshold) if a.gc_threshold else "mailcove.app.GC_THRESHOLD",
         "baseline": {"stats": base_phase.stats(), "load": base_phase.load, "gc": base_phase.gc},
         "rows": [r.__dict__ for r in rows],
         "gc_all": read_gc(gc_log),
@@ -1246,6 +1291,8 @@ def main() -> None:
     ap.add_argument("--markdown", default=None)
     ap.add_argument("--dir", default=None, help="work here instead of a fresh directory under $BENCH_TMP")
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
+    ap.add_argument("--gc-threshold", type=lambda t: tuple(int(x) for x in t.split(",")), default=None,
+                    help="the server's gc thresholds (a,b,c) instead of mailcove.app.GC_THRESHOLD")
     ap.add_argument("--probe-worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--smtp", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--imap", default=None, help=argparse.SUPPRESS)
