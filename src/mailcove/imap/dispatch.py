@@ -227,7 +227,7 @@ async def run_command(s: Session, cmd: Command) -> None:
     if s.state in (SELECTED,) and s.view is not None and s.idling is None:
         await s.ctx.registry.settle(s.view.cache.user)
         seq_bound = entry.seq_bound and not cmd.uid
-        s.announce(allow_expunge=not seq_bound)
+        await s.announce(allow_expunge=not seq_bound)
     if s.tag_done is not None:
         # The op answered the tag itself (IDLE, AUTHENTICATE waiting for lines).
         s.tag_done = None

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mailcove.core import cooperative
 from mailcove.imap.conn import CORRUPT_TEXT, ImapIO
 from mailcove.imap.selected import CacheRegistry, SelectedView
 from mailcove.imap.wire import flag_list
@@ -238,7 +239,7 @@ class Session:
                         waits.discard(wake)
                         if wake in done and read not in done:
                             # New mail / flags / expunges while idling: tell the client at once.
-                            self.announce(allow_expunge=True)
+                            await self.announce(allow_expunge=True)
                             await self.io.flush()
                             continue
                         wake.cancel()
@@ -341,8 +342,9 @@ class Session:
         if view is not None and view.unannounced_keywords():
             self.announce_flags(view)
 
-    def announce(self, *, allow_expunge: bool) -> None:
-        """Send what changed in the selected mailbox since the client was last told."""
+    async def announce(self, *, allow_expunge: bool) -> None:
+        """Send what changed in the selected mailbox since the client was last told. 100,000
+        EXPUNGE or FETCH lines pause within the loop's time slice (core/cooperative)."""
         view = self.view
         if view is None:
             return
@@ -350,13 +352,16 @@ class Session:
             # The selected mailbox was deleted by another session: nothing this client knows of
             # it is true any more and no command on it can succeed. Dovecot disconnects too.
             raise MailboxGone()
+        view.wakeup.clear()  # a change arriving while this runs wakes an IDLE session again
         self.check_keywords()
         if allow_expunge and view.pending_expunged:
             seqs, uids = view.take_expunges()
             if self.qresync:
                 self.io.write(self.enc.vanished(uids))
             else:
-                for s in seqs:
+                for n, s in enumerate(seqs):
+                    if not n % 512:
+                        await cooperative.pause()
                     self.io.write(self.enc.expunge(s))
         added = view.take_new()
         if added:
@@ -366,7 +371,10 @@ class Session:
             if recent != view.announced_recent:
                 view.announced_recent = recent
                 self.io.write(self.enc.recent(recent))
-        for uid in view.take_flag_changes():
+        for n, uid in enumerate(view.take_flag_changes()):
+            if not n % 256:
+                await cooperative.pause()
+                self.check_keywords()  # a keyword stored by another session during the pause
             seq = view.seq_of(uid)
             if seq is None:
                 continue
@@ -374,7 +382,6 @@ class Session:
             if self.condstore:
                 items.append(("MODSEQ", b"(%d)" % view.modseq_of(uid)))
             self.io.write(self.enc.fetch_bytes(seq, items))
-        view.wakeup.clear()
 
     def visible_flags(self, flags: frozenset[str]) -> frozenset[str]:
         return flags - {"\\Recent"} if self.rev2 else flags

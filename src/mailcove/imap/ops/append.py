@@ -147,6 +147,6 @@ async def _end(s: Session, ev: AppendEnd) -> None:
         s.tagged(ev.tag, "NO", exc.text, code)
         return
     if s.state == SELECTED:
-        s.announce(allow_expunge=True)
+        await s.announce(allow_expunge=True)
     code = f"APPENDUID {done[0][0]} {compact(d[1] for d in done)}" if done else None
     s.tagged(ev.tag, "OK", "APPEND completed", code)

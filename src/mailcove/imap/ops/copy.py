@@ -43,5 +43,5 @@ async def run(s: Session, cmd: Copy) -> tuple[str, str] | str:
     # RFC 6851 3.3: COPYUID in an untagged OK before the expunges, then the expunges at once.
     s.untagged_status("OK", "Moved", code)
     view.cache.apply_expunge([p[0] for p in result.pairs])
-    s.announce(allow_expunge=True)
+    await s.announce(allow_expunge=True)
     return "MOVE completed"

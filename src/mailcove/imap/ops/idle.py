@@ -14,7 +14,7 @@ async def run(s: Session, cmd: Idle) -> str:
     s.idling = cmd.tag
     s.tag_done = cmd.tag
     if s.state == SELECTED:
-        s.announce(allow_expunge=True)
+        await s.announce(allow_expunge=True)
     return ""
 
 
@@ -25,5 +25,5 @@ async def done(s: Session) -> None:
         s.untagged_status("BAD", "Unexpected DONE")
         return
     if s.state == SELECTED:
-        s.announce(allow_expunge=True)
+        await s.announce(allow_expunge=True)
     s.tagged(tag, "OK", "IDLE terminated")
