@@ -148,3 +148,21 @@ def test_an_own_append_never_overtakes_a_lower_uid_still_on_the_bus(tmp_path):
             await store.close()
 
     asyncio.run(go())
+
+
+def test_bulk_append_and_expunge_keep_every_view_right():
+    # A COPY of many messages is appended in bulk (duplicates and lower UIDs take the careful
+    # path); an expunge is taken in bulk by views that share the cache's map, one by one by others.
+    cache = _cache(3)
+    a = SelectedView(cache, readonly=False, rev1=False, uidvalidity=1)
+    cache.apply_append([IndexEntry(5, S, 2), IndexEntry(4, NONE, 2), IndexEntry(5, S, 2)])
+    assert list(cache.uids) == [1, 2, 3, 4, 5]
+    cache.apply_append([IndexEntry(u, S, 3) for u in range(6, 1006)])
+    assert len(cache.uids) == 1005 and cache.top_uid == 1005 and cache.highestmodseq == 3
+    b = SelectedView(cache, readonly=False, rev1=False, uidvalidity=1)  # in step with the cache
+    assert a.take_new() == 1002 and len(a) == 1005
+    cache.apply_expunge([9999, *range(1, 1006, 2)], modseq=4)
+    for view in (a, b):
+        seqs, uids = view.take_expunges()
+        assert uids == list(range(1, 1006, 2)) and seqs == sorted(seqs, reverse=True) and len(seqs) == 503
+        assert list(view.uids) == list(range(2, 1006, 2))

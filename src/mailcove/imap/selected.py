@@ -28,6 +28,7 @@ import logging
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 from mailcove.core import cooperative
@@ -146,6 +147,7 @@ class MailboxCache:
 
     def apply_expunge(self, uids: Sequence[int], modseq: int = 0) -> None:
         gone = set(uids)
+        before = self.uids  # views in step hold this very array: they have every removed UID
         if not any(self.pos(u) is not None for u in gone):
             self.highestmodseq = max(self.highestmodseq, modseq)
             return
@@ -177,14 +179,28 @@ class MailboxCache:
                 self.light.pop(uid, None)
         if removed:
             for view in self.views:
-                view.note_expunged(removed)
+                view.note_expunged(removed, all_present=view.uids is before)
             self._wake()
 
     def apply_append(self, entries: Sequence[IndexEntry]) -> None:
         added = False
+        entries = sorted(entries, key=lambda e: e.uid)
+        last = self.uids[-1] if self.uids else 0
+        if entries and entries[0].uid > last and all(a.uid < b.uid for a, b in pairwise(entries)):
+            # All new and above the map (a COPY of 100,000 messages): extended in bulk.
+            self._own_uids()
+            self.uids.extend(e.uid for e in entries)
+            self.flags.extend(e.flags for e in entries)
+            self.modseqs.extend(e.modseq for e in entries)
+            for fl in {e.flags for e in entries}:
+                self.keywords.update(f for f in fl if not f.startswith("\\"))
+            self.highestmodseq = max(self.highestmodseq, max(e.modseq for e in entries))
+            self.top_uid = max(self.top_uid, entries[-1].uid)
+            self._wake()
+            return
         if entries and not all(self.pos(e.uid) is not None for e in entries):
             self._own_uids()
-        for e in sorted(entries, key=lambda e: e.uid):
+        for e in entries:
             last = self.uids[-1] if self.uids else 0
             if e.uid > last:
                 self.uids.append(e.uid)
@@ -417,11 +433,17 @@ class SelectedView:
         """True when position i of this view is position i of the cache (the fast FETCH path)."""
         return self.uids is self.cache.uids
 
-    def note_expunged(self, removed: dict[int, tuple[frozenset[str], int]]) -> None:
-        for uid, meta in removed.items():
-            if self.seq_of(uid) is not None:
-                self.pending_expunged.add(uid)
-                self.expunged_meta[uid] = meta
+    def note_expunged(self, removed: dict[int, tuple[frozenset[str], int]], all_present: bool = False) -> None:
+        """`all_present`: this view's map is the cache's map from before the expunge, so every
+        removed UID is in it (100,000 of them are taken in bulk, not looked up one by one)."""
+        if all_present:
+            self.pending_expunged.update(removed)
+            self.expunged_meta.update(removed)
+        else:
+            for uid, meta in removed.items():
+                if self.seq_of(uid) is not None:
+                    self.pending_expunged.add(uid)
+                    self.expunged_meta[uid] = meta
         self.pending_flags.difference_update(removed)
 
     # --- announcing --------------------------------------------------------------------------
