@@ -50,6 +50,7 @@ from mailcove.proto.imap.seqset import SeqSet
 from mailcove.store.api import MailStore, MessageMeta
 
 META_BATCH = 500
+TEXT_BATCH = 200  # messages whose text is read and compared before the next ones are read
 READ_CONCURRENCY = 8
 MAX_BODY_SEARCH_BYTES = 16 * 1024 * 1024  # larger messages are searched in their first 16 MiB
 
@@ -268,16 +269,16 @@ class Evaluator:
         self.recent = recent
         self.now = time.time()
         self.derive = False  # whether this key needs Light.derive (set by run)
-        self.keep_meta = True  # whether a later tier needs each MessageInfo (set by run)
 
     async def run(self, key: SearchKey, msgs: list[Msg]) -> list[Msg]:
         key = simplify(key)
         need = tier(key)
         self.derive = uses_derived(key)
-        # Only the HEADER and BODY tiers read a MessageInfo again (its offsets); a search that
-        # stops at META drops each one once its Light is made, so FROM x over 100,000 messages
-        # never holds 100,000 MessageInfo objects (a heap the garbage collector would walk).
-        self.keep_meta = need >= HEADER
+        # What a level loads is dropped as soon as it has been compared: the META level keeps
+        # only each message's Light, the text level (the last one) reads and decides messages
+        # TEXT_BATCH at a time. SEARCH BODY over 100,000 messages never holds 100,000
+        # MessageInfo objects or message texts at once (a heap the garbage collector walks).
+        has_meta_keys = _any_key(key, lambda k: tier(k) == META)
         undecided = msgs
         matched: list[Msg] = []
         for level in (FLAGS, META, HEADER, BODY):
@@ -285,20 +286,25 @@ class Evaluator:
                 break
             if level == HEADER and need == BODY:
                 continue  # the BODY tier reads the whole message, header included
+            if level == META and not has_meta_keys:
+                continue  # nothing to compare at this level: every message would stay undecided
             if level == META:
                 await self._load_light(undecided)
-            elif level == HEADER:
-                await self._load_text(undecided, body=False)
-            elif level == BODY:
-                await self._load_text(undecided, body=True)
             still: list[Msg] = []
-            for m in undecided:
-                await cooperative.pause()  # a long search lets the other sessions of the process run
-                r = self.test(key, m, level)
-                if r is None:
-                    still.append(m)
-                elif r:
-                    matched.append(m)
+            text = level in (HEADER, BODY)
+            for start in range(0, len(undecided), TEXT_BATCH if text else len(undecided)):
+                chunk = undecided[start : start + TEXT_BATCH] if text else undecided
+                if text:
+                    await self._load_text(chunk, body=level == BODY)
+                for m in chunk:
+                    await cooperative.pause()  # a long search lets the other sessions of the process run
+                    r = self.test(key, m, level)
+                    if r is None:
+                        still.append(m)
+                    elif r:
+                        matched.append(m)
+                    if text:  # the last level: decided
+                        m.meta = m.header_text = m.body_text = m.header_decoded = m.fields = None
             undecided = still
         matched.sort(key=lambda m: m.seq)
         return matched
@@ -313,14 +319,16 @@ class Evaluator:
                 m.light = cached.get(m.uid)
             if m.light is None or (self.derive and not m.light.derived and m.meta is None):
                 missing.append(m)
-        await self._load_meta(missing)
+        await self._load_meta(missing, keep=False)
         if self.derive:
             for m in msgs:
                 if m.light is not None and not m.light.derived and m.meta is not None:
                     m.light.derive(m.meta)
                     await cooperative.pause()
 
-    async def _load_meta(self, msgs: list[Msg]) -> None:
+    async def _load_meta(self, msgs: list[Msg], *, keep: bool) -> None:
+        """The MessageInfo of each message, in batches, and its Light; `keep`: left on the Msg
+        (the text level needs its offsets), else dropped once the Light is made."""
         by_uid = {m.uid: m for m in msgs if m.meta is None}
         uids = sorted(by_uid)
         cached = self.light
@@ -335,13 +343,13 @@ class Evaluator:
                         m.light = Light(meta)
                         if len(cached) < LIGHT_MAX:
                             cached[meta.uid] = m.light
-                if not self.keep_meta:
+                if not keep:
                     if self.derive and not m.light.derived:
                         m.light.derive(meta)
                     m.meta = None
 
     async def _load_text(self, msgs: list[Msg], *, body: bool) -> None:
-        await self._load_meta(msgs)
+        await self._load_meta(msgs, keep=True)
         todo = [m for m in msgs if m.meta is not None]
         pos = 0
 
