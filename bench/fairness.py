@@ -268,7 +268,8 @@ def config_text(sizes: Sizes) -> str:
     )
 
 
-def start_server(base: Path, cfg: Path, data: Path, gc_log: Path, gc_threshold: tuple[int, ...] | None) -> Any:
+def start_server(base: Path, cfg: Path, data: Path, gc_log: Path, gc_threshold: tuple[int, ...] | None,
+                 src: Path) -> Any:
     from mailcove_testing import ServerProcess
 
     args = ["--config", str(cfg), "--data", str(data), "serve"]
@@ -285,7 +286,7 @@ def start_server(base: Path, cfg: Path, data: Path, gc_log: Path, gc_threshold: 
         + f"sys.argv = ['mailcove', *{args!r}]\nmain()\n"
     )
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), str(REPO / "src"), env.get("PYTHONPATH", "")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(src), str(REPO), env.get("PYTHONPATH", "")) if p)
     env.pop("MAILCOVE_CONFIG", None)
     srv = ServerProcess(data, cfg, [sys.executable, "-c", code], base / "stdout.txt", base / "stderr.txt", env)
     return srv.start(timeout=180)
@@ -1194,7 +1195,7 @@ async def main_async(a: argparse.Namespace) -> int:
         marker.write_text(json.dumps(sizes.__dict__))
         log(f"data ready in {time.monotonic() - t0:.0f} s")
     gc_log.write_text("")
-    srv = start_server(base, cfg, data, gc_log, a.gc_threshold)
+    srv = start_server(base, cfg, data, gc_log, a.gc_threshold, Path(a.src).resolve())
     cleanup.add("mailcove serve", lambda: srv.stop(120))
     host, imap_port = srv.address("imap")
     ctx = Ctx(host, imap_port, srv.port("smtp"), srv.port("pop3"), sizes)
@@ -1238,6 +1239,7 @@ async def main_async(a: argparse.Namespace) -> int:
         "sizes": sizes.__dict__,
         "bounds": {"added_p99_s": a.max_added, "worst_s": a.max_worst, "p99_checked": not a.no_p99},
         "gc_threshold": list(a.gc_threshold) if a.gc_threshold else "mailcove.app.GC_THRESHOLD",
+        "src": str(Path(a.src).resolve()),
         "baseline": {"stats": base_phase.stats(), "load": base_phase.load, "gc": base_phase.gc},
         "rows": [r.__dict__ for r in rows],
         "gc_all": read_gc(gc_log),
@@ -1291,6 +1293,8 @@ def main() -> None:
     ap.add_argument("--markdown", default=None)
     ap.add_argument("--dir", default=None, help="work here instead of a fresh directory under $BENCH_TMP")
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
+    ap.add_argument("--src", default=str(REPO / "src"),
+                    help="the mailcove source tree the server runs (another version, for a before/after)")
     ap.add_argument("--gc-threshold", type=lambda t: tuple(int(x) for x in t.split(",")), default=None,
                     help="the server's gc thresholds (a,b,c) instead of mailcove.app.GC_THRESHOLD")
     ap.add_argument("--probe-worker", default=None, help=argparse.SUPPRESS)
