@@ -4,6 +4,8 @@
 
 Each figure is the median of --runs runs, each in a fresh data dir. Every delivery counted has
 returned from store.deliver(), i.e. its transaction is committed with synchronous=FULL (fsynced).
+For SQLite it also reports the CPU time of the store's writer thread per delivery (µs, the
+thread's own CPU clock read from outside it): one core's worth of that thread limits the rate.
 
 --backend postgres runs the same against the PostgreSQL store: a private cluster from Debian's
 PostgreSQL (tests/pg_testing.py: fsync and synchronous_commit on, loopback TCP), a fresh
@@ -20,6 +22,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -66,7 +69,18 @@ def message(size: int, n: int) -> bytes:
     return head + body
 
 
-async def deliveries_per_second(size: int, writers: int, seconds: float, backend: str = "sqlite") -> float:
+def _writer_clock() -> int | None:
+    """The CPU clock of the SQLite store's writer thread (found by its name), or None."""
+    for t in threading.enumerate():
+        if t.name == "mailcove-store-writer" and t.ident is not None:
+            return time.pthread_getcpuclockid(t.ident)
+    return None
+
+
+async def deliveries_per_second(
+    size: int, writers: int, seconds: float, backend: str = "sqlite"
+) -> tuple[float, float | None]:
+    """(deliveries per second, writer-thread CPU µs per delivery or None without a writer thread)."""
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         async with open_store(Path(tmp), backend) as store:
             await store.create_account(USER)
@@ -86,11 +100,14 @@ async def deliveries_per_second(size: int, writers: int, seconds: float, backend
             stop_at = time.perf_counter() + 0.3  # warm-up
             await asyncio.gather(*(worker(w) for w in range(writers)))
             count = 0
+            clock = _writer_clock()
+            cpu0 = time.clock_gettime(clock) if clock is not None else 0.0
             t0 = time.perf_counter()
             stop_at = t0 + seconds
             await asyncio.gather(*(worker(w) for w in range(writers)))
             elapsed = time.perf_counter() - t0
-            return count / elapsed
+            cpu_us = (time.clock_gettime(clock) - cpu0) / count * 1e6 if clock is not None and count else None
+            return count / elapsed, cpu_us
 
 
 async def map_load_ms(messages: int, backend: str = "sqlite") -> tuple[float, float]:
@@ -145,13 +162,22 @@ async def main() -> None:
         for label in args.sizes.split(","):
             for writers in (int(w) for w in args.writers.split(",")):
                 runs: dict[str, list[float]] = {b: [] for b in backends}
+                cpu: dict[str, list[float]] = {b: [] for b in backends}
                 for _ in range(args.runs):
                     for b in backends:  # alternate, so both see the same machine load
-                        runs[b].append(await deliveries_per_second(sizes[label], writers, args.seconds, b))
+                        rate, us = await deliveries_per_second(sizes[label], writers, args.seconds, b)
+                        runs[b].append(rate)
+                        if us is not None:
+                            cpu[b].append(us)
                 for b in backends:
                     key = f"{b}_deliver_{label}_{writers}w_per_s"
                     results[key] = statistics.median(runs[b])
-                    print(f"{key}: median {results[key]:.0f}/s  runs {[round(r) for r in runs[b]]}", flush=True)
+                    line = f"{key}: median {results[key]:.0f}/s  runs {[round(r) for r in runs[b]]}"
+                    if cpu[b]:
+                        ckey = f"{b}_writer_cpu_{label}_{writers}w_us"
+                        results[ckey] = statistics.median(cpu[b])
+                        line += f"; writer thread {results[ckey]:.1f} µs/delivery  runs {[round(c, 1) for c in cpu[b]]}"
+                    print(line, flush=True)
         for b in backends:
             first, median = await map_load_ms(args.map_size, b)
             results[f"{b}_map_first_ms"] = first
