@@ -11,11 +11,14 @@ an unknown one does."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from mailcove.imap.search import _body_text
 from mailcove.message import decode_header_value
 from mailcove.message.scanner import _scan
+from mailcove.web.http import HttpConnection, Limits, Request, Response
 
 HOSTILE = ["idna", "undefined", "punycode", "a\x00b", "\udcff\udcfe"]
 
@@ -61,3 +64,40 @@ def test_rfc2231_value_with_raw_8bit_bytes_decodes() -> None:
     assert info.root.param("name") is not None and info.root.param("name").endswith(" x")
     assert info.root.disposition_param("filename").endswith(".txt")
     assert "body" in _body_text(msg, info)
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    async def read(self, n: int) -> bytes:
+        out, self.data = self.data[:n], self.data[n:]
+        return out
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.out = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.out += data
+
+    async def drain(self) -> None:
+        return None
+
+
+async def _app(req: Request) -> Response:
+    return Response(200, b"ok")
+
+
+@pytest.mark.parametrize("target", [b"//x[", b"//[::1", b"//a]b[c/d?q=1", b"http://[/"])
+def test_http_request_target_urlsplit_refuses_is_a_400(target: bytes) -> None:
+    """HTTP target, found by `make fuzz`: an origin-form target starting with "//" reads as a
+    network location to urllib's urlsplit, which raises ValueError ("Invalid IPv6 URL") for an
+    unbalanced "[". The exception left HttpConnection.serve(): no answer, a traceback in the log.
+    It is a 400 now, and the connection closes."""
+    writer = _Writer()
+    request = b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    asyncio.run(HttpConnection(_Reader(request), writer, _app, Limits()).serve())  # type: ignore[arg-type]
+    assert writer.out.startswith(b"HTTP/1.1 400 "), bytes(writer.out[:200])
+    assert writer.out.count(b"HTTP/1.1 ") == 1

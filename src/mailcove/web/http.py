@@ -236,7 +236,10 @@ class HttpConnection:
 
     def _make_request(self, head: h11.Request, body: bytes) -> Request:
         target = head.target.decode("latin-1")
-        parts = urlsplit(target)
+        try:
+            parts = urlsplit(target)
+        except ValueError:  # "//x[": urlsplit reads a network location with an unbalanced "["
+            raise _Reject(error(400, "malformed request target")) from None
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in head.headers}
         try:
             query = parse_qs(parts.query, max_num_fields=50)
