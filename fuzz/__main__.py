@@ -116,10 +116,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
+    command = " ".join(["python -m fuzz", *(argv if argv is not None else sys.argv[1:])])
     for name in args.target or targets.NAMES:
-        results.append(fuzz_one(name, args.runs, args.out, keep_corpus=args.keep_corpus, max_len=args.max_len))
-    summary = {"command": " ".join(["python -m fuzz", *(argv if argv is not None else sys.argv[1:])]),
-               "python": sys.version.split()[0], "cpus": os.cpu_count(), "results": results}
+        result = fuzz_one(name, args.runs, args.out, keep_corpus=args.keep_corpus, max_len=args.max_len)
+        result["command"] = command  # results.json keeps each target's last run, maybe of several commands
+        result["finished"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+        results.append(result)
+    summary = {"command": command, "python": sys.version.split()[0], "cpus": os.cpu_count(), "results": results}
     results_file = args.out / "results.json"
     old = json.loads(results_file.read_text()) if results_file.exists() else {}
     by_target = {r["target"]: r for r in old.get("results", [])}

@@ -75,6 +75,7 @@ TOKENS = [b"GET ", b"POST ", b"HEAD ", b" HTTP/1.1\r\n", b" HTTP/1.0\r\n", b"Hos
           b"Expect: 100-continue\r\n", b"\r\n\r\n", b"0\r\n\r\n", b"/autodiscover/autodiscover.xml",
           b"/.well-known/autoconfig/mail/config-v1.1.xml", b"/mail/config-v1.1.xml", b"/apple/mobileconfig",
           b"/.well-known/mta-sts.txt", b"?emailaddress=", b"mta-sts.", b"autoconfig.", b"example.org",
+          b"//", b"[", b"]", b"[::1]", b"#", b"http://", b"*",
           b"<EMailAddress>", b"</EMailAddress>", b"<AcceptableResponseSchema>", b"<?xml version=\"1.0\"",
           b" encoding=\"", b"<!DOCTYPE", b"<!ENTITY", b"xmlns=\"", b"&amp;", b"]]>", b"<![CDATA[", b"%40",
           b"%00"]
