@@ -25,6 +25,15 @@ Buffer = Any  # bytes or mmap.mmap: both support find(), slicing and re matching
 _FIELD_RUN = re.compile(rb"(?:[!-9;-~]+[ \t]*:[^\n]*+(?:\n[ \t][^\n]*+)*+(?:\n|$))*+")
 
 
+def is_field_run(data: bytes) -> bool:
+    """Is `data` nothing but whole header fields, each ending with a line end (no continuation
+    line first, no blank line)?"""
+    if not data.endswith(b"\n") or _CONT.match(data) is not None:
+        return False
+    run = _FIELD_RUN.match(data)
+    return run is not None and run.end() == len(data)
+
+
 def parse_header_block(buf: Buffer, start: int, end: int) -> tuple[list[tuple[bytes, bytes]], int]:
     """Parse the header fields in ``buf[start:end]``.
 
