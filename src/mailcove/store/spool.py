@@ -2,11 +2,17 @@
 
 Protocol code writes the body here as it arrives, so a 50 MB message is never held in memory on
 the event loop. Small messages stay in memory too and are committed inline; once the size passes
-the inline limit the bytes go to a temp file, which the store fsyncs and adopts as a blob."""
+the inline limit the bytes go to a temp file, which the store fsyncs and adopts as a blob. The
+temp file's name is made only then: a 1 KB message costs a buffer, no name and no file.
+
+What is written here is what the store keeps, byte for byte: header lines the server adds
+(Return-Path, Received, Authentication-Results) are not written into a spool but given to the
+store beside it (store.api.MessagePrefix)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -14,7 +20,10 @@ from mailcove.message import CrlfNormalizer
 
 
 class Spool:
-    def __init__(self, tmp_path: Path, inline_max: int, *, normalize_newlines: bool = False) -> None:
+    def __init__(
+        self, tmp_path: Path | Callable[[], Path], inline_max: int, *, normalize_newlines: bool = False
+    ) -> None:
+        # The temp file's path, or the function that names it when the spool first needs a file.
         self._tmp_path = tmp_path
         self._inline_max = inline_max
         self._buf = bytearray()
@@ -37,7 +46,7 @@ class Spool:
         if self._file is None:
             self._buf += chunk
             if len(self._buf) > self._inline_max:
-                self._file = open(self._tmp_path, "wb")  # noqa: SIM115 - lives until finish()
+                self._file = open(self.path, "wb")  # noqa: SIM115 - lives until finish()
                 self._file.write(self._buf)
                 self._buf = bytearray()
         else:
@@ -59,6 +68,8 @@ class Spool:
 
     @property
     def path(self) -> Path:
+        if not isinstance(self._tmp_path, Path):
+            self._tmp_path = self._tmp_path()
         return self._tmp_path
 
     def getvalue(self) -> bytes:
@@ -72,7 +83,7 @@ class Spool:
         self._finished = True
         if self._file is not None:
             try:
-                os.unlink(self._tmp_path)
+                os.unlink(self.path)
             except FileNotFoundError:
                 pass
         self._buf = bytearray()

@@ -181,7 +181,7 @@ class PostgresStore(AddingFrontend):
     # --- spooling ----------------------------------------------------------------------------
 
     def new_spool(self, *, normalize_newlines: bool = False) -> Spool:
-        return Spool(self._spool_dir.new_tmp_path(), self._inline_max, normalize_newlines=normalize_newlines)
+        return Spool(self._spool_dir.new_tmp_path, self._inline_max, normalize_newlines=normalize_newlines)
 
     # --- accounts ----------------------------------------------------------------------------
 

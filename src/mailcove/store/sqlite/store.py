@@ -164,7 +164,7 @@ class SqliteStore(AddingFrontend):
     # --- spooling ----------------------------------------------------------------------------
 
     def new_spool(self, *, normalize_newlines: bool = False) -> Spool:
-        return Spool(self.blobs.new_tmp_path(), self._inline_max, normalize_newlines=normalize_newlines)
+        return Spool(self.blobs.new_tmp_path, self._inline_max, normalize_newlines=normalize_newlines)
 
     # --- accounts ----------------------------------------------------------------------------
 
