@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 ChangeKind = Literal["append", "flags", "expunge", "mailbox"]
 MAX_PENDING = 10_000
+# What a write announces before its change gets an id: user, mailbox_id, kind, uids, modseq.
+RawChange = tuple[str, int, str, list[int], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,21 @@ class Change:
     kind: ChangeKind
     uids: tuple[int, ...]
     modseq: int
+
+
+def merge_changes(changes: list[RawChange]) -> list[list[Any]]:
+    """A commit's changes as the change log keeps them: runs of the same kind on the same mailbox
+    become one change (fifty deliveries to one INBOX, one row), [user, mailbox_id, kind, uids,
+    modseq] each. Mailbox changes are never merged: each names one event."""
+    merged: list[list[Any]] = []
+    for user, mailbox_id, kind, uids, modseq in changes:
+        last = merged[-1] if merged else None
+        if last is not None and last[0] == user and last[1] == mailbox_id and last[2] == kind != "mailbox":
+            last[3].extend(uids)
+            last[4] = max(last[4], modseq)
+        else:
+            merged.append([user, mailbox_id, kind, list(uids), modseq])
+    return merged
 
 
 class Subscription:

@@ -25,7 +25,7 @@ from typing import Any
 
 import asyncpg
 
-from mailcove.store.changes import Change
+from mailcove.store.changes import Change, RawChange, merge_changes
 
 log = logging.getLogger("mailcove.store")
 
@@ -36,8 +36,6 @@ MAX_TRIES = 6
 PRUNE_EVERY_SECONDS = 60.0
 KEEP_CHANGES_SECONDS = 600.0
 RETRYABLE = (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
-
-RawChange = tuple[str, int, str, list[int], int]  # user, mailbox_id, kind, uids, modseq
 
 
 @dataclass
@@ -96,19 +94,6 @@ def decode_changes(payload: str) -> list[Change]:
     ]
 
 
-def merge(changes: list[RawChange]) -> list[list[Any]]:
-    """Runs of the same kind on the same mailbox become one change (as the SQLite writer does)."""
-    merged: list[list[Any]] = []
-    for user, mailbox_id, kind, uids, modseq in changes:
-        last = merged[-1] if merged else None
-        if last is not None and last[0] == user and last[1] == mailbox_id and last[2] == kind != "mailbox":
-            last[3].extend(uids)
-            last[4] = max(last[4], modseq)
-        else:
-            merged.append([user, mailbox_id, kind, list(uids), modseq])
-    return merged
-
-
 class Writer:
     def __init__(self, pool: asyncpg.Pool, data_dir: Path, min_free_bytes: int) -> None:
         self._pool = pool
@@ -151,7 +136,7 @@ class Writer:
     async def _announce(self, conn: asyncpg.Connection, raw: list[RawChange]) -> list[Change]:
         if not raw:
             return []
-        merged = merge(raw)
+        merged = merge_changes(raw)
         ids = await conn.fetchval(
             "SELECT array_agg(nextval('change_ids')) FROM generate_series(1, $1::int)", len(merged)
         )

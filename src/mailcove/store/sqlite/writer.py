@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mailcove.store.changes import Change
+from mailcove.store.changes import Change, merge_changes
 from mailcove.store.sqlite.flags import FlagSets
 from mailcove.store.sqlite.schema import connect
 
@@ -239,17 +239,10 @@ class Writer:
     def _log_changes(
         conn: sqlite3.Connection, now: float, changes: list[tuple[str, int, str, list[int], int]]
     ) -> list[Change]:
-        """Write the batch's changes to the change log, merging runs of the same kind on the same
-        mailbox (fifty deliveries to one INBOX become one row). Ids are assigned here: inside our
-        write transaction AUTOINCREMENT hands out consecutive values after sqlite_sequence."""
-        merged: list[list[Any]] = []
-        for user, mailbox_id, kind, uids, modseq in changes:
-            last = merged[-1] if merged else None
-            if last is not None and last[0] == user and last[1] == mailbox_id and last[2] == kind != "mailbox":
-                last[3].extend(uids)
-                last[4] = max(last[4], modseq)
-            else:
-                merged.append([user, mailbox_id, kind, list(uids), modseq])
+        """Write the batch's changes to the change log, merged (store/changes.py). Ids are assigned
+        here: inside our write transaction AUTOINCREMENT hands out consecutive values after
+        sqlite_sequence."""
+        merged = merge_changes(changes)
         if not merged:
             return []
         row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
