@@ -117,6 +117,26 @@ class DeliveryTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class MessagePrefix:
+    """Header lines served in front of a body that is stored exactly as received (mox's
+    MsgPrefix). The server's own fields (Return-Path, Received, Authentication-Results) live here,
+    not in the body, so adding them never copies a 50 MB message and no module has to find in the
+    bytes what another one wrote there.
+
+    A local copy reads as `local` followed by the body from byte `skip` on; the outbound queue
+    entry as `queued` followed by the same bytes. `skip` is 0 unless a filter rewrote the
+    message's own header: then both prefixes end with the new header block, which stands for the
+    first `skip` bytes of the body (the header as received), and the body is still not touched."""
+
+    local: bytes = b""  # Return-Path, then the trace: only the final delivery adds Return-Path
+    queued: bytes = b""  # the trace alone: the queue relays what it is given
+    skip: int = 0
+
+
+NO_PREFIX = MessagePrefix()
+
+
+@dataclass(frozen=True, slots=True)
 class OutboundRecipient:
     """One remote recipient with its RFC 3461 DSN parameters."""
 
@@ -355,9 +375,13 @@ class MailStore(Protocol):
         outbound: OutboundEnvelope | None,
         *,
         internaldate: float | None = None,
+        prefix: MessagePrefix | None = None,
     ) -> SubmitResult:
         """One SMTP transaction's outcome in one commit: the local copies and, for the remote
-        recipients, one durable queue entry sharing the same blob. All or nothing."""
+        recipients, one durable queue entry sharing the same blob. All or nothing.
+
+        `source` is stored exactly as given; `prefix` is served in front of it (the local copies'
+        size, quota charge and MessageInfo cover prefix and body, as IMAP and POP3 serve them)."""
     async def append(
         self,
         user: str,
@@ -401,7 +425,8 @@ class MailStore(Protocol):
     # --- the outbound queue ------------------------------------------------------------------
     async def queue_list(self) -> list[QueueItem]: ...
     async def queue_get(self, queue_id: int) -> QueueItem: ...
-    async def queue_read(self, queue_id: int) -> bytes: ...
+    async def queue_read(self, queue_id: int) -> bytes:
+        """The entry's message as it is relayed: its prefix (`MessagePrefix.queued`), then the body."""
     async def queue_delete(self, queue_id: int) -> None: ...
     async def queue_size(self) -> int:
         """Entries with at least one recipient still queued."""
@@ -424,7 +449,8 @@ class MailStore(Protocol):
         """Whole messages in one call (FETCH BODY[] of many, POP3): one hop to a reader instead
         of one per message. Missing UIDs are left out. Callers bound the total size."""
     async def message_path(self, mailbox_id: int, uid: int) -> Path | None:
-        """Only for diagnostics; None when the body is stored inline."""
+        """Only for diagnostics; None when the body is stored inline. The file holds the body
+        as received, without the message's prefix."""
 
     # --- changing ----------------------------------------------------------------------------
     async def store_flags(

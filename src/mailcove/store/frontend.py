@@ -1,6 +1,10 @@
 """The part of MailStore.deliver/submit/append every backend shares: argument checks and the
-shape of the targets. Each backend supplies `_add`, which stores one message for a list of
-(user, mailbox, flags) targets and, for submit, one outbound queue entry, in one transaction."""
+shape of the targets. Each backend supplies `_add_bytes` and `_add_file`, which store one message
+for a list of (user, mailbox, flags) targets and, for submit, one outbound queue entry, in one
+transaction.
+
+A message with a prefix (api.MessagePrefix) is stored as its body, exactly as received, with the
+prefix beside it; `served_range` and `served` are how both backends serve prefix + body."""
 
 from __future__ import annotations
 
@@ -10,13 +14,38 @@ import time
 from collections.abc import Iterable, Sequence
 
 from mailcove.message import to_crlf
-from mailcove.store.api import UID_MAX, AppendResult, DeliveryTarget, ImportMessage, OutboundEnvelope, SubmitResult
+from mailcove.store.api import (
+    NO_PREFIX,
+    UID_MAX,
+    AppendResult,
+    DeliveryTarget,
+    ImportMessage,
+    MessagePrefix,
+    OutboundEnvelope,
+    SubmitResult,
+)
 from mailcove.store.names import normalize_name
 from mailcove.store.spool import Spool
 
 Target = tuple[str, str, frozenset[str]]
 Outbound = tuple[str, list[tuple[str, str | None, str]]]
 Added = tuple[list[AppendResult], int | None]
+
+
+def served_range(prefix_len: int, skip: int, start: int, length: int | None) -> tuple[int, int | None]:
+    """Where bytes [start, start + length) of a message served as prefix + body[skip:] lie in the
+    body: (offset, count), count None for "to the end". The caller takes the prefix's part itself."""
+    offset = skip + max(start - prefix_len, 0)
+    if length is None:
+        return offset, None
+    return offset, max(0, start + length - max(start, prefix_len))
+
+
+def served(prefix: bytes | None, skip: int, body: bytes) -> bytes:
+    """The whole message as served, from its stored parts."""
+    if skip:
+        body = body[skip:]
+    return prefix + body if prefix else body
 
 
 def check_import(items: Sequence[ImportMessage], uidvalidity: int | None, uidnext: int | None) -> None:
@@ -41,15 +70,27 @@ def envelope_to_json(env: OutboundEnvelope) -> str:
 
 class AddingFrontend:
     async def _add_bytes(
-        self, data: bytes, targets: list[Target], when: float, fallback: bool, outbound: Outbound | None
+        self,
+        data: bytes,
+        targets: list[Target],
+        when: float,
+        fallback: bool,
+        outbound: Outbound | None,
+        prefix: MessagePrefix,
     ) -> Added:
         """Store a message held in memory."""
         raise NotImplementedError
 
     async def _add_file(
-        self, spool: Spool, targets: list[Target], when: float, fallback: bool, outbound: Outbound | None
+        self,
+        spool: Spool,
+        targets: list[Target],
+        when: float,
+        fallback: bool,
+        outbound: Outbound | None,
+        prefix: MessagePrefix,
     ) -> Added:
-        """Store a message spooled to a file (the backend adopts or uploads it)."""
+        """Store a message spooled to a file (the backend adopts or uploads it as it is)."""
         raise NotImplementedError
 
     async def _add(
@@ -60,14 +101,20 @@ class AddingFrontend:
         *,
         fallback_to_inbox: bool,
         outbound: Outbound | None = None,
+        prefix: MessagePrefix = NO_PREFIX,
     ) -> Added:
         when = time.time() if internaldate is None else internaldate
         if isinstance(source, Spool):
             source.finish()
             if not source.inline:
-                return await self._add_file(source, targets, when, fallback_to_inbox, outbound)
+                if not 0 <= prefix.skip <= source.size:
+                    source.discard()
+                    raise ValueError(f"prefix skips {prefix.skip} bytes of a {source.size}-byte body")
+                return await self._add_file(source, targets, when, fallback_to_inbox, outbound, prefix)
             source = source.getvalue()
-        return await self._add_bytes(bytes(source), targets, when, fallback_to_inbox, outbound)
+        if not 0 <= prefix.skip <= len(source):
+            raise ValueError(f"prefix skips {prefix.skip} bytes of a {len(source)}-byte body")
+        return await self._add_bytes(bytes(source), targets, when, fallback_to_inbox, outbound, prefix)
 
     async def deliver(
         self, source: bytes | Spool, targets: Sequence[DeliveryTarget], *, internaldate: float | None = None
@@ -83,6 +130,7 @@ class AddingFrontend:
         outbound: OutboundEnvelope | None,
         *,
         internaldate: float | None = None,
+        prefix: MessagePrefix | None = None,
     ) -> SubmitResult:
         if outbound is not None and not outbound.recipients:
             outbound = None
@@ -95,7 +143,9 @@ class AddingFrontend:
                 envelope_to_json(outbound),
                 [(r.address, r.orcpt, ",".join(r.notify)) for r in outbound.recipients],
             )
-        results, queue_id = await self._add(source, tlist, internaldate, fallback_to_inbox=True, outbound=out)
+        results, queue_id = await self._add(
+            source, tlist, internaldate, fallback_to_inbox=True, outbound=out, prefix=prefix or NO_PREFIX
+        )
         return SubmitResult(results, queue_id)
 
     async def append(

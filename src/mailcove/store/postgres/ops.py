@@ -40,6 +40,7 @@ from mailcove.store.api import (
     FlagUpdate,
     ImportResult,
     IndexEntry,
+    MessagePrefix,
     UidValidityConflict,
 )
 from mailcove.store.changes import Change
@@ -452,6 +453,7 @@ DeliverArgs = tuple[
     float,  # internaldate
     bool,  # fall back to INBOX
     "tuple[str, list[tuple[str, str | None, str]]] | None",  # outbound: (envelope JSON, recipients)
+    MessagePrefix,  # served in front of the body (size above: the body's)
 ]
 Delivered = tuple[tuple[list[AppendResult], int | None], list[Change]]
 
@@ -460,7 +462,7 @@ async def deliver_batch(conn: Conn, batch: Sequence[DeliverArgs]) -> list[Delive
     """Deliveries (local copies plus, with `outbound`, one queue entry for the remote
     recipients: one body each, all or nothing each) in one statement and one commit.
 
-    mailcove_deliver_many() (schema.py, migrations 3 and 4) runs on the server: it locks the
+    mailcove_deliver_many() (schema.py, migrations 3 to 5) runs on the server: it locks the
     accounts and mailboxes of the whole batch in the global lock order, then runs each delivery
     in its own subtransaction: blob; accounts charged and quota checked; queue entry; per target
     one UPDATE allocating UID and MODSEQ (see the module docstring) and one INSERT; the NOTIFY.
@@ -469,7 +471,7 @@ async def deliver_batch(conn: Conn, batch: Sequence[DeliverArgs]) -> list[Delive
     if len(batch) == 1:
         return [await _deliver_one(conn, batch[0])]
     meta = []
-    for targets, size, _data, blob_id, _info, when, fallback, outbound in batch:
+    for targets, size, _data, blob_id, _info, when, fallback, outbound, prefix in batch:
         env, rcpts = outbound if outbound is not None else (None, [])
         meta.append({
             "u": [t[0] for t in targets],
@@ -483,12 +485,15 @@ async def deliver_batch(conn: Conn, batch: Sequence[DeliverArgs]) -> list[Delive
             "addr": [r[0] for r in rcpts],
             "orcpt": [r[1] for r in rcpts],
             "notify": [r[2] for r in rcpts],
+            "skip": prefix.skip,
         })
     text = await conn.fetchval(
-        "SELECT mailcove_deliver_many($1::text::jsonb, $2::bytea[], $3::bytea[])",
+        "SELECT mailcove_deliver_many($1::text::jsonb, $2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[])",
         json.dumps(meta, separators=(",", ":")),
         [b[2] for b in batch],
         [b[4] for b in batch],
+        [b[8].local or None for b in batch],
+        [b[8].queued or None for b in batch],
     )
     out: list[Delivered | BaseException] = []
     for item in json.loads(text):
@@ -502,12 +507,12 @@ async def deliver_batch(conn: Conn, batch: Sequence[DeliverArgs]) -> list[Delive
 async def _deliver_one(conn: Conn, args: DeliverArgs) -> Delivered | BaseException:
     """A batch of one: mailcove_deliver() alone (it locks and notifies itself), without the
     batch's subtransaction and JSON arguments."""
-    targets, size, data, blob_id, info, when, fallback, outbound = args
+    targets, size, data, blob_id, info, when, fallback, outbound, prefix = args
     env, rcpts = outbound if outbound is not None else (None, [])
     try:
         text = await conn.fetchval(
             "SELECT mailcove_deliver($1::text[], $2::text[], $3::text[], $4, $5, $6, $7, $8, $9, $10,"
-            " $11::text[], $12::text[], $13::text[])",
+            " $11::text[], $12::text[], $13::text[], $14, $15, $16)",
             [t[0] for t in targets],
             [t[1] for t in targets],
             [flags_text(t[2]) for t in targets],
@@ -521,6 +526,9 @@ async def _deliver_one(conn: Conn, args: DeliverArgs) -> Delivered | BaseExcepti
             [r[0] for r in rcpts],
             [r[1] for r in rcpts],
             [r[2] for r in rcpts],
+            prefix.local or None,
+            prefix.queued or None,
+            prefix.skip,
         )
     except asyncpg.PostgresError as exc:
         return _deliver_error(getattr(exc, "sqlstate", "") or "", str(getattr(exc, "message", None) or exc))

@@ -3,7 +3,9 @@ what was committed when it started; readers never block writers and writers neve
 
 Message bytes: a body up to `inline_max` is one bytea value in `blobs.data` (stored EXTERNAL,
 uncompressed, so substring() fetches only the TOAST chunks a range needs); a larger one is split
-into CHUNK-sized rows of `blob_chunks`, and a ranged read fetches only the rows it overlaps."""
+into CHUNK-sized rows of `blob_chunks`, and a ranged read fetches only the rows it overlaps. A
+message is served as its prefix (`blobs.prefix`, a queue entry's `queue.prefix`) followed by the
+body from `blobs.skip` on (api.MessagePrefix)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import asyncpg
 from mailcove.core.errors import MailboxNotFound, StoreError
 from mailcove.message import MessageInfo
 from mailcove.store.api import Mailbox, MailboxIndex, MessageMeta
+from mailcove.store.frontend import served_range
 from mailcove.store.postgres.flags import FlagCache
 
 CHUNK = 1024 * 1024
@@ -93,50 +96,61 @@ async def _chunks(conn: asyncpg.Connection, blob_id: int, start: int, end: int) 
 async def read_message(
     conn: asyncpg.Connection, mailbox_id: int, uid: int, start: int, length: int | None
 ) -> bytes:
-    # substring() is 1-based; with a length it reads only the chunks the range covers.
+    # substring() is 1-based; with a length it reads only the chunks the range covers. Where the
+    # range lies in the body (served_range) is computed in SQL: the prefix's length is in the row.
     row = await conn.fetchrow(
-        "SELECT b.id, b.chunked, b.size, CASE WHEN b.chunked THEN NULL"
-        " WHEN $4::int IS NULL THEN substring(b.data FROM $3::int)"
-        " ELSE substring(b.data FROM $3::int FOR $4::int) END"
-        " FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = $1 AND m.uid = $2",
+        "SELECT b.id, b.chunked, b.size, b.prefix, b.skip, CASE WHEN b.chunked THEN NULL"
+        " WHEN $4::bigint IS NULL THEN substring(b.data FROM (b.skip + greatest($3::bigint - p.n, 0) + 1)::int)"
+        " ELSE substring(b.data FROM (b.skip + greatest($3::bigint - p.n, 0) + 1)::int"
+        " FOR greatest(0, $3::bigint + $4::bigint - greatest($3::bigint, p.n))::int) END"
+        " FROM messages m JOIN blobs b ON b.id = m.blob_id"
+        " CROSS JOIN LATERAL (SELECT coalesce(octet_length(b.prefix), 0)::bigint AS n) AS p"
+        " WHERE m.mailbox_id = $1 AND m.uid = $2",
         mailbox_id,
         uid,
-        start + 1,
+        start,
         length,
     )
     if row is None:
         raise MailboxNotFound(f"no message with UID {uid}")
-    blob_id, chunked, size, data = row
+    blob_id, chunked, size, prefix, skip, data = row
     if not chunked:
-        return data or b""
-    end = size if length is None else min(size, start + length)
-    return await _chunks(conn, blob_id, start, end)
+        body = data or b""
+    else:
+        at, n = served_range(len(prefix or b""), skip, start, length)
+        body = await _chunks(conn, blob_id, at, size if n is None else min(size, at + n))
+    if not prefix or start >= len(prefix):
+        return body
+    return (prefix[start:] if length is None else prefix[start : start + length]) + body
 
 
-async def read_blob(conn: asyncpg.Connection, blob_id: int, chunked: bool, size: int, data: bytes | None) -> bytes:
-    if not chunked:
-        return data or b""
-    return await _chunks(conn, blob_id, 0, size)
+async def read_served(
+    conn: asyncpg.Connection, blob_id: int, chunked: bool, size: int, data: bytes | None, prefix: bytes | None,
+    skip: int,
+) -> bytes:
+    """A whole message: its prefix, then the body from `skip` on."""
+    body = (data or b"")[skip:] if not chunked else await _chunks(conn, blob_id, skip, size)
+    return prefix + body if prefix else body
 
 
 async def read_messages(conn: asyncpg.Connection, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]:
     out: dict[int, bytes] = {}
-    for uid, blob_id, chunked, size, data in await conn.fetch(
-        "SELECT m.uid, b.id, b.chunked, b.size, CASE WHEN b.chunked THEN NULL ELSE b.data END FROM messages m"
-        " JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = $1 AND m.uid = ANY($2::bigint[])",
+    for uid, blob_id, chunked, size, data, prefix, skip in await conn.fetch(
+        "SELECT m.uid, b.id, b.chunked, b.size, CASE WHEN b.chunked THEN NULL ELSE b.data END, b.prefix, b.skip"
+        " FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = $1 AND m.uid = ANY($2::bigint[])",
         mailbox_id,
         sorted(set(uids)),
     ):
-        out[uid] = await read_blob(conn, blob_id, chunked, size, data)
+        out[uid] = await read_served(conn, blob_id, chunked, size, data, prefix, skip)
     return out
 
 
 async def queue_read(conn: asyncpg.Connection, queue_id: int) -> bytes:
     row = await conn.fetchrow(
-        "SELECT b.id, b.chunked, b.size, CASE WHEN b.chunked THEN NULL ELSE b.data END"
+        "SELECT b.id, b.chunked, b.size, CASE WHEN b.chunked THEN NULL ELSE b.data END, q.prefix, b.skip"
         " FROM queue q JOIN blobs b ON b.id = q.blob_id WHERE q.id = $1",
         queue_id,
     )
     if row is None:
         raise StoreError(f"no queue entry {queue_id}", code=550, enhanced="5.1.0")
-    return await read_blob(conn, *row)
+    return await read_served(conn, *row)

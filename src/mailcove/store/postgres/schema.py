@@ -309,6 +309,180 @@ MIGRATIONS: list[str] = [
     END
     $fn$;
     """,
+    # 5: a body is stored exactly as received, the server's header lines beside it
+    # (api.MessagePrefix): a local copy is blobs.prefix + data from blobs.skip on, a queue entry
+    # queue.prefix + the same bytes; NULL: no prefix (every row written before). The delivery
+    # functions take the prefixes (their argument lists change, so they are dropped and made anew).
+    r"""
+    ALTER TABLE blobs ADD COLUMN prefix bytea;
+    ALTER TABLE blobs ADD COLUMN skip bigint NOT NULL DEFAULT 0;
+    ALTER TABLE queue ADD COLUMN prefix bytea;
+    DROP FUNCTION mailcove_deliver_many(jsonb, bytea[], bytea[]);
+    DROP FUNCTION mailcove_deliver(text[], text[], text[], bigint, bytea, bigint, bytea, double precision, boolean,
+                                   text, text[], text[], text[], boolean);
+    CREATE FUNCTION mailcove_deliver(
+        p_users text[], p_boxes text[], p_flags text[], p_size bigint, p_data bytea, p_blob bigint,
+        p_info bytea, p_when double precision, p_fallback boolean,
+        p_env text, p_addr text[], p_orcpt text[], p_notify text[], p_prefix bytea, p_qprefix bytea,
+        p_skip bigint, p_batched boolean DEFAULT false
+    ) RETURNS text LANGUAGE plpgsql AS $fn$
+    DECLARE
+        n int := coalesce(array_length(p_users, 1), 0);
+        -- a local copy serves its prefix, then the body from p_skip on: that is its size
+        v_size bigint := p_size - p_skip + coalesce(octet_length(p_prefix), 0);
+        v_refs int := n + CASE WHEN p_env IS NULL THEN 0 ELSE 1 END;
+        v_blob bigint := p_blob;
+        v_queue bigint;
+        v_missing text;
+        acc record;
+        v_box record;
+        i int;
+        v_name text;
+        v_uid bigint;
+        v_ms bigint;
+        v_validity bigint;
+        v_seen boolean;
+        v_cid bigint;
+        v_results jsonb := '[]';
+        v_changes jsonb := '[]';
+        v_payload text;
+    BEGIN
+        IF v_blob IS NULL THEN
+            INSERT INTO blobs (size, refs, data, info, chunked, prefix, skip)
+                VALUES (p_size, v_refs, p_data, p_info, false, p_prefix, p_skip)
+            RETURNING id INTO v_blob;
+        ELSE
+            UPDATE blobs SET refs = v_refs, prefix = p_prefix, skip = p_skip WHERE id = v_blob AND refs = 0;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'the uploaded message body is gone' USING ERRCODE = 'MCB01';
+            END IF;
+        END IF;
+        IF n > 0 THEN
+            SELECT u INTO v_missing FROM unnest(p_users) WITH ORDINALITY AS t(u, k)
+                WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.name = t.u) ORDER BY k LIMIT 1;
+            IF v_missing IS NOT NULL THEN
+                RAISE EXCEPTION 'no such account: %', v_missing USING ERRCODE = 'MCA01';
+            END IF;
+            -- lock and charge the accounts in id order (a batch locked them already); over
+            -- quota rolls everything back
+            IF NOT p_batched THEN
+                PERFORM 1 FROM accounts WHERE name = ANY(p_users) ORDER BY id FOR UPDATE;
+            END IF;
+            FOR acc IN
+                UPDATE accounts a SET used_messages = a.used_messages + d.cnt,
+                                      used_bytes = a.used_bytes + d.cnt * v_size
+                FROM (SELECT u AS name, count(*) AS cnt FROM unnest(p_users) AS u GROUP BY u) AS d
+                WHERE a.name = d.name
+                RETURNING a.name, a.quota_bytes, a.quota_messages, a.used_bytes, a.used_messages
+            LOOP
+                IF acc.quota_messages > 0 AND acc.used_messages > acc.quota_messages THEN
+                    RAISE EXCEPTION '% is over its message quota', acc.name USING ERRCODE = 'MCQ01';
+                END IF;
+                IF acc.quota_bytes > 0 AND acc.used_bytes > acc.quota_bytes THEN
+                    RAISE EXCEPTION '% is over its storage quota', acc.name USING ERRCODE = 'MCQ02';
+                END IF;
+            END LOOP;
+        END IF;
+        IF p_env IS NOT NULL THEN
+            INSERT INTO queue (blob_id, created, size, envelope, prefix)
+                VALUES (v_blob, p_when, p_size - p_skip + coalesce(octet_length(p_qprefix), 0), p_env, p_qprefix)
+            RETURNING id INTO v_queue;
+            INSERT INTO queue_rcpts (queue_id, idx, address, orcpt, notify, next_attempt)
+            SELECT v_queue, t.k - 1, t.address, t.orcpt, t.notify, p_when
+            FROM unnest(p_addr, p_orcpt, p_notify) WITH ORDINALITY AS t(address, orcpt, notify, k);
+        END IF;
+        IF n = 0 THEN
+            RETURN jsonb_build_object('r', v_results, 'q', v_queue, 'c', v_changes)::text;
+        END IF;
+        -- lock every mailbox a target may land in, in id order (INBOX too when falling back)
+        IF NOT p_batched THEN
+            PERFORM 1 FROM mailboxes m JOIN accounts a ON a.id = m.account_id
+                WHERE a.name = ANY(p_users) AND (m.name = ANY(p_boxes) OR (p_fallback AND m.name = 'INBOX'))
+                ORDER BY m.id FOR UPDATE OF m;
+        END IF;
+        FOR i IN 1..n LOOP
+            v_name := p_boxes[i];
+            SELECT m.id, m.noselect INTO v_box FROM mailboxes m JOIN accounts a ON a.id = m.account_id
+                WHERE a.name = p_users[i] AND m.name = v_name;
+            IF NOT FOUND OR v_box.noselect THEN
+                IF NOT p_fallback THEN
+                    RAISE EXCEPTION 'no such mailbox: %', v_name USING ERRCODE = 'MCM01';
+                END IF;
+                v_name := 'INBOX';
+                SELECT m.id, m.noselect INTO v_box FROM mailboxes m JOIN accounts a ON a.id = m.account_id
+                    WHERE a.name = p_users[i] AND m.name = v_name;
+                IF NOT FOUND THEN
+                    RAISE EXCEPTION '% has no INBOX', p_users[i] USING ERRCODE = 'MCM01';
+                END IF;
+            END IF;
+            v_seen := '\Seen' = ANY(string_to_array(p_flags[i], ' '));
+            UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1,
+                messages = messages + 1, unseen = unseen + CASE WHEN v_seen THEN 0 ELSE 1 END,
+                size = size + v_size
+            WHERE id = v_box.id RETURNING uidnext - 1, highestmodseq, uidvalidity INTO v_uid, v_ms, v_validity;
+            INSERT INTO messages (mailbox_id, uid, blob_id, flags, modseq, internaldate, size)
+                VALUES (v_box.id, v_uid, v_blob, p_flags[i], v_ms, p_when, v_size);
+            v_cid := nextval('change_ids');
+            v_results := v_results || jsonb_build_array(jsonb_build_array(
+                p_users[i], v_box.id, v_name, v_validity, v_uid, v_ms));
+            v_changes := v_changes || jsonb_build_array(jsonb_build_array(
+                v_cid, p_users[i], v_box.id, 'append', v_ms, v_uid::text));
+        END LOOP;
+        IF NOT p_batched THEN  -- a batch sends one NOTIFY for all its deliveries
+            PERFORM mailcove_notify(v_changes, v_cid);
+        END IF;
+        RETURN jsonb_build_object('r', v_results, 'q', v_queue, 'c', v_changes)::text;
+    END
+    $fn$;
+    CREATE FUNCTION mailcove_deliver_many(
+        p_meta jsonb, p_data bytea[], p_info bytea[], p_prefix bytea[], p_qprefix bytea[]
+    )
+    RETURNS text LANGUAGE plpgsql AS $fn$
+    DECLARE
+        v_users text[];
+        v_boxes text[];
+        d jsonb;
+        i int := 0;
+        v_out jsonb := '[]';
+        v_one jsonb;
+        v_changes jsonb := '[]';
+    BEGIN
+        SELECT array_agg(DISTINCT u) INTO v_users
+            FROM jsonb_array_elements(p_meta) AS m, jsonb_array_elements_text(m->'u') AS u;
+        SELECT array_agg(DISTINCT b) INTO v_boxes
+            FROM jsonb_array_elements(p_meta) AS m, jsonb_array_elements_text(m->'b') AS b;
+        IF v_users IS NOT NULL THEN
+            PERFORM 1 FROM accounts WHERE name = ANY(v_users) ORDER BY id FOR UPDATE;
+            PERFORM 1 FROM mailboxes m JOIN accounts a ON a.id = m.account_id
+                WHERE a.name = ANY(v_users) AND (m.name = ANY(v_boxes) OR m.name = 'INBOX')
+                ORDER BY m.id FOR UPDATE OF m;
+        END IF;
+        FOR d IN SELECT value FROM jsonb_array_elements(p_meta) LOOP
+            i := i + 1;
+            BEGIN
+                v_one := mailcove_deliver(
+                    ARRAY(SELECT jsonb_array_elements_text(d->'u')),
+                    ARRAY(SELECT jsonb_array_elements_text(d->'b')),
+                    ARRAY(SELECT jsonb_array_elements_text(d->'f')),
+                    (d->>'size')::bigint, p_data[i], (d->>'blob')::bigint, p_info[i],
+                    (d->>'when')::double precision, (d->>'fb')::boolean, d->>'env',
+                    ARRAY(SELECT jsonb_array_elements_text(d->'addr')),
+                    ARRAY(SELECT jsonb_array_elements_text(d->'orcpt')),
+                    ARRAY(SELECT jsonb_array_elements_text(d->'notify')),
+                    p_prefix[i], p_qprefix[i], (d->>'skip')::bigint, true)::jsonb;
+                v_out := v_out || jsonb_build_array(v_one);
+                v_changes := v_changes || (v_one->'c');
+            EXCEPTION WHEN OTHERS THEN
+                v_out := v_out || jsonb_build_array(jsonb_build_object('e', SQLSTATE, 'm', SQLERRM));
+            END;
+        END LOOP;
+        IF jsonb_array_length(v_changes) > 0 THEN
+            PERFORM mailcove_notify(v_changes, (v_changes->-1->>0)::bigint);
+        END IF;
+        RETURN v_out::text;
+    END
+    $fn$;
+    """,
 ]
 
 _VERSION_TABLE = """

@@ -22,6 +22,7 @@ import asyncpg
 
 from mailcove.core.errors import AccountNotFound, DiskFull, MailboxNotFound, StoreError
 from mailcove.message import scan
+from mailcove.message.scanner import scan_prefixed
 from mailcove.store.api import (
     AccountState,
     AppendResult,
@@ -33,6 +34,7 @@ from mailcove.store.api import (
     Mailbox,
     MailboxIndex,
     MessageMeta,
+    MessagePrefix,
     OutboundEnvelope,
     QueueClaim,
     QueueItem,
@@ -261,14 +263,15 @@ class PostgresStore(AddingFrontend):
         when: float,
         fallback_to_inbox: bool,
         outbound: tuple[str, list[tuple[str, str | None, str]]] | None,
+        prefix: MessagePrefix,
     ) -> tuple[list[AppendResult], int | None]:
         info = b""
         if targets:  # queue-only messages are never read through IMAP, so they are not scanned
             if len(data) <= _SCAN_INLINE_MAX:
-                info = scan(data).to_bytes()
+                info = scan_prefixed(prefix.local, data, prefix.skip).to_bytes()
             else:
-                info = await asyncio.to_thread(lambda: scan(data).to_bytes())
-        return await self._deliver(targets, len(data), data, None, info, when, fallback_to_inbox, outbound)
+                info = await asyncio.to_thread(lambda: scan_prefixed(prefix.local, data, prefix.skip).to_bytes())
+        return await self._deliver(targets, len(data), data, None, info, when, fallback_to_inbox, outbound, prefix)
 
     async def _deliver(self, *args: Any) -> tuple[list[AppendResult], int | None]:
         if self._writer is None:
@@ -288,24 +291,26 @@ class PostgresStore(AddingFrontend):
         when: float,
         fallback: bool,
         outbound: tuple[str, list[tuple[str, str | None, str]]] | None,
+        prefix: MessagePrefix,
     ) -> tuple[list[AppendResult], int | None]:
-        """A large message: upload its bytes in CHUNK-sized rows in a transaction of its own
-        (refs 0), then deliver referencing it. The delivery transaction, which holds the account
-        and mailbox locks, never waits for megabytes to travel."""
+        """A large message: upload its bytes (the body as received; the prefix goes with the
+        delivery) in CHUNK-sized rows in a transaction of its own (refs 0), then deliver
+        referencing it. The delivery transaction, which holds the account and mailbox locks,
+        never waits for megabytes to travel."""
         size = spool.size
         try:
             info = b""
             if targets:
                 def scan_file() -> bytes:
                     with open(spool.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                        return scan(mm).to_bytes()
+                        return scan_prefixed(prefix.local, mm, prefix.skip).to_bytes()
 
                 info = await asyncio.to_thread(scan_file)
             blob_id = await self._upload(spool.path, size, info)
         finally:
             spool.discard()
         try:
-            return await self._deliver(targets, size, None, blob_id, info, when, fallback, outbound)
+            return await self._deliver(targets, size, None, blob_id, info, when, fallback, outbound, prefix)
         except BaseException:
             # Not referenced: remove it now rather than waiting for collect_orphans.
             try:

@@ -13,7 +13,7 @@ from mailcove.core.errors import AccountNotFound, MailboxNotFound, StoreError
 from mailcove.store.api import AccountState, MailboxState, QueueState, StoredMessage
 from mailcove.store.postgres.flags import FlagCache, flags_text
 from mailcove.store.postgres.ops import insert_body
-from mailcove.store.postgres.readers import read_blob
+from mailcove.store.postgres.readers import read_served
 from mailcove.store.postgres.writer import Txn
 
 SEEN = "\\Seen"
@@ -45,30 +45,33 @@ async def read_messages(
 ) -> list[StoredMessage]:
     rows = await conn.fetch(
         "SELECT m.uid, m.flags, m.modseq, m.internaldate, b.id, b.chunked, b.size,"
-        " CASE WHEN b.chunked THEN NULL ELSE b.data END FROM messages m JOIN blobs b ON b.id = m.blob_id"
+        " CASE WHEN b.chunked THEN NULL ELSE b.data END, b.prefix, b.skip FROM messages m"
+        " JOIN blobs b ON b.id = m.blob_id"
         " WHERE m.mailbox_id = $1 AND m.uid > $2 ORDER BY m.uid LIMIT $3",
         mailbox_id,
         after_uid,
         limit,
     )
     return [
-        StoredMessage(uid, cache.get(fl), modseq, when, await read_blob(conn, blob_id, chunked, size, data))
-        for uid, fl, modseq, when, blob_id, chunked, size, data in rows
+        StoredMessage(
+            uid, cache.get(fl), modseq, when, await read_served(conn, blob_id, chunked, size, data, prefix, skip)
+        )
+        for uid, fl, modseq, when, blob_id, chunked, size, data, prefix, skip in rows
     ]
 
 
 async def read_queue_extras(conn: asyncpg.Connection, ids: Sequence[int]) -> dict[int, tuple[frozenset[int], bytes]]:
     out: dict[int, tuple[frozenset[int], bytes]] = {}
     for qid in ids:
-        blob_id, chunked, size, data = await conn.fetchrow(
-            "SELECT b.id, b.chunked, b.size, CASE WHEN b.chunked THEN NULL ELSE b.data END"
+        blob_id, chunked, size, data, prefix, skip = await conn.fetchrow(
+            "SELECT b.id, b.chunked, b.size, CASE WHEN b.chunked THEN NULL ELSE b.data END, q.prefix, b.skip"
             " FROM queue q JOIN blobs b ON b.id = q.blob_id WHERE q.id = $1",
             qid,
         )
         warned = frozenset(
             r[0] for r in await conn.fetch("SELECT idx FROM queue_rcpts WHERE queue_id = $1 AND warned", qid)
         )
-        out[qid] = (warned, await read_blob(conn, blob_id, chunked, size, data))
+        out[qid] = (warned, await read_served(conn, blob_id, chunked, size, data, prefix, skip))
     return out
 
 

@@ -20,6 +20,7 @@ from mailcove.core.errors import (
 )
 from mailcove.store.api import (
     DEFAULT_MAILBOXES,
+    NO_PREFIX,
     SEPARATOR,
     UID_MAX,
     AppendResult,
@@ -27,6 +28,7 @@ from mailcove.store.api import (
     FlagUpdate,
     ImportResult,
     IndexEntry,
+    MessagePrefix,
     UidValidityConflict,
 )
 from mailcove.store.names import is_inferior, normalize_name, parents
@@ -282,9 +284,11 @@ def deliver(
     internaldate: float,
     fallback_to_inbox: bool,
     outbound: tuple[str, list[tuple[str, str | None, str]]] | None = None,
+    prefix: MessagePrefix = NO_PREFIX,
 ) -> tuple[list[AppendResult], int | None]:
     """Local copies plus, when `outbound` is (envelope JSON, [(address, orcpt, notify)]), one
-    queue entry for the remote recipients: one blob, one transaction."""
+    queue entry for the remote recipients: one blob, one transaction. `size` is the body's; a
+    local copy's size (and quota charge) is its prefix's plus the body's from `prefix.skip` on."""
     if txn.disk_low:
         raise DiskFull("free disk space is below the configured floor")
     # Resolve and check everything before writing anything, so the answer is all or nothing.
@@ -294,6 +298,8 @@ def deliver(
         if user not in accounts:
             accounts[user] = _cached_account(conn, txn, user)
         needed[user] = needed.get(user, 0) + 1
+    body_size = size
+    size = len(prefix.local) + body_size - prefix.skip
     for user, (_aid, qbytes, qmsgs, ubytes, umsgs) in accounts.items():
         n = needed[user]
         if qmsgs and umsgs + n > qmsgs:
@@ -313,16 +319,17 @@ def deliver(
                 raise MailboxNotFound(f"{user} has no INBOX")
         boxes.append((user, row, mailbox, flags))
     cur = conn.execute(
-        "INSERT INTO blobs (size, refs, data, path, info) VALUES (?, ?, ?, ?, ?)",
-        (size, len(targets) + (1 if outbound else 0), data, path, info),
+        "INSERT INTO blobs (size, refs, data, path, info, prefix, skip) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (body_size, len(targets) + (1 if outbound else 0), data, path, info, prefix.local or None, prefix.skip),
     )
     blob_id = cur.lastrowid or 0
     queue_id: int | None = None
     if outbound is not None:
         envelope_json, rcpts = outbound
         cur = conn.execute(
-            "INSERT INTO queue (blob_id, created, size, envelope) VALUES (?, ?, ?, ?)",
-            (blob_id, internaldate, size, envelope_json),
+            "INSERT INTO queue (blob_id, created, size, envelope, prefix) VALUES (?, ?, ?, ?, ?)",
+            (blob_id, internaldate, len(prefix.queued) + body_size - prefix.skip, envelope_json,
+             prefix.queued or None),
         )
         queue_id = cur.lastrowid or 0
         conn.executemany(

@@ -121,6 +121,14 @@ MIGRATIONS: list[str] = [
     CREATE TABLE mailbox_id_high (last INTEGER NOT NULL);
     INSERT INTO mailbox_id_high SELECT COALESCE(MAX(id), 0) FROM mailboxes
     """,
+    # 6: a body is stored exactly as received, the server's header lines beside it
+    # (api.MessagePrefix): a local copy is blobs.prefix + data[skip:], a queue entry
+    # queue.prefix + the same bytes. NULL: no prefix (every row written before).
+    """
+    ALTER TABLE blobs ADD COLUMN prefix BLOB;
+    ALTER TABLE blobs ADD COLUMN skip INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE queue ADD COLUMN prefix BLOB
+    """,
 ]
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from mailcove.core.errors import MailboxNotFound, StoreError
 from mailcove.message import MessageInfo, scan
+from mailcove.message.scanner import scan_prefixed
 from mailcove.store.api import (
     AccountState,
     AppendResult,
@@ -29,6 +30,7 @@ from mailcove.store.api import (
     Mailbox,
     MailboxIndex,
     MessageMeta,
+    MessagePrefix,
     OutboundEnvelope,
     OutboundRecipient,
     QueueClaim,
@@ -42,7 +44,7 @@ from mailcove.store.api import (
 )
 from mailcove.store.blobs import BlobDir
 from mailcove.store.changes import Change, ChangeBus
-from mailcove.store.frontend import AddingFrontend, check_import, envelope_to_json
+from mailcove.store.frontend import AddingFrontend, check_import, envelope_to_json, served, served_range
 from mailcove.store.names import normalize_name
 from mailcove.store.spool import Spool
 from mailcove.store.sqlite import leases, ops, transfer
@@ -258,14 +260,17 @@ class SqliteStore(AddingFrontend):
         when: float,
         fallback_to_inbox: bool,
         outbound: tuple[str, list[tuple[str, str | None, str]]] | None,
+        prefix: MessagePrefix,
     ) -> tuple[list[AppendResult], int | None]:
         needs_info = bool(targets)
 
         def op(conn: sqlite3.Connection, txn: Txn) -> tuple[list[AppendResult], int | None]:
             # Scanning here keeps the event loop free; the writer holds the GIL either way.
             # Queue-only messages are never read through IMAP, so they are not scanned.
-            info = scan(data).to_bytes() if needs_info else b""
-            return ops.deliver(conn, txn, targets, len(data), data, None, info, when, fallback_to_inbox, outbound)
+            info = scan_prefixed(prefix.local, data, prefix.skip).to_bytes() if needs_info else b""
+            return ops.deliver(
+                conn, txn, targets, len(data), data, None, info, when, fallback_to_inbox, outbound, prefix
+            )
 
         op.uses_batch_cache = True  # type: ignore[attr-defined]
         return await self._write(op)
@@ -277,14 +282,16 @@ class SqliteStore(AddingFrontend):
         when: float,
         fallback: bool,
         outbound: tuple[str, list[tuple[str, str | None, str]]] | None,
+        prefix: MessagePrefix,
     ) -> tuple[list[AppendResult], int | None]:
         size = spool.size
 
         def adopt() -> tuple[str, bytes]:
+            # The spool file becomes the blob as it is: the prefix goes into the row.
             info = b""
             if targets:
                 with open(spool.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                    info = scan(mm).to_bytes()
+                    info = scan_prefixed(prefix.local, mm, prefix.skip).to_bytes()
             return self.blobs.commit_file(spool.path), info
 
         try:
@@ -293,7 +300,9 @@ class SqliteStore(AddingFrontend):
             spool.discard()
             raise
         try:
-            return await self._write(_bind(ops.deliver, targets, size, None, rel, info, when, fallback, outbound))
+            return await self._write(
+                _bind(ops.deliver, targets, size, None, rel, info, when, fallback, outbound, prefix)
+            )
         except BaseException:
             self.blobs.remove([rel])
             raise
@@ -372,13 +381,13 @@ class SqliteStore(AddingFrontend):
     async def queue_read(self, queue_id: int) -> bytes:
         def q(conn: sqlite3.Connection) -> bytes:
             row = conn.execute(
-                "SELECT b.path, b.data FROM queue q JOIN blobs b ON b.id = q.blob_id WHERE q.id = ?", (queue_id,)
+                "SELECT q.prefix, b.skip, b.path, b.data FROM queue q JOIN blobs b ON b.id = q.blob_id WHERE q.id = ?",
+                (queue_id,),
             ).fetchone()
             if row is None:
                 raise StoreError(f"no queue entry {queue_id}", code=550, enhanced="5.1.0")
-            if row[0] is None:
-                return bytes(row[1])
-            return self.blobs.path(row[0]).read_bytes()
+            prefix, skip, path, data = row
+            return served(prefix, skip, self._body(path, data))
 
         return await self._read(q)
 
@@ -450,28 +459,39 @@ class SqliteStore(AddingFrontend):
         return await self._read(q)
 
     async def read_message(self, mailbox_id: int, uid: int, start: int = 0, length: int | None = None) -> bytes:
-        """Bytes [start, start+length) of the stored message; large FETCH output reads in slices."""
+        """Bytes [start, start+length) of the stored message (prefix, then the body from its
+        skip on); large FETCH output reads in slices."""
 
         def q(conn: sqlite3.Connection) -> bytes:
-            # substr() on a BLOB slices bytes (1-based), so an inline body is never copied whole.
+            # substr() on a BLOB slices bytes (1-based), so an inline body is never copied whole;
+            # the range in the body is served_range() computed in SQL, the prefix's length unknown
+            # until the row is read.
+            offset = "b.skip + max(?1 - ifnull(length(b.prefix), 0), 0) + 1"
             if length is None:
-                sql = "SELECT b.path, substr(b.data, ?) FROM messages m"
-                args: tuple[int, ...] = (start + 1,)
+                sql = f"SELECT b.prefix, b.skip, b.path, substr(b.data, {offset}) FROM messages m"
+                args: tuple[int, ...] = (start,)
             else:
-                sql = "SELECT b.path, substr(b.data, ?, ?) FROM messages m"
-                args = (start + 1, length)
+                count = "max(0, ?1 + ?2 - max(?1, ifnull(length(b.prefix), 0)))"
+                sql = f"SELECT b.prefix, b.skip, b.path, substr(b.data, {offset}, {count}) FROM messages m"
+                args = (start, length)
             row = conn.execute(
-                sql + " JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid = ?",
+                sql + f" JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ?{len(args) + 1}"
+                f" AND m.uid = ?{len(args) + 2}",
                 (*args, mailbox_id, uid),
             ).fetchone()
             if row is None:
                 raise MailboxNotFound(f"no message with UID {uid}")
-            path, data = row
+            prefix, skip, path, data = row
             if path is None:
-                return bytes(data) if data is not None else b""
-            with open(self.blobs.path(path), "rb") as f:
-                f.seek(start)
-                return f.read() if length is None else f.read(length)
+                body = bytes(data) if data is not None else b""
+            else:
+                at, n = served_range(len(prefix or b""), skip, start, length)
+                with open(self.blobs.path(path), "rb") as f:
+                    f.seek(at)
+                    body = f.read() if n is None else f.read(n)
+            if not prefix or start >= len(prefix):
+                return body
+            return (prefix[start:] if length is None else prefix[start : start + length]) + body
 
         return await self._read(q)
 
@@ -483,12 +503,12 @@ class SqliteStore(AddingFrontend):
             for i in range(0, len(wanted), ops.CHUNK):
                 chunk = wanted[i : i + ops.CHUNK]
                 marks = ",".join("?" * len(chunk))
-                for uid, path, data in conn.execute(
-                    "SELECT m.uid, b.path, b.data FROM messages m JOIN blobs b ON b.id = m.blob_id"
+                for uid, prefix, skip, path, data in conn.execute(
+                    "SELECT m.uid, b.prefix, b.skip, b.path, b.data FROM messages m JOIN blobs b ON b.id = m.blob_id"
                     f" WHERE m.mailbox_id = ? AND m.uid IN ({marks})",
                     (mailbox_id, *chunk),
                 ):
-                    out[uid] = bytes(data) if path is None else self.blobs.path(path).read_bytes()
+                    out[uid] = served(prefix, skip, self._body(path, data))
             return out
 
         return await self._read(q)
@@ -549,6 +569,12 @@ class SqliteStore(AddingFrontend):
 
     def _blob_bytes(self, rel: str) -> bytes:
         return self.blobs.path(rel).read_bytes()
+
+    def _body(self, path: str | None, data: bytes | None) -> bytes:
+        """A stored body, inline or in its file."""
+        if path is None:
+            return bytes(data) if data is not None else b""
+        return self.blobs.path(path).read_bytes()
 
     async def restore_account(self, state: AccountState) -> None:
         await self._write(_bind(transfer.restore_account, state))

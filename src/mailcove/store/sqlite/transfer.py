@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 from mailcove.core.errors import AccountNotFound, MailboxNotFound, StoreError
 from mailcove.store.api import AccountState, MailboxState, QueueState, StoredMessage
+from mailcove.store.frontend import served
 from mailcove.store.sqlite.flags import FlagSets
 from mailcove.store.sqlite.writer import Txn
 
@@ -47,15 +48,17 @@ def read_messages(
     limit: int,
 ) -> list[StoredMessage]:
     rows = conn.execute(
-        "SELECT m.uid, m.flagset, m.modseq, m.internaldate, b.path, b.data FROM messages m"
+        "SELECT m.uid, m.flagset, m.modseq, m.internaldate, b.prefix, b.skip, b.path, b.data FROM messages m"
         " JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid > ? ORDER BY m.uid LIMIT ?",
         (mailbox_id, after_uid, limit),
     ).fetchall()
+    # The message as served (prefix and body): a restore stores it as one body.
     return [
         StoredMessage(
-            uid, flagsets.get(conn, fid), modseq, when, bytes(data or b"") if path is None else blob_bytes(path)
+            uid, flagsets.get(conn, fid), modseq, when,
+            served(prefix, skip, bytes(data or b"") if path is None else blob_bytes(path)),
         )
-        for uid, fid, modseq, when, path, data in rows
+        for uid, fid, modseq, when, prefix, skip, path, data in rows
     ]
 
 
@@ -64,13 +67,14 @@ def read_queue_extras(
 ) -> dict[int, tuple[frozenset[int], bytes]]:
     out: dict[int, tuple[frozenset[int], bytes]] = {}
     for qid in ids:
-        path, data = conn.execute(
-            "SELECT b.path, b.data FROM queue q JOIN blobs b ON b.id = q.blob_id WHERE q.id = ?", (qid,)
+        prefix, skip, path, data = conn.execute(
+            "SELECT q.prefix, b.skip, b.path, b.data FROM queue q JOIN blobs b ON b.id = q.blob_id WHERE q.id = ?",
+            (qid,),
         ).fetchone()
         warned = frozenset(
             i for (i,) in conn.execute("SELECT idx FROM queue_rcpts WHERE queue_id = ? AND warned != 0", (qid,))
         )
-        out[qid] = (warned, bytes(data or b"") if path is None else blob_bytes(path))
+        out[qid] = (warned, served(prefix, skip, bytes(data or b"") if path is None else blob_bytes(path)))
     return out
 
 
