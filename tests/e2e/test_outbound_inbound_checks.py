@@ -71,10 +71,13 @@ def test_authentication_results_in_the_mailbox(serve_factory, tmp_path) -> None:
         assert e.value.smtp_code == 550
         assert not [p for p in b.data_dir.rglob("*.tmp")], "a refused message left a spool file"
         # and a large message that passes is stored whole, with the field on top
-        send(pb, "a@a.test", ["b@b.test"], MSG.replace(b"checked body", b"z" * 60000))
+        large = MSG.replace(b"checked body", b"z" * 60000)
+        send(pb, "a@a.test", ["b@b.test"], large)
         got2 = wait_for(lambda: [m for m in b.read_mailbox("b@b.test") if b"zzzz" in m], what="large delivery")[0]
         assert got2.index(b"Authentication-Results: mx.b.test;") < got2.index(b"Received:")
-        assert got2.endswith(b"z" * 60000 + b"\r\n")
+        assert got2.endswith(b"z" * 60000 + b"\r\n") and b"(forged)" not in got2
+        # served without the forged field, stored as received: the file was never rewritten (issue 14)
+        assert large in [p.read_bytes() for p in (b.data_dir / "blobs").rglob("*") if p.is_file()]
         # DMARC p=quarantine: into Junk
         send(pb, "x@q.test", ["b@b.test"], b"From: x@q.test\r\nSubject: q\r\n\r\nq\r\n")
         [junk] = wait_for(lambda: b.read_mailbox("b@b.test", "Junk"), what="Junk")

@@ -102,37 +102,51 @@ def test_forged_results_with_our_id_are_removed() -> None:
 
 
 @pytest.mark.parametrize("inline_max", [1 << 20, 64])
-async def test_check_inbound_rewrites_the_spool(world, tmp_path: Path, inline_max: int) -> None:  # type: ignore[no-untyped-def]
+async def test_check_inbound_never_rewrites_the_spool(world, tmp_path: Path, inline_max: int) -> None:  # type: ignore[no-untyped-def]
+    """The message is only read: the Authentication-Results field and the header without the
+    forged field come back as values (issue 14). Before, a spool on disk was copied whole into a
+    new one to insert the field."""
     s, r, signed = world
     forged = b"Authentication-Results: mx.b.test; dmarc=pass\r\n"
+    received = forged + signed
     spool = Spool(tmp_path / "sp1", inline_max)
-    trace = b"Received: from mx.a.test by mx.b.test\r\n"
-    spool.write(trace + forged + signed)
-    counter = iter(range(100))
-    out = await check_inbound(InboundChecker(s, r), spool, lambda: Spool(tmp_path / f"n{next(counter)}", inline_max),
-                              ip="192.0.2.1", helo="mx.a.test", mail_from="alice@a.test")
-    src = out.source
-    data = src if isinstance(src, bytes) else (src.getvalue() if src.inline else src.path.read_bytes())
-    assert data.startswith(b"Authentication-Results: mx.b.test;\r\n\tdkim=pass")
-    assert forged not in data and data.endswith(trace + signed) and out.reject is None
+    spool.write(received)
+    spool.finish()
+    before = None if spool.inline else (spool.path.stat().st_ino, spool.path.stat().st_mtime_ns)
+    out = await check_inbound(InboundChecker(s, r), spool, ip="192.0.2.1", helo="mx.a.test", mail_from="alice@a.test")
+    assert out.results.startswith(b"Authentication-Results: mx.b.test;\r\n\tdkim=pass") and out.reject is None
+    data = spool.getvalue() if spool.inline else spool.path.read_bytes()
+    assert data == received
+    if before is not None:
+        assert (spool.path.stat().st_ino, spool.path.stat().st_mtime_ns) == before
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["dkim", "sp1"]  # no second spool
+    assert out.header is not None and forged not in out.header.data
+    end = received.index(b"\r\n\r\n") + 4
+    assert out.header.replaces == end and out.header.data == received[len(forged) : end]
+    # what the store serves: results, then the rewritten header, then the body from its end on
+    assert out.results + out.header.data + received[out.header.replaces :] == out.results + signed
 
 
 async def test_check_inbound_takes_bytes(world) -> None:  # type: ignore[no-untyped-def]
     s, r, signed = world
-    out = await check_inbound(InboundChecker(s, r), b"Received: x\r\n" + signed, lambda: None,  # type: ignore[arg-type,return-value]
+    out = await check_inbound(InboundChecker(s, r), b"Received: x\r\n" + signed,
                               ip="192.0.2.1", helo="mx.a.test", mail_from="alice@a.test")
-    assert isinstance(out.source, bytes) and out.source.startswith(b"Authentication-Results: mx.b.test;")
+    assert out.results.startswith(b"Authentication-Results: mx.b.test;") and out.header is None
     s.mailauth.enabled = False
-    assert (await check_inbound(InboundChecker(s, r), signed, lambda: None,  # type: ignore[arg-type,return-value]
-                                ip="192.0.2.1", helo="x", mail_from="")).source == signed
+    off = await check_inbound(InboundChecker(s, r), signed, ip="192.0.2.1", helo="x", mail_from="")
+    assert (off.results, off.header) == (b"", None)
 
 
 async def test_return_path_stays_first_and_utf8_sender(world) -> None:  # type: ignore[no-untyped-def]
+    """Return-Path (the local copies' only) first, our field next, then our Received: the order
+    delivery.Trace serves them in."""
+    from mailcove.delivery import Trace
+
     s, r, signed = world
-    msg = "Return-Path: <j\u00f6rg@a.test>\r\nReceived: x\r\n".encode() + signed
-    out = await check_inbound(InboundChecker(s, r), msg, lambda: None,  # type: ignore[arg-type,return-value]
-                              ip="192.0.2.1", helo="mx.a.test", mail_from="j\u00f6rg@a.test")
-    assert isinstance(out.source, bytes)
-    first, second = out.source.split(b"\r\n", 2)[:2]
+    out = await check_inbound(InboundChecker(s, r), signed, ip="192.0.2.1", helo="mx.a.test",
+                              mail_from="j\u00f6rg@a.test")
+    prefix = Trace(out.results + b"Received: x\r\n", out.header).prefix("j\u00f6rg@a.test")
+    first, second = prefix.local.split(b"\r\n", 2)[:2]
     assert first == "Return-Path: <j\u00f6rg@a.test>".encode() and second.startswith(b"Authentication-Results: ")
-    assert "smtp.mailfrom=j\u00f6rg@a.test".encode() in out.source
+    assert "smtp.mailfrom=j\u00f6rg@a.test".encode() in prefix.local
+    assert prefix.queued == out.results + b"Received: x\r\n" and prefix.skip == 0

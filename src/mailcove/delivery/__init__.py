@@ -1,16 +1,21 @@
 """Resolve recipients, then hand one message to the store in one commit.
 
-Shared by the SMTP session and local submission (`mailcove sendmail` through the submit socket),
-and usable by the control socket later: the same address always goes to the same places.
+Shared by the SMTP session and local injection (delivery/local.py: `mailcove sendmail` and
+`mailcove deliver`): the same address always goes to the same places.
 
     plan = DeliveryPlan()
-    outcome = await resolve_into(directory, "a+tag@hamap.local", plan)    # at RCPT time
+    plan.add(await resolve(directory, "a+tag@hamap.local"))                # at RCPT time
     ...
-    result = await plan.submit(store, spool, sender=..., ...)              # after DATA
+    result = await plan.submit(store, spool, Trace(received), sender=...)  # after DATA
 
 Aliases, plus-addresses and catch-alls are expanded by `directory.resolve()`; here each final
 target is added once (a local account by its key, a remote address case-insensitively).
-`abuse@<local domain>` without an entry of its own goes where `postmaster@` goes (RFC 2142)."""
+`abuse@<local domain>` without an entry of its own goes where `postmaster@` goes (RFC 2142).
+
+The message is stored as received. What the server adds is a `Trace` value (Received,
+Authentication-Results, and a filter's rewritten header if any); `DeliveryPlan.submit` puts
+Return-Path in front for the local copies (RFC 5321 4.4: only the final delivery adds it) and
+gives the store both prefixes (store.api.MessagePrefix)."""
 
 from __future__ import annotations
 
@@ -19,10 +24,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mailcove.directory.api import Alias, Invalid, Local, Remote, Resolution
-from mailcove.store.api import DeliveryTarget, OutboundEnvelope, OutboundRecipient, SubmitResult
+from mailcove.store.api import DeliveryTarget, MessagePrefix, OutboundEnvelope, OutboundRecipient, SubmitResult
 
 if TYPE_CHECKING:
     from mailcove.directory.api import Directory
+    from mailcove.message.headers import RewrittenHeader
     from mailcove.store.api import MailStore
     from mailcove.store.spool import Spool
 
@@ -71,6 +77,24 @@ async def qualify(directory: Directory, name: str, hostname: str) -> str:
     return f"{name}@{hostname}"
 
 
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """The header fields this server puts above a message it accepts, as a value, never written
+    into the message: `fields` are whole fields in the order they are served (Authentication-
+    Results, Received, X-Authentication-Warning), `header` a filter's rewrite of the message's own
+    header block (None: served as received)."""
+
+    fields: bytes = b""
+    header: RewrittenHeader | None = None
+
+    def prefix(self, sender: str | None) -> MessagePrefix:
+        """What the store serves in front of the body: for the local copies Return-Path first
+        (unless `sender` is None: no Return-Path), for the queue entry the trace alone."""
+        queued = self.fields + self.header.data if self.header is not None else self.fields
+        local = queued if sender is None else f"Return-Path: <{sender}>\r\n".encode("utf-8", "replace") + queued
+        return MessagePrefix(local, queued, self.header.replaces if self.header is not None else 0)
+
+
 @dataclass
 class DeliveryPlan:
     """The recipients of one transaction, resolved and de-duplicated."""
@@ -104,6 +128,7 @@ class DeliveryPlan:
         self,
         store: MailStore,
         source: bytes | Spool,
+        trace: Trace,
         *,
         sender: str,
         envid: str | None = None,
@@ -113,11 +138,13 @@ class DeliveryPlan:
         auth_user: str | None = None,
         client: str | None = None,
     ) -> SubmitResult:
-        """One commit: every local copy and, for remote recipients, one queue entry. Raises the
-        store's MailError (QuotaExceeded, DiskFull, ...) with nothing stored."""
+        """One commit: every local copy and, for remote recipients, one queue entry, the message
+        stored as received with `trace` (and Return-Path for the local copies) served in front.
+        Raises the store's MailError (QuotaExceeded, DiskFull, ...) with nothing stored."""
         outbound = None
         if self.remote:
             outbound = OutboundEnvelope(
                 sender, tuple(self.remote.values()), envid, ret, body, smtputf8, auth_user, client
             )
-        return await store.submit(source, list(self.local.values()), outbound)
+        prefix = trace.prefix(sender if self.local else None)
+        return await store.submit(source, list(self.local.values()), outbound, prefix=prefix)

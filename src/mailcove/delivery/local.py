@@ -82,7 +82,7 @@ def submit_direct(settings: Settings, message: bytes, sender: str | None, recipi
 async def _direct(settings: Settings, message: bytes, sender: str | None, recipients: Sequence[str]) -> SubmitOutcome:
     import email.utils
 
-    from mailcove.delivery import DeliveryPlan, qualify, resolve
+    from mailcove.delivery import DeliveryPlan, Trace, qualify, resolve
     from mailcove.directory import open_directory
     from mailcove.directory.api import Invalid
     from mailcove.store.factory import open_store
@@ -107,12 +107,9 @@ async def _direct(settings: Settings, message: bytes, sender: str | None, recipi
                 plan.add(res)
         finally:
             await directory.close()
-        trace = ""
-        if plan.local:
-            trace += f"Return-Path: <{sender}>\r\n"
-        trace += (f"Received: by {host} (mailcove) with local (user {user});\r\n"
-                  f"\t{email.utils.formatdate(time.time(), localtime=True)}\r\n")
-        result = await plan.submit(store, trace.encode("utf-8", "replace") + message, sender=sender,
+        received = (f"Received: by {host} (mailcove) with local (user {user});\r\n"
+                    f"\t{email.utils.formatdate(time.time(), localtime=True)}\r\n")
+        result = await plan.submit(store, message, Trace(received.encode("utf-8", "replace")), sender=sender,
                                    auth_user=f"local:{user}", client="local")
     except MailError as exc:
         return SubmitOutcome(False, "store", exc.code, exc.enhanced, exc.text)

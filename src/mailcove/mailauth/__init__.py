@@ -2,11 +2,15 @@
 Authentication-Results field (RFC 8601), with any such field carrying our own authserv-id
 removed first (RFC 8601 section 5: otherwise a sender could forge `dmarc=pass`).
 
-The SMTP session makes one call at the end of DATA:
+The SMTP session makes one call at the end of DATA, with the message as received:
 
-    outcome = await mailauth.check_inbound(checker, spool, new_spool, ip=..., helo=..., mail_from=...)
-    # outcome.source: what to store (bytes or a Spool), outcome.junk: file into Junk,
-    # outcome.reject: (550, "5.7.1", text) for DMARC p=reject, else None
+    outcome = await mailauth.check_inbound(checker, spool, ip=..., helo=..., mail_from=...)
+    # outcome.results: the Authentication-Results field, for the trace the session builds;
+    # outcome.header: the message's header without forged fields (a RewrittenHeader), or None;
+    # outcome.junk: file into Junk; outcome.reject: (550, "5.7.1", text) for DMARC p=reject
+
+The message is only read, never rewritten: what goes in front of it, and what stands for its
+header, are values the store serves beside the body it keeps as received (store.api.MessagePrefix).
 
 Checks never hold a message up indefinitely: all lookups share `[mailauth] timeout`, and what
 does not finish in it is `temperror`."""
@@ -14,9 +18,7 @@ does not finish in it is `temperror`."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -27,6 +29,7 @@ from mailcove.mailauth import spf as spf_mod
 from mailcove.mailauth.dkim import DkimResult
 from mailcove.mailauth.dmarc import DmarcResult
 from mailcove.mailauth.spf import SpfResult
+from mailcove.message.headers import RewrittenHeader
 
 if TYPE_CHECKING:
     from mailcove.config.settings import Settings
@@ -47,7 +50,8 @@ class Verdict:
 
 @dataclass
 class InboundOutcome:
-    source: bytes | Spool
+    results: bytes = b""  # the Authentication-Results field (CRLF-terminated), b"" when not checked
+    header: RewrittenHeader | None = None  # the header without fields forged in our name
     junk: bool = False
     reject: tuple[int, str, str] | None = None
     verdict: Verdict | None = field(default=None, repr=False)
@@ -151,64 +155,39 @@ def _clean(text: str) -> str:
     return "".join(c for c in text if (32 < ord(c) < 127 or ord(c) > 159) and c not in ";()\\\"")[:255]
 
 
-async def check_inbound(checker: InboundChecker | None, spool: bytes | Spool, new_spool: Callable[[], Spool], *,
+async def check_inbound(checker: InboundChecker | None, message: bytes | Spool, *,
                         ip: str, helo: str, mail_from: str) -> InboundOutcome:
-    """Run the checks on a received message (bytes or a spool holding our trace header and the
-    data) and give back what to store: the Authentication-Results field on top, forged ones
-    removed. A new spool is made (with `new_spool`) only for a message too large to rewrite in
-    memory; the caller then owns it and the old one is discarded."""
+    """Run the checks on a message as received (bytes or a spool) and say what to add: the
+    Authentication-Results field and, if the header carries fields claiming our authserv-id, that
+    header without them. The message is only read: the whole of it when it is at most
+    `max_dkim_bytes` (DKIM hashes the body), else its first HEADER_MAX bytes."""
     if checker is None or not checker.settings.mailauth.enabled:
-        return InboundOutcome(spool)
+        return InboundOutcome()
     limit = checker.settings.mailauth.max_dkim_bytes
-    if isinstance(spool, bytes | bytearray | memoryview):
-        message, whole = bytes(spool), True
+    if isinstance(message, bytes | bytearray | memoryview):
+        data, whole = bytes(message), True
     else:
+        spool = message
         spool.finish()
         if spool.inline:
-            message, whole = spool.getvalue(), True
+            data, whole = spool.getvalue(), True
         elif spool.size <= limit:
-            message, whole = await asyncio.to_thread(spool.path.read_bytes), True
+            data, whole = await asyncio.to_thread(spool.path.read_bytes), True
         else:
             def head_only() -> bytes:
                 with open(spool.path, "rb") as f:
                     return f.read(HEADER_MAX)
 
-            message, whole = await asyncio.to_thread(head_only), False
-    end = header_end(message)
-    if not whole and end == len(message):
-        end = len(message)  # a header longer than HEADER_MAX: leave the rest untouched
-    head = message[:end]
-    verdict = await checker.check(ip=ip, helo=helo, mail_from=mail_from, message=message, dkim_ok=whole)
+            data, whole = await asyncio.to_thread(head_only), False
+    # a header longer than HEADER_MAX: forged fields are looked for in its first HEADER_MAX bytes
+    end = header_end(data)
+    head = data[:end]
+    verdict = await checker.check(ip=ip, helo=helo, mail_from=mail_from, message=data, dkim_ok=whole)
     if verdict.reject is not None:
-        return InboundOutcome(spool, verdict.junk, verdict.reject, verdict)  # nothing to rewrite
+        return InboundOutcome(verdict.header, None, verdict.junk, verdict.reject, verdict)
     kept = remove_our_results(head, checker.authserv_id)
-    # Return-Path, added by the final delivery, stays the first field (RFC 5321 4.4); ours
-    # comes right after it, above our Received:
-    m = _FIELD.match(kept) if kept[:12].lower() == b"return-path:" else None
-    at = m.end() if m is not None else 0
-    new_head = kept[:at] + verdict.header + kept[at:]
-    if whole:
-        return InboundOutcome(new_head + message[end:], verdict.junk, verdict.reject, verdict)
-    assert not isinstance(spool, bytes | bytearray | memoryview)
-    out = new_spool()
-
-    def copy() -> None:
-        out.write(new_head)
-        with open(spool.path, "rb") as f:
-            f.seek(end)
-            while chunk := f.read(1 << 20):
-                out.write(chunk)
-        out.finish()
-
-    try:
-        await asyncio.to_thread(copy)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            out.discard()
-        raise
-    with contextlib.suppress(Exception):
-        spool.discard()
-    return InboundOutcome(out, verdict.junk, verdict.reject, verdict)
+    rewritten = RewrittenHeader(kept, end) if kept != head else None
+    return InboundOutcome(verdict.header, rewritten, verdict.junk, None, verdict)
 
 
 __all__ = ["InboundChecker", "InboundOutcome", "Verdict", "check_inbound", "remove_our_results"]

@@ -6,10 +6,11 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-__all__ = ["decode_header_value", "first_fields", "parse_header_block", "parse_params", "unfold"]
+__all__ = ["RewrittenHeader", "decode_header_value", "first_fields", "parse_header_block", "parse_params", "unfold"]
 
 # One header field with its folded continuation lines. The name set follows the stdlib parser
 # (printable ASCII except colon), plus the obsolete whitespace before the colon (RFC 5322 §4.5).
@@ -20,6 +21,17 @@ _BLANK = re.compile(rb"\r?\n")
 _EOL = re.compile(rb"\r?\n")
 
 Buffer = Any  # bytes or mmap.mmap: both support find(), slicing and re matching
+
+
+@dataclass(frozen=True, slots=True)
+class RewrittenHeader:
+    """A filter's version of a message's own header block (forged Authentication-Results
+    removed; later Sieve editheader, a spam filter's Subject): `data` stands for the first
+    `replaces` bytes of the message as received. Those bytes are never rewritten: the store
+    serves `data` in their place (store.api.MessagePrefix.skip)."""
+
+    data: bytes
+    replaces: int
 
 
 _FIELD_RUN = re.compile(rb"(?:[!-9;-~]+[ \t]*:[^\n]*+(?:\n[ \t][^\n]*+)*+(?:\n|$))*+")

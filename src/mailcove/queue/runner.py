@@ -269,14 +269,9 @@ class QueueRunner:
     async def _message(self, queue_id: int) -> bytes:
         data = self._messages.get(queue_id)
         if data is None:
+            # The entry's own prefix (our trace) and the body as received: Return-Path is only
+            # ever served to the local copies (store.api.MessagePrefix), so nothing is stripped.
             data = await self.store.queue_read(queue_id)
-            # The SMTP session adds Return-Path when a local copy shares these bytes (RFC 5321
-            # 4.4: only the final delivery adds it); it must not travel on.
-            if data[:12].lower() == b"return-path:":
-                end = data.find(b"\r\n")
-                while end >= 0 and data[end + 2 : end + 3] in (b" ", b"\t"):
-                    end = data.find(b"\r\n", end + 2)
-                data = data[end + 2 :] if end >= 0 else data
             if len(self._messages) > 64:
                 self._messages.clear()
             self._messages[queue_id] = data
@@ -427,7 +422,7 @@ class QueueRunner:
             self._messages.pop(qid, None)
 
     async def _send_dsn(self, job: Job, notices: list[dsn.RecipientStatus], now: float) -> None:
-        from mailcove.delivery import DeliveryPlan, resolve
+        from mailcove.delivery import DeliveryPlan, Trace, resolve
         from mailcove.directory.api import Invalid
 
         env = job.envelope
@@ -448,11 +443,9 @@ class QueueRunner:
             return
         plan = DeliveryPlan()
         plan.add(res)
-        # A DSN has the null reverse-path (RFC 3464 / RFC 5321 4.5.5), so it never bounces back.
-        if plan.local:
-            # the final delivery adds Return-Path (RFC 5321 4.4); a queued copy drops it again
-            report = b"Return-Path: <>\r\n" + report
-        await plan.submit(self.store, report, sender="", auth_user="mailcove-dsn", client="local")
+        # A DSN has the null reverse-path (RFC 3464 / RFC 5321 4.5.5), so it never bounces back;
+        # the local copies get Return-Path: <> from the plan.
+        await plan.submit(self.store, report, Trace(), sender="", auth_user="mailcove-dsn", client="local")
         self.wake()
         log.info("queue: DSN (%s) for entry %d sent to <%s>", ",".join(sorted({n.action for n in notices})),
                  job.queue_id, env.sender)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mailcove.core.errors import MailError
-from mailcove.delivery import DeliveryPlan, qualify, resolve
+from mailcove.delivery import DeliveryPlan, Trace, qualify, resolve
 from mailcove.directory.api import Alias, Invalid, Local
 from mailcove.net.limits import ConnectionCounter, RequestDeadline
 from mailcove.net.listeners import Connection, new_session_id
@@ -265,15 +265,10 @@ class SubmitServer:
         svc.rcpts_rate.add(key, plan.count)
         spool = svc.store.new_spool()
         try:
-            header = []
-            if plan.local:
-                header.append(f"Return-Path: <{sender}>\r\n")
-            header.append(
+            trace = Trace((
                 f"Received: from local user {user} (uid {uid})\r\n\tby {svc.hostname} (mailcove) with local"
-                f" id {sid};\r\n\t{svc.date()}\r\n"
-            )
-            header.append(warning)
-            spool.write("".join(header).encode("utf-8", "replace"))
+                f" id {sid};\r\n\t{svc.date()}\r\n{warning}"
+            ).encode("utf-8", "replace"))
             remaining = size
             loop = asyncio.get_running_loop()
             deadline = RequestDeadline(s.data_timeout, s.min_data_rate)
@@ -289,7 +284,8 @@ class SubmitServer:
                 spool.write(chunk)
                 remaining -= len(chunk)
             try:
-                result = await plan.submit(svc.store, spool, sender=sender, auth_user=f"local:{user}", client="local")
+                result = await plan.submit(svc.store, spool, trace, sender=sender, auth_user=f"local:{user}",
+                                           client="local")
             except MailError as exc:
                 slog.info("local submission by %s refused: %s %s %s", user, exc.code, exc.enhanced, exc.text)
                 return _err(exc.code, exc.enhanced, exc.text)

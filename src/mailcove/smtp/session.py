@@ -7,7 +7,11 @@ by tests without sockets.
 
 Checks run in stages, like maddy's: connection (access Connect:, limits), sender (MAIL: auth,
 ownership, access From:, rate), recipient (RCPT: access To:, resolve, relay, quota, rate),
-body (after the data: loop detection, From: ownership), then one `store.submit`."""
+body (after the data: loop detection, From: ownership, inbound checks), then one `store.submit`.
+
+The message is spooled exactly as it arrives and stored that way. At the end of DATA the session
+builds the trace (Authentication-Results, Received) as a value, `delivery.Trace`, which the store
+serves in front of the body; nothing is ever written into the message."""
 
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from mailcove import delivery, mailauth
 from mailcove.core.clients import client_key
 from mailcove.core.errors import MailError
+from mailcove.delivery import Trace
 from mailcove.directory.access import is_localhost
 from mailcove.directory.api import Action, Alias, Invalid, Local, Principal, Remote
 from mailcove.directory.errors import DirectoryBusy
@@ -202,42 +207,6 @@ class SmtpService:
                 sess.check_timeout(now)
 
 
-class Body:
-    """The message as it arrives: in memory while it is small (no temp-file name, no Spool
-    object for the common 1 KB message), moved into a store spool once it passes the store's
-    inline limit so a 50 MB message is never held in memory."""
-
-    __slots__ = ("_buf", "_limit", "_store", "spool")
-
-    def __init__(self, store: MailStore, limit: int, first: bytes) -> None:
-        self._store = store
-        self._limit = limit
-        self._buf = bytearray(first)
-        self.spool: Spool | None = None
-
-    def write(self, data: bytes) -> None:
-        if self.spool is not None:
-            self.spool.write(data)
-            return
-        self._buf += data
-        if len(self._buf) > self._limit:
-            self.spool = self._store.new_spool()
-            self.spool.write(bytes(self._buf))
-            self._buf = bytearray()
-
-    @property
-    def size(self) -> int:
-        return self.spool.size if self.spool is not None else len(self._buf)
-
-    def source(self) -> bytes | Spool:
-        return self.spool if self.spool is not None else bytes(self._buf)
-
-    def discard(self) -> None:
-        self._buf = bytearray()
-        if self.spool is not None:
-            self.spool.discard()
-
-
 @dataclass
 class Transaction:
     mail: Mail
@@ -246,7 +215,7 @@ class Transaction:
     relayed: int = 0  # remote recipients accepted without authentication
     srs: bool = False  # a bounce to one of our SRS addresses: its only recipient
     accepted: list[str] = field(default_factory=list)  # recipients as given, for Received/logs
-    body: Body | None = None
+    body: Spool | None = None  # the message as received
     header: bytearray | None = None
     header_done: bool = False
     header_overflow: bool = False  # the header block went past HEADER_SCAN_MAX
@@ -641,7 +610,7 @@ class SmtpSession:
     def _start_body(self, reply: Reply) -> Reply:
         txn = self.txn
         assert txn is not None
-        txn.body = Body(self.svc.store, self.settings.store.inline_max_bytes, self._trace_headers(txn))
+        txn.body = self.svc.store.new_spool()
         txn.header = bytearray()
         return reply
 
@@ -696,27 +665,23 @@ class SmtpSession:
             with contextlib.suppress(Exception):
                 body.discard()
 
-    async def _submit(self, txn: Transaction, body: Body) -> Reply:
+    async def _submit(self, txn: Transaction, body: Spool) -> Reply:
         mail = txn.mail
         plan = txn.plan
-        source = original = body.source()
-        try:
-            if self.svc.mailauth is not None and not txn.relayed and not await self._trusted_client():
-                checked = await mailauth.check_inbound(self.svc.mailauth, source, self.svc.store.new_spool,
-                                                       ip=self.ip, helo=self.helo, mail_from=mail.sender)
-                source = checked.source
-                if checked.reject is not None:
-                    self.log.info("message from <%s> refused: %s", mail.sender, checked.reject[2])
-                    return Reply(*checked.reject)
-                if checked.junk:
-                    plan.local = {u: replace(t, mailbox="Junk") for u, t in plan.local.items()}
-            return await self._store(txn, body, source)
-        finally:
-            if source is not original and not isinstance(source, bytes):
-                # a spool check_inbound made for a large message: the store has adopted (moved)
-                # it after a success; after a refusal nothing else would remove it
-                with contextlib.suppress(Exception):
-                    source.discard()
+        results = b""
+        header = None
+        if self.svc.mailauth is not None and not txn.relayed and not await self._trusted_client():
+            checked = await mailauth.check_inbound(self.svc.mailauth, body, ip=self.ip, helo=self.helo,
+                                                   mail_from=mail.sender)
+            if checked.reject is not None:
+                self.log.info("message from <%s> refused: %s", mail.sender, checked.reject[2])
+                return Reply(*checked.reject)
+            if checked.junk:
+                plan.local = {u: replace(t, mailbox="Junk") for u, t in plan.local.items()}
+            results, header = checked.results, checked.header
+        # Ours above our Received, below the Return-Path the final delivery adds (RFC 8601 and
+        # RFC 5321 4.4): the order in which they are served.
+        return await self._store(txn, body, Trace(results + self._received(txn), header))
 
     async def _trusted_client(self) -> bool:
         """Mail from our own users' machines is not checked against the sender's DNS: an
@@ -733,13 +698,14 @@ class SmtpSession:
                 self._trusted = self.svc.settings.directory.relay_from_localhost and is_localhost(self.ip)
         return self._trusted
 
-    async def _store(self, txn: Transaction, body: Body, source: Any) -> Reply:
+    async def _store(self, txn: Transaction, body: Spool, trace: Trace) -> Reply:
         mail = txn.mail
         plan = txn.plan
         try:
             result = await plan.submit(
                 self.svc.store,
-                source,
+                body,
+                trace,
                 sender=mail.sender,
                 envid=mail.envid,
                 ret=mail.ret,
@@ -793,7 +759,8 @@ class SmtpSession:
                 return Reply(550, "5.7.1", f"{name.title()}: address <{addr}> not owned by user {user}")
         return None
 
-    def _trace_headers(self, txn: Transaction) -> bytes:
+    def _received(self, txn: Transaction) -> bytes:
+        """Our Received field (RFC 5321 4.4)."""
         mail = txn.mail
         key = (mail.smtputf8, self.core.esmtp, self.core.tls, self.principal, self.helo)
         if self._trace_key != key:
@@ -812,11 +779,8 @@ class SmtpSession:
             helo = _clean(self.helo) or "unknown"
             self._trace_prefix = f"Received: from {helo} ([{self.ip}])\r\n\t{by}"
             self._trace_key = key
-        # RFC 5321 4.4: the final delivery adds Return-Path; a copy for the outbound queue shares
-        # the bytes, and the queue drops this line before relaying (issue 6).
-        rp = f"Return-Path: <{mail.sender}>\r\n" if txn.plan.local else ""
         rcpt = f"\r\n\tfor <{txn.accepted[0]}>" if len(txn.accepted) == 1 else ""
-        return f"{rp}{self._trace_prefix}{rcpt};\r\n\t{self.svc.date()}\r\n".encode("utf-8", "replace")
+        return f"{self._trace_prefix}{rcpt};\r\n\t{self.svc.date()}\r\n".encode("utf-8", "replace")
 
     _trace_key: tuple[Any, ...] | None = None
     _trace_prefix = ""
