@@ -1,16 +1,11 @@
-"""The directory on PostgreSQL, chosen with `[store] backend = "postgres"` (same database, `dsn`).
+"""The directory in PostgreSQL, chosen with `[store] backend = "postgres"` (same database, `dsn`).
 
-It is the SQLite directory (sql.py) with another database under it: the snapshot, the read API,
-the password handling and every admin write transaction are inherited unchanged, so both
-backends validate and store exactly the same way. What differs:
+The directory itself (snapshot, lookups, admin verbs) is database.py's and its rules are
+rules.py's, as for SQLite; this module is PostgreSQL's part: each statement's SQL and the driver.
 
-- **Connection.** The inherited write transactions are synchronous functions `tx(c)` that call
-  `c.execute(sql, params)` on the directory's one database thread. `_Conn` gives them that
-  sqlite3-shaped call over an asyncpg connection: each statement is handed to the event loop
-  (`run_coroutine_threadsafe`) and the thread waits for it. The loop never waits for the thread
-  (`_run` is `run_in_executor`), so this cannot deadlock. `?` placeholders become `$n`, and the
-  one SQLite-only statement (`INSERT OR IGNORE`) becomes `ON CONFLICT DO NOTHING`. Writing every
-  transaction twice, once per dialect, would let the two backends drift apart.
+- **Driver.** Rules run on the event loop over one asyncpg connection, one transaction at a time.
+  A connection lost (a restart or failover) is replaced before the next transaction's BEGIN;
+  only BEGIN is retried, since nothing has happened yet.
 - **Serialised writes.** SQLite's `BEGIN IMMEDIATE` makes two admin writes take turns, so a
   check-then-insert (add a domain that must not exist) cannot race. Here every write takes one
   transaction-scoped advisory lock first: the same guarantee across every node and admin CLI.
@@ -29,18 +24,20 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from mailcove.directory.errors import DirectoryError
+from mailcove.directory import rules as dr
+from mailcove.directory.database import DatabaseDirectory, DirectoryDump, export_directory, import_directory
 from mailcove.directory.postgres_schema import CHANNEL, COMPONENT, MIGRATIONS
-from mailcove.directory.snapshot import Snapshot, UserRecord
-from mailcove.directory.sql import _RULE_SELECT, SqliteDirectory, _row_rule
+from mailcove.directory.snapshot import Snapshot
+from mailcove.store.sansio import Handlers, Rule, run_async
 
 if TYPE_CHECKING:
     from mailcove.config.settings import Settings
+
+__all__ = ["DirectoryDump", "PostgresDirectory", "export_directory", "import_directory"]
 
 log = logging.getLogger("mailcove.directory")
 T = TypeVar("T")
@@ -52,63 +49,30 @@ SAFETY_INTERVAL = 30.0
 # Seconds one statement may take before the directory reports the database as unavailable.
 STATEMENT_TIMEOUT = 30.0
 _RECONNECT_EVERY = 5.0
+_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 
 
-def translate(sql: str) -> str:
-    """The SQLite dialect of sql.py's statements in PostgreSQL's."""
-    if sql.lstrip().upper().startswith("INSERT OR IGNORE"):
-        sql = re.sub(r"(?i)^\s*INSERT OR IGNORE", "INSERT", sql) + " ON CONFLICT DO NOTHING"
-    if "?" in sql:
-        parts = sql.split("?")
-        sql = parts[0] + "".join(f"${i}{p}" for i, p in enumerate(parts[1:], start=1))
-    return sql
+class _Connection:
+    """The directory's one database connection; `pg` is replaced when it was lost."""
+
+    def __init__(self, pg: Any) -> None:
+        self.pg = pg
+        self.turn = asyncio.Lock()  # one transaction at a time
 
 
-class _Result:
-    """What sqlite3's cursor offers the inherited transactions: fetchone, fetchall, iteration."""
-
-    __slots__ = ("_rows",)
-
-    def __init__(self, rows: Sequence[Any]) -> None:
-        self._rows = rows
-
-    def fetchone(self) -> Any:
-        return self._rows[0] if self._rows else None
-
-    def fetchall(self) -> list[Any]:
-        return list(self._rows)
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._rows)
-
-
-class _Conn:
-    """A sqlite3-shaped, blocking view of one asyncpg connection, for the directory's thread."""
-
-    def __init__(self, conn: Any, loop: asyncio.AbstractEventLoop) -> None:
-        self.pg = conn
-        self._loop = loop
-
-    def call(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(STATEMENT_TIMEOUT + 5)
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Result:
-        return _Result(self.call(self.pg.fetch(translate(sql), *params, timeout=STATEMENT_TIMEOUT)))
-
-
-class PostgresDirectory(SqliteDirectory):
+class PostgresDirectory(DatabaseDirectory):
     def __init__(self, dsn: str, **kwargs: Any) -> None:
-        # The inherited constructor wants a path; it only keeps it (for messages), never opens it.
-        super().__init__(Path("postgresql"), **kwargs)
+        super().__init__(**kwargs)
         self.dsn = dsn
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._pgconn: _Conn | None = None
+        self.path = Path("postgresql")  # named in messages only; nothing is opened there
+        self._data_version: int | None = None
+        self._pgconn: _Connection | None = None
         self._listener: Any = None
         self._listen_task: asyncio.Task[None] | None = None
         self._poll_interval = self.reload_interval
 
     @classmethod
-    def from_settings(cls, settings: Settings, **kwargs: Any) -> PostgresDirectory:  # type: ignore[override]
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> PostgresDirectory:
         d = settings.directory
         kwargs.setdefault("postmaster", d.postmaster or None)
         kwargs.setdefault("reload_interval", d.reload_interval)
@@ -118,29 +82,31 @@ class PostgresDirectory(SqliteDirectory):
     def __repr__(self) -> str:
         return f"PostgresDirectory({_redact(self.dsn)!r})"
 
+    async def backup(self, dest: Path) -> list[str]:
+        """Nothing of its own: the directory's tables are in the store's database, which the
+        store's backup (pg_dump) already holds."""
+        return []
+
     # --- lifecycle -------------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        if self._started:
-            return
-        import asyncpg
-
+    async def _connect(self) -> None:
         from mailcove.store.postgres.schema import check_schema
 
-        self._loop = asyncio.get_running_loop()
-        conn = await asyncpg.connect(self.dsn)
+        conn = await self._new_connection()
         try:
             await check_schema(conn, COMPONENT, MIGRATIONS)
         except BaseException:
             await conn.close()
             raise
-        self._pgconn = _Conn(conn, self._loop)
-        self._conn = self._pgconn  # type: ignore[assignment]  # the inherited code checks it is set
+        self._pgconn = _Connection(conn)
         await self._listen()
-        await self._refresh()
-        self._started = True
 
-    async def close(self) -> None:
+    async def _new_connection(self) -> Any:
+        import asyncpg
+
+        return await asyncpg.connect(self.dsn, command_timeout=STATEMENT_TIMEOUT)
+
+    async def _disconnect(self) -> None:
         if self._listen_task is not None:
             self._listen_task.cancel()
             with contextlib.suppress(BaseException):
@@ -156,11 +122,6 @@ class PostgresDirectory(SqliteDirectory):
             with contextlib.suppress(Exception):
                 await self._pgconn.pg.close()
             self._pgconn = None
-            self._conn = None
-        self._db.shutdown(wait=True)
-        self.verifier.close()
-        self.hostnames.close()
-        self._started = False
 
     # --- change notification ---------------------------------------------------------------------
 
@@ -200,127 +161,253 @@ class PostgresDirectory(SqliteDirectory):
         self._listen_task = None
         await self._listen()
 
-    # --- database access on the directory thread ---------------------------------------------------
+    # --- the driver: rules on one connection, one transaction at a time -----------------------------
 
-    def _begin(self, sql: str) -> _Conn:
-        """Start a transaction, reconnecting first if the connection was lost (the server
-        restarted or failed over). Only BEGIN is retried: nothing has happened yet, so running
-        it again on a new connection is safe; a connection lost mid-transaction fails that
-        one operation, and the next one reconnects."""
+    @contextlib.asynccontextmanager
+    async def _transaction(self, begin: str) -> AsyncIterator[Any]:
+        """A transaction on the directory's connection, reconnecting first if the connection was
+        lost (the server restarted or failed over). Only BEGIN is retried: nothing has happened
+        yet, so running it again on a new connection is safe; a connection lost mid-transaction
+        fails that one operation, and the next one reconnects."""
         import asyncpg
 
         c = self._pgconn
         assert c is not None, "directory not started"
-        for attempt in (1, 2):
+        async with c.turn:
+            for attempt in (1, 2):
+                try:
+                    if c.pg.is_closed():
+                        c.pg = await self._new_connection()
+                    await c.pg.execute(begin)
+                    break
+                except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
+                        asyncpg.exceptions.OperatorInterventionError) as exc:
+                    if attempt == 2:
+                        raise
+                    log.warning("directory: database connection lost (%s); reconnecting", exc)
+                    with contextlib.suppress(Exception):
+                        await c.pg.close(timeout=1)
+            conn = c.pg
             try:
-                if c.pg.is_closed():
-                    c.pg = c.call(asyncpg.connect(self.dsn))
-                c.execute(sql)
-                return c
-            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
-                    asyncpg.exceptions.OperatorInterventionError) as exc:
-                if attempt == 2:
-                    raise
-                log.warning("directory: database connection lost (%s); reconnecting", exc)
+                yield conn
+            except BaseException:
                 with contextlib.suppress(Exception):
-                    c.call(c.pg.close(timeout=1))
-        raise AssertionError("unreachable")
+                    await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
 
-    def _load_if_changed(self, force: bool) -> Snapshot | None:
-        c = self._begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        try:
-            (version,) = c.execute("SELECT version FROM directory_version WHERE id = 1").fetchone()
+    async def _load(self, force: bool) -> Snapshot | None:
+        async with self._transaction(_READ) as conn:
+            version = await conn.fetchval("SELECT version FROM directory_version WHERE id = 1")
             if not force and version == self._data_version:
                 return None
-            domains = {n: a for n, a in c.execute("SELECT name, alias_of FROM domains")}
-            users = {
-                a: UserRecord(a, p, bool(d), cr)
-                for a, p, d, cr in c.execute("SELECT address, password, disabled, created FROM users")
-            }
-            aliases: dict[str, list[str]] = {}
-            for s, t in c.execute("SELECT source, target FROM aliases ORDER BY source, position"):
-                aliases.setdefault(s, []).append(t)
-            rules = [_row_rule(r) for r in c.execute(_RULE_SELECT)]
-        finally:
-            with contextlib.suppress(Exception):
-                c.execute("COMMIT")
+            snap = await run_async(dr.load_snapshot(self.postmaster), _executor(conn))
         self._data_version = version
-        return Snapshot(domains, users, {k: tuple(v) for k, v in aliases.items()}, rules, postmaster=self.postmaster)
+        return snap
 
-    def _exec_write(self, fn: Callable[[Any], T]) -> T:
-        c = self._begin("BEGIN")
-        try:
-            c.execute("SELECT pg_advisory_xact_lock(?)", (_WRITE_LOCK,))
-            result = fn(c)
-            (version,) = c.execute(
+    async def _run_write(self, rule: Rule[T]) -> T:
+        async with self._transaction("BEGIN") as conn:
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _WRITE_LOCK)
+            result = await run_async(rule, _executor(conn))
+            version = await conn.fetchval(
                 "UPDATE directory_version SET version = version + 1 WHERE id = 1 RETURNING version"
-            ).fetchone()
-            c.execute("SELECT pg_notify(?, ?)", (CHANNEL, str(version)))
-        except BaseException:
-            with contextlib.suppress(Exception):
-                c.execute("ROLLBACK")
-            raise
-        c.execute("COMMIT")
+            )
+            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(version))
         return result
 
-    def _exec_read(self, fn: Callable[[Any], T]) -> T:
-        c = self._begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        try:
-            return fn(c)
-        finally:
-            with contextlib.suppress(Exception):
-                c.execute("COMMIT")
+    async def _run_read(self, rule: Rule[T]) -> T:
+        async with self._transaction(_READ) as conn:
+            return await run_async(rule, _executor(conn))
 
 
-# --- copying a directory between backends (`mailcove db copy`) ----------------------------------
+def _redact(dsn: str) -> str:
+    return re.sub(r"://([^:@/]+):[^@/]*@", r"://\1:***@", dsn)
 
 
-@dataclass(frozen=True, slots=True)
-class DirectoryDump:
-    """Every row of a directory, password hashes included (never passwords: none are stored)."""
+# --- statements ------------------------------------------------------------------------------------
 
-    domains: list[tuple[Any, ...]]
-    users: list[tuple[Any, ...]]
-    aliases: list[tuple[Any, ...]]
-    access: list[tuple[Any, ...]]
+HANDLERS: Handlers[Callable[[Any, Any], Awaitable[Any]]] = Handlers()
+on = HANDLERS.on
 
 
+def _executor(conn: Any) -> Callable[[Any], Awaitable[Any]]:
+    return lambda s: HANDLERS[type(s)](conn, s)
+
+
+_RULE_COLUMNS = "tag, key, pattern, action, reply_code, reply_enhanced, reply_text"
+# Every column of each table, for `mailcove db copy`; primary domains before their aliases.
 _DUMP = {
-    # primary domains before their aliases: alias_of references them
-    "domains": ("SELECT name, alias_of, created FROM domains ORDER BY alias_of IS NOT NULL, name",
-                "INSERT INTO domains (name, alias_of, created) VALUES (?, ?, ?)"),
-    "users": ("SELECT address, local, domain, password, disabled, created, changed FROM users ORDER BY address",
-              "INSERT INTO users (address, local, domain, password, disabled, created, changed)"
-              " VALUES (?, ?, ?, ?, ?, ?, ?)"),
-    "aliases": ("SELECT source, target, position FROM aliases ORDER BY source, position",
-                "INSERT INTO aliases (source, target, position) VALUES (?, ?, ?)"),
-    "access": ("SELECT tag, key, pattern, action, reply_code, reply_enhanced, reply_text, position FROM access"
-               " ORDER BY position",
-               "INSERT INTO access (tag, key, pattern, action, reply_code, reply_enhanced, reply_text, position)"
-               " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
+    "domains": ("name, alias_of, created", "alias_of IS NOT NULL, name"),
+    "users": ("address, local, domain, password, disabled, created, changed", "address"),
+    "aliases": ("source, target, position", "source, position"),
+    "access": (f"{_RULE_COLUMNS}, position", "position"),
 }
 
 
-async def export_directory(d: SqliteDirectory) -> DirectoryDump:
-    """Read every row of `d` (either backend) in one consistent read."""
-
-    def q(c: Any) -> DirectoryDump:
-        return DirectoryDump(**{t: [tuple(r) for r in c.execute(sel)] for t, (sel, _ins) in _DUMP.items()})
-
-    return await d._read(q)
+@on(dr.AllDomains)
+async def _all_domains(c: Any, s: dr.AllDomains) -> list[Any]:
+    return await c.fetch("SELECT name, alias_of FROM domains ORDER BY name")
 
 
-async def import_directory(d: SqliteDirectory, dump: DirectoryDump) -> None:
-    """Write `dump` into `d` (either backend), which must be empty, in one transaction."""
+@on(dr.AllUsers)
+async def _all_users(c: Any, s: dr.AllUsers) -> list[Any]:
+    return await c.fetch("SELECT address, password, disabled, created FROM users")
 
-    def tx(c: Any) -> None:
-        if c.execute("SELECT 1 FROM domains").fetchone() or c.execute("SELECT 1 FROM access").fetchone():
-            raise DirectoryError("the target directory is not empty")
-        for table, (_sel, ins) in _DUMP.items():
-            for row in getattr(dump, table):
-                c.execute(ins, _typed(table, row))
 
-    await d._write(tx)
+@on(dr.AllAliases)
+async def _all_aliases(c: Any, s: dr.AllAliases) -> list[Any]:
+    return await c.fetch("SELECT source, target FROM aliases ORDER BY source, position")
+
+
+@on(dr.AllRules)
+async def _all_rules(c: Any, s: dr.AllRules) -> list[Any]:
+    return await c.fetch(f"SELECT {_RULE_COLUMNS} FROM access ORDER BY position")
+
+
+@on(dr.PrimaryDomain)
+async def _primary_domain(c: Any, s: dr.PrimaryDomain) -> str | None:
+    return await c.fetchval("SELECT coalesce(alias_of, name) FROM domains WHERE name = $1", s.name)
+
+
+@on(dr.InsertDomain)
+async def _insert_domain(c: Any, s: dr.InsertDomain) -> None:
+    await c.execute("INSERT INTO domains (name, alias_of, created) VALUES ($1, $2, $3)", s.name, s.alias_of, s.created)
+
+
+@on(dr.DomainUse)
+async def _domain_use(c: Any, s: dr.DomainUse) -> tuple[int, int, list[str]]:
+    users = await c.fetchval("SELECT count(*) FROM users WHERE domain = $1", s.name)
+    sources = await c.fetchval(
+        "SELECT count(DISTINCT source) FROM aliases WHERE source LIKE $1 ESCAPE '\\'", dr.like_suffix(s.name)
+    )
+    aliases = [r[0] for r in await c.fetch("SELECT name FROM domains WHERE alias_of = $1 ORDER BY name", s.name)]
+    return users, sources, aliases
+
+
+@on(dr.DeleteDomain)
+async def _delete_domain(c: Any, s: dr.DeleteDomain) -> None:
+    await c.execute("DELETE FROM domains WHERE name = $1", s.name)
+
+
+@on(dr.HasUser)
+async def _has_user(c: Any, s: dr.HasUser) -> bool:
+    return await c.fetchval("SELECT 1 FROM users WHERE address = $1", s.address) is not None
+
+
+@on(dr.InsertUser)
+async def _insert_user(c: Any, s: dr.InsertUser) -> None:
+    await c.execute(
+        "INSERT INTO users (address, local, domain, password, disabled, created, changed)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $6)",
+        s.address, s.local, s.domain, s.password, int(s.disabled), s.created,
+    )
+
+
+@on(dr.SetPassword)
+async def _set_password(c: Any, s: dr.SetPassword) -> None:
+    await c.execute(
+        "UPDATE users SET password = $2, changed = $3 WHERE address = $1 AND ($4::text IS NULL OR password = $4)",
+        s.address, s.password, s.changed, s.if_password,
+    )
+
+
+@on(dr.SetDisabled)
+async def _set_disabled(c: Any, s: dr.SetDisabled) -> None:
+    await c.execute(
+        "UPDATE users SET disabled = $2, changed = $3 WHERE address = $1", s.address, int(s.disabled), s.changed
+    )
+
+
+@on(dr.DeleteUser)
+async def _delete_user(c: Any, s: dr.DeleteUser) -> None:
+    await c.execute("DELETE FROM users WHERE address = $1", s.address)
+
+
+@on(dr.UserList)
+async def _user_list(c: Any, s: dr.UserList) -> list[Any]:
+    return await c.fetch(
+        "SELECT address, disabled, created FROM users WHERE $1::text IS NULL OR domain = $1 ORDER BY domain, local",
+        s.domain,
+    )
+
+
+@on(dr.AliasTargets)
+async def _alias_targets(c: Any, s: dr.AliasTargets) -> list[str]:
+    return [r[0] for r in await c.fetch("SELECT target FROM aliases WHERE source = $1 ORDER BY position", s.source)]
+
+
+@on(dr.AddAliasTarget)
+async def _add_alias_target(c: Any, s: dr.AddAliasTarget) -> None:
+    await c.execute(
+        "INSERT INTO aliases (source, target, position) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        s.source, s.target, s.position,
+    )
+
+
+@on(dr.LastAliasPosition)
+async def _last_alias_position(c: Any, s: dr.LastAliasPosition) -> int:
+    return await c.fetchval("SELECT coalesce(max(position), 0) FROM aliases WHERE source = $1", s.source)
+
+
+@on(dr.DeleteAlias)
+async def _delete_alias(c: Any, s: dr.DeleteAlias) -> None:
+    await c.execute(
+        "DELETE FROM aliases WHERE source = $1 AND ($2::text IS NULL OR target = $2)", s.source, s.target
+    )
+
+
+@on(dr.DeleteAllRules)
+async def _delete_all_rules(c: Any, s: dr.DeleteAllRules) -> None:
+    await c.execute("DELETE FROM access")
+
+
+@on(dr.LastRulePosition)
+async def _last_rule_position(c: Any, s: dr.LastRulePosition) -> int:
+    return await c.fetchval("SELECT coalesce(max(position), 0) FROM access")
+
+
+@on(dr.RuleByKey)
+async def _rule_by_key(c: Any, s: dr.RuleByKey) -> Any:
+    return await c.fetchrow(f"SELECT {_RULE_COLUMNS} FROM access WHERE tag = $1 AND key = $2", s.tag, s.key)
+
+
+@on(dr.UpdateRule)
+async def _update_rule(c: Any, s: dr.UpdateRule) -> None:
+    r = s.rule
+    await c.execute(
+        "UPDATE access SET pattern = $3, action = $4, reply_code = $5, reply_enhanced = $6, reply_text = $7"
+        " WHERE tag = $1 AND key = $2",
+        r.tag.value, r.key, r.pattern, r.action.value, r.reply_code, r.reply_enhanced, r.reply_text,
+    )
+
+
+@on(dr.InsertRule)
+async def _insert_rule(c: Any, s: dr.InsertRule) -> None:
+    await c.execute(
+        f"INSERT INTO access ({_RULE_COLUMNS}, position) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        *dr.rule_row(s.rule), s.position,
+    )
+
+
+@on(dr.DeleteRule)
+async def _delete_rule(c: Any, s: dr.DeleteRule) -> None:
+    await c.execute("DELETE FROM access WHERE tag = $1 AND key = $2", s.tag, s.key)
+
+
+@on(dr.DumpTable)
+async def _dump_table(c: Any, s: dr.DumpTable) -> list[Any]:
+    columns, order = _DUMP[s.table]
+    return await c.fetch(f"SELECT {columns} FROM {s.table} ORDER BY {order}")
+
+
+@on(dr.LoadRows)
+async def _load_rows(c: Any, s: dr.LoadRows) -> None:
+    columns, _order = _DUMP[s.table]
+    marks = ", ".join(f"${i}" for i in range(1, len(columns.split(",")) + 1))
+    if s.rows:
+        await c.executemany(
+            f"INSERT INTO {s.table} ({columns}) VALUES ({marks})", [_typed(s.table, r) for r in s.rows]
+        )
 
 
 def _typed(table: str, row: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -333,5 +420,6 @@ def _typed(table: str, row: tuple[Any, ...]) -> tuple[Any, ...]:
     return row
 
 
-def _redact(dsn: str) -> str:
-    return re.sub(r"://([^:@/]+):[^@/]*@", r"://\1:***@", dsn)
+@on(dr.IsEmpty)
+async def _is_empty(c: Any, s: dr.IsEmpty) -> bool:
+    return not await c.fetchval("SELECT EXISTS (SELECT 1 FROM domains) OR EXISTS (SELECT 1 FROM access)")
