@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailcove.config import Settings
-from mailcove.directory import SqliteDirectory, open_directory
+from mailcove.directory import DatabaseDirectory, open_directory
 from mailcove.store.api import MailStore
 
 
@@ -29,7 +29,7 @@ def _open_store(settings: Settings) -> MailStore:
 @dataclass
 class AdminContext:
     settings: Settings
-    directory: SqliteDirectory
+    directory: DatabaseDirectory
     _store: MailStore | None = field(default=None, repr=False)
 
     async def store(self) -> MailStore:

@@ -1,7 +1,8 @@
 """The directory: local domains, users, aliases and access rules.
 
-`Directory` (api.py) is the interface protocol sessions use; `SqliteDirectory` (sql.py) is the
-default implementation, and `open_directory(settings)` builds it from the configuration.
+`Directory` (api.py) is the interface protocol sessions use; `DatabaseDirectory` (database.py)
+implements it over a database, `SqliteDirectory` (sql.py, the default) or `PostgresDirectory`
+(postgres.py), and `open_directory(settings)` builds the configured one.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from mailcove.directory.api import (
     Tag,
     UserInfo,
 )
+from mailcove.directory.database import DatabaseDirectory
 from mailcove.directory.errors import (
     BadAccessRule,
     BadAddress,
@@ -44,7 +46,7 @@ if TYPE_CHECKING:
     from mailcove.config.settings import Settings
 
 
-def open_directory(settings: Settings, **kwargs: Any) -> SqliteDirectory:
+def open_directory(settings: Settings, **kwargs: Any) -> DatabaseDirectory:
     """The configured directory (not yet started: `await d.start()` or `async with`): in the
     PostgreSQL database when the store is there (`[store] backend = "postgres"`), so every node
     shares it; otherwise `<data_dir>/directory.db`. `store` (optional) is where system users'
@@ -71,6 +73,7 @@ __all__ = [
     "BadAccessRule",
     "BadAddress",
     "BadPassword",
+    "DatabaseDirectory",
     "Directory",
     "DirectoryBusy",
     "DirectoryError",

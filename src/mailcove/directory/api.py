@@ -128,7 +128,8 @@ class AliasInfo:
 
 
 class Directory(Protocol):
-    """What protocol sessions may ask of the directory. Implementations: sql.SqliteDirectory."""
+    """What protocol sessions may ask of the directory. Implementations: database.DatabaseDirectory
+    (sql.SqliteDirectory, postgres.PostgresDirectory), system.SystemDirectory."""
 
     throttle: LoginThrottle
 
