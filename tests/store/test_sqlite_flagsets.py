@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mailcove.store.sqlite.driver import BatchCache
 from mailcove.store.sqlite.flags import FlagSets
 from mailcove.store.sqlite.schema import connect, migrate
-from mailcove.store.sqlite.writer import BatchCache
 
 
 def test_new_flagsets_are_pending_until_commit(tmp_path: Path) -> None:

@@ -130,11 +130,11 @@ MIGRATIONS: list[str] = [
         expires double precision NOT NULL
     );
     """,
-    # 3: delivery as one server-side statement (ops.deliver): blob, accounts (lock, charge,
+    # 3: delivery as one server-side statement (statements.deliver): blob, accounts (lock, charge,
     # quota), queue entry, mailboxes (lock in id order, allocate UID/MODSEQ), message rows and
     # the NOTIFY, all in one round trip. Row locks are then held for microseconds of server work
     # plus the commit, instead of ~10 client round trips: measured 3.7 ms -> see benchmarks.md.
-    # Errors carry SQLSTATEs of class MC (ops.py maps them to core.errors exceptions).
+    # Errors carry SQLSTATEs of class MC (statements.py maps them to core.errors exceptions).
     r"""
     CREATE FUNCTION mailcove_notify(p_changes jsonb, p_last bigint) RETURNS void LANGUAGE plpgsql AS $fn$
     DECLARE

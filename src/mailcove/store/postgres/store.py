@@ -48,11 +48,12 @@ from mailcove.store.blobs import BlobDir
 from mailcove.store.changes import Change, ChangeBus
 from mailcove.store.frontend import AddingFrontend, check_import, envelope_to_json
 from mailcove.store.names import normalize_name
-from mailcove.store.postgres import leases, ops, readers, transfer
+from mailcove.store.postgres import leases, transfer
+from mailcove.store.postgres import statements as ops
+from mailcove.store.postgres.driver import DeliveryBatcher, Writer
 from mailcove.store.postgres.flags import FlagCache
-from mailcove.store.postgres.poller import ChangeListener
 from mailcove.store.postgres.schema import check_schema
-from mailcove.store.postgres.writer import DeliveryBatcher, Writer
+from mailcove.store.postgres.watch import ChangeListener
 from mailcove.store.spool import Spool
 
 log = logging.getLogger("mailcove.store")
@@ -214,32 +215,32 @@ class PostgresStore(AddingFrontend):
 
     async def list_mailboxes(self, user: str) -> list[Mailbox]:
         rows = await self._need_pool().fetch(
-            f"SELECT {readers.MAILBOX_COLUMNS} FROM mailboxes m JOIN accounts a ON a.id = m.account_id"
+            f"SELECT {ops.MAILBOX_COLUMNS} FROM mailboxes m JOIN accounts a ON a.id = m.account_id"
             " WHERE a.name = $1 ORDER BY m.name COLLATE \"C\"",
             user,
         )
-        return [readers.mailbox(r) for r in rows]
+        return [ops.mailbox(r) for r in rows]
 
     async def get_mailbox(self, user: str, name: str) -> Mailbox:
         name = normalize_name(name)
         row = await self._need_pool().fetchrow(
-            f"SELECT {readers.MAILBOX_COLUMNS} FROM mailboxes m JOIN accounts a ON a.id = m.account_id"
+            f"SELECT {ops.MAILBOX_COLUMNS} FROM mailboxes m JOIN accounts a ON a.id = m.account_id"
             " WHERE a.name = $1 AND m.name = $2",
             user,
             name,
         )
         if row is None:
             raise MailboxNotFound(f"no such mailbox: {name}")
-        return readers.mailbox(row)
+        return ops.mailbox(row)
 
     async def mailbox_by_id(self, mailbox_id: int) -> Mailbox:
         row = await self._need_pool().fetchrow(
-            f"SELECT {readers.MAILBOX_COLUMNS} FROM mailboxes m JOIN accounts a ON a.id = m.account_id WHERE m.id = $1",
+            f"SELECT {ops.MAILBOX_COLUMNS} FROM mailboxes m JOIN accounts a ON a.id = m.account_id WHERE m.id = $1",
             mailbox_id,
         )
         if row is None:
             raise MailboxNotFound("no such mailbox")
-        return readers.mailbox(row)
+        return ops.mailbox(row)
 
     async def create_mailbox(self, user: str, name: str, special_use: str | None = None) -> Mailbox:
         await self._write(ops.create_mailbox, user, name, special_use)
@@ -326,7 +327,7 @@ class PostgresStore(AddingFrontend):
             with open(path, "rb") as f:
                 seq = 0
                 while True:
-                    chunk = await asyncio.to_thread(f.read, readers.CHUNK)
+                    chunk = await asyncio.to_thread(f.read, ops.CHUNK)
                     if not chunk:
                         break
                     await conn.execute(
@@ -420,7 +421,7 @@ class PostgresStore(AddingFrontend):
 
     async def queue_read(self, queue_id: int) -> bytes:
         async with self._need_pool().acquire() as conn:
-            return await readers.queue_read(conn, queue_id)
+            return await ops.queue_read(conn, queue_id)
 
     async def queue_delete(self, queue_id: int) -> None:
         await self._write(ops.queue_delete, queue_id)
@@ -459,21 +460,21 @@ class PostgresStore(AddingFrontend):
 
     async def index(self, mailbox_id: int) -> MailboxIndex:
         async with self._need_pool().acquire() as conn:
-            return await readers.index(conn, self.flags, mailbox_id)
+            return await ops.index(conn, self.flags, mailbox_id)
 
     async def fetch_meta(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageMeta]:
         async with self._need_pool().acquire() as conn:
-            return await readers.fetch_meta(conn, self.flags, mailbox_id, uids)
+            return await ops.fetch_meta(conn, self.flags, mailbox_id, uids)
 
     async def read_message(self, mailbox_id: int, uid: int, start: int = 0, length: int | None = None) -> bytes:
         async with self._need_pool().acquire() as conn:
-            return await readers.read_message(conn, mailbox_id, uid, start, length)
+            return await ops.read_message(conn, mailbox_id, uid, start, length)
 
     async def read_messages(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]:
         if not uids:
             return {}
         async with self._need_pool().acquire() as conn:
-            return await readers.read_messages(conn, mailbox_id, uids)
+            return await ops.read_messages(conn, mailbox_id, uids)
 
     async def message_path(self, mailbox_id: int, uid: int) -> Path | None:
         return None  # bodies live in the database

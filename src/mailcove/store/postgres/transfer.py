@@ -11,10 +11,9 @@ import asyncpg
 
 from mailcove.core.errors import AccountNotFound, MailboxNotFound, StoreError
 from mailcove.store.api import AccountState, MailboxState, QueueState, StoredMessage
+from mailcove.store.postgres.driver import Txn
 from mailcove.store.postgres.flags import FlagCache, flags_text
-from mailcove.store.postgres.ops import insert_body
-from mailcove.store.postgres.readers import read_served
-from mailcove.store.postgres.writer import Txn
+from mailcove.store.postgres.statements import insert_body, read_served
 
 SEEN = "\\Seen"
 # (uid, flags, modseq, internaldate, data, info)

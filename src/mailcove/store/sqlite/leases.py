@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from mailcove.store.sqlite.writer import Txn
+from mailcove.store.sqlite.driver import Txn
 
 
 def acquire(conn: sqlite3.Connection, txn: Txn, name: str, owner: str, ttl: float) -> bool:

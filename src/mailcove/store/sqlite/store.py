@@ -47,12 +47,12 @@ from mailcove.store.changes import Change, ChangeBus
 from mailcove.store.frontend import AddingFrontend, check_import, envelope_to_json, served, served_range
 from mailcove.store.names import normalize_name
 from mailcove.store.spool import Spool
-from mailcove.store.sqlite import leases, ops, transfer
+from mailcove.store.sqlite import leases, transfer
+from mailcove.store.sqlite import statements as ops
+from mailcove.store.sqlite.driver import ReaderPool, Txn, Writer
 from mailcove.store.sqlite.flags import FlagSets
-from mailcove.store.sqlite.poller import ChangePoller
-from mailcove.store.sqlite.readers import ReaderPool
 from mailcove.store.sqlite.schema import connect, migrate
-from mailcove.store.sqlite.writer import Txn, Writer
+from mailcove.store.sqlite.watch import ChangePoller
 
 _MAILBOX_COLUMNS = (
     "m.id, a.name, m.name, m.uidvalidity, m.uidnext, m.highestmodseq, m.special_use, m.subscribed,"

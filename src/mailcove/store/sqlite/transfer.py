@@ -1,6 +1,6 @@
 """Export and restore of whole accounts and the queue (store/api.py, `mailcove db copy`).
 
-Reads take a reader connection; writes are writer-thread operations like ops.py's. Restoring
+Reads take a reader connection; writes are writer-thread operations like statements.py's. Restoring
 writes rows with the source's UIDs, MODSEQs and counters as they are: it is a copy, not a
 delivery, so no change is published and no quota applies."""
 
@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from mailcove.core.errors import AccountNotFound, MailboxNotFound, StoreError
 from mailcove.store.api import AccountState, MailboxState, QueueState, StoredMessage
 from mailcove.store.frontend import served
+from mailcove.store.sqlite.driver import Txn
 from mailcove.store.sqlite.flags import FlagSets
-from mailcove.store.sqlite.writer import Txn
 
 SEEN = "\\Seen"
 # (uid, flags, modseq, internaldate, size, inline data or None, blob file or None, info)

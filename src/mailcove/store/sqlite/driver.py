@@ -1,9 +1,12 @@
-"""The one writer thread: group commit.
+"""SQLite's driver: the one writer thread with group commit, and the reader threads.
 
 Every write operation is a function `op(conn, txn) -> result` queued here. The thread takes all
 operations waiting, runs each inside its own SAVEPOINT (so one that fails, say over quota, rolls
 back alone), then commits once: one WAL fsync covers the whole batch. Futures are resolved only
-after COMMIT returned, so no caller is told "done" before its data is on disk."""
+after COMMIT returned, so no caller is told "done" before its data is on disk.
+
+Reads run in a small thread pool (ReaderPool), each thread with its own read-only connection, so
+the event loop never waits on SQLite and readers never wait on the writer (WAL)."""
 
 from __future__ import annotations
 
@@ -15,15 +18,17 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mailcove.store.changes import Change, merge_changes
 from mailcove.store.sqlite.flags import FlagSets
 from mailcove.store.sqlite.schema import connect
 
 log = logging.getLogger("mailcove.store")
+T = TypeVar("T")
 
 MAX_BATCH = 512
 PRUNE_EVERY_SECONDS = 60.0
@@ -279,3 +284,40 @@ def _settle(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) 
             fut.set_exception(exc)
         else:
             fut.set_result(result)
+
+
+class ReaderPool:
+    def __init__(self, db_path: Path, workers: int = 4) -> None:
+        self._db_path = db_path
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mailcove-store-read")
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(str(self._db_path), readonly=True)
+            self._local.conn = conn
+            with self._lock:
+                self._conns.append(conn)
+        return conn
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(self._conn()))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        with self._lock:
+            for conn in self._conns:
+                conn.close()
+            self._conns.clear()
+
+
+def run_sync(fn: Callable[[sqlite3.Connection], Any], db_path: Path) -> Any:
+    conn = connect(str(db_path), readonly=True)
+    try:
+        return fn(conn)
+    finally:
+        conn.close()

@@ -3,7 +3,7 @@
 There is no writer thread: PostgreSQL serialises what must be serialised with row locks and does
 its own group commit of concurrent transactions. What a write changed is announced with NOTIFY
 in the same transaction, so it is sent exactly when (and only if) the write commits, and every
-node listening hears it in commit order (poller.py).
+node listening hears it in commit order (watch.py).
 
 Lock order, kept by every operation so that two transactions never wait on each other in a
 circle: account rows first, then mailbox rows (ascending id), then blob rows. A deadlock the
@@ -165,7 +165,7 @@ class Writer:
 class DeliveryBatcher:
     """Group commit for deliveries, as the SQLite writer does it: deliveries that arrive while a
     batch is in the database wait, then go together in one statement and one commit
-    (ops.deliver_batch). Deliveries to one busy mailbox would otherwise commit one by one,
+    (statements.deliver_batch). Deliveries to one busy mailbox would otherwise commit one by one,
     each holding the mailbox's row lock through its own WAL flush, and every commit that
     NOTIFYs is serialised by PostgreSQL anyway. A lone delivery is a batch of one: no waiting.
 

@@ -23,7 +23,7 @@ from typing import Any
 import asyncpg
 
 from mailcove.store.changes import Change, ChangeBus
-from mailcove.store.postgres.writer import CHANNEL, decode_changes
+from mailcove.store.postgres.driver import CHANNEL, decode_changes
 
 log = logging.getLogger("mailcove.store")
 

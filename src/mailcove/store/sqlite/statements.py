@@ -32,7 +32,7 @@ from mailcove.store.api import (
     UidValidityConflict,
 )
 from mailcove.store.names import is_inferior, normalize_name, parents
-from mailcove.store.sqlite.writer import Txn, uses_batch_cache
+from mailcove.store.sqlite.driver import Txn, uses_batch_cache
 
 SEEN = "\\Seen"
 DELETED = "\\Deleted"
