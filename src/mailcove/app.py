@@ -34,16 +34,17 @@ from typing import TYPE_CHECKING, Any, TextIO
 from mailcove import __version__
 from mailcove.config import ConfigError, Settings
 from mailcove.config.settings import IMPLICIT_TLS_LISTENERS, LISTENER_NAMES
+from mailcove.delivery.local import LocalInjection
 from mailcove.directory import Directory, open_directory
 from mailcove.logs import setup_logging
 from mailcove.net import privileges
 from mailcove.net.addresses import ListenerPlan, parse_overrides, plan_listeners
-from mailcove.net.control import ControlClient, ControlServer, ControlUnavailable
+from mailcove.net.control import Limits, LocalReply, LocalServer, MessageBody, Peer, Request
 from mailcove.net.limits import ConnectionCaps
 from mailcove.net.listeners import BindError, BoundListener, ConnectionTracker, Listener, bind_all
 from mailcove.net.systemd import notify as sd_notify
 from mailcove.net.tls import CertificateInfo, TlsConfigError, TlsHolder, describe_certificate, ensure_certificate
-from mailcove.store.api import DeliveryTarget, MailStore
+from mailcove.store.api import MailStore
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -165,11 +166,12 @@ class App:
         self.bound: dict[str, BoundListener] = {}
         self.tls = TlsHolder(settings.tls, settings.data_dir, settings.hostname)
         self.tracker: ConnectionTracker | None = None
-        self.control: ControlServer | None = None
+        self.control: LocalServer | None = None
         self.store: MailStore | None = None
         self.directory: Directory | None = None
         self.listeners: list[Listener] = []
         self.queue: QueueRunner | None = None
+        self.injection: LocalInjection | None = None  # what the control socket's requests do
         self._stop: asyncio.Event | None = None
         # Who serves, for the banner: set by run_server after the privilege drop.
         self.run_as = ""
@@ -204,16 +206,14 @@ class App:
             source = next(p.source for p in self.plans if p.name == exc.listener)
             raise ConfigError(source, f"listen.{exc.listener}", f"{exc.address}: {exc.message}") from None
         self.tracker = ConnectionTracker()
-        self.control = ControlServer(
+        # The handlers need the store and the directory, which run() opens: they are looked up
+        # per request (a request can only arrive once run() serves the socket).
+        self.control = LocalServer(
             s.control_socket_path,
-            self._control_deliver,
-            self._new_spool,
+            {"DELIVER": self._control_request, "SUBMIT": self._control_request},
             self.tracker,
-            max_message_bytes=s.server.max_message_bytes,
-            max_recipients=s.server.max_recipients,
-            command_timeout=s.smtp.command_timeout,
-            data_timeout=s.smtp.data_timeout,
-            min_data_rate=s.smtp.min_data_rate,
+            Limits(s.server.max_message_bytes, s.server.max_recipients, s.smtp.command_timeout, s.smtp.data_timeout,
+                   s.smtp.min_data_rate),
         )
         try:
             self.control.bind()
@@ -274,6 +274,8 @@ class App:
             # one resolver (and its cache) for the queue's MX lookups and the inbound checks
             resolver = make_resolver(self.settings.dns.nameservers, self.settings.dns.timeout)
             self.queue = QueueRunner(self.settings, self.store, self.directory, resolver)
+            # the administrator's socket: no sending limit (the submit socket has them)
+            self.injection = LocalInjection(self.settings, self.store, self.directory, queued=self.queue.wake)
             checker = InboundChecker(self.settings, resolver) if self.settings.mailauth.enabled else None
             ctx = ServerContext(self.settings, self.store, self.directory, self.tls, self.tracker, queue=self.queue,
                                 mailauth=checker)
@@ -347,14 +349,9 @@ class App:
                 with contextlib.suppress(Exception):
                     await aclose()
 
-    async def _control_deliver(self, spool: Any, recipients: Sequence[str]) -> list[tuple[str, int, int]]:
-        assert self.store is not None
-        results = await self.store.deliver(spool, [DeliveryTarget(r) for r in recipients])
-        return [(r.user, r.mailbox_id, r.uid) for r in results]
-
-    def _new_spool(self) -> Any:
-        assert self.store is not None
-        return self.store.new_spool()
+    async def _control_request(self, request: Request, peer: Peer, body: MessageBody) -> LocalReply:
+        assert self.injection is not None
+        return await self.injection.handle(request, peer, body)
 
     # --- what the world sees -------------------------------------------------------------------
 
@@ -463,50 +460,7 @@ def run_server(settings: Settings, listen: Sequence[str] = (), user: str | None 
         raise
 
 
-# --- local delivery and TLS info for the CLI (which never touches net itself) -------------------
-
-
-@dataclass(frozen=True, slots=True)
-class LocalDelivery:
-    ok: bool
-    via: str  # "server" (control socket) or "store" (opened directly)
-    code: int = 250
-    enhanced: str = "2.0.0"
-    text: str = ""
-
-
-def deliver_local(settings: Settings, message: bytes, recipients: Sequence[str]) -> LocalDelivery:
-    """Deliver through the running server's control socket, or straight into the store when no
-    server runs. Returns only once the message is durable (or refused)."""
-    try:
-        with ControlClient(settings.control_socket_path) as client:
-            reply = client.deliver(message, recipients)
-    except ControlUnavailable:
-        return asyncio.run(_deliver_direct(settings, message, recipients))
-    if reply.startswith("OK"):
-        return LocalDelivery(True, "server", text=reply[2:].strip())
-    parts = reply.split(" ", 3)
-    try:
-        code, enhanced, text = int(parts[1]), parts[2], parts[3] if len(parts) > 3 else ""
-    except (IndexError, ValueError):
-        code, enhanced, text = 451, "4.3.0", reply
-    return LocalDelivery(False, "server", code, enhanced, text)
-
-
-async def _deliver_direct(settings: Settings, message: bytes, recipients: Sequence[str]) -> LocalDelivery:
-    from mailcove.core.errors import MailError
-    from mailcove.store.factory import open_store
-
-    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    store = open_store(settings, watch_changes=False)
-    await store.start()
-    try:
-        results = await store.deliver(message, [DeliveryTarget(r) for r in recipients])
-    except MailError as exc:
-        return LocalDelivery(False, "store", exc.code, exc.enhanced, exc.text)
-    finally:
-        await store.close()
-    return LocalDelivery(True, "store", text=" ".join(f"{r.user}:{r.mailbox_id}:{r.uid}" for r in results))
+# --- TLS info for the CLI (which never touches net itself) ------------------------------------
 
 
 def certificate_info(settings: Settings) -> CertificateInfo:

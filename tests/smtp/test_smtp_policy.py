@@ -129,10 +129,11 @@ def test_mailq_lists_the_queue(serve_factory):
 def test_queue_alarm_is_logged(serve_factory):
     def setup(lab):
         from mailcove.config import load_settings
-        from mailcove.delivery.local import submit_direct
+        from mailcove.delivery.local import run_locally
+        from mailcove.net.control import Request
 
         settings = load_settings(lab.srv.config_path, data_dir=str(lab.srv.data_dir))
-        assert submit_direct(settings, MSG, "x@hamap.local", ["far@example.net"]).ok
+        assert run_locally(settings, Request.submit(len(MSG), "x@hamap.local", ["far@example.net"]), MSG).ok
 
     lab = start_lab(serve_factory, smtp="queue_alarm = 1", setup=setup)
     c = lab.raw(source="127.0.0.1")

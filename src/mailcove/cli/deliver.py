@@ -2,10 +2,11 @@
 
     mailcove deliver --to a@hamap.local < message
 
-Reads one message from stdin and stores it for each recipient: through the running server's
-control socket, or straight into the store when no server runs. Exits only after the message
-is durable. Exit codes follow sysexits.h, as MTAs expect of an LDA: 0 delivered, 67 no such
-user, 75 temporary failure (try again later), 65 message refused, 64 usage."""
+Reads one message from stdin and stores it for each recipient: a DELIVER request through the
+running server's control socket, or the same request run in this process, straight into the
+store, when no server runs (delivery/local.py). Exits only after the message is durable. Exit
+codes follow sysexits.h, as MTAs expect of an LDA: 0 delivered, 67 no such user, 75 temporary
+failure (try again later), 65 message refused, 64 usage."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import sys
 
 import click
 
-from mailcove.app import deliver_local
+from mailcove.delivery.local import run_locally
 from mailcove.message.newlines import CrlfNormalizer
+from mailcove.net.control import ControlClient, ControlUnavailable, Request
 
 EX_USAGE, EX_DATAERR, EX_NOUSER, EX_TEMPFAIL = 64, 65, 67, 75
 
@@ -45,7 +47,11 @@ def deliver(obj: object, recipients: tuple[str, ...], raw: bool) -> None:
         click.echo("mailcove deliver: bad recipient", err=True)
         sys.exit(EX_USAGE)
     try:
-        result = deliver_local(settings, data, rcpts)
+        try:
+            with ControlClient(settings.control_socket_path) as client:
+                result = client.deliver(data, rcpts)
+        except ControlUnavailable:
+            result = run_locally(settings, Request.deliver(len(data), rcpts), data)
     except OSError as exc:
         click.echo(f"mailcove deliver: {exc}", err=True)
         sys.exit(EX_TEMPFAIL)

@@ -4,11 +4,12 @@
 
 Any local user may run it: the message goes to the running server over the submit socket
 (`[smtp] submit_socket`), which learns the caller's Unix user from the kernel. Without a
-configured socket, a user who can open the data dir (root, the server's user) stores the
-message directly. Any user may set the envelope sender with -f; one not in `[smtp] trusted_users`
-who names an address not their own gets Sendmail's `X-Authentication-Warning:` header in the
-message, and each user's submissions count against the hourly sending limits (exit 75 past
-them). Options other MTAs' callers pass and that mean nothing here (-oem, -odi,
+configured socket, a user who can open the data dir (root, the server's user) sends the same
+SUBMIT request over the control socket, or, when no server runs, runs it in this process
+straight into the store (delivery/local.py). Any user may set the envelope sender with -f; one
+not in `[smtp] trusted_users` who names an address not their own gets Sendmail's
+`X-Authentication-Warning:` header in the message, and each user's submissions count against the
+hourly sending limits (exit 75 past them). Options other MTAs' callers pass and that mean nothing here (-oem, -odi,
 -v, -U, -B 8BITMIME, -N ...) are accepted and ignored, as Postfix does. Exit codes follow
 sysexits.h: 0 accepted, 64 usage, 65 message refused, 67 unknown user, 69 no server, 75 try
 again later."""
@@ -188,14 +189,16 @@ def run(argv: Sequence[str], settings_loader: object) -> int:
     if not rcpts:
         click.echo("sendmail: no recipients (give them as arguments, or -t to read To:/Cc:/Bcc:)", err=True)
         return EX_USAGE
-    from mailcove.delivery.local import SubmitUnavailable, submit_direct, submit_via_socket
+    from mailcove.delivery.local import run_locally
+    from mailcove.net.control import ControlClient, ControlUnavailable, Request
 
     path = settings.smtp.submit_socket
     try:
         if path is not None:
             try:
-                outcome = submit_via_socket(path, data, a.sender, rcpts)
-            except SubmitUnavailable as exc:
+                with ControlClient(path) as client:
+                    outcome = client.submit(data, a.sender, rcpts)
+            except ControlUnavailable as exc:
                 click.echo(f"sendmail: no mailcove server is running ({exc}); try again later", err=True)
                 return EX_TEMPFAIL
         else:
@@ -203,7 +206,11 @@ def run(argv: Sequence[str], settings_loader: object) -> int:
                 click.echo(f"sendmail: [smtp] submit_socket is not configured and {settings.data_dir} is not "
                            "accessible to this user", err=True)
                 return EX_UNAVAILABLE
-            outcome = submit_direct(settings, data, a.sender, rcpts)
+            try:
+                with ControlClient(settings.control_socket_path) as client:
+                    outcome = client.submit(data, a.sender, rcpts)
+            except ControlUnavailable:
+                outcome = run_locally(settings, Request.submit(len(data), a.sender, rcpts), data)
     except OSError as exc:
         click.echo(f"sendmail: {exc}", err=True)
         return EX_TEMPFAIL
