@@ -6,6 +6,7 @@ import time
 import pytest
 
 from mailcove.config.settings import AuthSettings
+from mailcove.core.clock import FakeClock
 from mailcove.directory import DirectoryBusy, Principal, SqliteDirectory, UserExists
 from mailcove.directory.passwords import PasswordVerifier
 
@@ -95,8 +96,8 @@ async def test_cache_hit_and_password_change_invalidates(seeded: SqliteDirectory
 
 
 async def test_cache_expires(make_directory) -> None:  # type: ignore[no-untyped-def]
-    now = [1000.0]
-    verifier = PasswordVerifier(time_cost=1, memory_kib=1024, cache_seconds=10, clock=lambda: now[0])
+    clock = FakeClock()
+    verifier = PasswordVerifier(time_cost=1, memory_kib=1024, cache_seconds=10, clock=clock)
     async with make_directory(auth=FAST, verifier=verifier) as d:
         await d.add_domain("x.example")
         await d.add_user("a@x.example", "pw")
@@ -104,7 +105,7 @@ async def test_cache_expires(make_directory) -> None:  # type: ignore[no-untyped
         r1 = await verifier.verify("a@x.example", "pw", stored)
         r2 = await verifier.verify("a@x.example", "pw", stored)
         assert r1.ok and not r1.cached and r2.ok and r2.cached
-        now[0] += 11
+        await clock.advance(11)
         r3 = await verifier.verify("a@x.example", "pw", stored)
         assert r3.ok and not r3.cached
 
@@ -168,13 +169,19 @@ async def test_unknown_user_costs_a_verify(seeded: SqliteDirectory) -> None:
 async def test_throttle_through_authenticate(make_directory) -> None:  # type: ignore[no-untyped-def]
     from mailcove.directory.throttle import LoginThrottle
 
-    throttle = LoginThrottle(3, 60, base_delay=0.01, max_delay=0.02)
-    async with make_directory(auth=FAST, throttle=throttle) as d:
+    clock = FakeClock()
+    throttle = LoginThrottle(3, 60, base_delay=0.5, max_delay=2.0, clock=clock)
+    async with make_directory(auth=FAST, throttle=throttle, clock=clock) as d:
         await d.add_domain("x.example")
         await d.add_user("a@x.example", "pw")
-        for _ in range(3):
-            assert await d.authenticate("a@x.example", "bad", client_ip="127.0.0.5") is None
-        # Denied now, even with the right password, and without running argon2.
+        # Each failure is answered after its delay, on the directory's clock: 0.5 s, doubling.
+        for delay in (0.5, 1.0, 2.0):
+            login = asyncio.create_task(d.authenticate("a@x.example", "bad", client_ip="127.0.0.5"))
+            await clock.waiting(delay)
+            assert not login.done()
+            await clock.advance(delay)
+            assert await login is None
+        # Denied now, even with the right password, and without running argon2 or waiting.
         t0 = time.perf_counter()
         assert await d.authenticate("a@x.example", "pw", client_ip="127.0.0.5") is None
         assert time.perf_counter() - t0 < 0.05

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 from mailcove.config.settings import AuthSettings
+from mailcove.core.clock import FakeClock
 from mailcove.directory.throttle import LoginThrottle, client_key
 
 
-def test_delay_grows_then_deny_then_window_expires() -> None:
-    now = [0.0]
-    t = LoginThrottle(4, 100, base_delay=0.5, max_delay=3.0, clock=lambda: now[0])
+async def test_delay_grows_then_deny_then_window_expires() -> None:
+    clock = FakeClock(monotonic=0.0)
+    t = LoginThrottle(4, 100, base_delay=0.5, max_delay=3.0, clock=clock)
     assert t.check("127.0.0.2").allowed and t.check("127.0.0.2").delay == 0
     delays = [t.record_failure("127.0.0.2").delay for _ in range(3)]
     assert delays == [0.5, 1.0, 2.0]
@@ -14,20 +15,20 @@ def test_delay_grows_then_deny_then_window_expires() -> None:
     assert not v.allowed and v.failures == 4 and v.retry_after == 100
     assert not t.check("127.0.0.2").allowed
     assert t.check("127.0.0.3").allowed  # per client
-    now[0] = 50
+    await clock.advance(50)
     assert t.check("127.0.0.2").retry_after == 50
-    now[0] = 100.5
+    await clock.advance(50.5)
     v = t.check("127.0.0.2")
     assert v.allowed and v.failures == 0
 
 
-def test_sliding_window() -> None:
-    now = [0.0]
-    t = LoginThrottle(3, 10, clock=lambda: now[0])
+async def test_sliding_window() -> None:
+    clock = FakeClock(monotonic=0.0)
+    t = LoginThrottle(3, 10, clock=clock)
     t.record_failure("10.0.0.1")
-    now[0] = 6
+    await clock.advance(6)
     t.record_failure("10.0.0.1")
-    now[0] = 11  # the first failure has left the window
+    await clock.advance(5)  # the first failure has left the window
     assert t.check("10.0.0.1").failures == 1
 
 
@@ -55,8 +56,7 @@ def test_from_settings() -> None:
 
 def test_begin_reserves_so_parallel_attempts_cannot_pass_the_limit() -> None:
     """Issue 13, finding 9: the reservation is made in the same step as the check."""
-    now = [0.0]
-    t = LoginThrottle(3, 100, clock=lambda: now[0])
+    t = LoginThrottle(3, 100, clock=FakeClock(monotonic=0.0))
     attempts = [t.begin("10.0.0.9", "a@x") for _ in range(5)]
     assert [a.allowed for a in attempts] == [True, True, True, False, False]
     # A success releases its reservation; a failure keeps it.
@@ -66,9 +66,9 @@ def test_begin_reserves_so_parallel_attempts_cannot_pass_the_limit() -> None:
     assert not t.begin("10.0.0.9", "a@x").allowed
 
 
-def test_account_failures_slow_but_never_refuse() -> None:
-    now = [0.0]
-    t = LoginThrottle(1000, 100, base_delay=0.5, max_delay=5.0, account_free_failures=2, clock=lambda: now[0])
+async def test_account_failures_slow_but_never_refuse() -> None:
+    clock = FakeClock(monotonic=0.0)
+    t = LoginThrottle(1000, 100, base_delay=0.5, max_delay=5.0, account_free_failures=2, clock=clock)
     waits = []
     for i in range(8):
         a = t.begin(f"10.1.0.{i}", "Victim@X")
@@ -80,5 +80,5 @@ def test_account_failures_slow_but_never_refuse() -> None:
     assert ok.allowed and ok.wait == 5.0
     t.release(ok)
     assert t.begin("10.2.0.2", "other@x").wait == 0
-    now[0] = 101  # the failures leave the window
+    await clock.advance(101)  # the failures leave the window
     assert t.begin("10.2.0.3", "victim@x").wait == 0

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from mailcove.core.clock import SYSTEM_CLOCK, Clock
 from mailcove.directory import rules as dr
 from mailcove.directory.access import is_localhost, normalize_pattern
 from mailcove.directory.api import (
@@ -57,10 +57,13 @@ class DatabaseDirectory:
         verifier: PasswordVerifier | None = None,
         throttle: LoginThrottle | None = None,
         hostnames: HostnameResolver | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         from mailcove.config.settings import AuthSettings
 
         auth = auth or AuthSettings()
+        # Reloads, the throttle's windows and the delays it asks for, the password cache: all on this clock.
+        self.clock = clock
         self.postmaster = postmaster
         if postmaster is not None:
             dr.parse_user_address(postmaster)  # fail at start-up, not on the first bounce
@@ -68,9 +71,9 @@ class DatabaseDirectory:
         # Sendmail relays for 127.0.0.1 and ::1 ("originated locally") before consulting the map.
         self.relay_from_localhost = relay_from_localhost
         # `is None`, not `or`: an empty LoginThrottle is falsy (it has __len__).
-        self.verifier = verifier if verifier is not None else PasswordVerifier.from_settings(auth)
-        self.throttle = throttle if throttle is not None else LoginThrottle.from_settings(auth)
-        self.hostnames = hostnames if hostnames is not None else HostnameResolver()
+        self.verifier = verifier if verifier is not None else PasswordVerifier.from_settings(auth, clock=clock)
+        self.throttle = throttle if throttle is not None else LoginThrottle.from_settings(auth, clock=clock)
+        self.hostnames = hostnames if hostnames is not None else HostnameResolver(clock=clock)
         self._snapshot = Snapshot.empty()
         self._next_check = 0.0
         self._dirty = False
@@ -128,13 +131,13 @@ class DatabaseDirectory:
         snap = await self._load(force)
         if snap is not None:
             self._snapshot = snap
-        self._next_check = time.monotonic() + self.reload_interval
+        self._next_check = self.clock.monotonic() + self.reload_interval
 
     async def snapshot(self) -> Snapshot:
         """The current snapshot, reloaded first if the database may have changed."""
         if not self._started:
             await self.start()
-        if time.monotonic() >= self._next_check:
+        if self.clock.monotonic() >= self._next_check:
             # One refresh at a time; concurrent callers wait for it rather than queue their own.
             if self._refreshing is None:
                 # A backend may not see its own commits as changes, hence the _dirty flag.
@@ -169,7 +172,7 @@ class DatabaseDirectory:
             if attempt is not None and attempt.wait > 0:
                 # This account has failed often lately, from anywhere: slow every login of it down
                 # (known or unknown name alike), but never refuse it.
-                await asyncio.sleep(attempt.wait)
+                await self.clock.sleep(attempt.wait)
             principal = await self._check_login(username, password, client_ip)
         except BaseException:
             if attempt is not None:
@@ -182,7 +185,7 @@ class DatabaseDirectory:
             return principal
         verdict = self.throttle.failed(attempt)
         if verdict.delay > 0:
-            await asyncio.sleep(verdict.delay)
+            await self.clock.sleep(verdict.delay)
         return None
 
     async def _check_login(self, username: str, password: str, client_ip: str | None) -> Principal | None:
@@ -208,7 +211,7 @@ class DatabaseDirectory:
         here must not fail the login that triggered it."""
         try:
             new_hash = await self.verifier.hash(password)
-            await self._run_write(dr.rehash(record.address, record.password, new_hash, time.time()))
+            await self._run_write(dr.rehash(record.address, record.password, new_hash, self.clock.time()))
             self._changed()
         except Exception:  # the login succeeded; a rehash is an optimisation
             log.warning("could not rehash the password of %s", record.address, exc_info=True)
@@ -295,7 +298,7 @@ class DatabaseDirectory:
     # domains
 
     async def add_domain(self, name: str, alias_of: str | None = None) -> DomainInfo:
-        return await self._write(dr.add_domain, name, alias_of, time.time())
+        return await self._write(dr.add_domain, name, alias_of, self.clock.time())
 
     async def delete_domain(self, name: str) -> None:
         await self._write(dr.delete_domain, name)
@@ -309,7 +312,7 @@ class DatabaseDirectory:
         # Check what can be checked before spending an argon2 hash on it.
         await self.check_new_user(address)
         hashed = await self.verifier.hash(password)
-        return await self._write(dr.add_user, address, hashed, disabled, time.time())
+        return await self._write(dr.add_user, address, hashed, disabled, self.clock.time())
 
     async def check_new_user(self, address: str) -> str:
         """Raise as add_user would (bad syntax, unknown domain, exists) without hashing anything,
@@ -327,12 +330,12 @@ class DatabaseDirectory:
     async def set_password(self, address: str, password: str) -> str:
         key = await self.user_key(address)
         hashed = await self.verifier.hash(password)
-        result = await self._write(dr.set_password, address, hashed, time.time())
+        result = await self._write(dr.set_password, address, hashed, self.clock.time())
         assert result == key
         return result
 
     async def set_disabled(self, address: str, disabled: bool) -> str:
-        return await self._write(dr.set_disabled, address, disabled, time.time())
+        return await self._write(dr.set_disabled, address, disabled, self.clock.time())
 
     async def delete_user(self, address: str) -> str:
         return await self._write(dr.delete_user, address)

@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+
+from mailcove.core.clock import SYSTEM_CLOCK, Clock
 
 
 def _lookup(ip: str) -> str | None:
@@ -54,7 +55,7 @@ class HostnameResolver:
         timeout: float = 5.0,
         max_entries: int = 10_000,
         workers: int = 2,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.ttl = ttl
         self.negative_ttl = negative_ttl
@@ -67,13 +68,13 @@ class HostnameResolver:
 
     def _get(self, cache: OrderedDict, key: object) -> tuple[bool, object]:
         hit = cache.get(key)
-        if hit is not None and hit[1] > self._clock():
+        if hit is not None and hit[1] > self._clock.monotonic():
             cache.move_to_end(key)
             return True, hit[0]
         return False, None
 
     def _put(self, cache: OrderedDict, key: object, value: object, ok: bool) -> None:
-        cache[key] = (value, self._clock() + (self.ttl if ok else self.negative_ttl))
+        cache[key] = (value, self._clock.monotonic() + (self.ttl if ok else self.negative_ttl))
         cache.move_to_end(key)
         while len(cache) > self.max_entries:
             cache.popitem(last=False)

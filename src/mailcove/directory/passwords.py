@@ -21,7 +21,6 @@ import hmac
 import os
 import secrets
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +30,7 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from mailcove.config.settings import AuthSettings
+from mailcove.core.clock import SYSTEM_CLOCK, Clock
 from mailcove.directory.errors import BadPassword, DirectoryBusy
 
 MAX_PASSWORD_BYTES = 4096  # longer input is refused before hashing: no CPU spent on junk
@@ -73,7 +73,7 @@ class PasswordVerifier:
         max_pending: int | None = None,
         cache_seconds: float = 300.0,
         cache_entries: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.hasher = PasswordHasher(
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
@@ -112,7 +112,7 @@ class PasswordVerifier:
             expiry = self._cache.get(key)
             if expiry is None:
                 return False
-            if expiry <= self._clock():
+            if expiry <= self._clock.monotonic():
                 del self._cache[key]
                 return False
             return True
@@ -121,7 +121,7 @@ class PasswordVerifier:
         if self.cache_seconds <= 0:
             return
         with self._cache_lock:
-            self._cache[key] = self._clock() + self.cache_seconds
+            self._cache[key] = self._clock.monotonic() + self.cache_seconds
             self._cache.move_to_end(key)
             while len(self._cache) > self.cache_entries:
                 self._cache.popitem(last=False)

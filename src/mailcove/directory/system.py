@@ -24,7 +24,6 @@ import os
 import pwd
 import re
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mailcove.core.address import Address, AddressError
+from mailcove.core.clock import SYSTEM_CLOCK, Clock
 from mailcove.directory import forward_file
 from mailcove.directory.api import Alias, Invalid, Local, Principal, Remote, Resolution, UserInfo
 from mailcove.directory.errors import DirectoryBusy, DirectoryError, UnknownUser
@@ -104,7 +104,7 @@ class SystemAccounts:
         allow: tuple[str, ...] = (),
         *,
         ttl: float = LOOKUP_TTL,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.min_uid = max(1, min_uid)  # uid 0 is root under any name
         self.max_uid = max_uid
@@ -121,7 +121,7 @@ class SystemAccounts:
 
     def check(self, name: str) -> tuple[SystemUser | None, str]:
         """(the user, "") or (None, why not). Blocking (NSS): call from a worker thread."""
-        now = self._clock()
+        now = self._clock.monotonic()
         with self._lock:
             hit = self._cache.get(name)
             if hit is not None and hit[0] > now:

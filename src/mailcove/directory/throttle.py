@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from mailcove.config.settings import AuthSettings
 from mailcove.core.clients import client_key
+from mailcove.core.clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["Attempt", "LoginThrottle", "ThrottleVerdict", "client_key"]
 
@@ -63,7 +62,7 @@ class LoginThrottle:
         max_delay: float = 5.0,
         max_tracked: int = 100_000,
         account_free_failures: int = 5,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.max_failures = max_failures
         self.account_free_failures = account_free_failures
@@ -113,7 +112,7 @@ class LoginThrottle:
     def begin(self, ip: str | None, account: str | None) -> Attempt:
         """Reserve a login attempt, atomically with the check: until `release` it counts as a
         failure of the client and of the account. Not allowed: nothing is reserved."""
-        now = self._clock()
+        now = self._clock.monotonic()
         ip_key = client_key(ip) if ip is not None else None
         account_key = account.strip().lower()[:320] if account is not None else None
         with self._lock:
@@ -146,7 +145,7 @@ class LoginThrottle:
     def failed(self, attempt: Attempt) -> ThrottleVerdict:
         """The reservation stays as a failure; the verdict's delay is how long to wait before
         answering it."""
-        now = self._clock()
+        now = self._clock.monotonic()
         with self._lock:
             q = self._recent(attempt.ip_key, now) if attempt.ip_key is not None else None
             return self._verdict(q, now)
@@ -160,13 +159,13 @@ class LoginThrottle:
         return ThrottleVerdict(True, delay, n, 0.0)
 
     def check(self, ip: str) -> ThrottleVerdict:
-        now = self._clock()
+        now = self._clock.monotonic()
         with self._lock:
             return self._verdict(self._recent(client_key(ip), now), now)
 
     def record_failure(self, ip: str) -> ThrottleVerdict:
         """Count a failure; the verdict's delay is how long to wait before answering it."""
-        now = self._clock()
+        now = self._clock.monotonic()
         key = client_key(ip)
         with self._lock:
             q = self._recent(key, now)

@@ -4,9 +4,9 @@ every method runs on the event loop."""
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+
+from mailcove.core.clock import SYSTEM_CLOCK, Clock
 
 
 class HourlyRate:
@@ -17,7 +17,7 @@ class HourlyRate:
     WINDOW = 3600.0
     BUCKET = 60.0
 
-    def __init__(self, limit: int, *, max_keys: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, limit: int, *, max_keys: int = 100_000, clock: Clock = SYSTEM_CLOCK) -> None:
         self.limit = limit
         self.max_keys = max_keys
         self._clock = clock
@@ -35,12 +35,12 @@ class HourlyRate:
         """Would `n` more stay within the limit? 0 = unlimited."""
         if not self.limit:
             return True
-        return self._count(key, self._clock()) + n <= self.limit
+        return self._count(key, self._clock.monotonic()) + n <= self.limit
 
     def add(self, key: str, n: int = 1) -> None:
         if not self.limit or n <= 0:
             return
-        now = self._clock()
+        now = self._clock.monotonic()
         q = self._keys.get(key)
         if q is None:
             q = self._keys[key] = deque()
