@@ -20,13 +20,13 @@ import base64
 import contextlib
 import email.utils
 import logging
-import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mailcove import delivery, mailauth
 from mailcove.core.clients import client_key
+from mailcove.core.clock import SYSTEM_CLOCK, Clock
 from mailcove.core.errors import MailError
 from mailcove.delivery import Trace
 from mailcove.directory.access import is_localhost
@@ -99,14 +99,15 @@ class SmtpService:
     """Per-process state shared by every SMTP session (all three listeners)."""
 
     def __init__(self, settings: Settings, store: MailStore, directory: Directory,
-                 connections: ConnectionCounter | None = None) -> None:
+                 connections: ConnectionCounter | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
         self.settings = settings
+        self.clock = clock  # timeouts, sending rates, caches: everything the sessions time
         self.store = store
         self.directory = directory
         s = settings.smtp
         self.connections = connections or ConnectionCounter(s.max_connections, s.max_connections_per_ip)
-        self.messages_rate = HourlyRate(s.send_messages_per_hour)
-        self.rcpts_rate = HourlyRate(s.send_recipients_per_hour)
+        self.messages_rate = HourlyRate(s.send_messages_per_hour, clock=clock)
+        self.rcpts_rate = HourlyRate(s.send_recipients_per_hour, clock=clock)
         self.sessions: set[SmtpSession] = set()
         self._usage: dict[str, tuple[float, Usage]] = {}
         self._queue_checked = 0.0
@@ -136,7 +137,7 @@ class SmtpService:
     async def usage(self, user: str) -> Usage | None:
         """Quota usage for the RCPT-time check, cached briefly: the store's own check at commit
         is the exact one, this one only avoids accepting mail that is sure to fail."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         hit = self._usage.get(user)
         if hit is not None and now - hit[0] < USAGE_CACHE_SECONDS:
             return hit[1]
@@ -163,7 +164,7 @@ class SmtpService:
             self._usage.pop(u, None)
 
     def date(self) -> str:
-        now = int(time.time())
+        now = int(self.clock.time())
         if self._date_cache[0] != now:
             self._date_cache = (now, email.utils.formatdate(now, localtime=True))
         return self._date_cache[1]
@@ -174,7 +175,7 @@ class SmtpService:
         if self.queue_runner is not None:
             self.queue_runner.wake()
         alarm = self.settings.smtp.queue_alarm
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if not alarm or now - self._queue_checked < QUEUE_CHECK_SECONDS:
             return
         self._queue_checked = now
@@ -201,8 +202,8 @@ class SmtpService:
         cheaper than a timer per read (thousands of reads a second)."""
         s = self.settings.smtp
         while True:
-            await asyncio.sleep(max(0.05, min(1.0, s.command_timeout / 4, s.data_timeout / 4)))
-            now = time.monotonic()
+            await self.clock.sleep(max(0.05, min(1.0, s.command_timeout / 4, s.data_timeout / 4)))
+            now = self.clock.monotonic()
             for sess in list(self.sessions):
                 sess.check_timeout(now)
 
@@ -244,7 +245,7 @@ class SmtpSession:
         self.mech: ServerMechanism | None = None
         self.connect_reject: Reply | None = None
         self.connect_discard = False
-        self.last_input = time.monotonic()
+        self.last_input = service.clock.monotonic()
         # The deadline of the request in progress (the next command, or the message data), set
         # at each reply; bytes trickled in one at a time do not move it (finding 5 of issue 13).
         self.request = RequestDeadline(s.command_timeout, s.min_data_rate)
@@ -288,14 +289,14 @@ class SmtpSession:
                     if not data:
                         self._abort_txn()
                         return
-                    self.last_input = time.monotonic()
+                    self.last_input = self.svc.clock.monotonic()
                     self.request.add(len(data))
                     core.receive_data(data)
                     continue
                 reply = await self._dispatch(ev)
                 if reply is None:
                     continue
-                self.request.begin(time.monotonic())
+                self.request.begin(self.svc.clock.monotonic())
                 if reply.code >= 400 and reply.code != 421 and type(ev) is not DataEnd and type(ev) is not ChunkEnd:
                     self.errors += 1
                     if self.settings.smtp.max_errors and self.errors >= self.settings.smtp.max_errors:
@@ -595,7 +596,7 @@ class SmtpSession:
         if check is srs.Check.FORGED:
             verdict = throttle.record_failure(self.ip)
             if verdict.delay:
-                await asyncio.sleep(verdict.delay)
+                await self.svc.clock.sleep(verdict.delay)
         return Invalid(f"SRS address {check.value}")
 
     def _rate_key(self, relaying: int) -> str | None:
