@@ -165,3 +165,13 @@ def test_both_clocks_are_clocks() -> None:
 
     assert takes(FakeClock(monotonic=3.0)) == 3.0
     assert takes(SYSTEM_CLOCK) > 0
+
+
+async def test_whole_seconds_give_exact_wall_times() -> None:
+    """A test compares stamps the code made from time() with its own sums: they must be equal,
+    not nearly so, whatever fraction the start has."""
+    created = 1_767_225_600.123456
+    clock = FakeClock(wall=created)
+    for _ in range(7):
+        await clock.advance(300)
+    assert clock.time() == created + 2100

@@ -10,6 +10,7 @@ import time
 
 from outbound_testing import inbox
 
+from mailcove.core.clock import FakeClock
 from mailcove.queue import QueueRunner
 from mailcove.store.api import OutboundEnvelope, OutboundRecipient
 
@@ -82,7 +83,7 @@ async def run(settings, store, directory, extensions: list[str], envelopes: list
     settings.transport["peer.test"] = f"127.0.0.1:{port}"
     for data, envelope in envelopes:
         await store.submit(data, [], envelope)
-    runner = QueueRunner(settings, store, directory, clock=lambda: time.time() + 1)
+    runner = QueueRunner(settings, store, directory, clock=FakeClock(wall=time.time() + 1))
     await runner.run_once()
     await runner.wait_idle()
     peer.server.close()

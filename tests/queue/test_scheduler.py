@@ -9,6 +9,7 @@ import pytest
 from outbound_testing import free_tcp_port, inbox
 
 from mailcove.config.settings import QueueSettings
+from mailcove.core.clock import FakeClock
 from mailcove.queue import QueueRunner, backoff
 from mailcove.store.api import OutboundEnvelope, OutboundRecipient
 
@@ -20,23 +21,16 @@ def test_backoff_doubles_and_is_capped() -> None:
     assert [backoff(n, q) for n in range(1, 7)] == [300, 600, 1200, 2400, 3600, 3600]
 
 
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def test_retry_schedule_delay_warning_and_give_up(env) -> None:  # type: ignore[no-untyped-def]
     settings, store, directory = env
     res = await store.submit(MSG, [], OutboundEnvelope("a@a.test", (OutboundRecipient("x@dead.test"),), envid="E1"))
     created = (await store.queue_get(res.queue_id)).created
-    clock = Clock(created)
+    clock = FakeClock(wall=created)
     runner = QueueRunner(settings, store, directory, clock=clock)
+    start = clock.monotonic()
 
-    async def step(at: float) -> int:
-        clock.now = created + at
+    async def step(at: float) -> int:  # at `at` seconds after the message was queued
+        await clock.advance(at - (clock.monotonic() - start))
         n = await runner.run_once()
         await runner.wait_idle()
         return n
@@ -69,7 +63,7 @@ async def test_no_dsn_when_not_wanted(env, sender: str, notify: tuple[str, ...])
     settings, store, directory = env
     res = await store.submit(MSG, [], OutboundEnvelope(sender, (OutboundRecipient("x@dead.test", notify=notify),)))
     created = (await store.queue_get(res.queue_id)).created
-    clock = Clock(created + 121 * 3600)
+    clock = FakeClock(wall=created + 121 * 3600)
     runner = QueueRunner(settings, store, directory, clock=clock)
     assert await runner.run_once() == 1
     await runner.wait_idle()

@@ -125,8 +125,10 @@ class FakeClock:
 
     def __init__(self, monotonic: float = 1000.0, wall: float = 1_767_225_600.0) -> None:
         # The wall clock starts at 2026-01-01 00:00:00 UTC: a fixed date makes stamps repeatable.
-        self._now = float(monotonic)
-        self._wall_offset = float(wall) - self._now
+        # time() is the start plus the time passed, so whole seconds passed give a wall time
+        # exactly `wall + n` (what a test computes), whatever fraction `wall` has.
+        self._start = self._now = float(monotonic)
+        self._wall_start = float(wall)
         self._timers: list[_FakeTimer] = []
         self._seq = itertools.count()
         self._live = 0
@@ -137,7 +139,7 @@ class FakeClock:
         return self._now
 
     def time(self) -> float:
-        return self._now + self._wall_offset
+        return self._wall_start + (self._now - self._start)
 
     # --- waiting -------------------------------------------------------------------------------------
 

@@ -11,11 +11,10 @@ import asyncio
 import contextlib
 import logging
 import ssl
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mailcove.core.clock import SYSTEM_CLOCK, Clock
 from mailcove.dns import NotFound, Resolver, TempError, make_resolver
 from mailcove.proto.smtp.replies import Reply
 from mailcove.queue import dsn, srs
@@ -56,13 +55,13 @@ class Job:
 
 class QueueRunner:
     def __init__(self, settings: Settings, store: MailStore, directory: Directory | None,
-                 resolver: Resolver | None = None, clock: Callable[[], float] = time.time) -> None:
+                 resolver: Resolver | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
         self.settings = settings
         self.store = store
         self.directory = directory
         self.resolver = resolver or make_resolver(settings.dns.nameservers, settings.dns.timeout)
         self.router = Router(settings, self.resolver)
-        self.clock = clock
+        self.clock = clock  # wall time: claims, leases, the retry schedule, give-up and warning ages
         q = settings.queue
         self._global = asyncio.Semaphore(max(1, q.max_connections))
         self._per_dest: dict[str, asyncio.Semaphore] = {}
@@ -115,7 +114,7 @@ class QueueRunner:
                 await asyncio.sleep(0)
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
+                await self.clock.wait_for(self._wake.wait(), interval)
 
     async def run_once(self) -> int:
         """Claim what is due and start delivering it; returns how many recipients were claimed."""
@@ -124,7 +123,7 @@ class QueueRunner:
             # enough claimed and not yet done: claiming more would only let leases run out
             # while the jobs wait for a connection
             return 0
-        now = self.clock()
+        now = self.clock.time()
         claims = await self.store.queue_claim(now, q.lease_seconds, CLAIM_BATCH - self._inflight)
         if not claims:
             return 0
@@ -242,7 +241,7 @@ class QueueRunner:
                     raise HopError(f"{name}: AUTH failed: {r.code} {r.enhanced} {r.text}", reply=r)
             while pending:
                 job = pending[0]
-                if self.clock() - job.claimed_at > self.settings.queue.lease_seconds / 2:
+                if self.clock.time() - job.claimed_at > self.settings.queue.lease_seconds / 2:
                     # the lease is running out: another runner (or this one, after a restart)
                     # may claim the job soon, so it is left for then rather than sent twice
                     pending.pop(0)
@@ -367,7 +366,7 @@ class QueueRunner:
             return sender
         if self._srs_secret is None:
             self._srs_secret = srs.load_secret(self.settings.data_dir / "srs.key")
-        return srs.forward(sender, q.srs_domain or self.settings.hostname, self._srs_secret, self.clock())
+        return srs.forward(sender, q.srs_domain or self.settings.hostname, self._srs_secret, self.clock.time())
 
     # --- outcomes ---------------------------------------------------------------------------------
 
@@ -382,7 +381,7 @@ class QueueRunner:
 
     async def _finish(self, job: Job) -> None:
         q = self.settings.queue
-        now = self.clock()
+        now = self.clock.time()
         env = job.envelope
         outcomes: list[QueueOutcome] = []
         notices: list[dsn.RecipientStatus] = []
