@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from mailcove import __version__
 from mailcove.config import ConfigError, Settings
 from mailcove.config.settings import IMPLICIT_TLS_LISTENERS, LISTENER_NAMES
+from mailcove.core.clock import SYSTEM_CLOCK, Clock
 from mailcove.delivery.local import LocalInjection
 from mailcove.directory import Directory, open_directory
 from mailcove.logs import setup_logging
@@ -121,6 +122,8 @@ class ServerContext:
     # Connection caps per protocol, in total and per client IP (one counter for a protocol's
     # listeners together); built from the settings when not given.
     connections: ConnectionCaps = None  # type: ignore[assignment]
+    # The one clock every policy reads: timeouts, limits, throttles, retries, leases (core/clock).
+    clock: Clock = SYSTEM_CLOCK
 
     def __post_init__(self) -> None:
         if self.connections is None:
@@ -157,8 +160,10 @@ class StartupError(Exception):
 
 
 class App:
-    def __init__(self, settings: Settings, listen: Sequence[str] = (), *, out: TextIO | None = None) -> None:
+    def __init__(self, settings: Settings, listen: Sequence[str] = (), *, out: TextIO | None = None,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.settings = settings
+        self.clock = clock
         self._listen_args = list(listen)
         self._out = out or sys.stdout
         self.plans: list[ListenerPlan] = []
@@ -259,7 +264,7 @@ class App:
             self.control.remove_socket()
             raise StartupError(f"cannot open the store in {self.settings.data_dir}: {exc}") from exc
         try:
-            self.directory = open_directory(self.settings, store=self.store)
+            self.directory = open_directory(self.settings, store=self.store, clock=self.clock)
             await self.directory.start()
         except Exception as exc:
             await self.store.close()
@@ -273,12 +278,12 @@ class App:
 
             # one resolver (and its cache) for the queue's MX lookups and the inbound checks
             resolver = make_resolver(self.settings.dns.nameservers, self.settings.dns.timeout)
-            self.queue = QueueRunner(self.settings, self.store, self.directory, resolver)
+            self.queue = QueueRunner(self.settings, self.store, self.directory, resolver, clock=self.clock)
             # the administrator's socket: no sending limit (the submit socket has them)
             self.injection = LocalInjection(self.settings, self.store, self.directory, queued=self.queue.wake)
             checker = InboundChecker(self.settings, resolver) if self.settings.mailauth.enabled else None
             ctx = ServerContext(self.settings, self.store, self.directory, self.tls, self.tracker, queue=self.queue,
-                                mailauth=checker)
+                                mailauth=checker, clock=self.clock)
             handlers: list[Any] = []
             for name, bound in self.bound.items():
                 handler = self.factories[name](ctx, name)

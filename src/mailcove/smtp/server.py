@@ -79,7 +79,7 @@ class _Service(SmtpService):
     """SmtpService plus the tasks and sockets that live as long as the server."""
 
     def __init__(self, ctx: ServerContext) -> None:
-        super().__init__(ctx.settings, ctx.store, ctx.directory, ctx.connections.smtp)
+        super().__init__(ctx.settings, ctx.store, ctx.directory, ctx.connections.smtp, clock=ctx.clock)
         self.queue_runner = getattr(ctx, "queue", None)
         self.mailauth = getattr(ctx, "mailauth", None)
         self.sweeper = asyncio.ensure_future(self.sweep())
