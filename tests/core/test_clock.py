@@ -175,3 +175,25 @@ async def test_whole_seconds_give_exact_wall_times() -> None:
     for _ in range(7):
         await clock.advance(300)
     assert clock.time() == created + 2100
+
+
+async def test_wait_first_is_asyncio_wait_timed_by_the_clock() -> None:
+    from mailcove.core.clock import wait_first
+
+    clock = FakeClock()
+    a, b = asyncio.Event(), asyncio.Event()
+    fa, fb = asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())
+    waiter = asyncio.create_task(wait_first(clock, {fa, fb}, 10))
+    await clock.settle()
+    b.set()
+    assert await waiter == {fb}
+    waiter = asyncio.create_task(wait_first(clock, {fa}, 10))
+    await clock.waiting(10)
+    await clock.advance(10)
+    assert await waiter == set() and not fa.done()  # the timeout came first; fa is left as it was
+    a.set()
+    assert await wait_first(clock, {fa}, None) == {fa}
+    assert clock.pending() == []
+    never = asyncio.ensure_future(asyncio.Event().wait())
+    assert await wait_first(SYSTEM_CLOCK, {never}, 0.001) == set()
+    never.cancel()

@@ -14,6 +14,8 @@ A clock has two readings and three ways to wait:
     call_later(s, callback) -> Timer       run callback in s seconds unless cancelled
     wait_for(awaitable, timeout)           like asyncio.wait_for, timed by this clock
 
+and `wait_first(clock, futures, timeout)` is asyncio.wait(..., FIRST_COMPLETED) timed by one.
+
 Code that waits for time must wait through these, never through asyncio.sleep or a
 loop.call_later of its own: only then does advancing a FakeClock wake it. Waiting for I/O stays
 asyncio's business (a FakeClock never makes bytes arrive); only the timeout around it is the
@@ -29,7 +31,7 @@ import time as _time
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
-__all__ = ["SYSTEM_CLOCK", "Clock", "FakeClock", "SystemClock", "Timer"]
+__all__ = ["SYSTEM_CLOCK", "Clock", "FakeClock", "SystemClock", "Timer", "wait_first"]
 
 T = TypeVar("T")
 
@@ -77,6 +79,29 @@ class SystemClock:
 
 
 SYSTEM_CLOCK = SystemClock()
+
+
+async def wait_first(clock: Clock, futures: set[asyncio.Future[object]], timeout: float | None,
+                     ) -> set[asyncio.Future[object]]:
+    """asyncio.wait(futures, timeout=timeout, return_when=FIRST_COMPLETED) with the timeout on
+    `clock`: the futures that are done, none when the timeout came first. Nothing is cancelled."""
+    if timeout is None:
+        done, _ = await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
+        return done
+    expired: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def expire() -> None:
+        if not expired.done():
+            expired.set_result(None)
+
+    timer = clock.call_later(timeout, expire)
+    try:
+        done, _ = await asyncio.wait({*futures, expired}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        timer.cancel()
+        expired.cancel()
+    done.discard(expired)
+    return done
 
 
 class _FakeTimer:

@@ -8,9 +8,9 @@ list is empty and the zlib objects exist only after COMPRESS.
 
 from __future__ import annotations
 
-import asyncio
 import zlib
 
+from mailcove.core.clock import SYSTEM_CLOCK, Clock
 from mailcove.net.listeners import Connection
 
 FLUSH_AT = 64 * 1024
@@ -19,10 +19,11 @@ CORRUPT_TEXT = "Invalid compressed data"
 
 
 class ImapIO:
-    __slots__ = ("_buf", "_compress", "_decompress", "_size", "conn", "corrupt", "write_timeout")
+    __slots__ = ("_buf", "_compress", "_decompress", "_size", "clock", "conn", "corrupt", "write_timeout")
 
-    def __init__(self, conn: Connection, write_timeout: float = 1800.0) -> None:
+    def __init__(self, conn: Connection, write_timeout: float = 1800.0, clock: Clock = SYSTEM_CLOCK) -> None:
         self.conn = conn
+        self.clock = clock
         # A client that stops reading our output must not hold its session (and the output it
         # has not read) for ever: a drain that would wait gets this deadline.
         self.write_timeout = write_timeout
@@ -64,7 +65,7 @@ class ImapIO:
             raise ConnectionResetError("connection closed")
         writer.write(data)
         if writer.transport.get_write_buffer_size() > FLUSH_AT:
-            await asyncio.wait_for(writer.drain(), self.write_timeout)
+            await self.clock.wait_for(writer.drain(), self.write_timeout)
         else:
             await writer.drain()
 
@@ -106,4 +107,4 @@ class ImapIO:
         return data
 
     async def read_with_timeout(self, timeout: float) -> bytes:
-        return await asyncio.wait_for(self.read(), timeout)
+        return await self.clock.wait_for(self.read(), timeout)

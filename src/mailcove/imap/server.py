@@ -54,6 +54,7 @@ class ImapServer:
             process=process,
             limits=limits,
             implicit_tls=listener == "imaps",
+            clock=ctx.clock,
         )
 
     async def __call__(self, conn: Connection) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mailcove.core import cooperative
+from mailcove.core.clock import SYSTEM_CLOCK, Clock, wait_first
 from mailcove.imap.conn import CORRUPT_TEXT, ImapIO
 from mailcove.imap.selected import CacheRegistry, SelectedView
 from mailcove.imap.wire import flag_list
@@ -74,6 +75,7 @@ class ImapContext:
     process: Callable[[Session], Awaitable[None]]
     limits: ImapLimits = field(default_factory=ImapLimits)
     implicit_tls: bool = False
+    clock: Clock = SYSTEM_CLOCK  # the login and idle deadlines, write stalls
 
     @property
     def allow_plaintext(self) -> bool:
@@ -104,7 +106,7 @@ class Session:
     def __init__(self, ctx: ImapContext, conn: Connection) -> None:
         self.ctx = ctx
         self.conn = conn
-        self.io = ImapIO(conn, ctx.limits.idle_timeout)
+        self.io = ImapIO(conn, ctx.limits.idle_timeout, ctx.clock)
         self.log = conn.log
         self.state = NOT_AUTH
         self.principal: Principal | None = None
@@ -212,21 +214,21 @@ class Session:
         self.untagged_status("OK", "mailcove ready", "CAPABILITY " + " ".join(self.capabilities()))
         await self.io.flush()
         closing = asyncio.ensure_future(self.conn.closing.wait())
-        loop = asyncio.get_running_loop()
+        clock = self.ctx.clock
         # login_timeout is a deadline from connect, not a per-read timeout: a client sending one
         # byte every few seconds must not keep an unauthenticated connection for ever.
-        login_deadline = loop.time() + self.ctx.limits.login_timeout
+        login_deadline = clock.monotonic() + self.ctx.limits.login_timeout
         # After login, idle_timeout is a deadline too: the next command must be complete within it
         # of the previous response (plus an allowance for the bytes it brings), so trickling a
         # command one byte at a time does not keep the session for ever.
         request = RequestDeadline(self.ctx.limits.idle_timeout, self.ctx.limits.min_data_rate)
-        request.begin(loop.time())
+        request.begin(clock.monotonic())
         try:
             while self.state != LOGOUT:
                 if self.state == NOT_AUTH:
-                    timeout = max(0.0, login_deadline - loop.time())
+                    timeout = max(0.0, login_deadline - clock.monotonic())
                 else:
-                    timeout = max(0.0, request.remaining(loop.time()))
+                    timeout = max(0.0, request.remaining(clock.monotonic()))
                 read = asyncio.ensure_future(self.io.read())
                 waits: set[asyncio.Future[Any]] = {read, closing}
                 while True:
@@ -234,7 +236,7 @@ class Session:
                     if self.idling is not None and self.view is not None:
                         wake = asyncio.ensure_future(self.view.wakeup.wait())
                         waits.add(wake)
-                    done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                    done = await wait_first(clock, waits, timeout)
                     if wake is not None:
                         waits.discard(wake)
                         if wake in done and read not in done:
@@ -271,7 +273,7 @@ class Session:
                 await self.process_events()
                 await self.io.flush()
                 if not self.receiver.in_command:
-                    request.begin(loop.time())
+                    request.begin(clock.monotonic())
         except CloseConnection:
             with contextlib.suppress(Exception):
                 await self.io.flush()
@@ -291,7 +293,7 @@ class Session:
         which RFC 9051 7.1.5 allows as the first response."""
         self.untagged_status("BYE", text)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.io.flush(), 5)
+            await self.ctx.clock.wait_for(self.io.flush(), 5)
 
     async def process_events(self) -> None:
         await self.ctx.process(self)

@@ -19,7 +19,7 @@ def make_handler(ctx: ServerContext, listener: str) -> Handler:
     # second login over pop3 as well.
     shared = ctx.services.get(_SHARED_KEY)
     if shared is None:
-        shared = ctx.services[_SHARED_KEY] = Pop3Shared(ctx.settings.pop3, ctx.store)
+        shared = ctx.services[_SHARED_KEY] = Pop3Shared(ctx.settings.pop3, ctx.store, ctx.clock)
 
     connections = ctx.connections.pop3  # one counter for both listeners
 

@@ -12,9 +12,9 @@ import contextlib
 import os
 import secrets
 import socket
-import time
 from typing import TYPE_CHECKING
 
+from mailcove.core.clock import SYSTEM_CLOCK, Clock, Timer
 from mailcove.core.errors import StoreError
 from mailcove.directory.errors import DirectoryError
 from mailcove.net.limits import RequestDeadline
@@ -63,8 +63,9 @@ class _Stop(Exception):
 class Pop3Shared:
     """What all POP3 sessions of one server process share (both listeners)."""
 
-    def __init__(self, settings: Pop3Settings, store: MailStore) -> None:
+    def __init__(self, settings: Pop3Settings, store: MailStore, clock: Clock = SYSTEM_CLOCK) -> None:
         self.settings = settings
+        self.clock = clock  # login and command deadlines, the lock's renewals, write stalls
         self.locks = MaildropLocks(store, settings.lock_ttl)
         self.cache = MaildropCache(settings.cache_messages)
         # Lease owners name this process and one of its sessions (host and pid for the logs).
@@ -97,11 +98,12 @@ class Pop3Session:
         self._reading = False
         # Deadlines, not per-read timeouts: login within login_timeout of connecting, then each
         # command within idle_timeout of the previous reply, however the bytes trickle in.
-        now = time.monotonic()
+        self.clock = shared.clock
+        now = self.clock.monotonic()
         self._login_deadline = now + self.settings.login_timeout
         self._request = RequestDeadline(self.settings.idle_timeout)
         self._request.begin(now)
-        self._idle_handle: asyncio.TimerHandle | None = None
+        self._idle_handle: Timer | None = None
         self._stats = {"retr": 0, "retr_bytes": 0, "top": 0, "dele": 0}
         self._expunged = 0
         # Clients RETR in order (fetchmail, getmail, Thunderbird): while one message goes out, the
@@ -113,7 +115,7 @@ class Pop3Session:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         watcher = loop.create_task(self._watch_closing())
-        self._idle_handle = loop.call_later(self._remaining(time.monotonic()), self._check_idle)
+        self._idle_handle = self.clock.call_later(self._remaining(self.clock.monotonic()), self._check_idle)
         try:
             await self._serve()
         finally:
@@ -133,7 +135,7 @@ class Pop3Session:
         """Turn the connection away instead of greeting it (the connection caps)."""
         self._emit(Err(text, SYS_TEMP).to_bytes())
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._flush(), 5)
+            await self.clock.wait_for(self._flush(), 5)
 
     async def _serve(self) -> None:
         core = self.core
@@ -158,7 +160,7 @@ class Pop3Session:
                 continue
             await self._dispatch(event)  # type: ignore[arg-type]
             if not core.has_complete_line():
-                self._request.begin(time.monotonic())
+                self._request.begin(self.clock.monotonic())
             if self._out_size >= FLUSH_AT or not core.has_complete_line():
                 await self._flush()
         await self._flush()
@@ -183,12 +185,11 @@ class Pop3Session:
         return self._request.remaining(now)
 
     def _check_idle(self) -> None:
-        remaining = self._remaining(time.monotonic())
+        remaining = self._remaining(self.clock.monotonic())
         if remaining > 0 or not self._reading:
-            loop = asyncio.get_running_loop()
-            self._idle_handle = loop.call_later(max(remaining, 1.0), self._check_idle)
+            self._idle_handle = self.clock.call_later(max(remaining, 1.0), self._check_idle)
             return
-        if self.core.state is State.AUTHORIZATION and time.monotonic() >= self._login_deadline:
+        if self.core.state is State.AUTHORIZATION and self.clock.monotonic() >= self._login_deadline:
             self.conn.log.info("no login within %.0f s, disconnecting", self.settings.login_timeout)
             self.conn.reader.set_exception(_Stop(Err("Login timeout.", SYS_TEMP).to_bytes()))
             return
@@ -210,7 +211,7 @@ class Pop3Session:
         if writer.transport.get_write_buffer_size() > FLUSH_AT:
             # drain() will wait for the client to read. A client that never does must not hold the
             # session (and the maildrop lock) forever: TimeoutError ends the connection.
-            await asyncio.wait_for(writer.drain(), self.settings.idle_timeout)
+            await self.clock.wait_for(writer.drain(), self.settings.idle_timeout)
         else:
             await writer.drain()
 
@@ -375,7 +376,7 @@ class Pop3Session:
         sessions must never both act on one maildrop."""
         every = self.shared.locks.ttl / 3
         while True:
-            await asyncio.sleep(every)
+            await self.clock.sleep(every)
             try:
                 held = await self.shared.locks.renew(user, self.lock_owner)
             except StoreError as exc:  # try again next time; the TTL leaves two more chances

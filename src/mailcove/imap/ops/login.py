@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from mailcove.directory import DirectoryBusy
 from mailcove.imap.session import Reply, Session
 from mailcove.proto.imap.commands import Login
@@ -19,7 +17,8 @@ async def login(s: Session, username: str, password: str) -> str:
         raise Reply("NO", "Invalid credentials", "AUTHENTICATIONFAILED")
     principal = None
     delay = 0.05
-    deadline = asyncio.get_running_loop().time() + BUSY_WAIT
+    clock = s.ctx.clock
+    deadline = clock.monotonic() + BUSY_WAIT
     while True:
         try:
             principal = await s.ctx.directory.authenticate(username, password, client_ip=s.conn.peer_ip)
@@ -28,9 +27,9 @@ async def login(s: Session, username: str, password: str) -> str:
             # The password-hash pool is full (a burst of logins, e.g. 50 clients starting at
             # once). Clients treat NO as "wrong password" and prompt the user, so wait a little
             # for a slot first, as Dovecot's auth queue would.
-            if asyncio.get_running_loop().time() + delay > deadline:
+            if clock.monotonic() + delay > deadline:
                 raise Reply("NO", "Too many logins in progress, try again", "UNAVAILABLE") from None
-            await asyncio.sleep(delay)
+            await clock.sleep(delay)
             delay = min(delay * 2, 0.5)
     if principal is None:
         s.log.info("login failed for %r", username[:64])
