@@ -1,7 +1,10 @@
-"""The part of MailStore.deliver/submit/append every backend shares: argument checks and the
-shape of the targets. Each backend supplies `_add_bytes` and `_add_file`, which store one message
-for a list of (user, mailbox, flags) targets and, for submit, one outbound queue entry, in one
-transaction.
+"""The part of MailStore every backend shares: each verb runs its rule (store/rules/) through
+the backend's driver, after the argument checks that need no database.
+
+A backend supplies its driver, `_write(rule, *args)` (one transaction, durable when it returns)
+and `_read(rule, *args)`, and where message bodies go: `_add_bytes` and `_add_file` store one
+message for a list of (user, mailbox, flags) targets and, for submit, one outbound queue entry,
+in one transaction (the delivery, a statement of its own on both backends).
 
 A message with a prefix (api.MessagePrefix) is stored as its body, exactly as received, with the
 prefix beside it; `served_range` and `served` are how both backends serve prefix + body."""
@@ -11,21 +14,29 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 from mailcove.message import to_crlf
 from mailcove.store.api import (
     NO_PREFIX,
     UID_MAX,
+    AccountState,
     AppendResult,
     DeliveryTarget,
     ImportMessage,
+    Mailbox,
     MessagePrefix,
     OutboundEnvelope,
     SubmitResult,
+    Usage,
 )
 from mailcove.store.names import normalize_name
+from mailcove.store.rules import accounts, mailboxes
+from mailcove.store.sansio import Rule
 from mailcove.store.spool import Spool
+
+T = TypeVar("T")
 
 Target = tuple[str, str, frozenset[str]]
 Outbound = tuple[str, list[tuple[str, str | None, str]]]
@@ -68,7 +79,19 @@ def envelope_to_json(env: OutboundEnvelope) -> str:
     return json.dumps(d, separators=(",", ":"))
 
 
-class AddingFrontend:
+class Frontend:
+    _default_quota: tuple[int, int]  # (bytes, messages) of a new account; 0: unlimited
+
+    # --- the backend's part ------------------------------------------------------------------
+
+    async def _write(self, rule: Callable[..., Rule[T]], *args: Any) -> T:
+        """Run the rule `rule(*args)` in one write transaction; returns once it is durable."""
+        raise NotImplementedError
+
+    async def _read(self, rule: Callable[..., Rule[T]], *args: Any) -> T:
+        """Run the reading rule `rule(*args)`."""
+        raise NotImplementedError
+
     async def _add_bytes(
         self,
         data: bytes,
@@ -163,3 +186,58 @@ class AddingFrontend:
             source, [(user, normalize_name(mailbox), frozenset(flags))], internaldate, fallback_to_inbox=False
         )
         return result
+
+    # --- accounts ----------------------------------------------------------------------------
+
+    async def create_account(self, user: str) -> None:
+        await self._write(mailboxes.create_account, user, *self._default_quota, time.time())
+
+    async def delete_account(self, user: str) -> None:
+        await self._write(mailboxes.delete_account, user)
+
+    async def account_exists(self, user: str) -> bool:
+        return await self._read(accounts.account_exists, user)
+
+    async def list_accounts(self) -> list[str]:
+        return await self._read(accounts.list_accounts)
+
+    async def set_quota(self, user: str, max_bytes: int, max_messages: int) -> None:
+        await self._write(accounts.set_quota, user, max_bytes, max_messages)
+
+    async def usage(self, user: str) -> Usage:
+        return await self._read(accounts.usage, user)
+
+    # --- mailboxes ---------------------------------------------------------------------------
+
+    async def list_mailboxes(self, user: str) -> list[Mailbox]:
+        return await self._read(mailboxes.list_mailboxes, user)
+
+    async def get_mailbox(self, user: str, name: str) -> Mailbox:
+        return await self._read(mailboxes.get_mailbox, user, name)
+
+    async def mailbox_by_id(self, mailbox_id: int) -> Mailbox:
+        return await self._read(mailboxes.mailbox_by_id, mailbox_id)
+
+    async def create_mailbox(self, user: str, name: str, special_use: str | None = None) -> Mailbox:
+        await self._write(mailboxes.create_mailbox, user, name, special_use, time.time())
+        return await self.get_mailbox(user, name)
+
+    async def delete_mailbox(self, user: str, name: str) -> None:
+        await self._write(mailboxes.delete_mailbox, user, name)
+
+    async def rename_mailbox(self, user: str, old: str, new: str) -> None:
+        await self._write(mailboxes.rename_mailbox, user, old, new, time.time())
+
+    async def set_subscribed(self, user: str, name: str, subscribed: bool) -> None:
+        await self._write(mailboxes.set_subscribed, user, name, subscribed, time.time())
+
+    async def expunged_since(self, mailbox_id: int, modseq: int) -> list[int]:
+        return await self._read(mailboxes.expunged_since, mailbox_id, modseq)
+
+    # --- copying to another backend (mailcove db copy) ---------------------------------------
+
+    async def export_account(self, user: str) -> AccountState:
+        return await self._read(accounts.export_account, user)
+
+    async def restore_account(self, state: AccountState) -> None:
+        await self._write(accounts.restore_account, state)

@@ -13,21 +13,24 @@ which aborts one transaction; it is retried here, from the start, a few times.""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
 from mailcove.store.changes import Change, RawChange, merge_changes
+from mailcove.store.postgres.flags import FlagCache
+from mailcove.store.sansio import Handlers, Rule, run_async
 
 log = logging.getLogger("mailcove.store")
+T = TypeVar("T")
 
 CHANNEL = "mailcove_changes"
 # NOTIFY payloads are limited to 8000 bytes; larger change sets go through change_log.
@@ -38,15 +41,38 @@ KEEP_CHANGES_SECONDS = 600.0
 RETRYABLE = (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
 
 
-@dataclass
-class Txn:
-    """Per-attempt scratch: what to announce once the transaction commits."""
+class Context:
+    """What a statement sees besides the connection: the flag-text cache, and the size up to
+    which a body is stored inline (larger ones as chunk rows)."""
 
-    disk_low: bool
-    changes: list[RawChange] = field(default_factory=list)
+    __slots__ = ("flags", "inline_max")
 
-    def change(self, user: str, mailbox_id: int, kind: str, uids: list[int] | tuple[int, ...], modseq: int) -> None:
+    def __init__(self, flags: FlagCache, inline_max: int) -> None:
+        self.flags = flags
+        self.inline_max = inline_max
+
+
+class Txn(Context):
+    """One attempt of a write: what to announce once the transaction commits."""
+
+    __slots__ = ("changes", "disk_low")
+
+    def __init__(self, flags: FlagCache, inline_max: int, disk_low: bool) -> None:
+        self.flags = flags
+        self.inline_max = inline_max
+        self.disk_low = disk_low
+        self.changes: list[RawChange] = []
+
+    def change(self, user: str, mailbox_id: int, kind: str, uids: Sequence[int], modseq: int) -> None:
         self.changes.append((user, mailbox_id, kind, list(uids), modseq))
+
+
+Handler = Callable[[asyncpg.Connection, Any, Any], Awaitable[Any]]
+
+
+def executor(conn: asyncpg.Connection, cx: Context, handlers: Handlers[Handler]) -> Callable[[Any], Awaitable[Any]]:
+    """Runs one statement of a rule on `conn`."""
+    return lambda s: handlers[type(s)](conn, cx, s)
 
 
 Op = Callable[..., Awaitable[Any]]
@@ -95,8 +121,20 @@ def decode_changes(payload: str) -> list[Change]:
 
 
 class Writer:
-    def __init__(self, pool: asyncpg.Pool, data_dir: Path, min_free_bytes: int) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        data_dir: Path,
+        min_free_bytes: int,
+        handlers: Handlers[Handler],
+        flags: FlagCache,
+        inline_max: int,
+    ) -> None:
         self._pool = pool
+        self._handlers = handlers
+        self._flags = flags
+        self._inline_max = inline_max
+        self._context = Context(flags, inline_max)
         self._data_dir = data_dir
         self._min_free = min_free_bytes
         self._last_prune = 0.0
@@ -112,14 +150,19 @@ class Writer:
         return st.f_bavail * st.f_frsize < self._min_free
 
     async def run(self, op: Op, *args: Any) -> tuple[Any, list[Change]]:
-        """Run `op(conn, txn, *args)` in one transaction; returns its result and the changes it
-        announced (already committed)."""
+        """Run the rule `op(*args)` (or an op(conn, txn, *args) not yet a rule) in one
+        transaction, from the start again after a deadlock; returns its result and the changes
+        it announced (already committed)."""
         disk_low = self._disk_low()
+        is_rule = inspect.isgeneratorfunction(op)
         for attempt in range(1, MAX_TRIES + 1):
-            txn = Txn(disk_low=disk_low)
+            txn = Txn(self._flags, self._inline_max, disk_low)
             try:
                 async with self._pool.acquire() as conn, conn.transaction():
-                    result = await op(conn, txn, *args)
+                    if is_rule:
+                        result = await run_async(op(*args), executor(conn, txn, self._handlers))
+                    else:
+                        result = await op(conn, txn, *args)
                     published = await self._announce(conn, txn.changes)
             except RETRYABLE as exc:
                 if attempt == MAX_TRIES:
@@ -132,6 +175,11 @@ class Writer:
             await self._maybe_prune()
             return result, published
         raise AssertionError("unreachable")
+
+    async def read(self, rule: Callable[..., Rule[T]], *args: Any) -> T:
+        """Run a reading rule on a pooled connection, outside any explicit transaction."""
+        async with self._pool.acquire() as conn:
+            return await run_async(rule(*args), executor(conn, self._context, self._handlers))
 
     async def _announce(self, conn: asyncpg.Connection, raw: list[RawChange]) -> list[Change]:
         if not raw:

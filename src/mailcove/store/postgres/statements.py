@@ -1,7 +1,10 @@
-"""Write operations, each run inside one transaction by writer.Writer (retried whole on deadlock).
+"""PostgreSQL's statements: the SQL of every statement the store's rules yield (store/rules/),
+and the delivery, which is one server-side function (schema.py, mailcove_deliver).
 
-Each takes the connection and the Txn first; they raise core.errors exceptions, which roll the
-transaction back. Lock order (see writer.py): accounts, then mailboxes by ascending id, then blobs.
+Each handler takes the connection, the context (driver.Txn in a write transaction,
+driver.Context for a read) and the statement. Rules run in one transaction each
+(driver.Writer, retried whole on deadlock) and keep the lock order: accounts, then mailboxes by
+ascending id, then blobs.
 
 UIDs and MODSEQs: a mailbox's uidnext and highestmodseq are only ever advanced by an UPDATE of
 its row inside the transaction that inserts (or flags, or expunges) the messages. That UPDATE
@@ -10,33 +13,34 @@ mailbox waits, then (READ COMMITTED re-reads the updated row) continues from the
 values. Allocations in one mailbox therefore commit in allocation order: whenever UID n+1 (or
 MODSEQ m+1) is visible to a reader, every lower one that will ever exist is already visible too.
 An aborted transaction leaves a gap, never a late arrival. This holds across nodes because the
-lock lives in the database, not in a process."""
+lock lives in the database, not in a process.
+
+Message bytes: a body up to `inline_max` is one bytea value in `blobs.data` (stored EXTERNAL,
+uncompressed, so substring() fetches only the TOAST chunks a range needs); a larger one is split
+into CHUNK-sized rows of `blob_chunks`, and a ranged read fetches only the rows it overlaps. A
+message is served as its prefix (`blobs.prefix`, a queue entry's `queue.prefix`) followed by the
+body from `blobs.skip` on (api.MessagePrefix)."""
 
 from __future__ import annotations
 
 import json
 import sys
-import time
 from array import array
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
 
 from mailcove.core.errors import (
     AccountNotFound,
-    BadMailboxName,
     DiskFull,
-    MailboxExists,
     MailboxNotFound,
     QuotaExceeded,
     StoreError,
 )
 from mailcove.message import MessageInfo
 from mailcove.store.api import (
-    DEFAULT_MAILBOXES,
-    SEPARATOR,
     UID_MAX,
     AppendResult,
     CopyResult,
@@ -48,29 +52,746 @@ from mailcove.store.api import (
     MessageMeta,
     MessagePrefix,
     UidValidityConflict,
+    Usage,
 )
 from mailcove.store.changes import Change
 from mailcove.store.frontend import served_range
-from mailcove.store.names import is_inferior, normalize_name, parents
-from mailcove.store.postgres.driver import Txn
+from mailcove.store.postgres.driver import Context, Txn
 from mailcove.store.postgres.flags import FlagCache, flags_text
+from mailcove.store.rules import statements as S
+from mailcove.store.sansio import Handlers
+
+Conn = asyncpg.Connection
+HANDLERS: Handlers[Callable[[Conn, Any, Any], Awaitable[Any]]] = Handlers()
+on = HANDLERS.on
 
 SEEN = "\\Seen"
 DELETED = "\\Deleted"
+CHUNK = 1024 * 1024
+_LITTLE_ENDIAN = sys.byteorder == "little"
+# The body of AddBody: (bytes, or None for a body uploaded ahead; that body's blob id; scanned info)
+Body = tuple[bytes | None, int | None, bytes]
+
+_MAILBOX_COLUMNS = (
+    "m.id, a.name, m.name, m.uidvalidity, m.uidnext, m.highestmodseq, m.special_use, m.subscribed,"
+    " m.noselect, m.messages, m.unseen, m.size FROM mailboxes m JOIN accounts a ON a.id = m.account_id"
+)
+
+
+def _count(status: str) -> int:
+    """The row count of a command status ("UPDATE 3")."""
+    return int(status.split()[-1])
+
+
+# --- the driver's own ------------------------------------------------------------------------------
+
+
+@on(S.Announce)
+async def _announce(c: Conn, txn: Txn, s: S.Announce) -> None:
+    txn.change(s.user, s.mailbox_id, s.kind, s.uids, s.modseq)
+
+
+@on(S.SpaceLow)
+async def _space_low(c: Conn, txn: Txn, s: S.SpaceLow) -> bool:
+    return txn.disk_low
+
+
+# --- accounts --------------------------------------------------------------------------------------
+
+_ACCOUNT = "SELECT id, name, quota_bytes, quota_messages, used_bytes, used_messages FROM accounts"
+
+
+@on(S.InsertAccount)
+async def _insert_account(c: Conn, txn: Txn, s: S.InsertAccount) -> int | None:
+    return await c.fetchval(
+        "INSERT INTO accounts (name, quota_bytes, quota_messages, last_uidvalidity) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (name) DO NOTHING RETURNING id",
+        s.user, s.quota_bytes, s.quota_messages, s.last_uidvalidity,
+    )
+
+
+@on(S.LockAccount)
+async def _lock_account(c: Conn, txn: Txn, s: S.LockAccount) -> S.AccountRow | None:
+    row = await c.fetchrow(f"{_ACCOUNT} WHERE name = $1 FOR UPDATE", s.user)
+    return S.AccountRow(*row) if row else None
+
+
+@on(S.LockAccountOf)
+async def _lock_account_of(c: Conn, txn: Txn, s: S.LockAccountOf) -> S.AccountRow | None:
+    row = await c.fetchrow(
+        f"{_ACCOUNT} WHERE id = (SELECT account_id FROM mailboxes WHERE id = $1) FOR UPDATE", s.mailbox_id
+    )
+    return S.AccountRow(*row) if row else None
+
+
+@on(S.MailboxAccount)
+async def _mailbox_account(c: Conn, txn: Txn, s: S.MailboxAccount) -> int | None:
+    return await c.fetchval("SELECT account_id FROM mailboxes WHERE id = $1", s.mailbox_id)
+
+
+@on(S.DeleteAccount)
+async def _delete_account(c: Conn, txn: Txn, s: S.DeleteAccount) -> None:
+    await c.execute("DELETE FROM expunged WHERE mailbox_id = ANY($1::bigint[])", list(s.mailbox_ids))
+    await c.execute("DELETE FROM mailboxes WHERE account_id = $1", s.account_id)
+    await c.execute("DELETE FROM accounts WHERE id = $1", s.account_id)
+
+
+@on(S.SetQuota)
+async def _set_quota(c: Conn, txn: Txn, s: S.SetQuota) -> int:
+    return _count(await c.execute(
+        "UPDATE accounts SET quota_bytes = $2, quota_messages = $3 WHERE name = $1", s.user, s.max_bytes, s.max_messages
+    ))
+
+
+@on(S.ChargeAccount)
+async def _charge_account(c: Conn, txn: Txn, s: S.ChargeAccount) -> None:
+    await c.execute(
+        "UPDATE accounts SET used_messages = used_messages + $2, used_bytes = used_bytes + $3 WHERE id = $1",
+        s.account_id, s.messages, s.bytes,
+    )
+
+
+@on(S.NextUidvalidity)
+async def _next_uidvalidity(c: Conn, txn: Txn, s: S.NextUidvalidity) -> int:
+    return await c.fetchval(
+        "UPDATE accounts SET last_uidvalidity = greatest($2::bigint, last_uidvalidity + 1) WHERE id = $1"
+        " RETURNING last_uidvalidity",
+        s.account_id, s.now,
+    )
+
+
+@on(S.RaiseLastUidvalidity)
+async def _raise_last_uidvalidity(c: Conn, txn: Txn, s: S.RaiseLastUidvalidity) -> None:
+    await c.execute(
+        "UPDATE accounts SET last_uidvalidity = greatest(last_uidvalidity, $2) WHERE id = $1", s.account_id, s.value
+    )
+
+
+@on(S.AccountExists)
+async def _account_exists(c: Conn, cx: Context, s: S.AccountExists) -> bool:
+    return await c.fetchval("SELECT 1 FROM accounts WHERE name = $1", s.user) is not None
+
+
+@on(S.AccountNames)
+async def _account_names(c: Conn, cx: Context, s: S.AccountNames) -> list[str]:
+    return [r[0] for r in await c.fetch("SELECT name FROM accounts ORDER BY name")]
+
+
+@on(S.AccountUsage)
+async def _account_usage(c: Conn, cx: Context, s: S.AccountUsage) -> Usage | None:
+    row = await c.fetchrow(
+        "SELECT used_bytes, used_messages, quota_bytes, quota_messages FROM accounts WHERE name = $1", s.user
+    )
+    return Usage(*row) if row else None
+
+
+@on(S.AccountQuota)
+async def _account_quota(c: Conn, cx: Context, s: S.AccountQuota) -> Any:
+    return await c.fetchrow("SELECT id, quota_bytes, quota_messages FROM accounts WHERE name = $1", s.user)
+
+
+# --- mailboxes -------------------------------------------------------------------------------------
+
+
+@on(S.FindMailbox)
+async def _find_mailbox(c: Conn, txn: Txn, s: S.FindMailbox) -> S.MailboxRow | None:
+    row = await c.fetchrow(
+        "SELECT id, uidvalidity, uidnext, highestmodseq, noselect, messages FROM mailboxes"
+        " WHERE account_id = $1 AND name = $2" + (" FOR UPDATE" if s.lock else ""),
+        s.account_id, s.name,
+    )
+    return S.MailboxRow(*row) if row else None
+
+
+@on(S.InsertMailbox)
+async def _insert_mailbox(c: Conn, txn: Txn, s: S.InsertMailbox) -> int:
+    return await c.fetchval(
+        "INSERT INTO mailboxes (account_id, name, uidvalidity, uidnext, highestmodseq, special_use, subscribed,"
+        " noselect) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        s.account_id, s.name, s.uidvalidity, s.uidnext, s.highestmodseq, s.special_use, s.subscribed, s.noselect,
+    )
+
+
+@on(S.ReviveMailbox)
+async def _revive_mailbox(c: Conn, txn: Txn, s: S.ReviveMailbox) -> None:
+    await c.execute(
+        "UPDATE mailboxes SET noselect = false, uidvalidity = $2, special_use = COALESCE($3, special_use)"
+        " WHERE id = $1",
+        s.mailbox_id, s.uidvalidity, s.special_use,
+    )
+
+
+@on(S.LockMailboxes)
+async def _lock_mailboxes(c: Conn, txn: Txn, s: S.LockMailboxes) -> dict[int, S.MailboxLock]:
+    return {
+        r[0]: S.MailboxLock(r[1], r[2], r[3])
+        for r in await c.fetch(
+            "SELECT id, uidvalidity, highestmodseq, noselect FROM mailboxes WHERE id = ANY($1::bigint[])"
+            " ORDER BY id FOR UPDATE",
+            sorted(s.ids),
+        )
+    }
+
+
+@on(S.LockMailbox)
+async def _lock_mailbox(c: Conn, txn: Txn, s: S.LockMailbox) -> S.Owner | None:
+    row = await c.fetchrow(
+        "SELECT a.id, a.name, m.highestmodseq FROM mailboxes m JOIN accounts a ON a.id = m.account_id"
+        " WHERE m.id = $1 FOR UPDATE OF m",
+        s.mailbox_id,
+    )
+    return S.Owner(*row) if row else None
+
+
+@on(S.AccountMailboxes)
+async def _account_mailboxes(c: Conn, txn: Txn, s: S.AccountMailboxes) -> list[int]:
+    rows = await c.fetch("SELECT id FROM mailboxes WHERE account_id = $1 ORDER BY id FOR UPDATE", s.account_id)
+    return [r[0] for r in rows]
+
+
+@on(S.Inferiors)
+async def _inferiors(c: Conn, txn: Txn, s: S.Inferiors) -> list[Any]:
+    return await c.fetch(
+        "SELECT id, name FROM mailboxes WHERE account_id = $1 AND starts_with(name, $2) ORDER BY id"
+        + (" LIMIT 1" if s.first else ""),
+        s.account_id, s.name + "/",
+    )
+
+
+@on(S.RenameMailbox)
+async def _rename_mailbox(c: Conn, txn: Txn, s: S.RenameMailbox) -> None:
+    await c.execute(
+        "UPDATE mailboxes SET name = $2, uidvalidity = $3 WHERE id = $1", s.mailbox_id, s.name, s.uidvalidity
+    )
+
+
+@on(S.SetSubscribed)
+async def _set_subscribed(c: Conn, txn: Txn, s: S.SetSubscribed) -> int:
+    return _count(await c.execute(
+        "UPDATE mailboxes SET subscribed = $3 WHERE account_id = $1 AND name = $2", s.account_id, s.name, s.subscribed
+    ))
+
+
+@on(S.MakeNoselect)
+async def _make_noselect(c: Conn, txn: Txn, s: S.MakeNoselect) -> None:
+    await c.execute(
+        "UPDATE mailboxes SET noselect = true, messages = 0, unseen = 0, size = 0 WHERE id = $1", s.mailbox_id
+    )
+
+
+@on(S.DeleteMailbox)
+async def _delete_mailbox(c: Conn, txn: Txn, s: S.DeleteMailbox) -> None:
+    await c.execute("DELETE FROM mailboxes WHERE id = $1", s.mailbox_id)
+
+
+@on(S.ResetUidvalidity)
+async def _reset_uidvalidity(c: Conn, txn: Txn, s: S.ResetUidvalidity) -> None:
+    await c.execute("UPDATE mailboxes SET uidvalidity = $2, uidnext = 1 WHERE id = $1", s.mailbox_id, s.uidvalidity)
+    await c.execute("DELETE FROM expunged WHERE mailbox_id = $1", s.mailbox_id)
+
+
+@on(S.ClearExpunged)
+async def _clear_expunged(c: Conn, txn: Txn, s: S.ClearExpunged) -> None:
+    await c.execute("DELETE FROM expunged WHERE mailbox_id = $1", s.mailbox_id)
+
+
+@on(S.AdjustMailbox)
+async def _adjust_mailbox(c: Conn, txn: Txn, s: S.AdjustMailbox) -> None:
+    await c.execute(
+        "UPDATE mailboxes SET uidnext = greatest(uidnext, $2), highestmodseq = greatest(highestmodseq, $3),"
+        " messages = messages + $4, unseen = unseen + $5, size = size + $6 WHERE id = $1",
+        s.mailbox_id, s.uidnext, s.highestmodseq, s.messages, s.unseen, s.size,
+    )
+
+
+@on(S.AllocateUids)
+async def _allocate_uids(c: Conn, txn: Txn, s: S.AllocateUids) -> tuple[int, int]:
+    first, modseq = await c.fetchrow(
+        "UPDATE mailboxes SET uidnext = uidnext + $2, highestmodseq = highestmodseq + 1, messages = messages + $2,"
+        " unseen = unseen + $3, size = size + $4 WHERE id = $1 RETURNING uidnext - $2, highestmodseq",
+        s.mailbox_id, s.count, s.unseen, s.size,
+    )
+    return first, modseq
+
+
+@on(S.Mailboxes)
+async def _mailboxes(c: Conn, cx: Context, s: S.Mailboxes) -> list[Mailbox]:
+    rows = await c.fetch(f'SELECT {_MAILBOX_COLUMNS} WHERE a.name = $1 ORDER BY m.name COLLATE "C"', s.user)
+    return [Mailbox(*r) for r in rows]
+
+
+@on(S.MailboxByName)
+async def _mailbox_by_name(c: Conn, cx: Context, s: S.MailboxByName) -> Mailbox | None:
+    row = await c.fetchrow(f"SELECT {_MAILBOX_COLUMNS} WHERE a.name = $1 AND m.name = $2", s.user, s.name)
+    return Mailbox(*row) if row else None
+
+
+@on(S.MailboxById)
+async def _mailbox_by_id(c: Conn, cx: Context, s: S.MailboxById) -> Mailbox | None:
+    row = await c.fetchrow(f"SELECT {_MAILBOX_COLUMNS} WHERE m.id = $1", s.mailbox_id)
+    return Mailbox(*row) if row else None
+
+
+@on(S.MailboxStates)
+async def _mailbox_states(c: Conn, cx: Context, s: S.MailboxStates) -> list[Any]:
+    return await c.fetch(
+        "SELECT id, name, uidvalidity, uidnext, highestmodseq, special_use, subscribed, noselect FROM mailboxes"
+        ' WHERE account_id = $1 ORDER BY name COLLATE "C"',
+        s.account_id,
+    )
+
+
+@on(S.ExpungedRecords)
+async def _expunged_records(c: Conn, cx: Context, s: S.ExpungedRecords) -> list[Any]:
+    return await c.fetch("SELECT uid, modseq FROM expunged WHERE mailbox_id = $1 ORDER BY uid", s.mailbox_id)
+
+
+@on(S.ExpungedSince)
+async def _expunged_since(c: Conn, cx: Context, s: S.ExpungedSince) -> list[int]:
+    rows = await c.fetch(
+        "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid", s.mailbox_id, s.modseq
+    )
+    return [r[0] for r in rows]
+
+
+# --- messages and their bodies ---------------------------------------------------------------------
+
+
+async def insert_blob(conn: Conn, size: int, refs: int, data: bytes | None, info: bytes, chunked: bool) -> int:
+    return await conn.fetchval(
+        "INSERT INTO blobs (size, refs, data, info, chunked) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        size, refs, data, info, chunked,
+    )
+
+
+async def insert_body(conn: Conn, data: bytes, info: bytes, refs: int, inline_max: int) -> int:
+    """A body whose bytes are in memory already (imports, restores): inline, or chunked rows in
+    the current transaction when larger than `inline_max`."""
+    if len(data) <= inline_max:
+        return await insert_blob(conn, len(data), refs, data, info, False)
+    blob_id = await insert_blob(conn, len(data), refs, None, info, True)
+    await conn.executemany(
+        "INSERT INTO blob_chunks (blob_id, seq, data) VALUES ($1, $2, $3)",
+        [(blob_id, i, data[off : off + CHUNK]) for i, off in enumerate(range(0, len(data), CHUNK))],
+    )
+    return blob_id
+
+
+@on(S.AddBody)
+async def _add_body(c: Conn, txn: Txn, s: S.AddBody) -> int:
+    data, uploaded, info = s.body
+    if uploaded is not None:
+        # Uploaded ahead in a transaction of its own (refs 0): referenced from now on.
+        await c.execute("UPDATE blobs SET refs = $2 WHERE id = $1", uploaded, s.refs)
+        return uploaded
+    return await insert_body(c, data or b"", info, s.refs, txn.inline_max)
+
+
+async def _lock_blobs(c: Conn, ids: list[int]) -> None:
+    await c.execute("SELECT 1 FROM blobs WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE", ids)
+
+
+@on(S.AddBlobRefs)
+async def _add_blob_refs(c: Conn, txn: Txn, s: S.AddBlobRefs) -> None:
+    ids = sorted(s.counts)
+    await _lock_blobs(c, ids)
+    await c.execute(
+        "UPDATE blobs b SET refs = b.refs + t.n FROM unnest($1::bigint[], $2::int[]) AS t(id, n) WHERE b.id = t.id",
+        ids, [s.counts[i] for i in ids],
+    )
+
+
+@on(S.ReleaseBlobs)
+async def _release_blobs(c: Conn, txn: Txn, s: S.ReleaseBlobs) -> None:
+    # A body nobody references any more goes, its chunks with it (ON DELETE CASCADE).
+    ids = sorted(s.counts)
+    await _lock_blobs(c, ids)
+    await c.execute(
+        "WITH d AS (SELECT * FROM unnest($1::bigint[], $2::int[]) AS t(id, n)),"
+        " u AS (UPDATE blobs b SET refs = b.refs - d.n FROM d WHERE b.id = d.id RETURNING b.id, b.refs)"
+        " DELETE FROM blobs WHERE id IN (SELECT id FROM u WHERE refs <= 0)",
+        ids, [s.counts[i] for i in ids],
+    )
+
+
+@on(S.InsertMessages)
+async def _insert_messages(c: Conn, txn: Txn, s: S.InsertMessages) -> None:
+    await c.execute(
+        "INSERT INTO messages (mailbox_id, uid, blob_id, flags, modseq, internaldate, size)"
+        " SELECT $1, t.uid, t.blob_id, t.flags, t.modseq, t.internaldate, t.size"
+        " FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::float8[], $7::bigint[])"
+        " AS t(uid, blob_id, flags, modseq, internaldate, size)",
+        s.mailbox_id,
+        [r[0] for r in s.rows], [r[1] for r in s.rows], [flags_text(r[2]) for r in s.rows],
+        [r[3] for r in s.rows], [r[4] for r in s.rows], [r[5] for r in s.rows],
+    )
+
+
+@on(S.CopyMessages)
+async def _copy_messages(c: Conn, txn: Txn, s: S.CopyMessages) -> None:
+    await c.execute(
+        "INSERT INTO messages (mailbox_id, uid, blob_id, flags, modseq, internaldate, size)"
+        " SELECT $1, t.new_uid, m.blob_id, m.flags, $2, m.internaldate, m.size"
+        " FROM unnest($4::bigint[], $5::bigint[]) AS t(old_uid, new_uid)"
+        " JOIN messages m ON m.mailbox_id = $3 AND m.uid = t.old_uid",
+        s.dest_id, s.modseq, s.mailbox_id, list(s.uids), list(s.new_uids),
+    )
+
+
+@on(S.MessageUids)
+async def _message_uids(c: Conn, txn: Txn, s: S.MessageUids) -> list[int]:
+    return [r[0] for r in await c.fetch("SELECT uid FROM messages WHERE mailbox_id = $1 ORDER BY uid", s.mailbox_id)]
+
+
+@on(S.MessageRows)
+async def _message_rows(c: Conn, txn: Txn, s: S.MessageRows) -> list[S.MessageRow]:
+    get = txn.flags.get
+    rows = await c.fetch(
+        "SELECT uid, blob_id, flags, size FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[]) ORDER BY uid",
+        s.mailbox_id, list(s.uids),
+    )
+    return [S.MessageRow(uid, blob, get(fl), size) for uid, blob, fl, size in rows]
+
+
+@on(S.MessageFlags)
+async def _message_flags(c: Conn, txn: Txn, s: S.MessageFlags) -> list[tuple[int, frozenset[str], int]]:
+    get = txn.flags.get
+    rows = await c.fetch(
+        "SELECT uid, flags, modseq FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[]) ORDER BY uid",
+        s.mailbox_id, list(s.uids),
+    )
+    return [(uid, get(fl), ms) for uid, fl, ms in rows]
+
+
+@on(S.SetFlags)
+async def _set_flags(c: Conn, txn: Txn, s: S.SetFlags) -> None:
+    await c.execute(
+        "UPDATE messages m SET flags = t.flags, modseq = $2 FROM unnest($3::bigint[], $4::text[]) AS t(uid, flags)"
+        " WHERE m.mailbox_id = $1 AND m.uid = t.uid",
+        s.mailbox_id, s.modseq, [u for u, _f in s.changes], [flags_text(f) for _u, f in s.changes],
+    )
+
+
+@on(S.DeleteMessages)
+async def _delete_messages(c: Conn, txn: Txn, s: S.DeleteMessages) -> list[S.MessageRow]:
+    if s.uids is None:
+        rows = await c.fetch(
+            "DELETE FROM messages WHERE mailbox_id = $1 AND strpos(' ' || flags || ' ', $2) > 0"
+            " RETURNING uid, blob_id, flags, size",
+            s.mailbox_id, f" {DELETED} ",
+        )
+    else:
+        rows = await c.fetch(
+            "DELETE FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[])"
+            " RETURNING uid, blob_id, flags, size",
+            s.mailbox_id, list(s.uids),
+        )
+    get = txn.flags.get
+    return [S.MessageRow(uid, blob, get(fl), size) for uid, blob, fl, size in rows]
+
+
+@on(S.DeleteAllMessages)
+async def _delete_all_messages(c: Conn, txn: Txn, s: S.DeleteAllMessages) -> list[Any]:
+    rows = await c.fetch(
+        "WITH d AS (DELETE FROM messages WHERE mailbox_id = $1 RETURNING blob_id, size)"
+        " SELECT blob_id, count(*), sum(size) FROM d GROUP BY blob_id",
+        s.mailbox_id,
+    )
+    return [(b, n, int(size)) for b, n, size in rows]
+
+
+@on(S.RecordExpunged)
+async def _record_expunged(c: Conn, txn: Txn, s: S.RecordExpunged) -> None:
+    await c.execute(
+        "INSERT INTO expunged (mailbox_id, uid, modseq) SELECT $1, u, m FROM unnest($2::bigint[], $3::bigint[])"
+        " AS t(u, m) ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq",
+        s.mailbox_id, [r[0] for r in s.records], [r[1] for r in s.records],
+    )
+
+
+@on(S.PresentUids)
+async def _present_uids(c: Conn, txn: Txn, s: S.PresentUids) -> int:
+    return await c.fetchval(
+        "SELECT count(*) FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[])", s.mailbox_id, list(s.uids)
+    )
+
+
+@on(S.Index)
+async def _index(c: Conn, cx: Context, s: S.Index) -> MailboxIndex:
+    """The whole map in one row: UIDs and MODSEQs as big-endian int8 bytes, flags joined by
+    newlines (an IMAP flag never holds one). Measured on 100,000 messages: 70 ms query + 15 ms
+    building the columns, against 150 + 10 ms for three `array_agg(... ORDER BY uid)` (three
+    sorts) and ~125 ms for fetching 100,000 records."""
+    row = await c.fetchrow(
+        "SELECT string_agg(int8send(uid), ''), string_agg(flags, E'\\n'), string_agg(int8send(modseq), '')"
+        " FROM (SELECT uid, flags, modseq FROM messages WHERE mailbox_id = $1 ORDER BY uid) AS s",
+        s.mailbox_id,
+    )
+    if row[0] is None:
+        return MailboxIndex(array("Q"), [], array("Q"))
+    uids, modseqs = array("Q"), array("Q")
+    uids.frombytes(row[0])
+    modseqs.frombytes(row[2])
+    if _LITTLE_ENDIAN:
+        uids.byteswap()
+        modseqs.byteswap()
+    flags = cx.flags.table(row[1].split("\n"))
+    ordered = sorted(uids)  # timsort: linear on sorted input
+    if ordered != list(uids):
+        # An aggregate over a sorted subquery keeps its order in practice, but SQL does not
+        # promise it; IMAP's sequence map needs it, so never trust it blindly.
+        triples = sorted(zip(uids, flags, modseqs, strict=True))
+        uids = array("Q", (t[0] for t in triples))
+        flags = [t[1] for t in triples]
+        modseqs = array("Q", (t[2] for t in triples))
+    return MailboxIndex(uids, flags, modseqs)
+
+
+@on(S.MessageMetas)
+async def _message_metas(c: Conn, cx: Context, s: S.MessageMetas) -> list[Any]:
+    get = cx.flags.get
+    rows = await c.fetch(
+        "SELECT m.uid, m.flags, m.modseq, m.internaldate, m.size, b.info FROM messages m"
+        " JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = $1 AND m.uid = ANY($2::bigint[]) ORDER BY m.uid",
+        s.mailbox_id, list(s.uids),
+    )
+    return [(uid, get(fl), ms, idate, size, info) for uid, fl, ms, idate, size, info in rows]
+
+
+async def _chunks(c: Conn, blob_id: int, start: int, end: int) -> bytes:
+    """Bytes [start, end) of a chunked body."""
+    if end <= start:
+        return b""
+    first, last = start // CHUNK, (end - 1) // CHUNK
+    parts = await c.fetch(
+        "SELECT data FROM blob_chunks WHERE blob_id = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq", blob_id, first, last
+    )
+    data = b"".join(p[0] for p in parts)
+    offset = first * CHUNK
+    return data[start - offset : end - offset]
+
+
+async def _served(
+    c: Conn, blob_id: int, chunked: bool, size: int, data: bytes | None, prefix: bytes | None, skip: int
+) -> bytes:
+    """A whole message: its prefix, then the body from `skip` on."""
+    body = (data or b"")[skip:] if not chunked else await _chunks(c, blob_id, skip, size)
+    return prefix + body if prefix else body
+
+
+_SERVED = "b.id, b.chunked, b.size, CASE WHEN b.chunked THEN NULL ELSE b.data END"
+
+
+@on(S.MessageSlice)
+async def _message_slice(c: Conn, cx: Context, s: S.MessageSlice) -> tuple[bytes | None, bytes] | None:
+    # substring() is 1-based; with a length it reads only the chunks the range covers. Where the
+    # range lies in the body (served_range) is computed in SQL: the prefix's length is in the row.
+    row = await c.fetchrow(
+        "SELECT b.id, b.chunked, b.size, b.prefix, b.skip, CASE WHEN b.chunked THEN NULL"
+        " WHEN $4::bigint IS NULL THEN substring(b.data FROM (b.skip + greatest($3::bigint - p.n, 0) + 1)::int)"
+        " ELSE substring(b.data FROM (b.skip + greatest($3::bigint - p.n, 0) + 1)::int"
+        " FOR greatest(0, $3::bigint + $4::bigint - greatest($3::bigint, p.n))::int) END"
+        " FROM messages m JOIN blobs b ON b.id = m.blob_id"
+        " CROSS JOIN LATERAL (SELECT coalesce(octet_length(b.prefix), 0)::bigint AS n) AS p"
+        " WHERE m.mailbox_id = $1 AND m.uid = $2",
+        s.mailbox_id, s.uid, s.start, s.length,
+    )
+    if row is None:
+        return None
+    blob_id, chunked, size, prefix, skip, data = row
+    if not chunked:
+        return prefix, data or b""
+    at, n = served_range(len(prefix or b""), skip, s.start, s.length)
+    return prefix, await _chunks(c, blob_id, at, size if n is None else min(size, at + n))
+
+
+@on(S.ServedMessages)
+async def _served_messages(c: Conn, cx: Context, s: S.ServedMessages) -> dict[int, bytes]:
+    out: dict[int, bytes] = {}
+    for uid, blob_id, chunked, size, data, prefix, skip in await c.fetch(
+        f"SELECT m.uid, {_SERVED}, b.prefix, b.skip FROM messages m JOIN blobs b ON b.id = m.blob_id"
+        " WHERE m.mailbox_id = $1 AND m.uid = ANY($2::bigint[])",
+        s.mailbox_id, list(s.uids),
+    ):
+        out[uid] = await _served(c, blob_id, chunked, size, data, prefix, skip)
+    return out
+
+
+@on(S.MessagePath)
+async def _message_path(c: Conn, cx: Context, s: S.MessagePath) -> None:
+    return None  # bodies live in the database
+
+
+@on(S.StoredMessages)
+async def _stored_messages(c: Conn, cx: Context, s: S.StoredMessages) -> list[Any]:
+    # The message as served (prefix and body): a restore stores it as one body.
+    rows = await c.fetch(
+        f"SELECT m.uid, m.flags, m.modseq, m.internaldate, {_SERVED}, b.prefix, b.skip FROM messages m"
+        " JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = $1 AND m.uid > $2 ORDER BY m.uid LIMIT $3",
+        s.mailbox_id, s.after_uid, s.limit,
+    )
+    return [
+        (uid, cx.flags.get(fl), modseq, when, await _served(c, blob_id, chunked, size, data, prefix, skip))
+        for uid, fl, modseq, when, blob_id, chunked, size, data, prefix, skip in rows
+    ]
+
+
+# --- the outbound queue ----------------------------------------------------------------------------
+
+
+@on(S.InsertQueueEntry)
+async def _insert_queue_entry(c: Conn, txn: Txn, s: S.InsertQueueEntry) -> int:
+    item = s.entry.item
+    queue_id = await c.fetchval(
+        "INSERT INTO queue (blob_id, created, size, envelope) VALUES ($1, $2, $3, $4) RETURNING id",
+        s.blob_id, item.created, item.size, s.envelope_json,
+    )
+    await c.executemany(
+        "INSERT INTO queue_rcpts (queue_id, idx, address, orcpt, notify, status, attempts, next_attempt, last_error,"
+        " warned) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        [
+            (queue_id, i, r.address, r.orcpt, ",".join(r.notify), r.status, r.attempts, r.next_attempt, r.last_error,
+             i in s.entry.warned)
+            for i, r in enumerate(item.recipients)
+        ],
+    )
+    return queue_id
+
+
+@on(S.DeleteQueueEntry)
+async def _delete_queue_entry(c: Conn, txn: Txn, s: S.DeleteQueueEntry) -> int | None:
+    # Its recipients go with it (ON DELETE CASCADE).
+    return await c.fetchval("DELETE FROM queue WHERE id = $1 RETURNING blob_id", s.queue_id)
+
+
+@on(S.ClaimRecipients)
+async def _claim_recipients(c: Conn, txn: Txn, s: S.ClaimRecipients) -> list[Any]:
+    # FOR UPDATE SKIP LOCKED: two nodes claiming at the same moment each take different rows
+    # instead of waiting for (or both taking) the same ones; the new next_attempt keeps them from
+    # being due again until the lease ends.
+    return await c.fetch(
+        "WITH due AS ("
+        "  SELECT queue_id, idx, next_attempt FROM queue_rcpts"
+        "  WHERE status = 'queued' AND next_attempt <= $1"
+        "  ORDER BY next_attempt, queue_id, idx LIMIT $2 FOR UPDATE SKIP LOCKED),"
+        " upd AS ("
+        "  UPDATE queue_rcpts r SET next_attempt = $3, lease = $4 FROM due"
+        "  WHERE r.queue_id = due.queue_id AND r.idx = due.idx"
+        "  RETURNING r.queue_id, r.idx, r.address, r.orcpt, r.notify, r.attempts, r.warned, due.next_attempt AS was)"
+        " SELECT upd.queue_id, upd.idx, upd.address, upd.orcpt, upd.notify, upd.attempts, upd.warned, q.created,"
+        " q.envelope FROM upd JOIN queue q ON q.id = upd.queue_id ORDER BY upd.was, upd.queue_id, upd.idx",
+        s.now, s.limit, s.until, s.lease,
+    )
+
+
+@on(S.RecordAttempts)
+async def _record_attempts(c: Conn, txn: Txn, s: S.RecordAttempts) -> set[int]:
+    if not s.outcomes:
+        return set()
+    rows = await c.fetch(
+        "UPDATE queue_rcpts r SET status = t.status, next_attempt = t.next_attempt, last_error = t.error,"
+        " warned = t.warned, attempts = r.attempts + 1, lease = NULL"
+        " FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::float8[], $6::text[], $7::bool[])"
+        " AS t(queue_id, idx, lease, status, next_attempt, error, warned)"
+        " WHERE r.queue_id = t.queue_id AND r.idx = t.idx AND r.lease = t.lease"
+        " RETURNING r.queue_id",
+        *[list(col) for col in zip(*s.outcomes, strict=True)],
+    )
+    return {r[0] for r in rows}
+
+
+@on(S.QueuePending)
+async def _queue_pending(c: Conn, txn: Txn, s: S.QueuePending) -> bool:
+    return await c.fetchval(
+        "SELECT 1 FROM queue_rcpts WHERE queue_id = $1 AND status IN ('queued', 'held') LIMIT 1", s.queue_id
+    ) is not None
+
+
+@on(S.QueueExists)
+async def _queue_exists(c: Conn, txn: Txn, s: S.QueueExists) -> bool:
+    return await c.fetchval("SELECT 1 FROM queue WHERE id = $1", s.queue_id) is not None
+
+
+@on(S.RetryRecipients)
+async def _retry_recipients(c: Conn, txn: Txn, s: S.RetryRecipients) -> int:
+    return _count(await c.execute(
+        "UPDATE queue_rcpts SET next_attempt = $1, lease = NULL"
+        " WHERE status = 'queued' AND ($2::bigint IS NULL OR queue_id = $2)",
+        s.now, s.queue_id,
+    ))
+
+
+@on(S.QueueEntries)
+async def _queue_entries(c: Conn, cx: Context, s: S.QueueEntries) -> list[Any]:
+    return await c.fetch(
+        "SELECT id, created, size, envelope FROM queue WHERE $1::bigint IS NULL OR id = $1 ORDER BY id", s.queue_id
+    )
+
+
+@on(S.QueueRecipients)
+async def _queue_recipients(c: Conn, cx: Context, s: S.QueueRecipients) -> list[Any]:
+    return await c.fetch(
+        "SELECT queue_id, idx, address, orcpt, notify, status, attempts, next_attempt, last_error, warned"
+        " FROM queue_rcpts WHERE $1::bigint IS NULL OR queue_id = $1 ORDER BY queue_id, idx",
+        s.queue_id,
+    )
+
+
+@on(S.QueueIdsAfter)
+async def _queue_ids_after(c: Conn, cx: Context, s: S.QueueIdsAfter) -> list[int]:
+    rows = await c.fetch("SELECT id FROM queue WHERE id > $1 ORDER BY id LIMIT $2", s.after_id, s.limit)
+    return [r[0] for r in rows]
+
+
+@on(S.QueueMessage)
+async def _queue_message(c: Conn, cx: Context, s: S.QueueMessage) -> bytes | None:
+    row = await c.fetchrow(
+        f"SELECT {_SERVED}, q.prefix, b.skip FROM queue q JOIN blobs b ON b.id = q.blob_id WHERE q.id = $1",
+        s.queue_id,
+    )
+    return None if row is None else await _served(c, *row)
+
+
+@on(S.QueueSize)
+async def _queue_size(c: Conn, cx: Context, s: S.QueueSize) -> int:
+    return await c.fetchval("SELECT count(DISTINCT queue_id) FROM queue_rcpts WHERE status = 'queued'")
+
+
+# --- leases ----------------------------------------------------------------------------------------
+# Judged by the database's clock, so nodes with skewed clocks agree. INSERT ... ON CONFLICT DO
+# UPDATE locks the existing row, so of several nodes racing for a free or expired lease exactly
+# one statement sees the WHERE clause true; the others see the winner's row and get no row back.
+
+_NOW = "extract(epoch FROM clock_timestamp())"
+
+
+@on(S.AcquireLease)
+async def _acquire_lease(c: Conn, txn: Txn, s: S.AcquireLease) -> bool:
+    return await c.fetchval(
+        f"INSERT INTO leases (name, owner, expires) VALUES ($1, $2, {_NOW} + $3::float8)"
+        " ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires = excluded.expires"
+        f" WHERE leases.owner = excluded.owner OR leases.expires <= {_NOW} RETURNING 1",
+        s.name, s.owner, s.ttl,
+    ) is not None
+
+
+@on(S.RenewLease)
+async def _renew_lease(c: Conn, txn: Txn, s: S.RenewLease) -> bool:
+    return await c.fetchval(
+        f"UPDATE leases SET expires = {_NOW} + $3::float8 WHERE name = $1 AND owner = $2 RETURNING 1",
+        s.name, s.owner, s.ttl,
+    ) is not None
+
+
+@on(S.ReleaseLease)
+async def _release_lease(c: Conn, txn: Txn, s: S.ReleaseLease) -> None:
+    await c.execute("DELETE FROM leases WHERE name = $1 AND owner = $2", s.name, s.owner)
+
+
+# --- not yet rules ---------------------------------------------------------------------------------
+
 # (uid or None, size, bytes or None, uploaded blob id or None, scanned info, flags, internaldate)
 ImportRow = tuple[int | None, int, bytes | None, int | None, bytes, frozenset[str], float]
-
-Conn = asyncpg.Connection
-
-# --- accounts -------------------------------------------------------------------------------------
-
-
-async def _lock_account(conn: Conn, user: str) -> int:
-    account_id = await conn.fetchval("SELECT id FROM accounts WHERE name = $1 FOR UPDATE", user)
-    if account_id is None:
-        raise AccountNotFound(f"no such account: {user}")
-    return account_id
-
 
 async def _lock_account_of(conn: Conn, mailbox_id: int) -> tuple[int, str]:
     row = await conn.fetchrow(
@@ -80,79 +801,6 @@ async def _lock_account_of(conn: Conn, mailbox_id: int) -> tuple[int, str]:
     if row is None:
         raise MailboxNotFound("mailbox no longer exists")
     return row[0], row[1]
-
-
-async def _next_uidvalidity(conn: Conn, account_id: int) -> int:
-    # Never below the last one handed out, so clock differences between nodes cannot repeat one.
-    return await conn.fetchval(
-        "UPDATE accounts SET last_uidvalidity = greatest($2::bigint, last_uidvalidity + 1) WHERE id = $1"
-        " RETURNING last_uidvalidity",
-        account_id,
-        int(time.time()),
-    )
-
-
-async def _mailbox_row(conn: Conn, account_id: int, name: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT id, uidvalidity, uidnext, highestmodseq, noselect FROM mailboxes WHERE account_id = $1 AND name = $2",
-        account_id,
-        name,
-    )
-
-
-async def _insert_mailbox(
-    conn: Conn, account_id: int, name: str, special_use: str | None, noselect: bool = False
-) -> int:
-    uidvalidity = await _next_uidvalidity(conn, account_id)
-    return await conn.fetchval(
-        "INSERT INTO mailboxes (account_id, name, uidvalidity, special_use, subscribed, noselect)"
-        " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        account_id,
-        name,
-        uidvalidity,
-        special_use,
-        not noselect,
-        noselect,
-    )
-
-
-async def create_account(conn: Conn, txn: Txn, user: str, quota_bytes: int, quota_messages: int) -> bool:
-    account_id = await conn.fetchval(
-        "INSERT INTO accounts (name, quota_bytes, quota_messages) VALUES ($1, $2, $3)"
-        " ON CONFLICT (name) DO NOTHING RETURNING id",
-        user,
-        quota_bytes,
-        quota_messages,
-    )
-    if account_id is None:
-        return False
-    for name, special in DEFAULT_MAILBOXES:
-        mailbox_id = await _insert_mailbox(conn, account_id, name, special)
-        txn.change(user, mailbox_id, "mailbox", (), 0)
-    return True
-
-
-async def delete_account(conn: Conn, txn: Txn, user: str) -> None:
-    account_id = await _lock_account(conn, user)
-    ids = [r[0] for r in await conn.fetch("SELECT id FROM mailboxes WHERE account_id = $1 ORDER BY id FOR UPDATE",
-                                          account_id)]
-    for mailbox_id in ids:
-        await _purge_mailbox(conn, mailbox_id)
-        txn.change(user, mailbox_id, "mailbox", (), 0)
-    await conn.execute("DELETE FROM expunged WHERE mailbox_id = ANY($1::bigint[])", ids)
-    await conn.execute("DELETE FROM mailboxes WHERE account_id = $1", account_id)
-    await conn.execute("DELETE FROM accounts WHERE id = $1", account_id)
-
-
-async def set_quota(conn: Conn, txn: Txn, user: str, max_bytes: int, max_messages: int) -> None:
-    status = await conn.execute(
-        "UPDATE accounts SET quota_bytes = $2, quota_messages = $3 WHERE name = $1", user, max_bytes, max_messages
-    )
-    if status.endswith(" 0"):
-        raise AccountNotFound(f"no such account: {user}")
-
-
-# --- blobs ----------------------------------------------------------------------------------------
 
 
 async def _release_blobs(conn: Conn, counts: dict[int, int]) -> None:
@@ -171,165 +819,7 @@ async def _release_blobs(conn: Conn, counts: dict[int, int]) -> None:
     )
 
 
-async def _purge_mailbox(conn: Conn, mailbox_id: int) -> tuple[int, int]:
-    """Delete every message of a mailbox; returns (messages, bytes) for quota accounting."""
-    rows = await conn.fetch(
-        "WITH d AS (DELETE FROM messages WHERE mailbox_id = $1 RETURNING blob_id, size)"
-        " SELECT blob_id, count(*), sum(size) FROM d GROUP BY blob_id",
-        mailbox_id,
-    )
-    await _release_blobs(conn, {r[0]: r[1] for r in rows})
-    return sum(r[1] for r in rows), sum(int(r[2]) for r in rows)
-
-
-# --- mailboxes ------------------------------------------------------------------------------------
-
-
-async def create_mailbox(conn: Conn, txn: Txn, user: str, name: str, special_use: str | None) -> int:
-    name = normalize_name(name)
-    account_id = await _lock_account(conn, user)
-    existing = await _mailbox_row(conn, account_id, name)
-    if existing is not None:
-        if existing["noselect"]:  # a \Noselect placeholder left by DELETE becomes a real mailbox again
-            await conn.execute(
-                "UPDATE mailboxes SET noselect = false, uidvalidity = $2, special_use = COALESCE($3, special_use)"
-                " WHERE id = $1",
-                existing["id"],
-                await _next_uidvalidity(conn, account_id),
-                special_use,
-            )
-            txn.change(user, existing["id"], "mailbox", (), 0)
-            return existing["id"]
-        raise MailboxExists(f"mailbox already exists: {name}")
-    for parent in parents(name):
-        if await _mailbox_row(conn, account_id, parent) is None:
-            pid = await _insert_mailbox(conn, account_id, parent, None)
-            txn.change(user, pid, "mailbox", (), 0)
-    mailbox_id = await _insert_mailbox(conn, account_id, name, special_use)
-    txn.change(user, mailbox_id, "mailbox", (), 0)
-    return mailbox_id
-
-
-async def delete_mailbox(conn: Conn, txn: Txn, user: str, name: str) -> None:
-    name = normalize_name(name)
-    if name == "INBOX":
-        raise BadMailboxName("INBOX cannot be deleted")
-    account_id = await _lock_account(conn, user)
-    row = await _mailbox_row(conn, account_id, name)
-    if row is None:
-        raise MailboxNotFound(f"no such mailbox: {name}")
-    mailbox_id, noselect = row["id"], row["noselect"]
-    await conn.execute("SELECT 1 FROM mailboxes WHERE id = $1 FOR UPDATE", mailbox_id)
-    has_children = await conn.fetchval(
-        "SELECT 1 FROM mailboxes WHERE account_id = $1 AND starts_with(name, $2) LIMIT 1",
-        account_id,
-        name + SEPARATOR,
-    )
-    if has_children and noselect:
-        raise StoreError(f"{name} has inferior mailboxes and is already \\Noselect", code=550, enhanced="5.2.0")
-    n, total = await _purge_mailbox(conn, mailbox_id)
-    await conn.execute(
-        "UPDATE accounts SET used_messages = used_messages - $2, used_bytes = used_bytes - $3 WHERE id = $1",
-        account_id,
-        n,
-        total,
-    )
-    await conn.execute("DELETE FROM expunged WHERE mailbox_id = $1", mailbox_id)
-    if has_children:
-        # RFC 9051 6.3.4: the name stays as a \Noselect parent of its inferiors.
-        await conn.execute(
-            "UPDATE mailboxes SET noselect = true, messages = 0, unseen = 0, size = 0 WHERE id = $1", mailbox_id
-        )
-    else:
-        await conn.execute("DELETE FROM mailboxes WHERE id = $1", mailbox_id)
-    txn.change(user, mailbox_id, "mailbox", (), 0)
-
-
-async def rename_mailbox(conn: Conn, txn: Txn, user: str, old: str, new: str) -> None:
-    old, new = normalize_name(old), normalize_name(new)
-    account_id = await _lock_account(conn, user)
-    row = await _mailbox_row(conn, account_id, old)
-    if row is None:
-        raise MailboxNotFound(f"no such mailbox: {old}")
-    if await _mailbox_row(conn, account_id, new) is not None:
-        raise MailboxExists(f"mailbox already exists: {new}")
-    if new == old or is_inferior(new, old):
-        raise BadMailboxName("cannot rename a mailbox into itself")
-    for parent in parents(new):
-        if await _mailbox_row(conn, account_id, parent) is None:
-            pid = await _insert_mailbox(conn, account_id, parent, None)
-            txn.change(user, pid, "mailbox", (), 0)
-    if old == "INBOX":
-        # RFC 9051 6.3.6: renaming INBOX moves its messages to a new mailbox; INBOX stays, empty.
-        new_id = await _insert_mailbox(conn, account_id, new, None)
-        uids = [r[0] for r in await conn.fetch("SELECT uid FROM messages WHERE mailbox_id = $1", row["id"])]
-        if uids:
-            await _copy_rows(conn, txn, account_id, user, row["id"], uids, new_id, move=True)
-        txn.change(user, new_id, "mailbox", (), 0)
-        return
-    children = await conn.fetch(
-        "SELECT id, name FROM mailboxes WHERE account_id = $1 AND starts_with(name, $2) ORDER BY id",
-        account_id,
-        old + SEPARATOR,
-    )
-    # Renaming changes the name, so clients must not reuse cached UIDs under it: new UIDVALIDITY.
-    await conn.execute(
-        "UPDATE mailboxes SET name = $2, uidvalidity = $3 WHERE id = $1",
-        row["id"],
-        new,
-        await _next_uidvalidity(conn, account_id),
-    )
-    txn.change(user, row["id"], "mailbox", (), 0)
-    for child_id, child_name in children:
-        await conn.execute(
-            "UPDATE mailboxes SET name = $2, uidvalidity = $3 WHERE id = $1",
-            child_id,
-            new + child_name[len(old) :],
-            await _next_uidvalidity(conn, account_id),
-        )
-        txn.change(user, child_id, "mailbox", (), 0)
-
-
-async def set_subscribed(conn: Conn, txn: Txn, user: str, name: str, subscribed: bool) -> None:
-    name = normalize_name(name)
-    account_id = await _lock_account(conn, user)
-    status = await conn.execute(
-        "UPDATE mailboxes SET subscribed = $3 WHERE account_id = $1 AND name = $2", account_id, name, subscribed
-    )
-    if status.endswith(" 0"):
-        if not subscribed:
-            return
-        # RFC 9051 6.3.7 allows subscribing to a name that does not exist (yet): keep a placeholder.
-        mailbox_id = await _insert_mailbox(conn, account_id, name, None, noselect=True)
-        await conn.execute("UPDATE mailboxes SET subscribed = true WHERE id = $1", mailbox_id)
-    txn.change(user, 0, "mailbox", (), 0)
-
-
 # --- adding messages --------------------------------------------------------------------------------
-
-
-async def insert_blob(conn: Conn, size: int, refs: int, data: bytes | None, info: bytes, chunked: bool) -> int:
-    return await conn.fetchval(
-        "INSERT INTO blobs (size, refs, data, info, chunked) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        size,
-        refs,
-        data,
-        info,
-        chunked,
-    )
-
-
-async def insert_body(conn: Conn, data: bytes, info: bytes, refs: int, inline_max: int) -> int:
-    """A body whose bytes are in memory already (imports, restores): inline, or chunked rows in
-    the current transaction when larger than `inline_max`."""
-    if len(data) <= inline_max:
-        return await insert_blob(conn, len(data), refs, data, info, False)
-    blob_id = await insert_blob(conn, len(data), refs, None, info, True)
-    await conn.executemany(
-        "INSERT INTO blob_chunks (blob_id, seq, data) VALUES ($1, $2, $3)",
-        [(blob_id, i, data[off : off + CHUNK]) for i, off in enumerate(range(0, len(data), CHUNK))],
-    )
-    return blob_id
 
 
 async def import_messages(
@@ -862,28 +1352,6 @@ async def _copy_rows(
     return CopyResult(dest["uidvalidity"], list(zip([r["uid"] for r in rows], new_uids, strict=True)))
 
 
-# --- reads (formerly readers.py) -----------------------------------------------------------------
-"""Read queries. Each runs on a pooled connection outside any explicit transaction, so it sees
-what was committed when it started; readers never block writers and writers never block them.
-
-Message bytes: a body up to `inline_max` is one bytea value in `blobs.data` (stored EXTERNAL,
-uncompressed, so substring() fetches only the TOAST chunks a range needs); a larger one is split
-into CHUNK-sized rows of `blob_chunks`, and a ranged read fetches only the rows it overlaps. A
-message is served as its prefix (`blobs.prefix`, a queue entry's `queue.prefix`) followed by the
-body from `blobs.skip` on (api.MessagePrefix)."""
-
-CHUNK = 1024 * 1024
-_LITTLE_ENDIAN = sys.byteorder == "little"
-
-MAILBOX_COLUMNS = (
-    "m.id, a.name, m.name, m.uidvalidity, m.uidnext, m.highestmodseq, m.special_use, m.subscribed,"
-    " m.noselect, m.messages, m.unseen, m.size"
-)
-
-
-def mailbox(row: Any) -> Mailbox:
-    return Mailbox(*row)
-
 
 async def index(conn: asyncpg.Connection, cache: FlagCache, mailbox_id: int) -> MailboxIndex:
     """The whole map in one row: UIDs and MODSEQs as big-endian int8 bytes, flags joined by
@@ -930,7 +1398,7 @@ async def fetch_meta(
     ]
 
 
-async def _chunks(conn: asyncpg.Connection, blob_id: int, start: int, end: int) -> bytes:
+async def _legacy_chunks(conn: asyncpg.Connection, blob_id: int, start: int, end: int) -> bytes:
     """Bytes [start, end) of a chunked body."""
     if end <= start:
         return b""
@@ -968,7 +1436,7 @@ async def read_message(
         body = data or b""
     else:
         at, n = served_range(len(prefix or b""), skip, start, length)
-        body = await _chunks(conn, blob_id, at, size if n is None else min(size, at + n))
+        body = await _legacy_chunks(conn, blob_id, at, size if n is None else min(size, at + n))
     if not prefix or start >= len(prefix):
         return body
     return (prefix[start:] if length is None else prefix[start : start + length]) + body
@@ -979,7 +1447,7 @@ async def read_served(
     skip: int,
 ) -> bytes:
     """A whole message: its prefix, then the body from `skip` on."""
-    body = (data or b"")[skip:] if not chunked else await _chunks(conn, blob_id, skip, size)
+    body = (data or b"")[skip:] if not chunked else await _legacy_chunks(conn, blob_id, skip, size)
     return prefix + body if prefix else body
 
 

@@ -20,18 +20,16 @@ from typing import Any
 
 import asyncpg
 
-from mailcove.core.errors import AccountNotFound, DiskFull, MailboxNotFound, StoreError
+from mailcove.core.errors import DiskFull, StoreError
 from mailcove.message import scan
 from mailcove.message.scanner import scan_prefixed
 from mailcove.store.api import (
-    AccountState,
     AppendResult,
     CopyResult,
     FlagOp,
     FlagUpdate,
     ImportMessage,
     ImportResult,
-    Mailbox,
     MailboxIndex,
     MessageMeta,
     MessagePrefix,
@@ -41,12 +39,11 @@ from mailcove.store.api import (
     QueueOutcome,
     QueueState,
     StoredMessage,
-    Usage,
     check_lease_args,
 )
 from mailcove.store.blobs import BlobDir
 from mailcove.store.changes import Change, ChangeBus
-from mailcove.store.frontend import AddingFrontend, check_import, envelope_to_json
+from mailcove.store.frontend import Frontend, check_import, envelope_to_json
 from mailcove.store.names import normalize_name
 from mailcove.store.postgres import leases, transfer
 from mailcove.store.postgres import statements as ops
@@ -63,7 +60,7 @@ log = logging.getLogger("mailcove.store")
 _SCAN_INLINE_MAX = 64 * 1024
 
 
-class PostgresStore(AddingFrontend):
+class PostgresStore(Frontend):
     def __init__(
         self,
         dsn: str,
@@ -105,7 +102,9 @@ class PostgresStore(AddingFrontend):
         try:
             async with self._pool.acquire() as conn:
                 await check_schema(conn)
-            self._writer = Writer(self._pool, self.data_dir, self._min_free)
+            self._writer = Writer(
+                self._pool, self.data_dir, self._min_free, ops.HANDLERS, self.flags, self._inline_max
+            )
             self._batcher = DeliveryBatcher(self._pool, ops.deliver_batch)
             self._batcher.start()
             if self._watch:
@@ -176,6 +175,11 @@ class PostgresStore(AddingFrontend):
             await self._published(changes)
         return result
 
+    async def _read(self, rule: Any, *args: Any) -> Any:
+        if self._writer is None:
+            raise RuntimeError("store not started")
+        return await self._writer.read(rule, *args)
+
     async def _published(self, changes: list[Change]) -> None:
         # Without a listener (one-shot CLI stores) nobody hears NOTIFY here: publish directly.
         if self._listener is None or not await self._listener.wait_published(changes):
@@ -185,75 +189,6 @@ class PostgresStore(AddingFrontend):
 
     def new_spool(self, *, normalize_newlines: bool = False) -> Spool:
         return Spool(self._spool_dir.new_tmp_path, self._inline_max, normalize_newlines=normalize_newlines)
-
-    # --- accounts ----------------------------------------------------------------------------
-
-    async def create_account(self, user: str) -> None:
-        await self._write(ops.create_account, user, *self._default_quota)
-
-    async def delete_account(self, user: str) -> None:
-        await self._write(ops.delete_account, user)
-
-    async def account_exists(self, user: str) -> bool:
-        return bool(await self._need_pool().fetchval("SELECT 1 FROM accounts WHERE name = $1", user))
-
-    async def list_accounts(self) -> list[str]:
-        return [r[0] for r in await self._need_pool().fetch("SELECT name FROM accounts ORDER BY name")]
-
-    async def set_quota(self, user: str, max_bytes: int, max_messages: int) -> None:
-        await self._write(ops.set_quota, user, max_bytes, max_messages)
-
-    async def usage(self, user: str) -> Usage:
-        row = await self._need_pool().fetchrow(
-            "SELECT used_bytes, used_messages, quota_bytes, quota_messages FROM accounts WHERE name = $1", user
-        )
-        if row is None:
-            raise AccountNotFound(f"no such account: {user}")
-        return Usage(*row)
-
-    # --- mailboxes ---------------------------------------------------------------------------
-
-    async def list_mailboxes(self, user: str) -> list[Mailbox]:
-        rows = await self._need_pool().fetch(
-            f"SELECT {ops.MAILBOX_COLUMNS} FROM mailboxes m JOIN accounts a ON a.id = m.account_id"
-            " WHERE a.name = $1 ORDER BY m.name COLLATE \"C\"",
-            user,
-        )
-        return [ops.mailbox(r) for r in rows]
-
-    async def get_mailbox(self, user: str, name: str) -> Mailbox:
-        name = normalize_name(name)
-        row = await self._need_pool().fetchrow(
-            f"SELECT {ops.MAILBOX_COLUMNS} FROM mailboxes m JOIN accounts a ON a.id = m.account_id"
-            " WHERE a.name = $1 AND m.name = $2",
-            user,
-            name,
-        )
-        if row is None:
-            raise MailboxNotFound(f"no such mailbox: {name}")
-        return ops.mailbox(row)
-
-    async def mailbox_by_id(self, mailbox_id: int) -> Mailbox:
-        row = await self._need_pool().fetchrow(
-            f"SELECT {ops.MAILBOX_COLUMNS} FROM mailboxes m JOIN accounts a ON a.id = m.account_id WHERE m.id = $1",
-            mailbox_id,
-        )
-        if row is None:
-            raise MailboxNotFound("no such mailbox")
-        return ops.mailbox(row)
-
-    async def create_mailbox(self, user: str, name: str, special_use: str | None = None) -> Mailbox:
-        await self._write(ops.create_mailbox, user, name, special_use)
-        return await self.get_mailbox(user, name)
-
-    async def delete_mailbox(self, user: str, name: str) -> None:
-        await self._write(ops.delete_mailbox, user, name)
-
-    async def rename_mailbox(self, user: str, old: str, new: str) -> None:
-        await self._write(ops.rename_mailbox, user, old, new)
-
-    async def set_subscribed(self, user: str, name: str, subscribed: bool) -> None:
-        await self._write(ops.set_subscribed, user, name, subscribed)
 
     # --- adding messages ---------------------------------------------------------------------
 
@@ -505,24 +440,11 @@ class PostgresStore(AddingFrontend):
     async def move(self, mailbox_id: int, uids: Sequence[int], dest_mailbox_id: int) -> CopyResult:
         return await self._write(ops.copy, mailbox_id, list(uids), dest_mailbox_id, True)
 
-    async def expunged_since(self, mailbox_id: int, modseq: int) -> list[int]:
-        rows = await self._need_pool().fetch(
-            "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid", mailbox_id, modseq
-        )
-        return [r[0] for r in rows]
-
     # --- copying to another backend (mailcove db copy) -----------------------------------------
-
-    async def export_account(self, user: str) -> AccountState:
-        async with self._need_pool().acquire() as conn:
-            return await transfer.read_account(conn, user)
 
     async def export_messages(self, mailbox_id: int, after_uid: int, limit: int) -> list[StoredMessage]:
         async with self._need_pool().acquire() as conn:
             return await transfer.read_messages(conn, self.flags, mailbox_id, after_uid, limit)
-
-    async def restore_account(self, state: AccountState) -> None:
-        await self._write(transfer.restore_account, state)
 
     async def restore_messages(self, user: str, mailbox: str, messages: Sequence[StoredMessage]) -> None:
         if not messages:

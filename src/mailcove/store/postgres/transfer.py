@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from mailcove.core.errors import AccountNotFound, MailboxNotFound, StoreError
-from mailcove.store.api import AccountState, MailboxState, QueueState, StoredMessage
+from mailcove.core.errors import AccountNotFound, MailboxNotFound
+from mailcove.store.api import QueueState, StoredMessage
 from mailcove.store.postgres.driver import Txn
 from mailcove.store.postgres.flags import FlagCache, flags_text
 from mailcove.store.postgres.statements import insert_body, read_served
@@ -18,25 +18,6 @@ from mailcove.store.postgres.statements import insert_body, read_served
 SEEN = "\\Seen"
 # (uid, flags, modseq, internaldate, data, info)
 RestoreRow = tuple[int, frozenset[str], int, float, bytes, bytes]
-
-
-async def read_account(conn: asyncpg.Connection, user: str) -> AccountState:
-    row = await conn.fetchrow("SELECT id, quota_bytes, quota_messages FROM accounts WHERE name = $1", user)
-    if row is None:
-        raise AccountNotFound(f"no such account: {user}")
-    account_id, qbytes, qmsgs = row
-    boxes = []
-    for mid, name, validity, uidnext, hms, special, subscribed, noselect in await conn.fetch(
-        "SELECT id, name, uidvalidity, uidnext, highestmodseq, special_use, subscribed, noselect FROM mailboxes"
-        ' WHERE account_id = $1 ORDER BY name COLLATE "C"',
-        account_id,
-    ):
-        expunged = tuple(
-            (r[0], r[1])
-            for r in await conn.fetch("SELECT uid, modseq FROM expunged WHERE mailbox_id = $1 ORDER BY uid", mid)
-        )
-        boxes.append(MailboxState(name, validity, uidnext, hms, special, subscribed, noselect, expunged))
-    return AccountState(user, qbytes, qmsgs, tuple(boxes))
 
 
 async def read_messages(
@@ -72,41 +53,6 @@ async def read_queue_extras(conn: asyncpg.Connection, ids: Sequence[int]) -> dic
         )
         out[qid] = (warned, await read_served(conn, blob_id, chunked, size, data, prefix, skip))
     return out
-
-
-async def restore_account(conn: asyncpg.Connection, txn: Txn, state: AccountState) -> None:
-    last = max((m.uidvalidity for m in state.mailboxes), default=0)
-    account_id = await conn.fetchval(
-        "INSERT INTO accounts (name, quota_bytes, quota_messages, last_uidvalidity) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT (name) DO NOTHING RETURNING id",
-        state.user,
-        state.quota_bytes,
-        state.quota_messages,
-        last,
-    )
-    if account_id is None:
-        raise StoreError(f"account {state.user} already exists in the target", code=550, enhanced="5.2.0")
-    for m in state.mailboxes:
-        mailbox_id = await conn.fetchval(
-            "INSERT INTO mailboxes (account_id, name, uidvalidity, uidnext, highestmodseq, special_use, subscribed,"
-            " noselect) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-            account_id,
-            m.name,
-            m.uidvalidity,
-            m.uidnext,
-            m.highestmodseq,
-            m.special_use,
-            m.subscribed,
-            m.noselect,
-        )
-        if m.expunged:
-            await conn.execute(
-                "INSERT INTO expunged (mailbox_id, uid, modseq) SELECT $1, u, s FROM unnest($2::bigint[], $3::bigint[])"
-                " AS t(u, s)",
-                mailbox_id,
-                [e[0] for e in m.expunged],
-                [e[1] for e in m.expunged],
-            )
 
 
 async def restore_messages(

@@ -1,9 +1,10 @@
 """SQLite's driver: the one writer thread with group commit, and the reader threads.
 
-Every write operation is a function `op(conn, txn) -> result` queued here. The thread takes all
-operations waiting, runs each inside its own SAVEPOINT (so one that fails, say over quota, rolls
-back alone), then commits once: one WAL fsync covers the whole batch. Futures are resolved only
-after COMMIT returned, so no caller is told "done" before its data is on disk.
+Every write is a rule (store/rules/) or a delivery queued here. The thread takes all writes
+waiting, runs each inside its own SAVEPOINT (so one that fails, say over quota, rolls back
+alone), running a rule's statements with statements.py's handlers, then commits once: one WAL
+fsync covers the whole batch. Futures are resolved only after COMMIT returned, so no caller is
+told "done" before its data is on disk.
 
 Reads run in a small thread pool (ReaderPool), each thread with its own read-only connection, so
 the event loop never waits on SQLite and readers never wait on the writer (WAL)."""
@@ -17,13 +18,14 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mailcove.store.changes import Change, merge_changes
+from mailcove.store.blobs import BlobDir
+from mailcove.store.changes import Change, RawChange, merge_changes
+from mailcove.store.sansio import Handlers, Rule, Statement, run
 from mailcove.store.sqlite.flags import FlagSets
 from mailcove.store.sqlite.schema import connect
 
@@ -85,17 +87,33 @@ class BatchCache:
         self.mailboxes.clear()
 
 
-@dataclass
-class Txn:
-    """Per-operation scratch: what to publish and clean up once the batch is committed."""
+class Context:
+    """What a statement sees besides the connection: the flag-set table and the blob files."""
 
-    disk_low: bool
-    flagsets: FlagSets
-    cache: BatchCache = field(default_factory=BatchCache)
-    changes: list[tuple[str, int, str, list[int], int]] = field(default_factory=list)
-    remove_blobs: list[str] = field(default_factory=list)
+    __slots__ = ("blobs", "flagsets")
 
-    def change(self, user: str, mailbox_id: int, kind: str, uids: list[int] | tuple[int, ...], modseq: int) -> None:
+    def __init__(self, flagsets: FlagSets, blobs: BlobDir) -> None:
+        self.flagsets = flagsets
+        self.blobs = blobs
+
+    def flag_set(self, conn: sqlite3.Connection, fid: int) -> frozenset[str]:
+        return self.flagsets.get(conn, fid)
+
+
+class Txn(Context):
+    """A write's context in the batch: what to publish and clean up once the batch is committed."""
+
+    __slots__ = ("cache", "changes", "disk_low", "remove_blobs")
+
+    def __init__(self, flagsets: FlagSets, blobs: BlobDir, disk_low: bool, cache: BatchCache) -> None:
+        self.flagsets = flagsets
+        self.blobs = blobs
+        self.disk_low = disk_low
+        self.cache = cache
+        self.changes: list[RawChange] = []
+        self.remove_blobs: list[str] = []
+
+    def change(self, user: str, mailbox_id: int, kind: str, uids: Sequence[int], modseq: int) -> None:
         self.changes.append((user, mailbox_id, kind, list(uids), modseq))
 
     def flag_id(self, conn: sqlite3.Connection, flags: frozenset[str]) -> int:
@@ -108,13 +126,17 @@ class Txn:
         return self.flagsets.get(conn, fid)
 
 
-def uses_batch_cache(op: Callable[..., Any]) -> Callable[..., Any]:
-    op.uses_batch_cache = True  # type: ignore[attr-defined]
-    return op
-
-
+Handler = Callable[[sqlite3.Connection, Any, Any], Any]
 Op = Callable[[sqlite3.Connection, Txn], Any]
-_Item = tuple[Op, asyncio.Future[Any], asyncio.AbstractEventLoop]
+# What the writer runs: a rule (store/rules/), a delivery (statements.deliver's arguments), or an
+# op(conn, txn) not yet written as a rule.
+RULE, DELIVERY, OP = 0, 1, 2
+_Item = tuple[int, Any, asyncio.Future[Any], asyncio.AbstractEventLoop]
+
+
+def executor(conn: sqlite3.Connection, cx: Context, handlers: Handlers[Handler]) -> Callable[[Statement], Any]:
+    """Runs one statement of a rule on `conn`."""
+    return lambda s: handlers[type(s)](conn, cx, s)
 
 
 class Writer:
@@ -125,8 +147,14 @@ class Writer:
         min_free_bytes: int,
         on_commit: Callable[[list[Change], list[str]], None],
         flagsets: FlagSets,
+        blobs: BlobDir,
+        handlers: Handlers[Handler],
+        deliver: Callable[..., Any],
     ) -> None:
         self._flagsets = flagsets
+        self._blobs = blobs
+        self._handlers = handlers
+        self._deliver = deliver
         self._db_path = db_path
         self._data_dir = data_dir
         self._min_free = min_free_bytes
@@ -144,10 +172,21 @@ class Writer:
         if self._error is not None:
             raise self._error
 
-    def submit(self, op: Op) -> asyncio.Future[Any]:
+    def submit(self, rule: Rule[Any]) -> asyncio.Future[Any]:
+        """Run a rule in the next batch; its future is resolved once the batch committed."""
+        return self._put(RULE, rule)
+
+    def submit_delivery(self, args: tuple[Any, ...]) -> asyncio.Future[Any]:
+        """`deliver(conn, txn, *args)` (statements.deliver) in the next batch."""
+        return self._put(DELIVERY, args)
+
+    def submit_op(self, op: Op) -> asyncio.Future[Any]:
+        return self._put(OP, op)
+
+    def _put(self, kind: int, payload: Any) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
-        self._queue.put((op, fut, loop))
+        self._queue.put((kind, payload, fut, loop))
         return fut
 
     def stop(self) -> None:
@@ -197,18 +236,24 @@ class Writer:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            for _op, fut, loop in batch:
+            for _kind, _payload, fut, loop in batch:
                 outcomes.append((fut, loop, None, exc))
             self._resolve(outcomes, [], [])
             return
-        for op, fut, loop in batch:
-            txn = Txn(disk_low=disk_low, flagsets=self._flagsets, cache=cache)
-            if not getattr(op, "uses_batch_cache", False):
+        for kind, payload, fut, loop in batch:
+            txn = Txn(self._flagsets, self._blobs, disk_low, cache)
+            if kind != DELIVERY:
+                # Only deliveries work on the batch cache; everything else sees the tables.
                 cache.flush(conn)
             cache.begin_op()
             conn.execute("SAVEPOINT op")
             try:
-                result = op(conn, txn)
+                if kind == DELIVERY:
+                    result = self._deliver(conn, txn, *payload)
+                elif kind == RULE:
+                    result = run(payload, executor(conn, txn, self._handlers))
+                else:
+                    result = payload(conn, txn)
             except BaseException as exc:  # the op's own failure: undo only this op
                 conn.execute("ROLLBACK TO op")
                 conn.execute("RELEASE op")

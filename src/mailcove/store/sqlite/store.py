@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import json
 import mmap
 import os
@@ -20,14 +21,12 @@ from mailcove.core.errors import MailboxNotFound, StoreError
 from mailcove.message import MessageInfo, scan
 from mailcove.message.scanner import scan_prefixed
 from mailcove.store.api import (
-    AccountState,
     AppendResult,
     CopyResult,
     FlagOp,
     FlagUpdate,
     ImportMessage,
     ImportResult,
-    Mailbox,
     MailboxIndex,
     MessageMeta,
     MessagePrefix,
@@ -39,34 +38,23 @@ from mailcove.store.api import (
     QueueOutcome,
     QueueState,
     StoredMessage,
-    Usage,
     check_lease_args,
 )
 from mailcove.store.blobs import BlobDir
 from mailcove.store.changes import Change, ChangeBus
-from mailcove.store.frontend import AddingFrontend, check_import, envelope_to_json, served, served_range
+from mailcove.store.frontend import Frontend, check_import, envelope_to_json, served, served_range
 from mailcove.store.names import normalize_name
+from mailcove.store.sansio import run
 from mailcove.store.spool import Spool
 from mailcove.store.sqlite import leases, transfer
 from mailcove.store.sqlite import statements as ops
-from mailcove.store.sqlite.driver import ReaderPool, Txn, Writer
+from mailcove.store.sqlite.driver import Context, ReaderPool, Txn, Writer, executor
 from mailcove.store.sqlite.flags import FlagSets
 from mailcove.store.sqlite.schema import connect, migrate
 from mailcove.store.sqlite.watch import ChangePoller
 
-_MAILBOX_COLUMNS = (
-    "m.id, a.name, m.name, m.uidvalidity, m.uidnext, m.highestmodseq, m.special_use, m.subscribed,"
-    " m.noselect, m.messages, m.unseen, m.size"
-)
 
-
-def _mailbox(row: tuple[Any, ...]) -> Mailbox:
-    return Mailbox(
-        row[0], row[1], row[2], row[3], row[4], row[5], row[6], bool(row[7]), bool(row[8]), row[9], row[10], row[11]
-    )
-
-
-class SqliteStore(AddingFrontend):
+class SqliteStore(Frontend):
     def __init__(
         self,
         data_dir: Path,
@@ -90,6 +78,7 @@ class SqliteStore(AddingFrontend):
         self._reader_threads = reader_threads
         self.changes = ChangeBus()
         self.flagsets = FlagSets()
+        self._context = Context(self.flagsets, self.blobs)
         self._writer: Writer | None = None
         self._readers: ReaderPool | None = None
         self._poller: ChangePoller | None = None
@@ -100,7 +89,10 @@ class SqliteStore(AddingFrontend):
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self._prepare)
-        self._writer = Writer(self.db_path, self.data_dir, self._min_free, self._on_commit, self.flagsets)
+        self._writer = Writer(
+            self.db_path, self.data_dir, self._min_free, self._on_commit, self.flagsets, self.blobs, ops.HANDLERS,
+            ops.deliver,
+        )
         await asyncio.to_thread(self._writer.start)
         self._readers = ReaderPool(self.db_path, self._reader_threads)
         if self._watch:
@@ -156,100 +148,27 @@ class SqliteStore(AddingFrontend):
     async def _write(self, op: Any, *args: Any) -> Any:
         if self._writer is None:
             raise RuntimeError("store not started")
-        return await self._writer.submit(functools.partial(op, *args) if args else op)
+        if inspect.isgeneratorfunction(op):
+            return await self._writer.submit(op(*args))
+        return await self._writer.submit_op(functools.partial(op, *args) if args else op)
 
-    async def _read(self, fn: Any) -> Any:
+    def _writer_or_fail(self) -> Writer:
+        if self._writer is None:
+            raise RuntimeError("store not started")
+        return self._writer
+
+    async def _read(self, fn: Any, *args: Any) -> Any:
         if self._readers is None:
             raise RuntimeError("store not started")
+        if inspect.isgeneratorfunction(fn):
+            cx = self._context
+            return await self._readers.run(lambda conn: run(fn(*args), executor(conn, cx, ops.HANDLERS)))
         return await self._readers.run(fn)
 
     # --- spooling ----------------------------------------------------------------------------
 
     def new_spool(self, *, normalize_newlines: bool = False) -> Spool:
         return Spool(self.blobs.new_tmp_path, self._inline_max, normalize_newlines=normalize_newlines)
-
-    # --- accounts ----------------------------------------------------------------------------
-
-    async def create_account(self, user: str) -> None:
-        await self._write(_bind(ops.create_account, user, *self._default_quota))
-
-    async def delete_account(self, user: str) -> None:
-        await self._write(_bind(ops.delete_account, user))
-
-    async def account_exists(self, user: str) -> bool:
-        return bool(await self._read(lambda c: c.execute("SELECT 1 FROM accounts WHERE name = ?", (user,)).fetchone()))
-
-    async def list_accounts(self) -> list[str]:
-        return await self._read(lambda c: [n for (n,) in c.execute("SELECT name FROM accounts ORDER BY name")])
-
-    async def set_quota(self, user: str, max_bytes: int, max_messages: int) -> None:
-        await self._write(_bind(ops.set_quota, user, max_bytes, max_messages))
-
-    async def usage(self, user: str) -> Usage:
-        def q(conn: sqlite3.Connection) -> Usage:
-            row = conn.execute(
-                "SELECT used_bytes, used_messages, quota_bytes, quota_messages FROM accounts WHERE name = ?", (user,)
-            ).fetchone()
-            if row is None:
-                from mailcove.core.errors import AccountNotFound
-
-                raise AccountNotFound(f"no such account: {user}")
-            return Usage(*row)
-
-        return await self._read(q)
-
-    # --- mailboxes ---------------------------------------------------------------------------
-
-    async def list_mailboxes(self, user: str) -> list[Mailbox]:
-        def q(conn: sqlite3.Connection) -> list[Mailbox]:
-            rows = conn.execute(
-                f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes m JOIN accounts a ON a.id = m.account_id"
-                " WHERE a.name = ? ORDER BY m.name",
-                (user,),
-            ).fetchall()
-            return [_mailbox(r) for r in rows]
-
-        return await self._read(q)
-
-    async def get_mailbox(self, user: str, name: str) -> Mailbox:
-        name = normalize_name(name)
-
-        def q(conn: sqlite3.Connection) -> Mailbox:
-            row = conn.execute(
-                f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes m JOIN accounts a ON a.id = m.account_id"
-                " WHERE a.name = ? AND m.name = ?",
-                (user, name),
-            ).fetchone()
-            if row is None:
-                raise MailboxNotFound(f"no such mailbox: {name}")
-            return _mailbox(row)
-
-        return await self._read(q)
-
-    async def mailbox_by_id(self, mailbox_id: int) -> Mailbox:
-        def q(conn: sqlite3.Connection) -> Mailbox:
-            row = conn.execute(
-                f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes m JOIN accounts a ON a.id = m.account_id WHERE m.id = ?",
-                (mailbox_id,),
-            ).fetchone()
-            if row is None:
-                raise MailboxNotFound("no such mailbox")
-            return _mailbox(row)
-
-        return await self._read(q)
-
-    async def create_mailbox(self, user: str, name: str, special_use: str | None = None) -> Mailbox:
-        await self._write(_bind(ops.create_mailbox, user, name, special_use))
-        return await self.get_mailbox(user, name)
-
-    async def delete_mailbox(self, user: str, name: str) -> None:
-        await self._write(_bind(ops.delete_mailbox, user, name))
-
-    async def rename_mailbox(self, user: str, old: str, new: str) -> None:
-        await self._write(_bind(ops.rename_mailbox, user, old, new))
-
-    async def set_subscribed(self, user: str, name: str, subscribed: bool) -> None:
-        await self._write(_bind(ops.set_subscribed, user, name, subscribed))
 
     # --- adding messages ---------------------------------------------------------------------
 
@@ -262,18 +181,10 @@ class SqliteStore(AddingFrontend):
         outbound: tuple[str, list[tuple[str, str | None, str]]] | None,
         prefix: MessagePrefix,
     ) -> tuple[list[AppendResult], int | None]:
-        needs_info = bool(targets)
-
-        def op(conn: sqlite3.Connection, txn: Txn) -> tuple[list[AppendResult], int | None]:
-            # Scanning here keeps the event loop free; the writer holds the GIL either way.
-            # Queue-only messages are never read through IMAP, so they are not scanned.
-            info = scan_prefixed(prefix.local, data, prefix.skip).to_bytes() if needs_info else b""
-            return ops.deliver(
-                conn, txn, targets, len(data), data, None, info, when, fallback_to_inbox, outbound, prefix
-            )
-
-        op.uses_batch_cache = True  # type: ignore[attr-defined]
-        return await self._write(op)
+        # info None: the writer scans the message (statements.deliver).
+        return await self._writer_or_fail().submit_delivery(
+            (targets, len(data), data, None, None, when, fallback_to_inbox, outbound, prefix)
+        )
 
     async def _add_file(
         self,
@@ -300,8 +211,8 @@ class SqliteStore(AddingFrontend):
             spool.discard()
             raise
         try:
-            return await self._write(
-                _bind(ops.deliver, targets, size, None, rel, info, when, fallback, outbound, prefix)
+            return await self._writer_or_fail().submit_delivery(
+                (targets, size, None, rel, info, when, fallback, outbound, prefix)
             )
         except BaseException:
             self.blobs.remove([rel])
@@ -547,20 +458,7 @@ class SqliteStore(AddingFrontend):
     async def move(self, mailbox_id: int, uids: Sequence[int], dest_mailbox_id: int) -> CopyResult:
         return await self._write(_bind(ops.copy, mailbox_id, list(uids), dest_mailbox_id, True))
 
-    async def expunged_since(self, mailbox_id: int, modseq: int) -> list[int]:
-        return await self._read(
-            lambda c: [
-                u
-                for (u,) in c.execute(
-                    "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid", (mailbox_id, modseq)
-                )
-            ]
-        )
-
     # --- copying to another backend (mailcove db copy) -----------------------------------------
-
-    async def export_account(self, user: str) -> AccountState:
-        return await self._read(lambda c: transfer.read_account(c, user))
 
     async def export_messages(self, mailbox_id: int, after_uid: int, limit: int) -> list[StoredMessage]:
         return await self._read(
@@ -575,9 +473,6 @@ class SqliteStore(AddingFrontend):
         if path is None:
             return bytes(data) if data is not None else b""
         return self.blobs.path(path).read_bytes()
-
-    async def restore_account(self, state: AccountState) -> None:
-        await self._write(_bind(transfer.restore_account, state))
 
     async def restore_messages(self, user: str, mailbox: str, messages: Sequence[StoredMessage]) -> None:
         if not messages:
@@ -688,7 +583,6 @@ def _bind(fn: Any, *args: Any) -> Any:
     def op(conn: sqlite3.Connection, txn: Txn) -> Any:
         return fn(conn, txn, *args)
 
-    op.uses_batch_cache = getattr(fn, "uses_batch_cache", False)  # type: ignore[attr-defined]
     return op
 
 

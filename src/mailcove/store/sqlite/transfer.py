@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 
-from mailcove.core.errors import AccountNotFound, MailboxNotFound, StoreError
-from mailcove.store.api import AccountState, MailboxState, QueueState, StoredMessage
+from mailcove.core.errors import AccountNotFound, MailboxNotFound
+from mailcove.store.api import QueueState, StoredMessage
 from mailcove.store.frontend import served
 from mailcove.store.sqlite.driver import Txn
 from mailcove.store.sqlite.flags import FlagSets
@@ -18,25 +18,6 @@ from mailcove.store.sqlite.flags import FlagSets
 SEEN = "\\Seen"
 # (uid, flags, modseq, internaldate, size, inline data or None, blob file or None, info)
 RestoreRow = tuple[int, frozenset[str], int, float, int, bytes | None, str | None, bytes]
-
-
-def read_account(conn: sqlite3.Connection, user: str) -> AccountState:
-    row = conn.execute("SELECT id, quota_bytes, quota_messages FROM accounts WHERE name = ?", (user,)).fetchone()
-    if row is None:
-        raise AccountNotFound(f"no such account: {user}")
-    account_id, qbytes, qmsgs = row
-    boxes = []
-    for mid, name, validity, uidnext, hms, special, subscribed, noselect in conn.execute(
-        "SELECT id, name, uidvalidity, uidnext, highestmodseq, special_use, subscribed, noselect FROM mailboxes"
-        " WHERE account_id = ? ORDER BY name",
-        (account_id,),
-    ).fetchall():
-        expunged = tuple(
-            (u, m)
-            for u, m in conn.execute("SELECT uid, modseq FROM expunged WHERE mailbox_id = ? ORDER BY uid", (mid,))
-        )
-        boxes.append(MailboxState(name, validity, uidnext, hms, special, bool(subscribed), bool(noselect), expunged))
-    return AccountState(user, qbytes, qmsgs, tuple(boxes))
 
 
 def read_messages(
@@ -76,29 +57,6 @@ def read_queue_extras(
         )
         out[qid] = (warned, served(prefix, skip, bytes(data or b"") if path is None else blob_bytes(path)))
     return out
-
-
-def restore_account(conn: sqlite3.Connection, txn: Txn, state: AccountState) -> None:
-    if conn.execute("SELECT 1 FROM accounts WHERE name = ?", (state.user,)).fetchone():
-        raise StoreError(f"account {state.user} already exists in the target", code=550, enhanced="5.2.0")
-    last = max((m.uidvalidity for m in state.mailboxes), default=0)
-    cur = conn.execute(
-        "INSERT INTO accounts (name, quota_bytes, quota_messages, last_uidvalidity) VALUES (?, ?, ?, ?)",
-        (state.user, state.quota_bytes, state.quota_messages, last),
-    )
-    account_id = cur.lastrowid or 0
-    for m in state.mailboxes:
-        cur = conn.execute(
-            "INSERT INTO mailboxes (account_id, name, uidvalidity, uidnext, highestmodseq, special_use, subscribed,"
-            " noselect) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (account_id, m.name, m.uidvalidity, m.uidnext, m.highestmodseq, m.special_use, int(m.subscribed),
-             int(m.noselect)),
-        )
-        mailbox_id = cur.lastrowid or 0
-        conn.executemany(
-            "INSERT INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)",
-            [(mailbox_id, uid, modseq) for uid, modseq in m.expunged],
-        )
 
 
 def restore_messages(conn: sqlite3.Connection, txn: Txn, user: str, name: str, rows: Sequence[RestoreRow]) -> None:
