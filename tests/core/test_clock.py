@@ -197,3 +197,23 @@ async def test_wait_first_is_asyncio_wait_timed_by_the_clock() -> None:
     never = asyncio.ensure_future(asyncio.Event().wait())
     assert await wait_first(SYSTEM_CLOCK, {never}, 0.001) == set()
     never.cancel()
+
+
+async def test_waiting_since_ignores_a_periodic_timer_of_the_same_length() -> None:
+    clock = FakeClock()
+
+    async def tick() -> None:
+        while True:
+            await clock.sleep(1)
+
+    ticker = asyncio.create_task(tick())
+    await clock.settle()
+    made = clock.made
+    with pytest.raises(TimeoutError):
+        await clock.waiting(1, since=made, within=0.05)  # only the ticker's own sleep so far
+    sleeper = asyncio.create_task(clock.sleep(1))
+    await clock.waiting(1, since=made)
+    await clock.advance(1)
+    await sleeper
+    ticker.cancel()
+    await asyncio.gather(ticker, return_exceptions=True)

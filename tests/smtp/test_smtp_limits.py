@@ -4,9 +4,10 @@ connections, timeouts, failed AUTH, sending rates, quota, disk, mail loops."""
 from __future__ import annotations
 
 import base64
-import time
 
 from smtp_lab import PASSWORD, start_lab, strip_trace
+
+from inprocess import InProcessServer, SmtpClient, serve_in_process
 
 SMALL = """max_message_bytes = 20000
 max_recipients = 3
@@ -52,72 +53,109 @@ def test_size_recipients_lines_and_errors(serve_factory):
     assert strip_trace(stored)[1] == body
 
 
-def test_connections_and_timeouts(serve_factory):
-    lab = start_lab(serve_factory, smtp="max_connections_per_ip = 2\nmax_connections = 3\ncommand_timeout = 1.0\n"
-                                        "data_timeout = 1.0\n")
-    a = lab.raw(source="127.0.0.2")
-    b = lab.raw(source="127.0.0.2")
-    third = lab.raw(source="127.0.0.2")
-    assert third.greeting.startswith(b"421 4.7.0")
-    assert third.reply() == b""
-    other = lab.raw(source="127.0.0.3")  # another client is not affected
-    assert other.greeting.startswith(b"220")
-    fourth = lab.raw(source="127.0.0.4")  # but the total is reached
-    assert fourth.greeting.startswith(b"421 4.7.0")
-    fourth.close()
-    # Idle past command_timeout: 421 4.4.2 and closed.
-    time.sleep(1.8)
-    for c in (a, b, other):
-        assert c.reply().startswith(b"421 4.4.2")
+async def test_connections_and_timeouts(tmp_path) -> None:
+    """In process, on a FakeClock: command_timeout and data_timeout cut exactly when they pass
+    (not a second before), and the caps let the slots go when they do. (The same limits over
+    real sockets: tests/regress/test_connection_caps.py, test_slow_client_deadlines.py.)"""
+    config = "[smtp]\nmax_connections_per_ip = 2\nmax_connections = 3\ncommand_timeout = 60\ndata_timeout = 60\n"
+    async with serve_in_process(tmp_path, config) as lab:
+        a = await lab.smtp("127.0.0.2")
+        b = await lab.smtp("127.0.0.2")
+        assert a.greeting.startswith(b"220") and b.greeting.startswith(b"220")
+        third = await lab.smtp("127.0.0.2")
+        assert third.greeting.startswith(b"421 4.7.0")
+        assert await third.reply() == b""  # closed
+        other = await lab.smtp("127.0.0.3")  # another client is not affected
+        assert other.greeting.startswith(b"220")
+        fourth = await lab.smtp("127.0.0.4")  # but the total is reached
+        assert fourth.greeting.startswith(b"421 4.7.0")
+        # Idle past command_timeout: 421 4.4.2 and closed; a second before, nothing.
+        await lab.clock.advance(59)
+        assert [c.unread() for c in (a, b, other)] == [b"", b"", b""]
+        await lab.clock.advance(2)
+        for c in (a, b, other):
+            assert (await c.reply()).startswith(b"421 4.4.2")
+            assert await c.reply() == b""
+        # Slots are free again; a stalled DATA also times out.
+        c = await lab.smtp("127.0.0.2")
+        assert c.greeting.startswith(b"220")
+        await c.cmd(b"EHLO x")
+        await c.cmd(b"MAIL FROM:<x@example.org>")
+        await c.cmd(b"RCPT TO:<a@hamap.local>")
+        assert (await c.cmd(b"DATA")).startswith(b"354")
+        c.send(b"Subject: partial\r\n")
+        await lab.clock.advance(59)
+        assert c.unread() == b""
+        await lab.clock.advance(2)
+        assert (await c.reply()).startswith(b"421 4.4.2")
+        assert await lab.inbox("a@hamap.local") == []
+
+
+async def _answered_after(lab: InProcessServer, c: SmtpClient, line: bytes, delay: float) -> bytes:
+    """Send `line`; check the server answers it only after `delay` seconds on its clock."""
+    made = lab.clock.made
+    c.send(line + b"\r\n")
+    await lab.clock.waiting(delay, since=made)
+    assert c.unread() == b"", f"answered before its {delay} s delay"
+    await lab.clock.advance(delay)
+    return await c.reply()
+
+
+async def test_auth_failures_and_sending_limits(tmp_path) -> None:
+    """In process, on a FakeClock: each failed AUTH is answered after the throttle's delay (0.5 s,
+    doubling, the maximum once the client is over its limit), the client is refused until its
+    failures leave the window, and the hourly sending limits free up after an hour. (Over real
+    sockets: tests/regress/test_login_throttle_race.py, test_smtp_srs_forgery.py's rate.)"""
+    config = ("[auth]\nallow_plaintext = true\nmax_failures_per_ip = 3\nfailure_window_seconds = 300\n"
+              "[smtp]\nmax_auth_failures = 2\nsend_messages_per_hour = 2\nsend_recipients_per_hour = 3\n")
+    async with serve_in_process(tmp_path, config) as lab:
+        bad = b"AUTH PLAIN " + base64.b64encode(b"\0a@hamap.local\0nope")
+        good = b"AUTH PLAIN " + base64.b64encode(b"\0a@hamap.local\0" + PASSWORD.encode())
+        c = await lab.smtp("127.0.0.2")
+        await c.cmd(b"EHLO x")
+        assert (await _answered_after(lab, c, bad, 0.5)).startswith(b"535 5.7.8")
+        assert (await _answered_after(lab, c, bad, 1.0)).startswith(b"421 4.7.0")  # per-session limit
+        assert await c.reply() == b""
+        c = await lab.smtp("127.0.0.2")
+        await c.cmd(b"EHLO x")
+        # The third failure from 127.0.0.2 reaches [auth] max_failures_per_ip: the longest delay.
+        assert (await _answered_after(lab, c, bad, 5.0)).startswith(b"535")
+        # Now the shared throttle refuses even the right password, at once.
+        assert (await c.cmd(good)).startswith(b"454 4.7.0")
         c.close()
-    # Slots are free again; a stalled DATA also times out.
-    c = lab.raw(source="127.0.0.2")
-    assert c.greeting.startswith(b"220")
-    c.cmd(b"EHLO x")
-    c.cmd(b"MAIL FROM:<x@example.org>")
-    c.cmd(b"RCPT TO:<a@hamap.local>")
-    c.cmd(b"DATA")
-    c.send(b"Subject: partial\r\n")
-    time.sleep(1.8)
-    assert c.reply().startswith(b"421 4.4.2")
-    c.close()
-    assert lab.inbox("a@hamap.local") == []
-
-
-def test_auth_failures_and_sending_limits(serve_factory):
-    lab = start_lab(
-        serve_factory,
-        auth="allow_plaintext = true\nmax_failures_per_ip = 3",
-        smtp="max_auth_failures = 2\nsend_messages_per_hour = 2\nsend_recipients_per_hour = 3\n",
-    )
-    bad = base64.b64encode(b"\0a@hamap.local\0nope")
-    c = lab.raw(source="127.0.0.2")
-    c.cmd(b"EHLO x")
-    assert c.cmd(b"AUTH PLAIN " + bad).startswith(b"535 5.7.8")
-    assert c.cmd(b"AUTH PLAIN " + bad).startswith(b"421 4.7.0")  # per-session limit
-    c.close()
-    c = lab.raw(source="127.0.0.2")
-    c.cmd(b"EHLO x")
-    assert c.cmd(b"AUTH PLAIN " + bad).startswith(b"535")
-    # Three failures from 127.0.0.2: the shared throttle now refuses even the right password.
-    good = base64.b64encode(b"\0a@hamap.local\0" + PASSWORD.encode())
-    assert c.cmd(b"AUTH PLAIN " + good).startswith(b"454 4.7.0")
-    c.close()
-    # Another address logs in; its sending limits: 3 recipients and 2 messages an hour.
-    c = lab.raw(source="127.0.0.3")
-    c.cmd(b"EHLO x")
-    assert c.cmd(b"AUTH PLAIN " + good).startswith(b"235 2.7.0")
-    msg = b"From: a@hamap.local\r\nSubject: s\r\n\r\nx\r\n.\r\n"
-    c.send(b"MAIL FROM:<a@hamap.local>\r\nRCPT TO:<b@hamap.local>\r\nRCPT TO:<x@example.net>\r\nDATA\r\n")
-    assert [r[:3] for r in c.replies(4)] == [b"250", b"250", b"250", b"354"]
-    c.send(msg)
-    assert c.reply().startswith(b"250")
-    c.send(b"MAIL FROM:<a@hamap.local>\r\nRCPT TO:<b@hamap.local>\r\nRCPT TO:<y@example.net>\r\n")
-    assert [r[:9] for r in c.replies(3)] == [b"250 2.1.0", b"250 2.1.5", b"451 4.7.1"]
-    c.send(b"DATA\r\n" + msg)
-    assert [r[:3] for r in c.replies(2)] == [b"354", b"250"]
-    assert c.cmd(b"MAIL FROM:<a@hamap.local>").startswith(b"451 4.7.1")  # 2 messages this hour
-    c.close()
+        # Until the failures leave the window (300 s after the first of them).
+        await lab.clock.advance(300 - 0.5 - 1.0 - 5.0 - 0.001)
+        c = await lab.smtp("127.0.0.2")
+        await c.cmd(b"EHLO x")
+        assert (await c.cmd(good)).startswith(b"454 4.7.0")
+        c.close()
+        await lab.clock.advance(0.002)
+        c = await lab.smtp("127.0.0.2")
+        await c.cmd(b"EHLO x")
+        assert (await c.cmd(good)).startswith(b"235 2.7.0")
+        c.close()
+        # Another address logs in; its sending limits: 3 recipients and 2 messages an hour.
+        c = await lab.smtp("127.0.0.3")
+        await c.cmd(b"EHLO x")
+        assert (await c.cmd(good)).startswith(b"235 2.7.0")
+        msg = b"From: a@hamap.local\r\nSubject: s\r\n\r\nx\r\n.\r\n"
+        c.send(b"MAIL FROM:<a@hamap.local>\r\nRCPT TO:<b@hamap.local>\r\nRCPT TO:<x@example.net>\r\nDATA\r\n")
+        assert [r[:3] for r in await c.replies(4)] == [b"250", b"250", b"250", b"354"]
+        c.send(msg)
+        assert (await c.reply()).startswith(b"250")
+        c.send(b"MAIL FROM:<a@hamap.local>\r\nRCPT TO:<b@hamap.local>\r\nRCPT TO:<y@example.net>\r\n")
+        assert [r[:9] for r in await c.replies(3)] == [b"250 2.1.0", b"250 2.1.5", b"451 4.7.1"]
+        c.send(b"DATA\r\n" + msg)
+        assert [r[:3] for r in await c.replies(2)] == [b"354", b"250"]
+        assert (await c.cmd(b"MAIL FROM:<a@hamap.local>")).startswith(b"451 4.7.1")  # 2 messages this hour
+        c.close()
+        # An hour later (the first message's minute has left the window) the user may send again.
+        await lab.clock.advance(3600)
+        c = await lab.smtp("127.0.0.3")
+        await c.cmd(b"EHLO x")
+        assert (await c.cmd(good)).startswith(b"235 2.7.0")
+        assert (await c.cmd(b"MAIL FROM:<a@hamap.local>")).startswith(b"250")
+        assert (await c.cmd(b"RCPT TO:<b@hamap.local>")).startswith(b"250")
 
 
 def test_quota_disk_and_loops(serve_factory):

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import itertools
 import time as _time
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
@@ -155,8 +154,8 @@ class FakeClock:
         self._start = self._now = float(monotonic)
         self._wall_start = float(wall)
         self._timers: list[_FakeTimer] = []
-        self._seq = itertools.count()
         self._live = 0
+        self.made = 0  # timers made so far; `waiting(since=clock.made)` looks only at later ones
 
     # --- the readings ------------------------------------------------------------------------------
 
@@ -170,7 +169,8 @@ class FakeClock:
 
     def call_later(self, delay: float, callback: Callable[[], object]) -> _FakeTimer:
         delay = max(0.0, float(delay))
-        timer = _FakeTimer(self, self._now + delay, next(self._seq), delay, callback)
+        timer = _FakeTimer(self, self._now + delay, self.made, delay, callback)
+        self.made += 1
         if len(self._timers) > 64 and self._live < len(self._timers) // 2:
             # Cancelled timers (a read that came in time) would pile up: keep the live ones.
             self._timers = [t for t in self._timers if not t.cancelled]
@@ -252,14 +252,15 @@ class FakeClock:
         """The delays (from now) of the live timers, soonest first."""
         return sorted(t.deadline - self._now for t in self._timers if not t.cancelled)
 
-    async def waiting(self, delay: float, *, within: float = 10.0) -> None:
+    async def waiting(self, delay: float, *, since: int = 0, within: float = 10.0) -> None:
         """Return once something waits on this clock for `delay` seconds (a sleep, a timer, a
-        wait_for timeout asked for exactly that, still pending); wait at most `within` real
-        seconds for it (the server may first be busy in a thread: a password check, the store).
-        """
+        wait_for timeout asked for exactly that, still pending), among the timers made since
+        `since` (a `made` read before the request that should wait: a periodic task's own timer
+        of the same length does not count); wait at most `within` real seconds for it (the
+        server may first be busy in a thread: a password check, the store)."""
         loop = asyncio.get_running_loop()
         give_up = loop.time() + within
-        while not any(not t.cancelled and abs(t.delay - delay) < 1e-9 for t in self._timers):
+        while not any(not t.cancelled and t.seq >= since and abs(t.delay - delay) < 1e-9 for t in self._timers):
             if loop.time() > give_up:
                 raise TimeoutError(f"nothing waits {delay}s on the clock after {within}s; pending: {self.pending()}")
             await asyncio.sleep(0.002)
