@@ -15,6 +15,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from mailcove.message import to_crlf
@@ -23,16 +24,22 @@ from mailcove.store.api import (
     UID_MAX,
     AccountState,
     AppendResult,
+    CopyResult,
     DeliveryTarget,
+    FlagOp,
+    FlagUpdate,
     ImportMessage,
     Mailbox,
+    MailboxIndex,
+    MessageMeta,
     MessagePrefix,
     OutboundEnvelope,
+    StoredMessage,
     SubmitResult,
     Usage,
 )
 from mailcove.store.names import normalize_name
-from mailcove.store.rules import accounts, mailboxes
+from mailcove.store.rules import accounts, mailboxes, messages
 from mailcove.store.sansio import Rule
 from mailcove.store.spool import Spool
 
@@ -234,7 +241,52 @@ class Frontend:
     async def expunged_since(self, mailbox_id: int, modseq: int) -> list[int]:
         return await self._read(mailboxes.expunged_since, mailbox_id, modseq)
 
+    # --- reading messages --------------------------------------------------------------------
+
+    async def index(self, mailbox_id: int) -> MailboxIndex:
+        return await self._read(messages.index, mailbox_id)
+
+    async def fetch_meta(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageMeta]:
+        return await self._read(messages.fetch_meta, mailbox_id, uids)
+
+    async def read_message(self, mailbox_id: int, uid: int, start: int = 0, length: int | None = None) -> bytes:
+        """Bytes [start, start+length) of the message as served; large FETCH output reads in slices."""
+        return await self._read(messages.read_message, mailbox_id, uid, start, length)
+
+    async def read_messages(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]:
+        return await self._read(messages.read_messages, mailbox_id, uids)
+
+    async def message_path(self, mailbox_id: int, uid: int) -> Path | None:
+        return await self._read(messages.message_path, mailbox_id, uid)
+
+    # --- changing messages -------------------------------------------------------------------
+
+    async def store_flags(
+        self,
+        mailbox_id: int,
+        uids: Sequence[int],
+        op: FlagOp,
+        flags: Iterable[str],
+        *,
+        unchanged_since: int | None = None,
+    ) -> FlagUpdate:
+        if op not in ("+", "-", "="):
+            raise ValueError(f"bad flag operation {op!r}")
+        return await self._write(messages.store_flags, mailbox_id, list(uids), op, frozenset(flags), unchanged_since)
+
+    async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
+        return await self._write(messages.expunge, mailbox_id, None if uids is None else list(uids))
+
+    async def copy(self, mailbox_id: int, uids: Sequence[int], dest_mailbox_id: int) -> CopyResult:
+        return await self._write(messages.copy, mailbox_id, list(uids), dest_mailbox_id, False)
+
+    async def move(self, mailbox_id: int, uids: Sequence[int], dest_mailbox_id: int) -> CopyResult:
+        return await self._write(messages.copy, mailbox_id, list(uids), dest_mailbox_id, True)
+
     # --- copying to another backend (mailcove db copy) ---------------------------------------
+
+    async def export_messages(self, mailbox_id: int, after_uid: int, limit: int) -> list[StoredMessage]:
+        return await self._read(messages.export_messages, mailbox_id, after_uid, limit)
 
     async def export_account(self, user: str) -> AccountState:
         return await self._read(accounts.export_account, user)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import sys
 from array import array
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -34,30 +33,21 @@ import asyncpg
 
 from mailcove.core.errors import (
     AccountNotFound,
-    DiskFull,
     MailboxNotFound,
     QuotaExceeded,
     StoreError,
 )
-from mailcove.message import MessageInfo
 from mailcove.store.api import (
-    UID_MAX,
     AppendResult,
-    CopyResult,
-    FlagUpdate,
-    ImportResult,
-    IndexEntry,
     Mailbox,
     MailboxIndex,
-    MessageMeta,
     MessagePrefix,
-    UidValidityConflict,
     Usage,
 )
 from mailcove.store.changes import Change
 from mailcove.store.frontend import served_range
 from mailcove.store.postgres.driver import Context, Txn
-from mailcove.store.postgres.flags import FlagCache, flags_text
+from mailcove.store.postgres.flags import flags_text
 from mailcove.store.rules import statements as S
 from mailcove.store.sansio import Handlers
 
@@ -791,18 +781,6 @@ async def _release_lease(c: Conn, txn: Txn, s: S.ReleaseLease) -> None:
 # --- not yet rules ---------------------------------------------------------------------------------
 
 # (uid or None, size, bytes or None, uploaded blob id or None, scanned info, flags, internaldate)
-ImportRow = tuple[int | None, int, bytes | None, int | None, bytes, frozenset[str], float]
-
-async def _lock_account_of(conn: Conn, mailbox_id: int) -> tuple[int, str]:
-    row = await conn.fetchrow(
-        "SELECT id, name FROM accounts WHERE id = (SELECT account_id FROM mailboxes WHERE id = $1) FOR UPDATE",
-        mailbox_id,
-    )
-    if row is None:
-        raise MailboxNotFound("mailbox no longer exists")
-    return row[0], row[1]
-
-
 async def _release_blobs(conn: Conn, counts: dict[int, int]) -> None:
     """Drop `counts[blob] references`; a body nobody references any more is deleted (its chunks
     go with it: ON DELETE CASCADE). Rows are locked in id order first (writer.py's lock order)."""
@@ -820,114 +798,6 @@ async def _release_blobs(conn: Conn, counts: dict[int, int]) -> None:
 
 
 # --- adding messages --------------------------------------------------------------------------------
-
-
-async def import_messages(
-    conn: Conn,
-    txn: Txn,
-    user: str,
-    name: str,
-    rows: Sequence[ImportRow],
-    uidvalidity: int | None,
-    uidnext: int | None,
-    inline_max: int,
-) -> ImportResult:
-    """See MailStore.import_messages. The store has checked UID order and ranges."""
-    if txn.disk_low and rows:
-        raise DiskFull("free disk space is below the configured floor")
-    acct = await conn.fetchrow(
-        "SELECT id, quota_bytes, quota_messages, used_bytes, used_messages FROM accounts WHERE name = $1 FOR UPDATE",
-        user,
-    )
-    if acct is None:
-        raise AccountNotFound(f"no such account: {user}")
-    account_id, qbytes, qmsgs, ubytes, umsgs = acct
-    box = await conn.fetchrow(
-        "SELECT id, uidvalidity, uidnext, highestmodseq, noselect, messages FROM mailboxes"
-        " WHERE account_id = $1 AND name = $2 FOR UPDATE",
-        account_id,
-        name,
-    )
-    if box is None or box["noselect"]:
-        raise MailboxNotFound(f"no such mailbox: {name}")
-    mailbox_id, validity, next_uid, modseq, _noselect, count = box
-    if uidvalidity is not None and uidvalidity != validity:
-        if count:
-            raise UidValidityConflict(
-                f"{name} already holds {count} messages under UIDVALIDITY {validity}, not {uidvalidity}"
-            )
-        validity, next_uid = uidvalidity, 1
-        await conn.execute("UPDATE mailboxes SET uidvalidity = $2, uidnext = 1 WHERE id = $1", mailbox_id, validity)
-        await conn.execute("DELETE FROM expunged WHERE mailbox_id = $1", mailbox_id)
-        # A mailbox created later under this account must never get this UIDVALIDITY again.
-        await conn.execute(
-            "UPDATE accounts SET last_uidvalidity = greatest(last_uidvalidity, $2) WHERE id = $1", account_id, validity
-        )
-        txn.change(user, mailbox_id, "mailbox", (), 0)
-    keep: list[tuple[int, ImportRow]] = []
-    skipped: list[int] = []
-    for r in rows:
-        uid = r[0]
-        if uid is None:
-            uid = next_uid
-        elif uid < next_uid:
-            skipped.append(uid)
-            continue
-        if uid > UID_MAX:
-            raise StoreError(f"{name} has run out of UIDs", code=550, enhanced="5.2.0")
-        keep.append((uid, r))
-        next_uid = uid + 1
-    total = sum(r[1] for _uid, r in keep)
-    if qmsgs and umsgs + len(keep) > qmsgs:
-        raise QuotaExceeded(f"{user} is over its message quota", resource="messages")
-    if qbytes and ubytes + total > qbytes:
-        raise QuotaExceeded(f"{user} is over its storage quota", resource="bytes")
-    if uidnext is not None:
-        next_uid = max(next_uid, uidnext)
-    added: list[int] = []
-    if keep:
-        modseq += 1
-        cols: tuple[list[Any], ...] = ([], [], [], [], [])
-        unseen = 0
-        for uid, (_u, size, data, blob_id, info, flags, when) in keep:
-            if blob_id is None:
-                blob_id = await insert_body(conn, data or b"", info, 1, inline_max)
-            else:
-                await conn.execute("UPDATE blobs SET refs = 1 WHERE id = $1", blob_id)
-            for col, v in zip(cols, (uid, blob_id, flags_text(flags), when, size), strict=True):
-                col.append(v)
-            if SEEN not in flags:
-                unseen += 1
-            added.append(uid)
-        await conn.execute(
-            "INSERT INTO messages (mailbox_id, uid, blob_id, flags, modseq, internaldate, size)"
-            " SELECT $1, t.uid, t.blob_id, t.flags, $2, t.internaldate, t.size"
-            " FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::float8[], $7::bigint[])"
-            " AS t(uid, blob_id, flags, internaldate, size)",
-            mailbox_id,
-            modseq,
-            *cols,
-        )
-        await conn.execute(
-            "UPDATE mailboxes SET uidnext = $2, highestmodseq = $3, messages = messages + $4, unseen = unseen + $5,"
-            " size = size + $6 WHERE id = $1",
-            mailbox_id,
-            next_uid,
-            modseq,
-            len(keep),
-            unseen,
-            total,
-        )
-        await conn.execute(
-            "UPDATE accounts SET used_messages = used_messages + $2, used_bytes = used_bytes + $3 WHERE id = $1",
-            account_id,
-            len(keep),
-            total,
-        )
-        txn.change(user, mailbox_id, "append", added, modseq)
-    else:
-        await conn.execute("UPDATE mailboxes SET uidnext = greatest(uidnext, $2) WHERE id = $1", mailbox_id, next_uid)
-    return ImportResult(mailbox_id, validity, max(next_uid, 1), added, skipped)
 
 
 _DELIVER_ERRORS: dict[str, Any] = {
@@ -1125,279 +995,6 @@ async def queue_retry(conn: Conn, txn: Txn, queue_id: int | None, now: float) ->
 # --- changing messages ------------------------------------------------------------------------------
 
 
-async def _lock_mailbox(conn: Conn, mailbox_id: int) -> asyncpg.Record:
-    row = await conn.fetchrow(
-        "SELECT m.id, m.account_id, a.name AS user, m.highestmodseq, m.uidvalidity, m.noselect"
-        " FROM mailboxes m JOIN accounts a ON a.id = m.account_id WHERE m.id = $1 FOR UPDATE OF m",
-        mailbox_id,
-    )
-    if row is None:
-        raise MailboxNotFound("mailbox no longer exists")
-    return row
-
-
-async def store_flags(
-    conn: Conn,
-    txn: Txn,
-    cache: FlagCache,
-    mailbox_id: int,
-    uids: Sequence[int],
-    op: str,
-    flags: frozenset[str],
-    unchanged_since: int | None,
-) -> FlagUpdate:
-    box = await _lock_mailbox(conn, mailbox_id)
-    modseq = box["highestmodseq"] + 1
-    changed: list[IndexEntry] = []
-    modified: list[int] = []
-    unseen_delta = 0
-    rows = await conn.fetch(
-        "SELECT uid, flags, modseq FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[]) ORDER BY uid",
-        mailbox_id,
-        sorted(set(uids)),
-    )
-    new_uids: list[int] = []
-    new_texts: list[str] = []
-    for uid, text, old_modseq in rows:
-        if unchanged_since is not None and old_modseq > unchanged_since:
-            modified.append(uid)
-            continue
-        old = cache.get(text)
-        if op == "+":
-            new = old | flags
-        elif op == "-":
-            new = old - flags
-        else:
-            new = flags
-        if new == old:
-            continue
-        if (SEEN in old) != (SEEN in new):
-            unseen_delta += -1 if SEEN in new else 1
-        new_uids.append(uid)
-        new_texts.append(flags_text(new))
-        changed.append(IndexEntry(uid, cache.get(new_texts[-1]), modseq))
-    if changed:
-        await conn.execute(
-            "UPDATE messages m SET flags = t.flags, modseq = $2 FROM unnest($3::bigint[], $4::text[]) AS t(uid, flags)"
-            " WHERE m.mailbox_id = $1 AND m.uid = t.uid",
-            mailbox_id,
-            modseq,
-            new_uids,
-            new_texts,
-        )
-        await conn.execute(
-            "UPDATE mailboxes SET highestmodseq = $2, unseen = unseen + $3 WHERE id = $1",
-            mailbox_id,
-            modseq,
-            unseen_delta,
-        )
-        txn.change(box["user"], mailbox_id, "flags", [e.uid for e in changed], modseq)
-    return FlagUpdate(changed, modified)
-
-
-async def expunge(conn: Conn, txn: Txn, mailbox_id: int, uids: Sequence[int] | None) -> list[int]:
-    account_id, user = await _lock_account_of(conn, mailbox_id)
-    box = await _lock_mailbox(conn, mailbox_id)
-    if uids is None:
-        rows = await conn.fetch(
-            "DELETE FROM messages WHERE mailbox_id = $1 AND strpos(' ' || flags || ' ', $2) > 0"
-            " RETURNING uid, blob_id, flags, size",
-            mailbox_id,
-            f" {DELETED} ",
-        )
-    else:
-        rows = await conn.fetch(
-            "DELETE FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[])"
-            " RETURNING uid, blob_id, flags, size",
-            mailbox_id,
-            sorted(set(uids)),
-        )
-    if not rows:
-        return []
-    return await _account_removed(conn, txn, account_id, user, mailbox_id, box["highestmodseq"] + 1, rows)
-
-
-async def _account_removed(
-    conn: Conn, txn: Txn, account_id: int, user: str, mailbox_id: int, modseq: int, rows: Sequence[Any]
-) -> list[int]:
-    """Book-keeping after message rows (uid, blob_id, flags, size) were deleted from a mailbox."""
-    removed = sorted(r[0] for r in rows)
-    total = sum(r[3] for r in rows)
-    unseen = sum(1 for r in rows if SEEN not in r[2].split())
-    blobs = Counter(r[1] for r in rows)
-    await conn.execute(
-        "INSERT INTO expunged (mailbox_id, uid, modseq) SELECT $1, u, $2 FROM unnest($3::bigint[]) AS u"
-        " ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq",
-        mailbox_id,
-        modseq,
-        removed,
-    )
-    await conn.execute(
-        "UPDATE mailboxes SET highestmodseq = $2, messages = messages - $3, unseen = unseen - $4, size = size - $5"
-        " WHERE id = $1",
-        mailbox_id,
-        modseq,
-        len(removed),
-        unseen,
-        total,
-    )
-    await conn.execute(
-        "UPDATE accounts SET used_messages = used_messages - $2, used_bytes = used_bytes - $3 WHERE id = $1",
-        account_id,
-        len(removed),
-        total,
-    )
-    await _release_blobs(conn, dict(blobs))
-    txn.change(user, mailbox_id, "expunge", removed, modseq)
-    return removed
-
-
-async def copy(conn: Conn, txn: Txn, mailbox_id: int, uids: Sequence[int], dest_id: int, move: bool) -> CopyResult:
-    if txn.disk_low and not move:
-        raise DiskFull("free disk space is below the configured floor")
-    account_id, user = await _lock_account_of(conn, mailbox_id)
-    dest_account = await conn.fetchval("SELECT account_id FROM mailboxes WHERE id = $1", dest_id)
-    if dest_account != account_id:
-        raise MailboxNotFound("no such mailbox")  # never reveal another account's mailbox
-    return await _copy_rows(conn, txn, account_id, user, mailbox_id, uids, dest_id, move=move)
-
-
-async def _copy_rows(
-    conn: Conn,
-    txn: Txn,
-    account_id: int,
-    user: str,
-    mailbox_id: int,
-    uids: Sequence[int],
-    dest_id: int,
-    *,
-    move: bool,
-) -> CopyResult:
-    """Copy (or move) messages within one account; the caller holds the account's row lock."""
-    locked = {
-        r["id"]: r
-        for r in await conn.fetch(
-            "SELECT id, uidvalidity, highestmodseq, noselect FROM mailboxes WHERE id = ANY($1::bigint[])"
-            " ORDER BY id FOR UPDATE",
-            sorted({mailbox_id, dest_id}),
-        )
-    }
-    dest = locked.get(dest_id)
-    if dest is None or dest["noselect"]:
-        raise MailboxNotFound("no such mailbox")
-    if mailbox_id not in locked:
-        raise MailboxNotFound("mailbox no longer exists")
-    rows = await conn.fetch(
-        "SELECT uid, blob_id, flags, size FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[]) ORDER BY uid",
-        mailbox_id,
-        sorted(set(uids)),
-    )
-    if not rows:
-        return CopyResult(dest["uidvalidity"], [])
-    total = sum(r["size"] for r in rows)
-    if not move or mailbox_id == dest_id:
-        q = await conn.fetchrow(
-            "SELECT quota_bytes, quota_messages, used_bytes, used_messages FROM accounts WHERE id = $1", account_id
-        )
-        if q["quota_messages"] and q["used_messages"] + len(rows) > q["quota_messages"]:
-            raise QuotaExceeded("over the message quota", resource="messages")
-        if q["quota_bytes"] and q["used_bytes"] + total > q["quota_bytes"]:
-            raise QuotaExceeded("over the storage quota", resource="bytes")
-    n = len(rows)
-    unseen = sum(1 for r in rows if SEEN not in r["flags"].split())
-    first_uid, modseq = await conn.fetchrow(
-        "UPDATE mailboxes SET uidnext = uidnext + $2, highestmodseq = highestmodseq + 1, messages = messages + $2,"
-        " unseen = unseen + $3, size = size + $4 WHERE id = $1 RETURNING uidnext - $2, highestmodseq",
-        dest_id,
-        n,
-        unseen,
-        total,
-    )
-    new_uids = list(range(first_uid, first_uid + n))
-    await conn.execute(
-        "INSERT INTO messages (mailbox_id, uid, blob_id, flags, modseq, internaldate, size)"
-        " SELECT $1, t.new_uid, m.blob_id, m.flags, $2, m.internaldate, m.size"
-        " FROM unnest($4::bigint[], $5::bigint[]) AS t(old_uid, new_uid)"
-        " JOIN messages m ON m.mailbox_id = $3 AND m.uid = t.old_uid",
-        dest_id,
-        modseq,
-        mailbox_id,
-        [r["uid"] for r in rows],
-        new_uids,
-    )
-    blob_counts = Counter(r["blob_id"] for r in rows)
-    blob_ids = sorted(blob_counts)
-    await conn.execute("SELECT 1 FROM blobs WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE", blob_ids)
-    await conn.execute(
-        "UPDATE blobs b SET refs = b.refs + t.n FROM unnest($1::bigint[], $2::int[]) AS t(id, n) WHERE b.id = t.id",
-        blob_ids,
-        [blob_counts[i] for i in blob_ids],
-    )
-    await conn.execute(
-        "UPDATE accounts SET used_messages = used_messages + $2, used_bytes = used_bytes + $3 WHERE id = $1",
-        account_id,
-        n,
-        total,
-    )
-    txn.change(user, dest_id, "append", new_uids, modseq)
-    if move:
-        removed = await conn.fetch(
-            "DELETE FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[])"
-            " RETURNING uid, blob_id, flags, size",
-            mailbox_id,
-            [r["uid"] for r in rows],
-        )
-        src_modseq = await conn.fetchval("SELECT highestmodseq FROM mailboxes WHERE id = $1", mailbox_id)
-        await _account_removed(conn, txn, account_id, user, mailbox_id, src_modseq + 1, removed)
-    return CopyResult(dest["uidvalidity"], list(zip([r["uid"] for r in rows], new_uids, strict=True)))
-
-
-
-async def index(conn: asyncpg.Connection, cache: FlagCache, mailbox_id: int) -> MailboxIndex:
-    """The whole map in one row: UIDs and MODSEQs as big-endian int8 bytes, flags joined by
-    newlines (an IMAP flag never holds one). Measured on 100,000 messages: 70 ms query + 15 ms
-    building the columns, against 150 + 10 ms for three `array_agg(... ORDER BY uid)` (three
-    sorts) and ~125 ms for fetching 100,000 records."""
-    row = await conn.fetchrow(
-        "SELECT string_agg(int8send(uid), ''), string_agg(flags, E'\\n'), string_agg(int8send(modseq), '')"
-        " FROM (SELECT uid, flags, modseq FROM messages WHERE mailbox_id = $1 ORDER BY uid) AS s",
-        mailbox_id,
-    )
-    if row[0] is None:
-        return MailboxIndex(array("Q"), [], array("Q"))
-    uids, modseqs = array("Q"), array("Q")
-    uids.frombytes(row[0])
-    modseqs.frombytes(row[2])
-    if _LITTLE_ENDIAN:
-        uids.byteswap()
-        modseqs.byteswap()
-    flags = cache.table(row[1].split("\n"))
-    ordered = sorted(uids)  # timsort: linear on sorted input
-    if ordered != list(uids):
-        # An aggregate over a sorted subquery keeps its order in practice, but SQL does not
-        # promise it; IMAP's sequence map needs it, so never trust it blindly.
-        triples = sorted(zip(uids, flags, modseqs, strict=True))
-        uids = array("Q", (t[0] for t in triples))
-        flags = [t[1] for t in triples]
-        modseqs = array("Q", (t[2] for t in triples))
-    return MailboxIndex(uids, flags, modseqs)
-
-
-async def fetch_meta(
-    conn: asyncpg.Connection, cache: FlagCache, mailbox_id: int, uids: Sequence[int]
-) -> list[MessageMeta]:
-    rows = await conn.fetch(
-        "SELECT m.uid, m.flags, m.modseq, m.internaldate, m.size, b.info FROM messages m"
-        " JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = $1 AND m.uid = ANY($2::bigint[]) ORDER BY m.uid",
-        mailbox_id,
-        sorted(set(uids)),
-    )
-    return [
-        MessageMeta(uid, cache.get(fl), ms, idate, size, MessageInfo.from_bytes(info))
-        for uid, fl, ms, idate, size, info in rows
-    ]
-
-
 async def _legacy_chunks(conn: asyncpg.Connection, blob_id: int, start: int, end: int) -> bytes:
     """Bytes [start, end) of a chunked body."""
     if end <= start:
@@ -1411,37 +1008,6 @@ async def _legacy_chunks(conn: asyncpg.Connection, blob_id: int, start: int, end
     return data[start - offset : end - offset]
 
 
-async def read_message(
-    conn: asyncpg.Connection, mailbox_id: int, uid: int, start: int, length: int | None
-) -> bytes:
-    # substring() is 1-based; with a length it reads only the chunks the range covers. Where the
-    # range lies in the body (served_range) is computed in SQL: the prefix's length is in the row.
-    row = await conn.fetchrow(
-        "SELECT b.id, b.chunked, b.size, b.prefix, b.skip, CASE WHEN b.chunked THEN NULL"
-        " WHEN $4::bigint IS NULL THEN substring(b.data FROM (b.skip + greatest($3::bigint - p.n, 0) + 1)::int)"
-        " ELSE substring(b.data FROM (b.skip + greatest($3::bigint - p.n, 0) + 1)::int"
-        " FOR greatest(0, $3::bigint + $4::bigint - greatest($3::bigint, p.n))::int) END"
-        " FROM messages m JOIN blobs b ON b.id = m.blob_id"
-        " CROSS JOIN LATERAL (SELECT coalesce(octet_length(b.prefix), 0)::bigint AS n) AS p"
-        " WHERE m.mailbox_id = $1 AND m.uid = $2",
-        mailbox_id,
-        uid,
-        start,
-        length,
-    )
-    if row is None:
-        raise MailboxNotFound(f"no message with UID {uid}")
-    blob_id, chunked, size, prefix, skip, data = row
-    if not chunked:
-        body = data or b""
-    else:
-        at, n = served_range(len(prefix or b""), skip, start, length)
-        body = await _legacy_chunks(conn, blob_id, at, size if n is None else min(size, at + n))
-    if not prefix or start >= len(prefix):
-        return body
-    return (prefix[start:] if length is None else prefix[start : start + length]) + body
-
-
 async def read_served(
     conn: asyncpg.Connection, blob_id: int, chunked: bool, size: int, data: bytes | None, prefix: bytes | None,
     skip: int,
@@ -1449,18 +1015,6 @@ async def read_served(
     """A whole message: its prefix, then the body from `skip` on."""
     body = (data or b"")[skip:] if not chunked else await _legacy_chunks(conn, blob_id, skip, size)
     return prefix + body if prefix else body
-
-
-async def read_messages(conn: asyncpg.Connection, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]:
-    out: dict[int, bytes] = {}
-    for uid, blob_id, chunked, size, data, prefix, skip in await conn.fetch(
-        "SELECT m.uid, b.id, b.chunked, b.size, CASE WHEN b.chunked THEN NULL ELSE b.data END, b.prefix, b.skip"
-        " FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = $1 AND m.uid = ANY($2::bigint[])",
-        mailbox_id,
-        sorted(set(uids)),
-    ):
-        out[uid] = await read_served(conn, blob_id, chunked, size, data, prefix, skip)
-    return out
 
 
 async def queue_read(conn: asyncpg.Connection, queue_id: int) -> bytes:

@@ -14,7 +14,7 @@ import logging
 import mmap
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +25,8 @@ from mailcove.message import scan
 from mailcove.message.scanner import scan_prefixed
 from mailcove.store.api import (
     AppendResult,
-    CopyResult,
-    FlagOp,
-    FlagUpdate,
     ImportMessage,
     ImportResult,
-    MailboxIndex,
-    MessageMeta,
     MessagePrefix,
     OutboundEnvelope,
     QueueClaim,
@@ -51,6 +46,7 @@ from mailcove.store.postgres.driver import DeliveryBatcher, Writer
 from mailcove.store.postgres.flags import FlagCache
 from mailcove.store.postgres.schema import check_schema
 from mailcove.store.postgres.watch import ChangeListener
+from mailcove.store.rules import messages
 from mailcove.store.spool import Spool
 
 log = logging.getLogger("mailcove.store")
@@ -282,7 +278,7 @@ class PostgresStore(Frontend):
     ) -> ImportResult:
         check_import(items, uidvalidity, uidnext)
         now = time.time()
-        rows: list[ops.ImportRow] = []
+        rows: list[messages.ImportRow] = []
         uploaded: list[int] = []
         try:
             for item in items:
@@ -301,14 +297,14 @@ class PostgresStore(Frontend):
                         blob_id = await self._upload(spool.path, spool.size, info)
                         spool.discard()
                         uploaded.append(blob_id)
-                        rows.append((item.uid, spool.size, None, blob_id, info, frozenset(item.flags), when))
+                        rows.append((item.uid, spool.size, (None, blob_id, info), frozenset(item.flags), when))
                         continue
                     source = source.getvalue()
                 data = bytes(source)
                 info = await asyncio.to_thread(lambda d=data: scan(d).to_bytes())
-                rows.append((item.uid, len(data), data, None, info, frozenset(item.flags), when))
+                rows.append((item.uid, len(data), (data, None, info), frozenset(item.flags), when))
             return await self._write(
-                ops.import_messages, user, normalize_name(mailbox), rows, uidvalidity, uidnext, self._inline_max
+                messages.import_messages, user, normalize_name(mailbox), rows, uidvalidity, uidnext
             )
         finally:
             if uploaded:
@@ -391,74 +387,21 @@ class PostgresStore(Frontend):
     async def queue_retry(self, queue_id: int | None, now: float) -> int:
         return await self._write(ops.queue_retry, queue_id, now)
 
-    # --- reading -----------------------------------------------------------------------------
-
-    async def index(self, mailbox_id: int) -> MailboxIndex:
-        async with self._need_pool().acquire() as conn:
-            return await ops.index(conn, self.flags, mailbox_id)
-
-    async def fetch_meta(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageMeta]:
-        async with self._need_pool().acquire() as conn:
-            return await ops.fetch_meta(conn, self.flags, mailbox_id, uids)
-
-    async def read_message(self, mailbox_id: int, uid: int, start: int = 0, length: int | None = None) -> bytes:
-        async with self._need_pool().acquire() as conn:
-            return await ops.read_message(conn, mailbox_id, uid, start, length)
-
-    async def read_messages(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]:
-        if not uids:
-            return {}
-        async with self._need_pool().acquire() as conn:
-            return await ops.read_messages(conn, mailbox_id, uids)
-
-    async def message_path(self, mailbox_id: int, uid: int) -> Path | None:
-        return None  # bodies live in the database
-
-    # --- changing ----------------------------------------------------------------------------
-
-    async def store_flags(
-        self,
-        mailbox_id: int,
-        uids: Sequence[int],
-        op: FlagOp,
-        flags: Iterable[str],
-        *,
-        unchanged_since: int | None = None,
-    ) -> FlagUpdate:
-        if op not in ("+", "-", "="):
-            raise ValueError(f"bad flag operation {op!r}")
-        return await self._write(
-            ops.store_flags, self.flags, mailbox_id, list(uids), op, frozenset(flags), unchanged_since
-        )
-
-    async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
-        return await self._write(ops.expunge, mailbox_id, None if uids is None else list(uids))
-
-    async def copy(self, mailbox_id: int, uids: Sequence[int], dest_mailbox_id: int) -> CopyResult:
-        return await self._write(ops.copy, mailbox_id, list(uids), dest_mailbox_id, False)
-
-    async def move(self, mailbox_id: int, uids: Sequence[int], dest_mailbox_id: int) -> CopyResult:
-        return await self._write(ops.copy, mailbox_id, list(uids), dest_mailbox_id, True)
-
     # --- copying to another backend (mailcove db copy) -----------------------------------------
 
-    async def export_messages(self, mailbox_id: int, after_uid: int, limit: int) -> list[StoredMessage]:
-        async with self._need_pool().acquire() as conn:
-            return await transfer.read_messages(conn, self.flags, mailbox_id, after_uid, limit)
-
-    async def restore_messages(self, user: str, mailbox: str, messages: Sequence[StoredMessage]) -> None:
-        if not messages:
+    async def restore_messages(self, user: str, mailbox: str, stored: Sequence[StoredMessage]) -> None:
+        if not stored:
             return
         name = normalize_name(mailbox)
 
-        def prepare() -> list[transfer.RestoreRow]:
+        def prepare() -> list[messages.RestoreRow]:
             return [
-                (m.uid, frozenset(m.flags), m.modseq, m.internaldate, m.data, scan(m.data).to_bytes())
-                for m in messages
+                (m.uid, frozenset(m.flags), m.modseq, m.internaldate, len(m.data), (m.data, None, _info(m.data)))
+                for m in stored
             ]
 
         rows = await asyncio.to_thread(prepare)
-        await self._write(transfer.restore_messages, user, name, rows, self._inline_max)
+        await self._write(messages.restore_messages, user, name, rows)
 
     async def export_queue(self, after_id: int, limit: int) -> list[QueueState]:
         ids = [
@@ -512,3 +455,6 @@ def _dsn_without_password(dsn: str) -> tuple[str, dict[str, str]]:
     netloc = (parts.username or "") + "@" + host + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), env
 
+
+def _info(data: bytes) -> bytes:
+    return scan(data).to_bytes()

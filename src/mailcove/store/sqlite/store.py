@@ -12,23 +12,17 @@ import os
 import secrets
 import sqlite3
 import time
-from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mailcove.core.errors import MailboxNotFound, StoreError
-from mailcove.message import MessageInfo, scan
+from mailcove.core.errors import StoreError
+from mailcove.message import scan
 from mailcove.message.scanner import scan_prefixed
 from mailcove.store.api import (
     AppendResult,
-    CopyResult,
-    FlagOp,
-    FlagUpdate,
     ImportMessage,
     ImportResult,
-    MailboxIndex,
-    MessageMeta,
     MessagePrefix,
     OutboundEnvelope,
     OutboundRecipient,
@@ -42,8 +36,9 @@ from mailcove.store.api import (
 )
 from mailcove.store.blobs import BlobDir
 from mailcove.store.changes import Change, ChangeBus
-from mailcove.store.frontend import Frontend, check_import, envelope_to_json, served, served_range
+from mailcove.store.frontend import Frontend, check_import, envelope_to_json, served
 from mailcove.store.names import normalize_name
+from mailcove.store.rules import messages
 from mailcove.store.sansio import run
 from mailcove.store.spool import Spool
 from mailcove.store.sqlite import leases, transfer
@@ -115,7 +110,7 @@ class SqliteStore(Frontend):
         def referenced(conn: sqlite3.Connection) -> set[str]:
             return {p for (p,) in conn.execute("SELECT path FROM blobs WHERE path IS NOT NULL")}
 
-        refs = await self._read(referenced)
+        refs = await self._readers_or_fail().run(referenced)
         return await asyncio.to_thread(self.blobs.collect_orphans, refs, min_age)
 
     async def close(self) -> None:
@@ -151,6 +146,11 @@ class SqliteStore(Frontend):
         if inspect.isgeneratorfunction(op):
             return await self._writer.submit(op(*args))
         return await self._writer.submit_op(functools.partial(op, *args) if args else op)
+
+    def _readers_or_fail(self) -> ReaderPool:
+        if self._readers is None:
+            raise RuntimeError("store not started")
+        return self._readers
 
     def _writer_or_fail(self) -> Writer:
         if self._writer is None:
@@ -231,9 +231,9 @@ class SqliteStore(Frontend):
         now = time.time()
         inline_max = self._inline_max
 
-        def prepare() -> tuple[list[ops.ImportRow], list[str]]:
+        def prepare() -> tuple[list[messages.ImportRow], list[str]]:
             # Scanning and blob files happen here, off the event loop and off the writer thread.
-            rows: list[ops.ImportRow] = []
+            rows: list[messages.ImportRow] = []
             files: list[str] = []
             try:
                 for item in items:
@@ -247,7 +247,7 @@ class SqliteStore(Frontend):
                                 info = scan(mm).to_bytes()
                             size = source.size
                             files.append(self.blobs.commit_file(source.path))
-                            rows.append((item.uid, size, None, files[-1], info, frozenset(item.flags),
+                            rows.append((item.uid, size, (None, files[-1], info), frozenset(item.flags),
                                          now if item.internaldate is None else item.internaldate))
                             continue
                     data = bytes(source)
@@ -257,7 +257,7 @@ class SqliteStore(Frontend):
                         _write_private(tmp, data)
                         path = self.blobs.commit_file(tmp)
                         files.append(path)
-                    rows.append((item.uid, len(data), None if path else data, path, scan(data).to_bytes(),
+                    rows.append((item.uid, len(data), (None if path else data, path, scan(data).to_bytes()),
                                  frozenset(item.flags), now if item.internaldate is None else item.internaldate))
             except BaseException:
                 self.blobs.remove(files)
@@ -267,14 +267,14 @@ class SqliteStore(Frontend):
         rows, files = await asyncio.to_thread(prepare)
         try:
             result = await self._write(
-                _bind(ops.import_messages, user, normalize_name(mailbox), rows, uidvalidity, uidnext)
+                messages.import_messages, user, normalize_name(mailbox), rows, uidvalidity, uidnext
             )
         except BaseException:
             self.blobs.remove(files)
             raise
         if files:
             # Blob files of skipped items are not referenced by any row.
-            referenced = set(await self._read(lambda c: _referenced(c, files)))
+            referenced = set(await self._readers_or_fail().run(lambda c: _referenced(c, files)))
             self.blobs.remove([f for f in files if f not in referenced])
         return result
 
@@ -333,137 +333,7 @@ class SqliteStore(Frontend):
     async def queue_retry(self, queue_id: int | None, now: float) -> int:
         return await self._write(_bind(ops.queue_retry, queue_id, now))
 
-    # --- reading -----------------------------------------------------------------------------
-
-    async def index(self, mailbox_id: int) -> MailboxIndex:
-        def q(conn: sqlite3.Connection) -> MailboxIndex:
-            rows = conn.execute(
-                "SELECT uid, flagset, modseq FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,)
-            ).fetchall()
-            fids = [r[1] for r in rows]
-            table = self.flagsets.table(conn, fids)
-            return MailboxIndex(
-                array("Q", [r[0] for r in rows]), [table[f] for f in fids], array("Q", [r[2] for r in rows])
-            )
-
-        return await self._read(q)
-
-    async def fetch_meta(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageMeta]:
-        wanted = sorted(set(uids))
-
-        def q(conn: sqlite3.Connection) -> list[MessageMeta]:
-            out: list[MessageMeta] = []
-            for i in range(0, len(wanted), ops.CHUNK):
-                chunk = wanted[i : i + ops.CHUNK]
-                marks = ",".join("?" * len(chunk))
-                rows = conn.execute(
-                    "SELECT m.uid, m.flagset, m.modseq, m.internaldate, m.size, b.info FROM messages m"
-                    f" JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid IN ({marks}) ORDER BY m.uid",
-                    (mailbox_id, *chunk),
-                ).fetchall()
-                out.extend(
-                    MessageMeta(uid, self.flagsets.get(conn, f), ms, idate, size, MessageInfo.from_bytes(info))
-                    for uid, f, ms, idate, size, info in rows
-                )
-            return out
-
-        return await self._read(q)
-
-    async def read_message(self, mailbox_id: int, uid: int, start: int = 0, length: int | None = None) -> bytes:
-        """Bytes [start, start+length) of the stored message (prefix, then the body from its
-        skip on); large FETCH output reads in slices."""
-
-        def q(conn: sqlite3.Connection) -> bytes:
-            # substr() on a BLOB slices bytes (1-based), so an inline body is never copied whole;
-            # the range in the body is served_range() computed in SQL, the prefix's length unknown
-            # until the row is read.
-            offset = "b.skip + max(?1 - ifnull(length(b.prefix), 0), 0) + 1"
-            if length is None:
-                sql = f"SELECT b.prefix, b.skip, b.path, substr(b.data, {offset}) FROM messages m"
-                args: tuple[int, ...] = (start,)
-            else:
-                count = "max(0, ?1 + ?2 - max(?1, ifnull(length(b.prefix), 0)))"
-                sql = f"SELECT b.prefix, b.skip, b.path, substr(b.data, {offset}, {count}) FROM messages m"
-                args = (start, length)
-            row = conn.execute(
-                sql + f" JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ?{len(args) + 1}"
-                f" AND m.uid = ?{len(args) + 2}",
-                (*args, mailbox_id, uid),
-            ).fetchone()
-            if row is None:
-                raise MailboxNotFound(f"no message with UID {uid}")
-            prefix, skip, path, data = row
-            if path is None:
-                body = bytes(data) if data is not None else b""
-            else:
-                at, n = served_range(len(prefix or b""), skip, start, length)
-                with open(self.blobs.path(path), "rb") as f:
-                    f.seek(at)
-                    body = f.read() if n is None else f.read(n)
-            if not prefix or start >= len(prefix):
-                return body
-            return (prefix[start:] if length is None else prefix[start : start + length]) + body
-
-        return await self._read(q)
-
-    async def read_messages(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]:
-        wanted = sorted(set(uids))
-
-        def q(conn: sqlite3.Connection) -> dict[int, bytes]:
-            out: dict[int, bytes] = {}
-            for i in range(0, len(wanted), ops.CHUNK):
-                chunk = wanted[i : i + ops.CHUNK]
-                marks = ",".join("?" * len(chunk))
-                for uid, prefix, skip, path, data in conn.execute(
-                    "SELECT m.uid, b.prefix, b.skip, b.path, b.data FROM messages m JOIN blobs b ON b.id = m.blob_id"
-                    f" WHERE m.mailbox_id = ? AND m.uid IN ({marks})",
-                    (mailbox_id, *chunk),
-                ):
-                    out[uid] = served(prefix, skip, self._body(path, data))
-            return out
-
-        return await self._read(q)
-
-    async def message_path(self, mailbox_id: int, uid: int) -> Path | None:
-        def q(conn: sqlite3.Connection) -> Path | None:
-            row = conn.execute(
-                "SELECT b.path FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid = ?",
-                (mailbox_id, uid),
-            ).fetchone()
-            return self.blobs.path(row[0]) if row and row[0] else None
-
-        return await self._read(q)
-
-    # --- changing ----------------------------------------------------------------------------
-
-    async def store_flags(
-        self,
-        mailbox_id: int,
-        uids: Sequence[int],
-        op: FlagOp,
-        flags: Iterable[str],
-        *,
-        unchanged_since: int | None = None,
-    ) -> FlagUpdate:
-        if op not in ("+", "-", "="):
-            raise ValueError(f"bad flag operation {op!r}")
-        return await self._write(_bind(ops.store_flags, mailbox_id, list(uids), op, frozenset(flags), unchanged_since))
-
-    async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
-        return await self._write(_bind(ops.expunge, mailbox_id, None if uids is None else list(uids)))
-
-    async def copy(self, mailbox_id: int, uids: Sequence[int], dest_mailbox_id: int) -> CopyResult:
-        return await self._write(_bind(ops.copy, mailbox_id, list(uids), dest_mailbox_id, False))
-
-    async def move(self, mailbox_id: int, uids: Sequence[int], dest_mailbox_id: int) -> CopyResult:
-        return await self._write(_bind(ops.copy, mailbox_id, list(uids), dest_mailbox_id, True))
-
     # --- copying to another backend (mailcove db copy) -----------------------------------------
-
-    async def export_messages(self, mailbox_id: int, after_uid: int, limit: int) -> list[StoredMessage]:
-        return await self._read(
-            lambda c: transfer.read_messages(c, self.flagsets, self._blob_bytes, mailbox_id, after_uid, limit)
-        )
 
     def _blob_bytes(self, rel: str) -> bytes:
         return self.blobs.path(rel).read_bytes()
@@ -474,23 +344,21 @@ class SqliteStore(Frontend):
             return bytes(data) if data is not None else b""
         return self.blobs.path(path).read_bytes()
 
-    async def restore_messages(self, user: str, mailbox: str, messages: Sequence[StoredMessage]) -> None:
-        if not messages:
+    async def restore_messages(self, user: str, mailbox: str, stored: Sequence[StoredMessage]) -> None:
+        if not stored:
             return
         name = normalize_name(mailbox)
 
-        def prepare() -> tuple[list[transfer.RestoreRow], list[str]]:
-            rows: list[transfer.RestoreRow] = []
+        def prepare() -> tuple[list[messages.RestoreRow], list[str]]:
+            rows: list[messages.RestoreRow] = []
             files: list[str] = []
             try:
-                for m in messages:
+                for m in stored:
                     data, path = self._place(m.data)
                     if path is not None:
                         files.append(path)
-                    rows.append(
-                        (m.uid, frozenset(m.flags), m.modseq, m.internaldate, len(m.data), data, path,
-                         scan(m.data).to_bytes())
-                    )
+                    body = (data, path, scan(m.data).to_bytes())
+                    rows.append((m.uid, frozenset(m.flags), m.modseq, m.internaldate, len(m.data), body))
             except BaseException:
                 self.blobs.remove(files)
                 raise
@@ -498,7 +366,7 @@ class SqliteStore(Frontend):
 
         rows, files = await asyncio.to_thread(prepare)
         try:
-            await self._write(_bind(transfer.restore_messages, user, name, rows))
+            await self._write(messages.restore_messages, user, name, rows)
         except BaseException:
             self.blobs.remove(files)
             raise
