@@ -94,10 +94,12 @@ class _Writer:
         pipe.wake_client()
 
     async def drain(self) -> None:
+        # As asyncio's: wait only above the high-water mark, until below the low one.
         pipe = self._pipe
-        while not pipe.client_closed and self.transport.get_write_buffer_size() > 0:
-            pipe.consumed.clear()
-            await pipe.consumed.wait()
+        if self.transport.get_write_buffer_size() > pipe.HIGH_WATER:
+            while not pipe.client_closed and self.transport.get_write_buffer_size() > pipe.LOW_WATER:
+                pipe.consumed.clear()
+                await pipe.consumed.wait()
         if pipe.client_closed and not pipe.server_closed:
             raise ConnectionResetError("Connection lost")
         await asyncio.sleep(0)
@@ -118,7 +120,8 @@ class _Writer:
 class Pipe:
     """One in-memory connection between a test's client and a server session."""
 
-    WINDOW = 256 * 1024  # bytes the client's side holds unread before the server's drain waits
+    WINDOW = 256 * 1024  # bytes the client's side holds unread (a kernel's socket buffers)
+    HIGH_WATER, LOW_WATER = 64 * 1024, 16 * 1024  # asyncio's, for what is beyond the window
 
     def __init__(self, peer: tuple[str, int], local: tuple[str, int]) -> None:
         self.peer = peer

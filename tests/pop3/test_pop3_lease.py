@@ -8,17 +8,19 @@ same thing a second `mailcove serve` does (tests/e2e/test_multinode.py runs two 
 from __future__ import annotations
 
 import poplib
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
+from inprocess import serve_in_process
 from mailcove.pop3.maildrop import MaildropLocks
 from mailcove.store.api import MailStore
 from mailcove_testing import ServerProcess, run_async
 
-from .helpers import LAB, fill, login, message, settings_of, start_pop3
+from .helpers import LAB, login, message, settings_of
 
 
 def with_store(srv: ServerProcess, fn: Callable[[MailStore], Awaitable[Any]]) -> Any:
@@ -60,38 +62,26 @@ def test_lock_of_a_dead_holder_expires(lab: ServerProcess, user: str) -> None:
     p.quit()
 
 
-def _steal(srv: ServerProcess, name: str) -> None:
-    """What a node that wrongly believed the lease expired would have done: take it over."""
-    settings = settings_of(srv)
-    if settings.store.backend == "postgres":
-        import asyncpg
-
-        async def go() -> None:
-            conn = await asyncpg.connect(settings.store.dsn)
-            try:
-                await conn.execute("UPDATE leases SET owner = 'thief' WHERE name = $1", name)
-            finally:
-                await conn.close()
-
-        run_async(go())
-    else:
-        import sqlite3
-
-        with sqlite3.connect(srv.data_dir / "mail.db") as conn:
-            conn.execute("UPDATE leases SET owner = 'thief' WHERE name = ?", (name,))
-
-
-def test_session_that_lost_its_lock_ends_without_update(serve_factory: Callable[..., ServerProcess]) -> None:
+async def test_session_that_lost_its_lock_ends_without_update(tmp_path) -> None:
+    """In process, on a FakeClock: the session renews its lease every lock_ttl / 3 while it lives,
+    and the first renewal that finds the lease taken ends the session without UPDATE."""
     user = "a@hamap.local"
-    srv = start_pop3(serve_factory, LAB + "[pop3]\nlock_ttl = 1.5\n")
-    fill(srv, user, [message(1), message(2)])
-    p = login(srv, user)
-    p.dele(1)
-    _steal(srv, MaildropLocks.lease_name(user))
-    # The session's next renewal (every lock_ttl / 3) finds the lease gone and ends the session.
-    deadline = time.monotonic() + 10
-    with pytest.raises(poplib.error_proto, match=r"\[SYS/TEMP\] Maildrop lock lost"):
-        while time.monotonic() < deadline:
-            p.noop()
-            time.sleep(0.1)
-    assert len(srv.read_mailbox(user)) == 2, "the lost session must not expunge"
+    async with serve_in_process(tmp_path, LAB + "[pop3]\nlock_ttl = 60\n") as lab:
+        for n in (1, 2):
+            await lab.deliver(user, message(n))
+        p = await lab.pop3()
+        assert (await p.login(user)).startswith(b"+OK")
+        assert (await p.cmd(b"DELE 1")).startswith(b"+OK")
+        await lab.clock.waiting(20)  # the renewer sleeps for lock_ttl / 3
+        made = lab.clock.made
+        await lab.clock.advance(20)  # a renewal: the lease is still the session's
+        await lab.clock.waiting(20, since=made)  # renewed (in the store's thread): the next in 20 s
+        assert (await p.cmd(b"NOOP")).startswith(b"+OK")
+        with sqlite3.connect(lab.settings.data_dir / "mail.db") as conn:
+            conn.execute("UPDATE leases SET owner = 'thief' WHERE name = ?", (MaildropLocks.lease_name(user),))
+        await lab.clock.advance(19.9)
+        assert (await p.cmd(b"NOOP")).startswith(b"+OK")  # not renewed since: not yet noticed
+        await lab.clock.advance(0.1)
+        assert (await p.line()).startswith(b"-ERR [SYS/TEMP] Maildrop lock lost")
+        await p.task
+        assert len(await lab.inbox(user)) == 2, "the lost session must not expunge"

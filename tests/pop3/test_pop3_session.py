@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from inprocess import InProcessServer, Pop3Client, serve_in_process
 from mailcove.proto.pop3.client import ClientConnection
 from mailcove.proto.pop3.sasl import plain_message
 from mailcove.store.factory import open_store
@@ -156,28 +157,38 @@ def test_implicit_tls_and_auth_plain(strict, user):
     login(srv, user, tls="implicit").quit()
 
 
-def test_failed_logins_disconnect_and_share_the_throttle(serve_factory):
-    srv = start_pop3(serve_factory, LAB + "max_failures_per_ip = 3\n")
-    p = poplib.POP3(*srv.address("pop3"), timeout=30)
-    p.user(A)
-    with pytest.raises(poplib.error_proto, match=r"-ERR \[AUTH\] Authentication failed"):
-        p.pass_("wrong")
-    with pytest.raises(poplib.error_proto, match="PASS must follow"):
-        p.pass_(PASSWORD)  # USER again first
-    p.user("nobody@hamap.local")
-    with pytest.raises(poplib.error_proto, match=r"\[AUTH\]"):
-        p.pass_(PASSWORD)
-    p.user(A)
-    with pytest.raises(poplib.error_proto, match=r"\[AUTH\]"):
-        p.pass_("wrong again")
-    # Three failures in one session: the server says so and closes.
-    assert p._getline()[0].startswith(b"-ERR Too many failed logins")
-    assert p.sock.recv(10) == b""
-    # The [auth] throttle counts failures per IP across sessions (and protocols).
-    p = poplib.POP3(*srv.address("pop3"), timeout=30)
-    p.user(A)
-    with pytest.raises(poplib.error_proto, match=r"\[SYS/TEMP\] Too many failed logins"):
-        p.pass_(PASSWORD)  # even the right password is not checked now
+async def _answered_after(lab: InProcessServer, p: Pop3Client, line: bytes, delay: float) -> bytes:
+    """Send `line`; check the server answers it only after `delay` seconds on its clock."""
+    made = lab.clock.made
+    p.send(line + b"\r\n")
+    await lab.clock.waiting(delay, since=made)
+    assert p.unread() == b"", f"answered before its {delay} s delay"
+    await lab.clock.advance(delay)
+    return await p.line()
+
+
+async def test_failed_logins_disconnect_and_share_the_throttle(tmp_path):
+    """In process, on a FakeClock: each failure is answered after the shared throttle's delay
+    (0.5 s, doubling; the longest once the client is over [auth] max_failures_per_ip), three in
+    one session close it, and the next session from the address is refused without a check.
+    (Over a real socket: tests/regress/test_login_throttle_race.py.)"""
+    async with serve_in_process(tmp_path, LAB + "max_failures_per_ip = 3\n") as lab:
+        p = await lab.pop3()
+        assert (await p.cmd(b"USER " + A.encode())).startswith(b"+OK")
+        assert await _answered_after(lab, p, b"PASS wrong", 0.5) == b"-ERR [AUTH] Authentication failed.\r\n"
+        assert b"PASS must follow" in await p.cmd(b"PASS " + PASSWORD.encode())  # USER again first
+        assert (await p.cmd(b"USER nobody@hamap.local")).startswith(b"+OK")
+        assert (await _answered_after(lab, p, b"PASS " + PASSWORD.encode(), 1.0)).startswith(b"-ERR [AUTH]")
+        assert (await p.cmd(b"USER " + A.encode())).startswith(b"+OK")
+        assert (await _answered_after(lab, p, b"PASS wrong again", 5.0)).startswith(b"-ERR [AUTH]")
+        # Three failures in one session: the server says so and closes.
+        assert (await p.line()).startswith(b"-ERR Too many failed logins")
+        assert await p.read_all() == b""
+        # The [auth] throttle counts failures per IP across sessions (and protocols).
+        p = await lab.pop3()
+        assert (await p.cmd(b"USER " + A.encode())).startswith(b"+OK")
+        # even the right password is not checked now, and the refusal is not delayed
+        assert (await p.cmd(b"PASS " + PASSWORD.encode())).startswith(b"-ERR [SYS/TEMP] Too many failed logins")
 
 
 # --- the maildrop -------------------------------------------------------------------------------
@@ -528,33 +539,36 @@ def test_bad_input_gets_reasons_then_a_polite_disconnect(lab, user):
     p.quit()
 
 
-def test_idle_sessions_are_closed_and_no_stls_without_tls(serve_factory):
-    srv = start_pop3(serve_factory, LAB + "[tls]\nenabled = false\n[pop3]\nidle_timeout = 1.0\n")
-    p = poplib.POP3(*srv.address("pop3"), timeout=30)
-    assert "STLS" not in p.capa()
-    with pytest.raises(poplib.error_proto, match="TLS is not available"):
-        p._shortcmd("STLS")
-    p.quit()
-    s = raw(srv)
-    s.recv(1000)
-    s.settimeout(10)
-    got = b""
-    while True:
-        data = s.recv(1000)
-        if not data:
-            break
-        got += data
-    assert got == b"-ERR Disconnected for inactivity.\r\n"
-    # A client that sends commands but never reads the replies is cut off too (the server waits
-    # for it at most idle_timeout), and its maildrop lock is released.
-    fill(srv, A, [message(1, 2_000_000)])
-    s = raw(srv)
-    s.sendall(b"USER %s\r\nPASS %s\r\n" % (A.encode(), PASSWORD.encode()) + b"RETR 1\r\n" * 30)
-    time.sleep(4)
-    p = login(srv, A)
-    assert p.stat()[0] == 1
-    p.quit()
-    s.close()
+async def test_idle_sessions_are_closed_and_no_stls_without_tls(tmp_path):
+    """In process, on a FakeClock: idle_timeout cuts an idle session exactly when it passes, and a
+    client that stops reading is cut idle_timeout after the server's writes began to wait, its
+    maildrop lock released. (Over a real socket: tests/regress/test_slow_client_deadlines.py.)"""
+    async with serve_in_process(tmp_path, LAB + "[pop3]\nidle_timeout = 30\n") as lab:
+        p = await lab.pop3()
+        assert (await p.cmd(b"CAPA")).startswith(b"+OK")
+        assert b"STLS\r\n" not in b"".join(await p.multiline())
+        assert await p.cmd(b"STLS") == b"-ERR TLS is not available.\r\n"
+        assert (await p.cmd(b"QUIT")).startswith(b"+OK")
+        s = await lab.pop3()
+        await lab.clock.advance(29.9)
+        assert s.unread() == b""
+        await lab.clock.advance(0.1)
+        assert await s.read_all() == b"-ERR Disconnected for inactivity.\r\n"
+        # A client that sends commands but never reads the replies is cut off too (the server waits
+        # for it at most idle_timeout), and its maildrop lock is released.
+        await lab.deliver(A, message(1, 2_000_000))
+        s = await lab.pop3()
+        s.reading = False
+        made = lab.clock.made
+        s.send(b"USER %s\r\nPASS %s\r\n" % (A.encode(), PASSWORD.encode()) + b"RETR 1\r\n" * 30)
+        await lab.clock.waiting(30, since=made)  # the server's write waits for the client
+        await lab.clock.advance(29.9)
+        assert not s.task.done()
+        await lab.clock.advance(0.1)
+        await s.task
+        p = await lab.pop3()
+        assert (await p.login()).startswith(b"+OK")
+        assert (await p.cmd(b"STAT")).startswith(b"+OK 1 ")
 
 
 def test_shutdown_mid_session_deletes_nothing(serve_factory):

@@ -244,9 +244,14 @@ class FakeClock:
         await self.settle()
 
     async def settle(self) -> None:
-        """Let the event loop run what is ready (woken sleepers, callbacks they scheduled)."""
-        for _ in range(self.SETTLE_TURNS):
+        """Let the event loop run what is ready (woken sleepers, callbacks they scheduled), up to
+        SETTLE_TURNS turns; fewer once nothing else is ready (asyncio's own loops show that, and
+        an advance over an hour of one-second ticks then costs milliseconds, not a second)."""
+        ready = getattr(asyncio.get_running_loop(), "_ready", None)  # None: not asyncio's loop
+        for turn in range(self.SETTLE_TURNS):
             await asyncio.sleep(0)
+            if turn >= 1 and ready is not None and not ready:
+                return
 
     def pending(self) -> list[float]:
         """The delays (from now) of the live timers, soonest first."""
