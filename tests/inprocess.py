@@ -353,6 +353,7 @@ class InProcessServer:
         self.ctx = ServerContext(settings, store, directory, TlsHolder(settings.tls, settings.data_dir,
                                                                         settings.hostname), self.tracker, clock=clock)
         self._handlers: dict[str, Callable[[Connection], Awaitable[None]]] = {}
+        self._clients: list[Client] = []
 
     async def handler(self, listener: str) -> Callable[[Connection], Awaitable[None]]:
         h = self._handlers.get(listener)
@@ -379,6 +380,7 @@ class InProcessServer:
         task = asyncio.create_task(serve())
         self.tracker.add(task)
         client = _CLIENTS[listener](pipe, task)
+        self._clients.append(client)
         if isinstance(client, ImapClient):
             with contextlib.suppress(ConnectionError):
                 client.greeting = await client.read_one()
@@ -425,7 +427,10 @@ class InProcessServer:
             spool.discard()
 
     async def aclose(self) -> None:
-        await self.tracker.drain(1.0)
+        # The clients hang up (the sweeper and the idle timers do not run without the clock).
+        for c in self._clients:
+            c.close()
+        await self.tracker.drain(5.0)
         for h in self._handlers.values():
             aclose = getattr(h, "aclose", None)
             if aclose is not None:

@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "imap"))
 from imap_lab import Client, imap, imap_factory, imap_module  # noqa: F401
 from smtp_lab import start_lab
 
+from inprocess import serve_in_process
 from mailcove.proto.imap.client import Tagged, Untagged
 from mailcove_testing import ServerProcess
 
@@ -215,17 +216,19 @@ def test_imap_list_patterns_stay_small(imap) -> None:
     assert time.monotonic() - start < 5
 
 
-def test_imap_idle_ends_at_idle_timeout(imap_factory) -> None:
+async def test_imap_idle_ends_at_idle_timeout(tmp_path: Path) -> None:
     """[imap] idle_timeout counts during IDLE too: a client must renew IDLE (RFC 2177: every 29
-    minutes) or it is logged out."""
-    box = imap_factory("[auth]\nallow_plaintext = true\n[imap]\nidle_timeout = 1\n", name="idle")
-    c = box.client(select="INBOX")
-    c.send(b"i IDLE\r\n")
-    c.continuation()
-    start = time.monotonic()
-    r = c.read_one(timeout=10)
-    assert isinstance(r, Untagged) and (r.kind, r.text) == ("BYE", "Autologout; idle for too long"), r
-    assert time.monotonic() - start < 5
+    minutes) or it is logged out. In process, on a FakeClock: exactly at idle_timeout."""
+    async with serve_in_process(tmp_path, "[auth]\nallow_plaintext = true\n[imap]\nidle_timeout = 1800\n") as lab:
+        c = await lab.imap(login="a@hamap.local")
+        await c.ok("SELECT INBOX")
+        c.send(b"i IDLE\r\n")
+        await c.continuation()
+        await lab.clock.advance(1799.9)
+        assert c.unread() == b""
+        await lab.clock.advance(0.1)
+        r = await c.read_one()
+        assert isinstance(r, Untagged) and (r.kind, r.text) == ("BYE", "Autologout; idle for too long"), r
 
 
 def test_imap_login_password_length(serve_factory: Callable[..., ServerProcess]) -> None:

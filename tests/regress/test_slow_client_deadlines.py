@@ -14,12 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from inprocess import serve_in_process
 from mailcove_testing import ServerProcess
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "pop3"))
 from helpers import add_users
 
 USERS = {"a@hamap.local": "It1"}
+USERS_A = "a@hamap.local"
 CONFIG = """
 [auth]
 allow_plaintext = true
@@ -113,17 +115,22 @@ def test_smtp_trickling_data_is_cut(srv: ServerProcess) -> None:
     assert took < CUT_WITHIN
 
 
-def test_smtp_slow_honest_data_above_the_minimum_rate_finishes(srv: ServerProcess) -> None:
-    """Longer than data_timeout in all, but faster than min_data_rate: accepted."""
-    c = _smtp_in_data(srv)
-    body = b"Subject: slow but steady\r\n\r\n" + (b"z" * 78 + b"\r\n") * 120  # about 9.6 KB
-    start = time.monotonic()
-    for i in range(0, len(body), 800):  # about 3,200 bytes/s for 3 s
-        c.sock.sendall(body[i:i + 800])
-        time.sleep(0.25)
-    assert time.monotonic() - start > 2.5  # past data_timeout
-    assert c.command(b".").startswith(b"250"), "an honest slow upload was cut"
-
+async def test_smtp_slow_honest_data_above_the_minimum_rate_finishes(tmp_path: Path) -> None:
+    """Longer than data_timeout in all, but faster than min_data_rate: accepted. In process, on
+    a FakeClock: 800 bytes every 0.25 s (3,200 bytes/s) for 3 s."""
+    async with serve_in_process(tmp_path, CONFIG) as lab:
+        c = await lab.smtp()
+        assert (await c.cmd(b"HELO client.example")).startswith(b"250")
+        assert (await c.cmd(b"MAIL FROM:<x@example.org>")).startswith(b"250")
+        assert (await c.cmd(b"RCPT TO:<a@hamap.local>")).startswith(b"250")
+        assert (await c.cmd(b"DATA")).startswith(b"354")
+        body = b"Subject: slow but steady\r\n\r\n" + (b"z" * 78 + b"\r\n") * 120  # about 9.6 KB
+        start = lab.clock.monotonic()
+        for i in range(0, len(body), 800):
+            c.send(body[i:i + 800])
+            await lab.clock.advance(0.25)
+        assert lab.clock.monotonic() - start > 2.5  # past data_timeout
+        assert (await c.cmd(b".")).startswith(b"250"), "an honest slow upload was cut"
 
 def _pop3(srv: ServerProcess) -> Line:
     c = Line(srv.address("pop3"))
@@ -138,21 +145,16 @@ def test_pop3_before_login(srv: ServerProcess) -> None:
     assert took < CUT_WITHIN
 
 
-def test_pop3_login_deadline_counts_from_connect(srv: ServerProcess) -> None:
-    """Whole commands that never log in do not extend it either."""
-    c = _pop3(srv)
-    start = time.monotonic()
-    with pytest.raises((EOFError, OSError)):
-        while time.monotonic() - start < 10:
-            line = c.command(b"CAPA")
-            while line != b".":
-                line = c.read_line()
-                assert not line.startswith(b"-ERR [SYS/TEMP] Login timeout") or time.monotonic() - start >= 1.5
-                if line.startswith(b"-ERR"):
-                    raise EOFError(line)
-            time.sleep(0.3)
-    assert time.monotonic() - start < CUT_WITHIN
-
+async def test_pop3_login_deadline_counts_from_connect(tmp_path: Path) -> None:
+    """Whole commands that never log in do not extend it either. In process, on a FakeClock: a
+    CAPA every 0.3 s is answered until login_timeout (2 s) has passed since the connection."""
+    async with serve_in_process(tmp_path, CONFIG) as lab:
+        p = await lab.pop3()
+        for n in range(7):  # at 0, 0.3, ..., 1.8 s
+            assert (await p.cmd(b"CAPA")).startswith(b"+OK"), n
+            await p.multiline()
+            await lab.clock.advance(0.3)  # the last one passes 2 s
+        assert await p.read_all() == b"-ERR [SYS/TEMP] Login timeout.\r\n"
 
 def test_pop3_after_login(srv: ServerProcess) -> None:
     c = _pop3(srv)
@@ -177,13 +179,18 @@ def test_imap_after_login(srv: ServerProcess) -> None:
     assert took < CUT_WITHIN
 
 
-def test_imap_slow_honest_append_above_the_minimum_rate_finishes(srv: ServerProcess) -> None:
-    c = _imap_logged_in(srv)
-    body = b"Subject: slow append\r\n\r\n" + (b"z" * 78 + b"\r\n") * 120
-    assert c.command(b"b APPEND INBOX {%d}" % len(body)).startswith(b"+")
-    start = time.monotonic()
-    for i in range(0, len(body), 800):
-        c.sock.sendall(body[i:i + 800])
-        time.sleep(0.25)
-    assert time.monotonic() - start > 2.5  # past idle_timeout
-    assert c.command(b"").startswith(b"b OK"), "an honest slow APPEND was cut"
+async def test_imap_slow_honest_append_above_the_minimum_rate_finishes(tmp_path: Path) -> None:
+    """In process, on a FakeClock: an APPEND literal at 3,200 bytes/s for 3 s, past idle_timeout."""
+    async with serve_in_process(tmp_path, CONFIG) as lab:
+        c = await lab.imap(login=USERS_A)
+        body = b"Subject: slow append\r\n\r\n" + (b"z" * 78 + b"\r\n") * 120
+        c.send(b"b APPEND INBOX {%d}\r\n" % len(body))
+        await c.continuation()
+        start = lab.clock.monotonic()
+        for i in range(0, len(body), 800):
+            c.send(body[i:i + 800])
+            await lab.clock.advance(0.25)
+        assert lab.clock.monotonic() - start > 2.5  # past idle_timeout
+        c.send(b"\r\n")
+        _, done = await c.until("b")
+        assert done.status == "OK", "an honest slow APPEND was cut"

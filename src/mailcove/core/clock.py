@@ -231,6 +231,7 @@ class FakeClock:
         if seconds < 0:
             raise ValueError("a clock does not go back")
         target = self._now + seconds
+        await self.settle()  # what is ready now (bytes just sent, say) runs before time moves
         while True:
             timer = self._next_live()
             if timer is None or timer.deadline > target:
