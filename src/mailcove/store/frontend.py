@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -34,12 +35,17 @@ from mailcove.store.api import (
     MessageMeta,
     MessagePrefix,
     OutboundEnvelope,
+    QueueClaim,
+    QueueItem,
+    QueueOutcome,
+    QueueState,
     StoredMessage,
     SubmitResult,
     Usage,
+    check_lease_args,
 )
 from mailcove.store.names import normalize_name
-from mailcove.store.rules import accounts, mailboxes, messages
+from mailcove.store.rules import accounts, leases, mailboxes, messages, queue
 from mailcove.store.sansio import Rule
 from mailcove.store.spool import Spool
 
@@ -241,6 +247,35 @@ class Frontend:
     async def expunged_since(self, mailbox_id: int, modseq: int) -> list[int]:
         return await self._read(mailboxes.expunged_since, mailbox_id, modseq)
 
+    # --- the outbound queue ------------------------------------------------------------------
+
+    async def queue_list(self) -> list[QueueItem]:
+        return await self._read(queue.queue_list)
+
+    async def queue_get(self, queue_id: int) -> QueueItem:
+        return await self._read(queue.queue_get, queue_id)
+
+    async def queue_read(self, queue_id: int) -> bytes:
+        return await self._read(queue.queue_read, queue_id)
+
+    async def queue_delete(self, queue_id: int) -> None:
+        await self._write(queue.queue_delete, queue_id)
+
+    async def queue_size(self) -> int:
+        return await self._read(queue.queue_size)
+
+    async def queue_claim(self, now: float, lease_seconds: float, limit: int) -> list[QueueClaim]:
+        return await self._write(queue.queue_claim, now, lease_seconds, limit, secrets.token_hex(8))
+
+    async def queue_record(self, outcomes: Sequence[QueueOutcome]) -> list[int]:
+        if not outcomes:
+            return []
+        rows = [(o.queue_id, o.idx, o.lease, o.status, o.next_attempt, o.error, o.warned) for o in outcomes]
+        return await self._write(queue.queue_record, rows)
+
+    async def queue_retry(self, queue_id: int | None, now: float) -> int:
+        return await self._write(queue.queue_retry, queue_id, now)
+
     # --- reading messages --------------------------------------------------------------------
 
     async def index(self, mailbox_id: int) -> MailboxIndex:
@@ -293,3 +328,19 @@ class Frontend:
 
     async def restore_account(self, state: AccountState) -> None:
         await self._write(accounts.restore_account, state)
+
+    async def export_queue(self, after_id: int, limit: int) -> list[QueueState]:
+        return await self._read(queue.export_queue, after_id, limit)
+
+    # --- leases ------------------------------------------------------------------------------
+
+    async def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
+        check_lease_args(name, owner, ttl)
+        return await self._write(leases.acquire_lease, name, owner, ttl)
+
+    async def renew_lease(self, name: str, owner: str, ttl: float) -> bool:
+        check_lease_args(name, owner, ttl)
+        return await self._write(leases.renew_lease, name, owner, ttl)
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        await self._write(leases.release_lease, name, owner)

@@ -13,7 +13,6 @@ which aborts one transaction; it is retried here, from the start, a few times.""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import logging
 import os
@@ -74,8 +73,6 @@ def executor(conn: asyncpg.Connection, cx: Context, handlers: Handlers[Handler])
     """Runs one statement of a rule on `conn`."""
     return lambda s: handlers[type(s)](conn, cx, s)
 
-
-Op = Callable[..., Awaitable[Any]]
 
 
 def encode_uids(uids: list[int]) -> str:
@@ -149,20 +146,16 @@ class Writer:
         st = os.statvfs(self._data_dir)
         return st.f_bavail * st.f_frsize < self._min_free
 
-    async def run(self, op: Op, *args: Any) -> tuple[Any, list[Change]]:
-        """Run the rule `op(*args)` (or an op(conn, txn, *args) not yet a rule) in one
-        transaction, from the start again after a deadlock; returns its result and the changes
-        it announced (already committed)."""
+    async def run(self, rule: Callable[..., Rule[T]], *args: Any) -> tuple[T, list[Change]]:
+        """Run the rule `rule(*args)` in one transaction, from the start again (a new rule
+        generator) after a deadlock; returns its result and the changes it announced (already
+        committed)."""
         disk_low = self._disk_low()
-        is_rule = inspect.isgeneratorfunction(op)
         for attempt in range(1, MAX_TRIES + 1):
             txn = Txn(self._flags, self._inline_max, disk_low)
             try:
                 async with self._pool.acquire() as conn, conn.transaction():
-                    if is_rule:
-                        result = await run_async(op(*args), executor(conn, txn, self._handlers))
-                    else:
-                        result = await op(conn, txn, *args)
+                    result = await run_async(rule(*args), executor(conn, txn, self._handlers))
                     published = await self._announce(conn, txn.changes)
             except RETRYABLE as exc:
                 if attempt == MAX_TRIES:

@@ -9,10 +9,8 @@ default): the commit record is flushed to the WAL on disk before COMMIT returns.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import mmap
-import secrets
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,25 +26,19 @@ from mailcove.store.api import (
     ImportMessage,
     ImportResult,
     MessagePrefix,
-    OutboundEnvelope,
-    QueueClaim,
-    QueueItem,
-    QueueOutcome,
     QueueState,
     StoredMessage,
-    check_lease_args,
 )
 from mailcove.store.blobs import BlobDir
 from mailcove.store.changes import Change, ChangeBus
 from mailcove.store.frontend import Frontend, check_import, envelope_to_json
 from mailcove.store.names import normalize_name
-from mailcove.store.postgres import leases, transfer
 from mailcove.store.postgres import statements as ops
 from mailcove.store.postgres.driver import DeliveryBatcher, Writer
 from mailcove.store.postgres.flags import FlagCache
 from mailcove.store.postgres.schema import check_schema
 from mailcove.store.postgres.watch import ChangeListener
-from mailcove.store.rules import messages
+from mailcove.store.rules import messages, queue
 from mailcove.store.spool import Spool
 
 log = logging.getLogger("mailcove.store")
@@ -313,80 +305,6 @@ class PostgresStore(Frontend):
                     "DELETE FROM blobs WHERE id = ANY($1::bigint[]) AND refs <= 0", uploaded
                 )
 
-    # --- the outbound queue ------------------------------------------------------------------
-
-    async def queue_list(self) -> list[QueueItem]:
-        return await self._queue_items(None)
-
-    async def queue_get(self, queue_id: int) -> QueueItem:
-        items = await self._queue_items(queue_id)
-        if not items:
-            raise StoreError(f"no queue entry {queue_id}", code=550, enhanced="5.1.0")
-        return items[0]
-
-    async def _queue_items(self, queue_id: int | None) -> list[QueueItem]:
-        from mailcove.store.api import OutboundRecipient, QueuedRecipient
-
-        pool = self._need_pool()
-        where, args = ("WHERE id = $1", (queue_id,)) if queue_id is not None else ("", ())
-        entries = await pool.fetch(f"SELECT id, created, size, envelope FROM queue {where} ORDER BY id", *args)
-        if not entries:
-            return []
-        rcpts: dict[int, list[QueuedRecipient]] = {}
-        for r in await pool.fetch(
-            "SELECT queue_id, address, orcpt, notify, status, attempts, next_attempt, last_error FROM queue_rcpts"
-            " WHERE queue_id = ANY($1::bigint[]) ORDER BY queue_id, idx",
-            [e[0] for e in entries],
-        ):
-            rcpts.setdefault(r[0], []).append(
-                QueuedRecipient(r[1], r[2], tuple(r[3].split(",")) if r[3] else (), r[4], r[5], r[6], r[7])
-            )
-        items = []
-        for qid, created, size, envelope in entries:
-            rs = tuple(rcpts.get(qid, ()))
-            env = OutboundEnvelope(
-                recipients=tuple(OutboundRecipient(r.address, r.orcpt, r.notify) for r in rs), **json.loads(envelope)
-            )
-            items.append(QueueItem(qid, created, size, env, rs))
-        return items
-
-    async def queue_read(self, queue_id: int) -> bytes:
-        async with self._need_pool().acquire() as conn:
-            return await ops.queue_read(conn, queue_id)
-
-    async def queue_delete(self, queue_id: int) -> None:
-        await self._write(ops.queue_delete, queue_id)
-
-    async def queue_size(self) -> int:
-        return await self._need_pool().fetchval(
-            "SELECT count(DISTINCT queue_id) FROM queue_rcpts WHERE status = 'queued'"
-        )
-
-    async def queue_claim(self, now: float, lease_seconds: float, limit: int) -> list[QueueClaim]:
-        lease = secrets.token_hex(8)
-        rows = await self._write(ops.queue_claim, now, lease_seconds, limit, lease)
-        envelopes: dict[str, OutboundEnvelope] = {}
-        out = []
-        for r in rows:
-            env = envelopes.get(r["envelope"])
-            if env is None:
-                env = envelopes[r["envelope"]] = OutboundEnvelope(recipients=(), **json.loads(r["envelope"]))
-            out.append(
-                QueueClaim(r["queue_id"], r["idx"], r["address"], r["orcpt"],
-                           tuple(r["notify"].split(",")) if r["notify"] else (), r["attempts"], r["warned"], lease,
-                           r["created"], env)
-            )
-        return out
-
-    async def queue_record(self, outcomes: Sequence[QueueOutcome]) -> list[int]:
-        if not outcomes:
-            return []
-        rows = [(o.queue_id, o.idx, o.lease, o.status, o.next_attempt, o.error, o.warned) for o in outcomes]
-        return await self._write(ops.queue_record, rows)
-
-    async def queue_retry(self, queue_id: int | None, now: float) -> int:
-        return await self._write(ops.queue_retry, queue_id, now)
-
     # --- copying to another backend (mailcove db copy) -----------------------------------------
 
     async def restore_messages(self, user: str, mailbox: str, stored: Sequence[StoredMessage]) -> None:
@@ -403,39 +321,10 @@ class PostgresStore(Frontend):
         rows = await asyncio.to_thread(prepare)
         await self._write(messages.restore_messages, user, name, rows)
 
-    async def export_queue(self, after_id: int, limit: int) -> list[QueueState]:
-        ids = [
-            r[0]
-            for r in await self._need_pool().fetch(
-                "SELECT id FROM queue WHERE id > $1 ORDER BY id LIMIT $2", after_id, limit
-            )
-        ]
-        out: list[QueueState] = []
-        async with self._need_pool().acquire() as conn:
-            extras = await transfer.read_queue_extras(conn, ids)
-        for qid in ids:
-            items = await self._queue_items(qid)
-            if items:
-                out.append(QueueState(items[0], *extras[qid]))
-        return out
-
     async def restore_queue(self, entry: QueueState) -> int:
         return await self._write(
-            transfer.restore_queue, entry, envelope_to_json(entry.item.envelope), self._inline_max
+            queue.restore_queue, entry, envelope_to_json(entry.item.envelope), (entry.data, None, b"")
         )
-
-    # --- leases ------------------------------------------------------------------------------
-
-    async def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
-        check_lease_args(name, owner, ttl)
-        return await leases.acquire(self._need_pool(), name, owner, ttl)
-
-    async def renew_lease(self, name: str, owner: str, ttl: float) -> bool:
-        check_lease_args(name, owner, ttl)
-        return await leases.renew(self._need_pool(), name, owner, ttl)
-
-    async def release_lease(self, name: str, owner: str) -> None:
-        await leases.release(self._need_pool(), name, owner)
 
 
 def _dsn_without_password(dsn: str) -> tuple[str, dict[str, str]]:

@@ -127,10 +127,8 @@ class Txn(Context):
 
 
 Handler = Callable[[sqlite3.Connection, Any, Any], Any]
-Op = Callable[[sqlite3.Connection, Txn], Any]
-# What the writer runs: a rule (store/rules/), a delivery (statements.deliver's arguments), or an
-# op(conn, txn) not yet written as a rule.
-RULE, DELIVERY, OP = 0, 1, 2
+# What the writer runs: a rule (store/rules/), or a delivery (statements.deliver's arguments).
+RULE, DELIVERY = 0, 1
 _Item = tuple[int, Any, asyncio.Future[Any], asyncio.AbstractEventLoop]
 
 
@@ -179,9 +177,6 @@ class Writer:
     def submit_delivery(self, args: tuple[Any, ...]) -> asyncio.Future[Any]:
         """`deliver(conn, txn, *args)` (statements.deliver) in the next batch."""
         return self._put(DELIVERY, args)
-
-    def submit_op(self, op: Op) -> asyncio.Future[Any]:
-        return self._put(OP, op)
 
     def _put(self, kind: int, payload: Any) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
@@ -250,10 +245,8 @@ class Writer:
             try:
                 if kind == DELIVERY:
                     result = self._deliver(conn, txn, *payload)
-                elif kind == RULE:
-                    result = run(payload, executor(conn, txn, self._handlers))
                 else:
-                    result = payload(conn, txn)
+                    result = run(payload, executor(conn, txn, self._handlers))
             except BaseException as exc:  # the op's own failure: undo only this op
                 conn.execute("ROLLBACK TO op")
                 conn.execute("RELEASE op")

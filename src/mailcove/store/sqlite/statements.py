@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from mailcove.core.errors import AccountNotFound, DiskFull, MailboxNotFound, StoreError
+from mailcove.core.errors import AccountNotFound, DiskFull, MailboxNotFound
 from mailcove.message.scanner import scan_prefixed
 from mailcove.store.api import (
     NO_PREFIX,
@@ -830,81 +830,3 @@ def deliver(
         inserts,
     )
     return results, queue_id
-
-
-# --- not yet rules ---------------------------------------------------------------------------------
-
-def _release_blob(conn: sqlite3.Connection, txn: Txn, blob_id: int, count: int = 1) -> None:
-    conn.execute("UPDATE blobs SET refs = refs - ? WHERE id = ?", (count, blob_id))
-    row = conn.execute("SELECT refs, path FROM blobs WHERE id = ?", (blob_id,)).fetchone()
-    if row is not None and row[0] <= 0:
-        conn.execute("DELETE FROM blobs WHERE id = ?", (blob_id,))
-        if row[1]:
-            txn.remove_blobs.append(row[1])
-
-
-# (uid or None, size, inline data, blob path, scanned info, flags, internaldate)
-def queue_delete(conn: sqlite3.Connection, txn: Txn, queue_id: int) -> None:
-    row = conn.execute("SELECT blob_id FROM queue WHERE id = ?", (queue_id,)).fetchone()
-    if row is None:
-        raise StoreError(f"no queue entry {queue_id}", code=550, enhanced="5.1.0")
-    conn.execute("DELETE FROM queue_rcpts WHERE queue_id = ?", (queue_id,))
-    conn.execute("DELETE FROM queue WHERE id = ?", (queue_id,))
-    _release_blob(conn, txn, row[0])
-
-
-def queue_claim(
-    conn: sqlite3.Connection, txn: Txn, now: float, lease_seconds: float, limit: int, lease: str
-) -> list[tuple[int, int, str, str | None, str, int, int, float, str]]:
-    """Lease due recipients: (queue_id, idx, address, orcpt, notify, attempts, warned, created, envelope)."""
-    rows = conn.execute(
-        "SELECT r.queue_id, r.idx, r.address, r.orcpt, r.notify, r.attempts, r.warned, q.created, q.envelope"
-        " FROM queue_rcpts r JOIN queue q ON q.id = r.queue_id"
-        " WHERE r.status = 'queued' AND r.next_attempt <= ? ORDER BY r.next_attempt, r.queue_id, r.idx LIMIT ?",
-        (now, limit),
-    ).fetchall()
-    conn.executemany(
-        "UPDATE queue_rcpts SET next_attempt = ?, lease = ? WHERE queue_id = ? AND idx = ?",
-        [(now + lease_seconds, lease, r[0], r[1]) for r in rows],
-    )
-    return rows
-
-
-def queue_record(
-    conn: sqlite3.Connection, txn: Txn, outcomes: Sequence[tuple[int, int, str, str, float, str | None, bool]]
-) -> list[int]:
-    """outcomes: (queue_id, idx, lease, status, next_attempt, error, warned)."""
-    touched: set[int] = set()
-    for queue_id, idx, lease, status, next_attempt, error, warned in outcomes:
-        cur = conn.execute(
-            "UPDATE queue_rcpts SET status = ?, next_attempt = ?, last_error = ?, warned = ?,"
-            " attempts = attempts + 1, lease = NULL WHERE queue_id = ? AND idx = ? AND lease = ?",
-            (status, next_attempt, error, int(warned), queue_id, idx, lease),
-        )
-        if cur.rowcount:
-            touched.add(queue_id)
-    done: list[int] = []
-    for queue_id in sorted(touched):
-        left = conn.execute(
-            "SELECT 1 FROM queue_rcpts WHERE queue_id = ? AND status IN ('queued', 'held') LIMIT 1", (queue_id,)
-        ).fetchone()
-        if left is None:
-            queue_delete(conn, txn, queue_id)
-            done.append(queue_id)
-    return done
-
-
-def queue_retry(conn: sqlite3.Connection, txn: Txn, queue_id: int | None, now: float) -> int:
-    if queue_id is None:
-        cur = conn.execute(
-            "UPDATE queue_rcpts SET next_attempt = ?, lease = NULL WHERE status = 'queued'", (now,)
-        )
-    else:
-        if conn.execute("SELECT 1 FROM queue WHERE id = ?", (queue_id,)).fetchone() is None:
-            raise StoreError(f"no queue entry {queue_id}", code=550, enhanced="5.1.0")
-        cur = conn.execute(
-            "UPDATE queue_rcpts SET next_attempt = ?, lease = NULL WHERE queue_id = ? AND status = 'queued'",
-            (now, queue_id),
-        )
-    return cur.rowcount
-

@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import inspect
-import json
 import mmap
 import os
-import secrets
 import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mailcove.core.errors import StoreError
 from mailcove.message import scan
 from mailcove.message.scanner import scan_prefixed
 from mailcove.store.api import (
@@ -24,26 +19,18 @@ from mailcove.store.api import (
     ImportMessage,
     ImportResult,
     MessagePrefix,
-    OutboundEnvelope,
-    OutboundRecipient,
-    QueueClaim,
-    QueuedRecipient,
-    QueueItem,
-    QueueOutcome,
     QueueState,
     StoredMessage,
-    check_lease_args,
 )
 from mailcove.store.blobs import BlobDir
 from mailcove.store.changes import Change, ChangeBus
-from mailcove.store.frontend import Frontend, check_import, envelope_to_json, served
+from mailcove.store.frontend import Frontend, check_import, envelope_to_json
 from mailcove.store.names import normalize_name
-from mailcove.store.rules import messages
+from mailcove.store.rules import messages, queue
 from mailcove.store.sansio import run
 from mailcove.store.spool import Spool
-from mailcove.store.sqlite import leases, transfer
 from mailcove.store.sqlite import statements as ops
-from mailcove.store.sqlite.driver import Context, ReaderPool, Txn, Writer, executor
+from mailcove.store.sqlite.driver import Context, ReaderPool, Writer, executor
 from mailcove.store.sqlite.flags import FlagSets
 from mailcove.store.sqlite.schema import connect, migrate
 from mailcove.store.sqlite.watch import ChangePoller
@@ -143,9 +130,7 @@ class SqliteStore(Frontend):
     async def _write(self, op: Any, *args: Any) -> Any:
         if self._writer is None:
             raise RuntimeError("store not started")
-        if inspect.isgeneratorfunction(op):
-            return await self._writer.submit(op(*args))
-        return await self._writer.submit_op(functools.partial(op, *args) if args else op)
+        return await self._writer.submit(op(*args))
 
     def _readers_or_fail(self) -> ReaderPool:
         if self._readers is None:
@@ -160,10 +145,8 @@ class SqliteStore(Frontend):
     async def _read(self, fn: Any, *args: Any) -> Any:
         if self._readers is None:
             raise RuntimeError("store not started")
-        if inspect.isgeneratorfunction(fn):
-            cx = self._context
-            return await self._readers.run(lambda conn: run(fn(*args), executor(conn, cx, ops.HANDLERS)))
-        return await self._readers.run(fn)
+        cx = self._context
+        return await self._readers.run(lambda conn: run(fn(*args), executor(conn, cx, ops.HANDLERS)))
 
     # --- spooling ----------------------------------------------------------------------------
 
@@ -278,71 +261,7 @@ class SqliteStore(Frontend):
             self.blobs.remove([f for f in files if f not in referenced])
         return result
 
-    # --- the outbound queue ------------------------------------------------------------------
-
-    async def queue_list(self) -> list[QueueItem]:
-        return await self._read(lambda c: _queue_items(c, None))
-
-    async def queue_get(self, queue_id: int) -> QueueItem:
-        items = await self._read(lambda c: _queue_items(c, queue_id))
-        if not items:
-            raise StoreError(f"no queue entry {queue_id}", code=550, enhanced="5.1.0")
-        return items[0]
-
-    async def queue_read(self, queue_id: int) -> bytes:
-        def q(conn: sqlite3.Connection) -> bytes:
-            row = conn.execute(
-                "SELECT q.prefix, b.skip, b.path, b.data FROM queue q JOIN blobs b ON b.id = q.blob_id WHERE q.id = ?",
-                (queue_id,),
-            ).fetchone()
-            if row is None:
-                raise StoreError(f"no queue entry {queue_id}", code=550, enhanced="5.1.0")
-            prefix, skip, path, data = row
-            return served(prefix, skip, self._body(path, data))
-
-        return await self._read(q)
-
-    async def queue_delete(self, queue_id: int) -> None:
-        await self._write(_bind(ops.queue_delete, queue_id))
-
-    async def queue_size(self) -> int:
-        sql = "SELECT count(DISTINCT queue_id) FROM queue_rcpts WHERE status = 'queued'"
-        return await self._read(lambda c: c.execute(sql).fetchone()[0])
-
-    async def queue_claim(self, now: float, lease_seconds: float, limit: int) -> list[QueueClaim]:
-        lease = secrets.token_hex(8)
-        rows = await self._write(_bind(ops.queue_claim, now, lease_seconds, limit, lease))
-        envelopes: dict[str, OutboundEnvelope] = {}
-        out = []
-        for qid, idx, address, orcpt, notify, attempts, warned, created, env_json in rows:
-            env = envelopes.get(env_json)
-            if env is None:
-                env = envelopes[env_json] = OutboundEnvelope(recipients=(), **json.loads(env_json))
-            out.append(
-                QueueClaim(qid, idx, address, orcpt, tuple(notify.split(",")) if notify else (), attempts,
-                           bool(warned), lease, created, env)
-            )
-        return out
-
-    async def queue_record(self, outcomes: Sequence[QueueOutcome]) -> list[int]:
-        if not outcomes:
-            return []
-        rows = [(o.queue_id, o.idx, o.lease, o.status, o.next_attempt, o.error, o.warned) for o in outcomes]
-        return await self._write(_bind(ops.queue_record, rows))
-
-    async def queue_retry(self, queue_id: int | None, now: float) -> int:
-        return await self._write(_bind(ops.queue_retry, queue_id, now))
-
     # --- copying to another backend (mailcove db copy) -----------------------------------------
-
-    def _blob_bytes(self, rel: str) -> bytes:
-        return self.blobs.path(rel).read_bytes()
-
-    def _body(self, path: str | None, data: bytes | None) -> bytes:
-        """A stored body, inline or in its file."""
-        if path is None:
-            return bytes(data) if data is not None else b""
-        return self.blobs.path(path).read_bytes()
 
     async def restore_messages(self, user: str, mailbox: str, stored: Sequence[StoredMessage]) -> None:
         if not stored:
@@ -379,61 +298,15 @@ class SqliteStore(Frontend):
         _write_private(tmp, data)
         return None, self.blobs.commit_file(tmp)
 
-    async def export_queue(self, after_id: int, limit: int) -> list[QueueState]:
-        def q(conn: sqlite3.Connection) -> list[QueueState]:
-            sql = "SELECT id FROM queue WHERE id > ? ORDER BY id LIMIT ?"
-            ids = [i for (i,) in conn.execute(sql, (after_id, limit))]
-            items = [it for i in ids for it in _queue_items(conn, i)]
-            extras = transfer.read_queue_extras(conn, self._blob_bytes, ids)
-            return [QueueState(it, *extras[it.id]) for it in items]
-
-        return await self._read(q)
-
     async def restore_queue(self, entry: QueueState) -> int:
         data, path = await asyncio.to_thread(self._place, entry.data)
         try:
-            return await self._write(
-                _bind(transfer.restore_queue, entry, envelope_to_json(entry.item.envelope), data, path)
-            )
+            env = envelope_to_json(entry.item.envelope)
+            return await self._write(queue.restore_queue, entry, env, (data, path, b""))
         except BaseException:
             if path is not None:
                 self.blobs.remove([path])
             raise
-
-    # --- leases ------------------------------------------------------------------------------
-
-    async def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
-        check_lease_args(name, owner, ttl)
-        return await self._write(_bind(leases.acquire, name, owner, ttl))
-
-    async def renew_lease(self, name: str, owner: str, ttl: float) -> bool:
-        check_lease_args(name, owner, ttl)
-        return await self._write(_bind(leases.renew, name, owner, ttl))
-
-    async def release_lease(self, name: str, owner: str) -> None:
-        await self._write(_bind(leases.release, name, owner))
-
-
-def _queue_items(conn: sqlite3.Connection, queue_id: int | None) -> list[QueueItem]:
-    where, args = ("WHERE id = ?", (queue_id,)) if queue_id is not None else ("", ())
-    items = []
-    for qid, created, size, envelope in conn.execute(
-        f"SELECT id, created, size, envelope FROM queue {where} ORDER BY id", args
-    ).fetchall():
-        rcpts = tuple(
-            QueuedRecipient(a, o, tuple(n.split(",")) if n else (), st, att, nxt, err)
-            for a, o, n, st, att, nxt, err in conn.execute(
-                "SELECT address, orcpt, notify, status, attempts, next_attempt, last_error FROM queue_rcpts"
-                " WHERE queue_id = ? ORDER BY idx",
-                (qid,),
-            )
-        )
-        env = json.loads(envelope)
-        envelope_obj = OutboundEnvelope(
-            recipients=tuple(OutboundRecipient(r.address, r.orcpt, r.notify) for r in rcpts), **env
-        )
-        items.append(QueueItem(qid, created, size, envelope_obj, rcpts))
-    return items
 
 
 def _referenced(conn: sqlite3.Connection, paths: list[str]) -> list[str]:
@@ -443,15 +316,6 @@ def _referenced(conn: sqlite3.Connection, paths: list[str]) -> list[str]:
         marks = ",".join("?" * len(chunk))
         out.extend(p for (p,) in conn.execute(f"SELECT path FROM blobs WHERE path IN ({marks})", chunk))
     return out
-
-
-def _bind(fn: Any, *args: Any) -> Any:
-    """Partial application that leaves (conn, txn) as the first two arguments."""
-
-    def op(conn: sqlite3.Connection, txn: Txn) -> Any:
-        return fn(conn, txn, *args)
-
-    return op
 
 
 def _private_db_files(db_path: Path) -> None:
