@@ -219,6 +219,7 @@ class App:
             self.tracker,
             Limits(s.server.max_message_bytes, s.server.max_recipients, s.smtp.command_timeout, s.smtp.data_timeout,
                    s.smtp.min_data_rate),
+            clock=self.clock,
         )
         try:
             self.control.bind()

@@ -9,13 +9,18 @@ recipient and request-line limits of the socket are here too."""
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "smtp"))
 from smtp_lab import Lab, start_lab
+
+from inprocess import serve_in_process
 
 CUT_WITHIN = 5.0
 
@@ -37,42 +42,56 @@ def _answer(s: socket.socket) -> bytes:
     return out
 
 
-def test_a_stalled_request_is_cut(serve_factory) -> None:
-    lab = start_lab(serve_factory, smtp="command_timeout = 1\ndata_timeout = 1\nmin_data_rate = 1000\n")
-    s = _connect(lab)  # and then nothing
-    start = time.monotonic()
-    assert _answer(s) == b"ERR 421 4.4.2 timeout, closing connection\r\n"
-    assert time.monotonic() - start < CUT_WITHIN
-    assert s.recv(10) == b""
-    s = _connect(lab)
-    s.sendall(b"SUBMIT 100000 - a@hamap.local\r\nSubject: stalled\r\n\r\n")  # most of it never comes
-    start = time.monotonic()
-    assert _answer(s) == b"ERR 421 4.4.2 timeout, closing connection\r\n"
-    assert time.monotonic() - start < CUT_WITHIN
-    # trickling does not extend it: 1 s plus one second per 1,000 bytes
-    s = _connect(lab)
-    s.sendall(b"SUBMIT 100000 - a@hamap.local\r\n")
-    start = time.monotonic()
-    s.setblocking(False)
-    answer = b""
-    while time.monotonic() - start < 10 and not answer:
-        try:
-            s.send(b"x" * 10)
-        except OSError:
-            break
-        time.sleep(0.2)
-        try:
-            answer = s.recv(4096)
-        except BlockingIOError:
-            pass
-    assert answer.startswith(b"ERR 421 4.4.2"), answer
-    assert time.monotonic() - start < CUT_WITHIN
-    assert lab.inbox("a@hamap.local") == []
-    # an honest submission is untouched
-    s = _connect(lab)
-    s.sendall(b"SUBMIT 14 - a@hamap.local\r\nSubject: x\r\n\r\n")
-    assert _answer(s).startswith(b"OK ")
-    assert len(lab.inbox("a@hamap.local")) == 1
+async def test_a_stalled_request_is_cut(tmp_path: Path) -> None:
+    """In process (the SMTP service and its submit socket, a real Unix socket), on a FakeClock:
+    the request line within command_timeout, the message within data_timeout plus one second per
+    min_data_rate bytes, however it trickles. (The same deadlines of the control socket, with a
+    real server: test_control_socket_deadlines.py.)"""
+    sock_dir = Path(tempfile.mkdtemp(prefix="mcs"))  # short: sun_path holds 108 bytes
+    path = sock_dir / "submit.sock"
+    config = (f'[smtp]\nsubmit_socket = "{path}"\ncommand_timeout = 60\ndata_timeout = 60\n'
+              "min_data_rate = 1000\n")
+    try:
+        async with serve_in_process(tmp_path, config) as lab:
+            await lab.handler("smtp")  # starts the submit socket
+            clock = lab.clock
+
+            async def cut(request: bytes) -> bytes:
+                reader, writer = await asyncio.open_unix_connection(str(path))
+                made = clock.made
+                writer.write(request)
+                await clock.waiting(60, since=made)  # the deadline, on the clock
+                await clock.advance(60)
+                answer = await asyncio.wait_for(reader.read(), 10)
+                writer.close()
+                return answer
+
+            assert await cut(b"") == b"ERR 421 4.4.2 timeout, closing connection\r\n"
+            # most of the message never comes
+            assert await cut(b"SUBMIT 100000 - a@hamap.local\r\nSubject: stalled\r\n\r\n") == (
+                b"ERR 421 4.4.2 timeout, closing connection\r\n")
+            # trickling does not extend it: 60 s plus one second per 1,000 bytes, at 100 bytes/s
+            reader, writer = await asyncio.open_unix_connection(str(path))
+            writer.write(b"SUBMIT 100000 - a@hamap.local\r\n")
+            answer = asyncio.ensure_future(reader.read())
+            start = clock.monotonic()
+            while not answer.done() and clock.monotonic() - start < 100:
+                writer.write(b"x" * 100)
+                await writer.drain()
+                await clock.advance(1)
+            took = clock.monotonic() - start
+            assert (await answer).startswith(b"ERR 421 4.4.2"), answer
+            assert 66 <= took <= 68, took  # 60 + 6.6 s for 6,600 bytes
+            writer.close()
+            assert await lab.inbox("a@hamap.local") == []
+            # an honest submission is untouched
+            reader, writer = await asyncio.open_unix_connection(str(path))
+            writer.write(b"SUBMIT 14 - a@hamap.local\r\nSubject: x\r\n\r\n")
+            assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"OK ")
+            writer.close()
+            assert len(await lab.inbox("a@hamap.local")) == 1
+    finally:
+        shutil.rmtree(sock_dir, ignore_errors=True)
 
 
 def test_connections_per_local_user(serve_factory) -> None:

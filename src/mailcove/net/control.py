@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from mailcove.core.clock import SYSTEM_CLOCK, Clock
 from mailcove.net.limits import ConnectionCounter, RequestDeadline
 from mailcove.net.listeners import ConnectionTracker, new_session_id
 
@@ -190,22 +191,23 @@ class Limits:
 
 
 class _SocketBody:
-    def __init__(self, reader: asyncio.StreamReader, size: int, limits: Limits) -> None:
+    def __init__(self, reader: asyncio.StreamReader, size: int, limits: Limits, clock: Clock = SYSTEM_CLOCK) -> None:
         self._reader = reader
         self.size = size
         self._limits = limits
+        self._clock = clock
         self.consumed = size == 0
 
     async def read_into(self, sink: Any) -> None:
-        loop = asyncio.get_running_loop()
+        clock = self._clock
         deadline = RequestDeadline(self._limits.data_timeout, self._limits.min_data_rate)
-        deadline.begin(loop.time())
+        deadline.begin(clock.monotonic())
         remaining = self.size
         while remaining:
-            wait = min(self._limits.data_timeout, deadline.remaining(loop.time()))
+            wait = min(self._limits.data_timeout, deadline.remaining(clock.monotonic()))
             if wait <= 0:
                 raise TimeoutError
-            chunk = await asyncio.wait_for(self._reader.read(min(CHUNK, remaining)), wait)
+            chunk = await clock.wait_for(self._reader.read(min(CHUNK, remaining)), wait)
             if not chunk:
                 raise asyncio.IncompleteReadError(b"", remaining)
             deadline.add(len(chunk))
@@ -227,8 +229,10 @@ class LocalServer:
         mode: int = 0o600,
         connections: ConnectionCounter | None = None,
         logger: str = "mailcove.control",
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.path = path
+        self._clock = clock  # the request line's and the message's deadlines
         self.mode = mode
         self._handlers = handlers
         self._tracker = tracker
@@ -327,7 +331,7 @@ class LocalServer:
                 await writer.drain()
                 return
             try:
-                line = await asyncio.wait_for(reader.readuntil(b"\n"), limits.command_timeout)
+                line = await self._clock.wait_for(reader.readuntil(b"\n"), limits.command_timeout)
             except TimeoutError:
                 slog.info("no complete request within %.0f s", limits.command_timeout)
                 writer.write(LocalReply.error(421, "4.4.2", "timeout, closing connection").wire())
@@ -362,7 +366,7 @@ class LocalServer:
                                         f"{limits.max_message_bytes}")
                 if limits.max_recipients and len(request.recipients) > limits.max_recipients:
                     raise ProtocolError(452, "4.5.3", f"too many recipients (limit {limits.max_recipients})")
-                body = _SocketBody(reader, request.size, limits)
+                body = _SocketBody(reader, request.size, limits, self._clock)
                 reply = await handler(request, peer, body)
             except ProtocolError as exc:
                 slog.info("request refused: %s", exc.reply)

@@ -137,6 +137,7 @@ def submit_socket(service: SmtpService, path: Path, tracker: ConnectionTracker) 
         mode=s.submit_socket_mode,
         connections=ConnectionCounter(s.max_connections, s.max_connections_per_ip),
         logger="mailcove.smtp.submit",
+        clock=service.clock,
     )
 
 
