@@ -865,6 +865,18 @@ class Pop3Big(Attack):
             w.close()
 
 
+async def empty_sink(ctx: Ctx) -> None:
+    """Expunge what the big DATA / APPEND attacks stored (50 MB a run), so a run does not leave
+    gigabytes behind."""
+    c = await Imap.connect(ctx.host, ctx.imap, SINK)
+    try:
+        await c.ok(b"SELECT INBOX")
+        await c.ok(b"STORE 1:* +FLAGS.SILENT (\\Deleted)")
+        await c.ok(b"EXPUNGE")
+    finally:
+        await c.close()
+
+
 class SmtpBigData(Attack):
     name = "smtp-big-data"
 
@@ -876,6 +888,9 @@ class SmtpBigData(Attack):
         reply = await smtp_send(self.ctx.host, self.ctx.smtp, SINK, big_body_chunks(self.ctx.sizes.data_mb))
         if not reply.startswith(b"250"):
             self.note(reply.decode(errors="replace").strip())
+
+    async def teardown(self) -> None:
+        await empty_sink(self.ctx)
 
 
 class ImapAppendBig(Attack):
@@ -908,6 +923,10 @@ class ImapAppendBig(Attack):
         status = await c.until(tag)
         if b" OK" not in status:
             self.note(status.decode(errors="replace")[:120])
+
+    async def teardown(self) -> None:
+        await super().teardown()
+        await empty_sink(self.ctx)
 
 
 class MassIdle(Attack):
