@@ -5,7 +5,8 @@ An attempt is now reserved in the same step as the check. The throttle was also 
 only; an account that fails often, from anywhere, now has every login slowed, but never refused,
 so an attacker cannot lock its owner out.
 
-argon2 is heavy here (64 MiB, t=3) so that the checks overlap as they do in production."""
+argon2 is heavy in the parallel test (64 MiB, t=3) so that the checks overlap as they do in
+production; the account's waits are checked in process, on a FakeClock."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "smtp"))
-from smtp_lab import PASSWORD, Lab, RawClient
+from smtp_lab import PASSWORD, Lab
+
+from inprocess import serve_in_process
 
 PARALLEL = 30  # under the verifier's queue bound (2 workers x 16), so none is refused as busy
 
@@ -64,30 +67,36 @@ def test_parallel_logins_cannot_outrun_the_throttle(serve_factory):
     assert replies[-1].startswith(b"-ERR"), replies[-1]
 
 
-def _auth(lab: Lab, ip: str, user: str, password: str) -> tuple[float, bytes]:
-    host, port = lab.srv.address("smtp")
-    c = RawClient(host, port, ip, timeout=60)
-    assert c.cmd(b"EHLO x").startswith(b"250")
-    token = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode())
-    t0 = time.perf_counter()
-    reply = c.cmd(b"AUTH PLAIN " + token)
-    elapsed = time.perf_counter() - t0
-    c.close()
-    return elapsed, reply
+async def test_an_attacked_account_is_slowed_not_locked(tmp_path: Path) -> None:
+    """In process, on a FakeClock: guesses at one account from many addresses, none over its own
+    limit, slow every login of the account by the wait the throttle asks for, exactly, and never
+    refuse its owner; other accounts are not slowed."""
+    config = "[auth]\nallow_plaintext = true\nmax_failures_per_ip = 10\n"  # 5 account failures are free
+    async with serve_in_process(tmp_path, config) as lab:
+        clock = lab.clock
 
+        async def auth(ip: str, user: str, password: str, waits: tuple[float, ...]) -> bytes:
+            """AUTH PLAIN from `ip`; the server must wait `waits` in turn (the account's wait
+            before the check, the client's delay after a failure) before it answers."""
+            c = await lab.smtp(ip)
+            assert (await c.cmd(b"EHLO x")).startswith(b"250")
+            made = clock.made
+            c.send(b"AUTH PLAIN " + base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()) + b"\r\n")
+            for wait in waits:
+                await clock.waiting(wait, since=made)
+                assert c.unread() == b"", f"answered before its {wait} s wait"
+                made = clock.made
+                await clock.advance(wait)
+            reply = await c.reply()
+            c.close()
+            return reply
 
-def test_an_attacked_account_is_slowed_not_locked(serve_factory):
-    lab = _lab(serve_factory)  # [auth] failures_per_account_before_delay = 5, the default
-    # Guesses from many addresses, none of them over its own limit.
-    for i in range(7):
-        _, reply = _auth(lab, f"127.0.16.{i + 1}", "a@hamap.local", f"guess{i}")
-        assert reply.startswith(b"535"), reply
-    # The owner still gets in (no lock-out), but only after the account's wait (7 failures,
-    # 5 free: 0.5 s doubled twice).
-    elapsed, reply = _auth(lab, "127.0.16.100", "a@hamap.local", PASSWORD)
-    assert reply.startswith(b"235"), reply
-    assert elapsed >= 1.5, elapsed
-    # Other accounts are not slowed.
-    elapsed, reply = _auth(lab, "127.0.16.101", "b@hamap.local", PASSWORD)
-    assert reply.startswith(b"235"), reply
-    assert elapsed < 1.5, elapsed
+        # Guesses from many addresses: each failure is its address's first (0.5 s), and past the
+        # account's 5 free failures every login of the account waits first (0.5 s, doubling).
+        for i, waits in enumerate([(0.5,)] * 5 + [(0.5, 0.5), (1.0, 0.5)]):
+            reply = await auth(f"127.0.16.{i + 1}", "a@hamap.local", f"guess{i}", waits)
+            assert reply.startswith(b"535"), reply
+        # The owner still gets in (no lock-out), after the account's wait (7 failures: 2 s).
+        assert (await auth("127.0.16.100", "a@hamap.local", PASSWORD, (2.0,))).startswith(b"235")
+        # Other accounts are not slowed.
+        assert (await auth("127.0.16.101", "b@hamap.local", PASSWORD, ())).startswith(b"235")
