@@ -17,7 +17,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypedDict, TypeVar
 
 from mailcove.message import to_crlf
 from mailcove.store.api import (
@@ -30,6 +30,7 @@ from mailcove.store.api import (
     FlagOp,
     FlagUpdate,
     ImportMessage,
+    ImportResult,
     Mailbox,
     MailboxIndex,
     MessageMeta,
@@ -44,12 +45,15 @@ from mailcove.store.api import (
     Usage,
     check_lease_args,
 )
+from mailcove.store.changes import ChangeBus
 from mailcove.store.names import normalize_name
 from mailcove.store.rules import accounts, leases, mailboxes, messages, queue
+from mailcove.store.rules.statements import Body
 from mailcove.store.sansio import Rule
 from mailcove.store.spool import Spool
 
 T = TypeVar("T")
+P = TypeVar("P")
 
 Target = tuple[str, str, frozenset[str]]
 Outbound = tuple[str, list[tuple[str, str | None, str]]]
@@ -72,6 +76,20 @@ def served(prefix: bytes | None, skip: int, body: bytes) -> bytes:
     return prefix + body if prefix else body
 
 
+def in_memory_or_file(sources: Sequence[bytes | Spool]) -> list[bytes | Spool]:
+    """Each message as bytes, or as a finished Spool whose bytes are in its file."""
+    out: list[bytes | Spool] = []
+    for source in sources:
+        if isinstance(source, Spool):
+            source.finish()
+            if not source.inline:
+                out.append(source)
+                continue
+            source = source.getvalue()
+        out.append(bytes(source))
+    return out
+
+
 def check_import(items: Sequence[ImportMessage], uidvalidity: int | None, uidnext: int | None) -> None:
     """MailStore.import_messages' argument rules, before any work is done."""
     for value in (uidvalidity, uidnext):
@@ -92,8 +110,51 @@ def envelope_to_json(env: OutboundEnvelope) -> str:
     return json.dumps(d, separators=(",", ":"))
 
 
+class NewMessage(NamedTuple):
+    """Where a new message goes: its local copies (falling back to INBOX for a missing mailbox,
+    as deliveries do), its queue entry, its date and the prefix served in front of it."""
+
+    targets: list[Target]
+    when: float
+    fallback: bool
+    outbound: Outbound | None
+    prefix: MessagePrefix
+
+
+class StoreOptions(TypedDict, total=False):
+    """What every backend is configured with ([store] in the settings)."""
+
+    inline_max: int  # bodies up to this many bytes are stored inside the database
+    min_free_bytes: int  # below this much free disk space on data_dir, adding messages fails
+    default_quota_bytes: int  # a new account's quota; 0: unlimited
+    default_quota_messages: int
+    watch_changes: bool  # hear other processes' (nodes') commits; off for one-shot commands
+
+
 class Frontend:
-    _default_quota: tuple[int, int]  # (bytes, messages) of a new account; 0: unlimited
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        inline_max: int = 128 * 1024,
+        min_free_bytes: int = 0,
+        default_quota_bytes: int = 0,
+        default_quota_messages: int = 0,
+        watch_changes: bool = True,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self._inline_max = inline_max
+        self._min_free = min_free_bytes
+        self._default_quota = (default_quota_bytes, default_quota_messages)
+        self._watch = watch_changes
+        self.changes = ChangeBus()
+
+    @staticmethod
+    def _running(part: P | None) -> P:
+        """A part of the backend that start() makes (a connection pool, a thread), or an error."""
+        if part is None:
+            raise RuntimeError("store not started")
+        return part
 
     # --- the backend's part ------------------------------------------------------------------
 
@@ -105,28 +166,23 @@ class Frontend:
         """Run the reading rule `rule(*args)`."""
         raise NotImplementedError
 
-    async def _add_bytes(
-        self,
-        data: bytes,
-        targets: list[Target],
-        when: float,
-        fallback: bool,
-        outbound: Outbound | None,
-        prefix: MessagePrefix,
-    ) -> Added:
+    async def _add_bytes(self, data: bytes, m: NewMessage) -> Added:
         """Store a message held in memory."""
         raise NotImplementedError
 
-    async def _add_file(
-        self,
-        spool: Spool,
-        targets: list[Target],
-        when: float,
-        fallback: bool,
-        outbound: Outbound | None,
-        prefix: MessagePrefix,
-    ) -> Added:
+    async def _add_file(self, spool: Spool, m: NewMessage) -> Added:
         """Store a message spooled to a file (the backend adopts or uploads it as it is)."""
+        raise NotImplementedError
+
+    async def _place_bodies(self, sources: Sequence[bytes | Spool], scan: bool) -> list[tuple[int, Body]]:
+        """(size, Body) of each message for the rules' AddBody (imports, restores): stored ahead
+        of the write where the backend keeps large bodies apart (files, uploaded chunks), carried
+        into it otherwise; with `scan`, with its MessageInfo. All or nothing."""
+        raise NotImplementedError
+
+    async def _drop_unreferenced(self, bodies: Sequence[tuple[int, Body]]) -> None:
+        """After the write that used them, or its failure: remove what _place_bodies stored
+        ahead that no row references (a skipped import item, a failed write)."""
         raise NotImplementedError
 
     async def _add(
@@ -146,11 +202,11 @@ class Frontend:
                 if not 0 <= prefix.skip <= source.size:
                     source.discard()
                     raise ValueError(f"prefix skips {prefix.skip} bytes of a {source.size}-byte body")
-                return await self._add_file(source, targets, when, fallback_to_inbox, outbound, prefix)
+                return await self._add_file(source, NewMessage(targets, when, fallback_to_inbox, outbound, prefix))
             source = source.getvalue()
         if not 0 <= prefix.skip <= len(source):
             raise ValueError(f"prefix skips {prefix.skip} bytes of a {len(source)}-byte body")
-        return await self._add_bytes(bytes(source), targets, when, fallback_to_inbox, outbound, prefix)
+        return await self._add_bytes(bytes(source), NewMessage(targets, when, fallback_to_inbox, outbound, prefix))
 
     async def deliver(
         self, source: bytes | Spool, targets: Sequence[DeliveryTarget], *, internaldate: float | None = None
@@ -246,6 +302,28 @@ class Frontend:
 
     async def expunged_since(self, mailbox_id: int, modseq: int) -> list[int]:
         return await self._read(mailboxes.expunged_since, mailbox_id, modseq)
+
+    async def import_messages(
+        self,
+        user: str,
+        mailbox: str,
+        items: Sequence[ImportMessage],
+        *,
+        uidvalidity: int | None = None,
+        uidnext: int | None = None,
+    ) -> ImportResult:
+        check_import(items, uidvalidity, uidnext)
+        name = normalize_name(mailbox)
+        now = time.time()
+        bodies = await self._place_bodies([item.source for item in items], scan=True)
+        rows = [
+            (item.uid, size, body, frozenset(item.flags), now if item.internaldate is None else item.internaldate)
+            for item, (size, body) in zip(items, bodies, strict=True)
+        ]
+        try:
+            return await self._write(messages.import_messages, user, name, rows, uidvalidity, uidnext)
+        finally:
+            await self._drop_unreferenced(bodies)
 
     # --- the outbound queue ------------------------------------------------------------------
 
@@ -344,3 +422,24 @@ class Frontend:
 
     async def release_lease(self, name: str, owner: str) -> None:
         await self._write(leases.release_lease, name, owner)
+
+    async def restore_messages(self, user: str, mailbox: str, stored: Sequence[StoredMessage]) -> None:
+        if not stored:
+            return
+        name = normalize_name(mailbox)
+        bodies = await self._place_bodies([m.data for m in stored], scan=True)
+        rows = [
+            (m.uid, frozenset(m.flags), m.modseq, m.internaldate, size, body)
+            for m, (size, body) in zip(stored, bodies, strict=True)
+        ]
+        try:
+            await self._write(messages.restore_messages, user, name, rows)
+        finally:
+            await self._drop_unreferenced(bodies)
+
+    async def restore_queue(self, entry: QueueState) -> int:
+        bodies = await self._place_bodies([entry.data], scan=False)
+        try:
+            return await self._write(queue.restore_queue, entry, envelope_to_json(entry.item.envelope), bodies[0][1])
+        finally:
+            await self._drop_unreferenced(bodies)

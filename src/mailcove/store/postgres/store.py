@@ -12,36 +12,32 @@ import asyncio
 import logging
 import mmap
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, Unpack
 
 import asyncpg
 
 from mailcove.core.errors import DiskFull, StoreError
-from mailcove.message import scan
+from mailcove.message import scan as scan_message
 from mailcove.message.scanner import scan_prefixed
 from mailcove.store.api import (
-    AppendResult,
-    ImportMessage,
-    ImportResult,
+    NO_PREFIX,
     MessagePrefix,
-    QueueState,
-    StoredMessage,
 )
 from mailcove.store.blobs import BlobDir
-from mailcove.store.changes import Change, ChangeBus
-from mailcove.store.frontend import Frontend, check_import, envelope_to_json
-from mailcove.store.names import normalize_name
+from mailcove.store.changes import Change
+from mailcove.store.frontend import Added, Frontend, NewMessage, StoreOptions, in_memory_or_file
 from mailcove.store.postgres import statements as ops
 from mailcove.store.postgres.driver import DeliveryBatcher, Writer
 from mailcove.store.postgres.flags import FlagCache
 from mailcove.store.postgres.schema import check_schema
 from mailcove.store.postgres.watch import ChangeListener
-from mailcove.store.rules import messages, queue
+from mailcove.store.sansio import Rule
 from mailcove.store.spool import Spool
 
 log = logging.getLogger("mailcove.store")
+T = TypeVar("T")
 
 # Messages smaller than this are scanned (MIME structure, envelope) on the event loop: handing
 # them to a thread costs more than the scan. Larger ones are scanned in a worker thread.
@@ -49,30 +45,14 @@ _SCAN_INLINE_MAX = 64 * 1024
 
 
 class PostgresStore(Frontend):
-    def __init__(
-        self,
-        dsn: str,
-        *,
-        data_dir: Path,
-        inline_max: int = 128 * 1024,
-        min_free_bytes: int = 0,
-        default_quota_bytes: int = 0,
-        default_quota_messages: int = 0,
-        pool_size: int = 10,
-        watch_changes: bool = True,
-    ) -> None:
+    def __init__(self, dsn: str, *, data_dir: Path, pool_size: int = 10, **options: Unpack[StoreOptions]) -> None:
         if not dsn:
             raise ValueError('[store] backend = "postgres" needs [store] dsn = "postgresql://..."')
+        super().__init__(data_dir, **options)
         self.dsn = dsn
-        self.data_dir = Path(data_dir)
         # Only the spool half of BlobDir is used: in-transit messages in data_dir/tmp.
         self._spool_dir = BlobDir(self.data_dir / "blobs")
-        self._inline_max = inline_max
-        self._min_free = min_free_bytes
-        self._default_quota = (default_quota_bytes, default_quota_messages)
         self._pool_size = max(2, pool_size)
-        self._watch = watch_changes
-        self.changes = ChangeBus()
         self.flags = FlagCache()
         self._pool: asyncpg.Pool | None = None
         self._writer: Writer | None = None
@@ -120,7 +100,7 @@ class PostgresStore(Frontend):
     async def collect_orphans(self, min_age: float = 3600.0) -> int:
         """Remove bodies uploaded ahead of a delivery that never committed (refs 0: a node died
         between the upload and the delivery), and this node's leftover spool files."""
-        pool = self._need_pool()
+        pool = self._running(self._pool)
         status = await pool.execute(
             "DELETE FROM blobs WHERE refs <= 0 AND created < $1", time.time() - min_age
         )
@@ -150,23 +130,14 @@ class PostgresStore(Frontend):
             raise StoreError(f"pg_dump failed: {why}", code=451, enhanced="4.3.0")
         return [name]
 
-    def _need_pool(self) -> asyncpg.Pool:
-        if self._pool is None:
-            raise RuntimeError("store not started")
-        return self._pool
-
-    async def _write(self, op: Any, *args: Any) -> Any:
-        if self._writer is None:
-            raise RuntimeError("store not started")
-        result, changes = await self._writer.run(op, *args)
+    async def _write(self, rule: Callable[..., Rule[T]], *args: Any) -> T:
+        result, changes = await self._running(self._writer).run(rule, *args)
         if changes:
             await self._published(changes)
         return result
 
-    async def _read(self, rule: Any, *args: Any) -> Any:
-        if self._writer is None:
-            raise RuntimeError("store not started")
-        return await self._writer.read(rule, *args)
+    async def _read(self, rule: Callable[..., Rule[T]], *args: Any) -> T:
+        return await self._running(self._writer).read(rule, *args)
 
     async def _published(self, changes: list[Change]) -> None:
         # Without a listener (one-shot CLI stores) nobody hears NOTIFY here: publish directly.
@@ -180,27 +151,17 @@ class PostgresStore(Frontend):
 
     # --- adding messages ---------------------------------------------------------------------
 
-    async def _add_bytes(
-        self,
-        data: bytes,
-        targets: list[tuple[str, str, frozenset[str]]],
-        when: float,
-        fallback_to_inbox: bool,
-        outbound: tuple[str, list[tuple[str, str | None, str]]] | None,
-        prefix: MessagePrefix,
-    ) -> tuple[list[AppendResult], int | None]:
+    async def _add_bytes(self, data: bytes, m: NewMessage) -> Added:
         info = b""
-        if targets:  # queue-only messages are never read through IMAP, so they are not scanned
+        if m.targets:  # queue-only messages are never read through IMAP, so they are not scanned
             if len(data) <= _SCAN_INLINE_MAX:
-                info = scan_prefixed(prefix.local, data, prefix.skip).to_bytes()
+                info = scan_prefixed(m.prefix.local, data, m.prefix.skip).to_bytes()
             else:
-                info = await asyncio.to_thread(lambda: scan_prefixed(prefix.local, data, prefix.skip).to_bytes())
-        return await self._deliver(targets, len(data), data, None, info, when, fallback_to_inbox, outbound, prefix)
+                info = await asyncio.to_thread(lambda: scan_prefixed(m.prefix.local, data, m.prefix.skip).to_bytes())
+        return await self._deliver(m.targets, len(data), data, None, info, m.when, m.fallback, m.outbound, m.prefix)
 
-    async def _deliver(self, *args: Any) -> tuple[list[AppendResult], int | None]:
-        if self._writer is None:
-            raise RuntimeError("store not started")
-        if self._writer._disk_low():
+    async def _deliver(self, *args: Any) -> Added:
+        if self._running(self._writer)._disk_low():
             raise DiskFull("free disk space is below the configured floor")
         assert self._batcher is not None
         result, changes = await self._batcher.submit(args)
@@ -208,43 +169,26 @@ class PostgresStore(Frontend):
             await self._published(changes)
         return result
 
-    async def _add_file(
-        self,
-        spool: Spool,
-        targets: list[tuple[str, str, frozenset[str]]],
-        when: float,
-        fallback: bool,
-        outbound: tuple[str, list[tuple[str, str | None, str]]] | None,
-        prefix: MessagePrefix,
-    ) -> tuple[list[AppendResult], int | None]:
+    async def _add_file(self, spool: Spool, m: NewMessage) -> Added:
         """A large message: upload its bytes (the body as received; the prefix goes with the
         delivery) in CHUNK-sized rows in a transaction of its own (refs 0), then deliver
         referencing it. The delivery transaction, which holds the account and mailbox locks,
         never waits for megabytes to travel."""
         size = spool.size
         try:
-            info = b""
-            if targets:
-                def scan_file() -> bytes:
-                    with open(spool.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                        return scan_prefixed(prefix.local, mm, prefix.skip).to_bytes()
-
-                info = await asyncio.to_thread(scan_file)
+            info = await asyncio.to_thread(_scan_file, spool.path, m.prefix) if m.targets else b""
             blob_id = await self._upload(spool.path, size, info)
         finally:
             spool.discard()
         try:
-            return await self._deliver(targets, size, None, blob_id, info, when, fallback, outbound, prefix)
+            return await self._deliver(m.targets, size, None, blob_id, info, m.when, m.fallback, m.outbound, m.prefix)
         except BaseException:
             # Not referenced: remove it now rather than waiting for collect_orphans.
-            try:
-                await self._need_pool().execute("DELETE FROM blobs WHERE id = $1 AND refs <= 0", blob_id)
-            except Exception:
-                log.warning("could not remove unreferenced body %s; collect_orphans will", blob_id)
+            await self._drop_unreferenced([(size, (None, blob_id, info))])
             raise
 
     async def _upload(self, path: Path, size: int, info: bytes) -> int:
-        pool = self._need_pool()
+        pool = self._running(self._pool)
         async with pool.acquire() as conn, conn.transaction():
             blob_id = await ops.insert_blob(conn, size, 0, None, info, True)
             with open(path, "rb") as f:
@@ -259,72 +203,36 @@ class PostgresStore(Frontend):
                     seq += 1
         return blob_id
 
-    async def import_messages(
-        self,
-        user: str,
-        mailbox: str,
-        items: Sequence[ImportMessage],
-        *,
-        uidvalidity: int | None = None,
-        uidnext: int | None = None,
-    ) -> ImportResult:
-        check_import(items, uidvalidity, uidnext)
-        now = time.time()
-        rows: list[messages.ImportRow] = []
-        uploaded: list[int] = []
+    async def _place_bodies(self, sources: Sequence[bytes | Spool], scan: bool) -> list[tuple[int, ops.Body]]:
+        """A spooled file is uploaded now, in a transaction of its own (refs 0: the write that
+        references it sets them); bytes go into the write itself (AddBody stores them inline or
+        as chunk rows)."""
+        out: list[tuple[int, ops.Body]] = []
         try:
-            for item in items:
-                when = now if item.internaldate is None else item.internaldate
-                source = item.source
+            for source in in_memory_or_file(sources):
                 if isinstance(source, Spool):
-                    source.finish()
-                    if not source.inline:
-                        spool = source
+                    info = await asyncio.to_thread(_scan_file, source.path, NO_PREFIX) if scan else b""
+                    blob_id = await self._upload(source.path, source.size, info)
+                    source.discard()
+                    out.append((source.size, (None, blob_id, info)))
+                else:
+                    info = await asyncio.to_thread(lambda d=source: scan_message(d).to_bytes()) if scan else b""
+                    out.append((len(source), (source, None, info)))
+        except BaseException:
+            await self._drop_unreferenced(out)
+            raise
+        return out
 
-                        def scan_file(path: Path = spool.path) -> bytes:
-                            with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                                return scan(mm).to_bytes()
-
-                        info = await asyncio.to_thread(scan_file)
-                        blob_id = await self._upload(spool.path, spool.size, info)
-                        spool.discard()
-                        uploaded.append(blob_id)
-                        rows.append((item.uid, spool.size, (None, blob_id, info), frozenset(item.flags), when))
-                        continue
-                    source = source.getvalue()
-                data = bytes(source)
-                info = await asyncio.to_thread(lambda d=data: scan(d).to_bytes())
-                rows.append((item.uid, len(data), (data, None, info), frozenset(item.flags), when))
-            return await self._write(
-                messages.import_messages, user, normalize_name(mailbox), rows, uidvalidity, uidnext
-            )
-        finally:
-            if uploaded:
-                # Bodies of skipped (or failed) items were never referenced.
-                await self._need_pool().execute(
-                    "DELETE FROM blobs WHERE id = ANY($1::bigint[]) AND refs <= 0", uploaded
-                )
-
-    # --- copying to another backend (mailcove db copy) -----------------------------------------
-
-    async def restore_messages(self, user: str, mailbox: str, stored: Sequence[StoredMessage]) -> None:
-        if not stored:
+    async def _drop_unreferenced(self, bodies: Sequence[tuple[int, ops.Body]]) -> None:
+        uploaded = [body[1] for _size, body in bodies if body[1] is not None]
+        if not uploaded:
             return
-        name = normalize_name(mailbox)
-
-        def prepare() -> list[messages.RestoreRow]:
-            return [
-                (m.uid, frozenset(m.flags), m.modseq, m.internaldate, len(m.data), (m.data, None, _info(m.data)))
-                for m in stored
-            ]
-
-        rows = await asyncio.to_thread(prepare)
-        await self._write(messages.restore_messages, user, name, rows)
-
-    async def restore_queue(self, entry: QueueState) -> int:
-        return await self._write(
-            queue.restore_queue, entry, envelope_to_json(entry.item.envelope), (entry.data, None, b"")
-        )
+        try:
+            await self._running(self._pool).execute(
+                "DELETE FROM blobs WHERE id = ANY($1::bigint[]) AND refs <= 0", uploaded
+            )
+        except Exception:
+            log.warning("could not remove unreferenced bodies %s; collect_orphans will", uploaded)
 
 
 def _dsn_without_password(dsn: str) -> tuple[str, dict[str, str]]:
@@ -345,5 +253,6 @@ def _dsn_without_password(dsn: str) -> tuple[str, dict[str, str]]:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), env
 
 
-def _info(data: bytes) -> bytes:
-    return scan(data).to_bytes()
+def _scan_file(path: Path, prefix: MessagePrefix) -> bytes:
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        return scan_prefixed(prefix.local, mm, prefix.skip).to_bytes()

@@ -7,27 +7,17 @@ import contextlib
 import mmap
 import os
 import sqlite3
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, Unpack
 
-from mailcove.message import scan
+from mailcove.message import scan as scan_message
 from mailcove.message.scanner import scan_prefixed
-from mailcove.store.api import (
-    AppendResult,
-    ImportMessage,
-    ImportResult,
-    MessagePrefix,
-    QueueState,
-    StoredMessage,
-)
+from mailcove.store.api import NO_PREFIX, MessagePrefix
 from mailcove.store.blobs import BlobDir
-from mailcove.store.changes import Change, ChangeBus
-from mailcove.store.frontend import Frontend, check_import, envelope_to_json
-from mailcove.store.names import normalize_name
-from mailcove.store.rules import messages, queue
-from mailcove.store.sansio import run
+from mailcove.store.changes import Change
+from mailcove.store.frontend import Added, Frontend, NewMessage, StoreOptions, in_memory_or_file
+from mailcove.store.sansio import Rule, run
 from mailcove.store.spool import Spool
 from mailcove.store.sqlite import statements as ops
 from mailcove.store.sqlite.driver import Context, ReaderPool, Writer, executor
@@ -35,30 +25,18 @@ from mailcove.store.sqlite.flags import FlagSets
 from mailcove.store.sqlite.schema import connect, migrate
 from mailcove.store.sqlite.watch import ChangePoller
 
+T = TypeVar("T")
+
 
 class SqliteStore(Frontend):
     def __init__(
-        self,
-        data_dir: Path,
-        *,
-        inline_max: int = 128 * 1024,
-        min_free_bytes: int = 0,
-        default_quota_bytes: int = 0,
-        default_quota_messages: int = 0,
-        change_poll_ms: int = 100,
-        watch_changes: bool = True,
-        reader_threads: int = 4,
+        self, data_dir: Path, *, change_poll_ms: int = 100, reader_threads: int = 4, **options: Unpack[StoreOptions]
     ) -> None:
-        self.data_dir = Path(data_dir)
+        super().__init__(data_dir, **options)
         self.db_path = self.data_dir / "mail.db"
         self.blobs = BlobDir(self.data_dir / "blobs")
-        self._inline_max = inline_max
-        self._min_free = min_free_bytes
-        self._default_quota = (default_quota_bytes, default_quota_messages)
         self._poll_interval = change_poll_ms / 1000
-        self._watch = watch_changes
         self._reader_threads = reader_threads
-        self.changes = ChangeBus()
         self.flagsets = FlagSets()
         self._context = Context(self.flagsets, self.blobs)
         self._writer: Writer | None = None
@@ -97,7 +75,7 @@ class SqliteStore(Frontend):
         def referenced(conn: sqlite3.Connection) -> set[str]:
             return {p for (p,) in conn.execute("SELECT path FROM blobs WHERE path IS NOT NULL")}
 
-        refs = await self._readers_or_fail().run(referenced)
+        refs = await self._running(self._readers).run(referenced)
         return await asyncio.to_thread(self.blobs.collect_orphans, refs, min_age)
 
     async def close(self) -> None:
@@ -127,26 +105,12 @@ class SqliteStore(Frontend):
             except RuntimeError:
                 pass
 
-    async def _write(self, op: Any, *args: Any) -> Any:
-        if self._writer is None:
-            raise RuntimeError("store not started")
-        return await self._writer.submit(op(*args))
+    async def _write(self, rule: Callable[..., Rule[T]], *args: Any) -> T:
+        return await self._running(self._writer).submit(rule(*args))
 
-    def _readers_or_fail(self) -> ReaderPool:
-        if self._readers is None:
-            raise RuntimeError("store not started")
-        return self._readers
-
-    def _writer_or_fail(self) -> Writer:
-        if self._writer is None:
-            raise RuntimeError("store not started")
-        return self._writer
-
-    async def _read(self, fn: Any, *args: Any) -> Any:
-        if self._readers is None:
-            raise RuntimeError("store not started")
+    async def _read(self, rule: Callable[..., Rule[T]], *args: Any) -> T:
         cx = self._context
-        return await self._readers.run(lambda conn: run(fn(*args), executor(conn, cx, ops.HANDLERS)))
+        return await self._running(self._readers).run(lambda conn: run(rule(*args), executor(conn, cx, ops.HANDLERS)))
 
     # --- spooling ----------------------------------------------------------------------------
 
@@ -155,37 +119,18 @@ class SqliteStore(Frontend):
 
     # --- adding messages ---------------------------------------------------------------------
 
-    async def _add_bytes(
-        self,
-        data: bytes,
-        targets: list[tuple[str, str, frozenset[str]]],
-        when: float,
-        fallback_to_inbox: bool,
-        outbound: tuple[str, list[tuple[str, str | None, str]]] | None,
-        prefix: MessagePrefix,
-    ) -> tuple[list[AppendResult], int | None]:
+    async def _add_bytes(self, data: bytes, m: NewMessage) -> Added:
         # info None: the writer scans the message (statements.deliver).
-        return await self._writer_or_fail().submit_delivery(
-            (targets, len(data), data, None, None, when, fallback_to_inbox, outbound, prefix)
+        return await self._running(self._writer).submit_delivery(
+            (m.targets, len(data), data, None, None, m.when, m.fallback, m.outbound, m.prefix)
         )
 
-    async def _add_file(
-        self,
-        spool: Spool,
-        targets: list[tuple[str, str, frozenset[str]]],
-        when: float,
-        fallback: bool,
-        outbound: tuple[str, list[tuple[str, str | None, str]]] | None,
-        prefix: MessagePrefix,
-    ) -> tuple[list[AppendResult], int | None]:
+    async def _add_file(self, spool: Spool, m: NewMessage) -> Added:
         size = spool.size
 
         def adopt() -> tuple[str, bytes]:
             # The spool file becomes the blob as it is: the prefix goes into the row.
-            info = b""
-            if targets:
-                with open(spool.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                    info = scan_prefixed(prefix.local, mm, prefix.skip).to_bytes()
+            info = _scan_file(spool.path, m.prefix) if m.targets else b""
             return self.blobs.commit_file(spool.path), info
 
         try:
@@ -194,119 +139,52 @@ class SqliteStore(Frontend):
             spool.discard()
             raise
         try:
-            return await self._writer_or_fail().submit_delivery(
-                (targets, size, None, rel, info, when, fallback, outbound, prefix)
+            return await self._running(self._writer).submit_delivery(
+                (m.targets, size, None, rel, info, m.when, m.fallback, m.outbound, m.prefix)
             )
         except BaseException:
             self.blobs.remove([rel])
             raise
 
-    async def import_messages(
-        self,
-        user: str,
-        mailbox: str,
-        items: Sequence[ImportMessage],
-        *,
-        uidvalidity: int | None = None,
-        uidnext: int | None = None,
-    ) -> ImportResult:
-        check_import(items, uidvalidity, uidnext)
-        now = time.time()
-        inline_max = self._inline_max
+    async def _place_bodies(self, sources: Sequence[bytes | Spool], scan: bool) -> list[tuple[int, ops.Body]]:
+        """Bodies above the inline limit become blob files now (off the event loop and off the
+        writer thread, like the scanning), committed before the write that references them."""
 
-        def prepare() -> tuple[list[messages.ImportRow], list[str]]:
-            # Scanning and blob files happen here, off the event loop and off the writer thread.
-            rows: list[messages.ImportRow] = []
-            files: list[str] = []
+        def place() -> list[tuple[int, ops.Body]]:
+            out: list[tuple[int, ops.Body]] = []
             try:
-                for item in items:
-                    source = item.source
+                for source in in_memory_or_file(sources):
                     if isinstance(source, Spool):
-                        source.finish()
-                        if source.inline:
-                            source = source.getvalue()
-                        else:
-                            with open(source.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                                info = scan(mm).to_bytes()
-                            size = source.size
-                            files.append(self.blobs.commit_file(source.path))
-                            rows.append((item.uid, size, (None, files[-1], info), frozenset(item.flags),
-                                         now if item.internaldate is None else item.internaldate))
-                            continue
-                    data = bytes(source)
-                    path = None
-                    if len(data) > inline_max:
+                        info = _scan_file(source.path) if scan else b""
+                        out.append((source.size, (None, self.blobs.commit_file(source.path), info)))
+                    elif len(source) <= self._inline_max:
+                        out.append((len(source), (source, None, scan_message(source).to_bytes() if scan else b"")))
+                    else:
                         tmp = self.blobs.new_tmp_path()
-                        _write_private(tmp, data)
-                        path = self.blobs.commit_file(tmp)
-                        files.append(path)
-                    rows.append((item.uid, len(data), (None if path else data, path, scan(data).to_bytes()),
-                                 frozenset(item.flags), now if item.internaldate is None else item.internaldate))
+                        _write_private(tmp, source)
+                        info = scan_message(source).to_bytes() if scan else b""
+                        out.append((len(source), (None, self.blobs.commit_file(tmp), info)))
             except BaseException:
-                self.blobs.remove(files)
+                self.blobs.remove(_files(out))
                 raise
-            return rows, files
+            return out
 
-        rows, files = await asyncio.to_thread(prepare)
-        try:
-            result = await self._write(
-                messages.import_messages, user, normalize_name(mailbox), rows, uidvalidity, uidnext
-            )
-        except BaseException:
-            self.blobs.remove(files)
-            raise
+        return await asyncio.to_thread(place)
+
+    async def _drop_unreferenced(self, bodies: Sequence[tuple[int, ops.Body]]) -> None:
+        files = _files(bodies)
         if files:
-            # Blob files of skipped items are not referenced by any row.
-            referenced = set(await self._readers_or_fail().run(lambda c: _referenced(c, files)))
+            referenced = set(await self._running(self._readers).run(lambda c: _referenced(c, files)))
             self.blobs.remove([f for f in files if f not in referenced])
-        return result
 
-    # --- copying to another backend (mailcove db copy) -----------------------------------------
 
-    async def restore_messages(self, user: str, mailbox: str, stored: Sequence[StoredMessage]) -> None:
-        if not stored:
-            return
-        name = normalize_name(mailbox)
+def _scan_file(path: Path, prefix: MessagePrefix = NO_PREFIX) -> bytes:
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        return scan_prefixed(prefix.local, mm, prefix.skip).to_bytes()
 
-        def prepare() -> tuple[list[messages.RestoreRow], list[str]]:
-            rows: list[messages.RestoreRow] = []
-            files: list[str] = []
-            try:
-                for m in stored:
-                    data, path = self._place(m.data)
-                    if path is not None:
-                        files.append(path)
-                    body = (data, path, scan(m.data).to_bytes())
-                    rows.append((m.uid, frozenset(m.flags), m.modseq, m.internaldate, len(m.data), body))
-            except BaseException:
-                self.blobs.remove(files)
-                raise
-            return rows, files
 
-        rows, files = await asyncio.to_thread(prepare)
-        try:
-            await self._write(messages.restore_messages, user, name, rows)
-        except BaseException:
-            self.blobs.remove(files)
-            raise
-
-    def _place(self, data: bytes) -> tuple[bytes | None, str | None]:
-        """Inline bytes, or a committed blob file for a body above the inline limit."""
-        if len(data) <= self._inline_max:
-            return data, None
-        tmp = self.blobs.new_tmp_path()
-        _write_private(tmp, data)
-        return None, self.blobs.commit_file(tmp)
-
-    async def restore_queue(self, entry: QueueState) -> int:
-        data, path = await asyncio.to_thread(self._place, entry.data)
-        try:
-            env = envelope_to_json(entry.item.envelope)
-            return await self._write(queue.restore_queue, entry, env, (data, path, b""))
-        except BaseException:
-            if path is not None:
-                self.blobs.remove([path])
-            raise
+def _files(bodies: Sequence[tuple[int, ops.Body]]) -> list[str]:
+    return [body[1] for _size, body in bodies if body[1] is not None]
 
 
 def _referenced(conn: sqlite3.Connection, paths: list[str]) -> list[str]:
