@@ -6,9 +6,9 @@ the inline limit the bytes go to a temp file, which the store fsyncs and adopts 
 temp file's name is made only then: a 1 KB message costs a buffer, no name and no file.
 
 What is written here (after the bare-LF conversion a caller may ask for) is what the store
-keeps, byte for byte: header lines the server adds
-(Return-Path, Received, Authentication-Results) are not written into a spool but given to the
-store beside it (store.api.MessagePrefix)."""
+keeps, byte for byte: header lines the server adds (Return-Path, Received,
+Authentication-Results) are not written into a spool but given to the store beside it
+(store.api.MessagePrefix)."""
 
 from __future__ import annotations
 
