@@ -1,4 +1,8 @@
-"""Running one write: a short transaction on a pooled connection, retried on deadlock.
+"""PostgreSQL's driver: rules (store/rules/) on a pool of asyncpg connections, on the event loop.
+
+A write rule runs in one short transaction on a pooled connection, retried from the start (a new
+rule generator) on deadlock; a read rule runs on a pooled connection outside any explicit
+transaction. Deliveries, the hot path, go in batches of one statement each (DeliveryBatcher).
 
 There is no writer thread: PostgreSQL serialises what must be serialised with row locks and does
 its own group commit of concurrent transactions. What a write changed is announced with NOTIFY
@@ -117,7 +121,7 @@ def decode_changes(payload: str) -> list[Change]:
     ]
 
 
-class Writer:
+class Driver:
     def __init__(
         self,
         pool: asyncpg.Pool,

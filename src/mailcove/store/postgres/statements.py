@@ -3,7 +3,7 @@ and the delivery, which is one server-side function (schema.py, mailcove_deliver
 
 Each handler takes the connection, the context (driver.Txn in a write transaction,
 driver.Context for a read) and the statement. Rules run in one transaction each
-(driver.Writer, retried whole on deadlock) and keep the lock order: accounts, then mailboxes by
+(driver.Driver, retried whole on deadlock) and keep the lock order: accounts, then mailboxes by
 ascending id, then blobs.
 
 UIDs and MODSEQs: a mailbox's uidnext and highestmodseq are only ever advanced by an UPDATE of

@@ -18,7 +18,7 @@ from typing import Any, TypeVar, Unpack
 
 import asyncpg
 
-from mailcove.core.errors import DiskFull, StoreError
+from mailcove.core.errors import DiskFull
 from mailcove.message import scan as scan_message
 from mailcove.message.scanner import scan_prefixed
 from mailcove.store.api import (
@@ -29,7 +29,7 @@ from mailcove.store.blobs import BlobDir
 from mailcove.store.changes import Change
 from mailcove.store.frontend import Added, Frontend, NewMessage, StoreOptions, in_memory_or_file
 from mailcove.store.postgres import statements as ops
-from mailcove.store.postgres.driver import DeliveryBatcher, Writer
+from mailcove.store.postgres.driver import DeliveryBatcher, Driver
 from mailcove.store.postgres.flags import FlagCache
 from mailcove.store.postgres.schema import check_schema
 from mailcove.store.postgres.watch import ChangeListener
@@ -55,7 +55,7 @@ class PostgresStore(Frontend):
         self._pool_size = max(2, pool_size)
         self.flags = FlagCache()
         self._pool: asyncpg.Pool | None = None
-        self._writer: Writer | None = None
+        self._driver: Driver | None = None
         self._batcher: DeliveryBatcher | None = None
         self._listener: ChangeListener | None = None
 
@@ -70,7 +70,7 @@ class PostgresStore(Frontend):
         try:
             async with self._pool.acquire() as conn:
                 await check_schema(conn)
-            self._writer = Writer(
+            self._driver = Driver(
                 self._pool, self.data_dir, self._min_free, ops.HANDLERS, self.flags, self._inline_max
             )
             self._batcher = DeliveryBatcher(self._pool, ops.deliver_batch)
@@ -95,7 +95,7 @@ class PostgresStore(Frontend):
             except (TimeoutError, Exception):
                 self._pool.terminate()
             self._pool = None
-        self._writer = None
+        self._driver = None
 
     async def collect_orphans(self, min_age: float = 3600.0) -> int:
         """Remove bodies uploaded ahead of a delivery that never committed (refs 0: a node died
@@ -108,36 +108,20 @@ class PostgresStore(Frontend):
         return removed + await asyncio.to_thread(self._spool_dir.collect_orphans, set(), min_age)
 
     async def backup(self, dest: Path) -> list[str]:
-        """A pg_dump archive (custom format: `pg_restore -d NEWDB mailcove.pgdump` restores it)
-        of the whole database, consistent as of one snapshot while deliveries go on. The bytes of
-        every message are in it, since they live in the database."""
-        import shutil
+        """A pg_dump archive of the whole database (backup.py): the bytes of every message are
+        in it, since they live in the database."""
+        from mailcove.store.postgres.backup import backup_store
 
-        dest = Path(dest)
-        pg_dump = shutil.which("pg_dump")
-        if pg_dump is None:
-            raise StoreError("pg_dump is not installed (Debian: postgresql-client)", code=451, enhanced="4.3.0")
-        dest.mkdir(mode=0o700, parents=True, exist_ok=True)
-        name = "mailcove.pgdump"
-        dsn, env = _dsn_without_password(self.dsn)
-        proc = await asyncio.create_subprocess_exec(
-            pg_dump, "--format=custom", "--no-owner", "--file", str(dest / name), "--dbname", dsn,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env,
-        )
-        _out, err = await proc.communicate()
-        if proc.returncode != 0:
-            why = err.decode(errors="replace").strip()[:500]
-            raise StoreError(f"pg_dump failed: {why}", code=451, enhanced="4.3.0")
-        return [name]
+        return await backup_store(self.dsn, Path(dest))
 
     async def _write(self, rule: Callable[..., Rule[T]], *args: Any) -> T:
-        result, changes = await self._running(self._writer).run(rule, *args)
+        result, changes = await self._running(self._driver).run(rule, *args)
         if changes:
             await self._published(changes)
         return result
 
     async def _read(self, rule: Callable[..., Rule[T]], *args: Any) -> T:
-        return await self._running(self._writer).read(rule, *args)
+        return await self._running(self._driver).read(rule, *args)
 
     async def _published(self, changes: list[Change]) -> None:
         # Without a listener (one-shot CLI stores) nobody hears NOTIFY here: publish directly.
@@ -161,7 +145,7 @@ class PostgresStore(Frontend):
         return await self._deliver(m.targets, len(data), data, None, info, m.when, m.fallback, m.outbound, m.prefix)
 
     async def _deliver(self, *args: Any) -> Added:
-        if self._running(self._writer)._disk_low():
+        if self._running(self._driver)._disk_low():
             raise DiskFull("free disk space is below the configured floor")
         assert self._batcher is not None
         result, changes = await self._batcher.submit(args)
@@ -233,24 +217,6 @@ class PostgresStore(Frontend):
             )
         except Exception:
             log.warning("could not remove unreferenced bodies %s; collect_orphans will", uploaded)
-
-
-def _dsn_without_password(dsn: str) -> tuple[str, dict[str, str]]:
-    """The DSN minus its password, which goes to the child in PGPASSWORD instead: a command
-    line is visible to every local user (ps), the environment is not."""
-    import os
-    from urllib.parse import unquote, urlsplit, urlunsplit
-
-    env = dict(os.environ)
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn, env
-    env["PGPASSWORD"] = unquote(parts.password)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = (parts.username or "") + "@" + host + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), env
 
 
 def _scan_file(path: Path, prefix: MessagePrefix) -> bytes:
