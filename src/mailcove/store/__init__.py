@@ -1,4 +1,5 @@
-"""The message store: one async interface (api.py), backends beside it."""
+"""The message store: one async interface (api.py), its rules written once (rules/, frontend.py),
+and the backends beside them, each its statements and its driver (sqlite/, postgres/)."""
 
 from mailcove.store.api import (
     AppendResult,

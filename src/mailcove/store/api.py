@@ -4,8 +4,9 @@ Modelled on Dovecot's lib-storage verbs, reduced to what IMAP, POP3, SMTP delive
 tools need. Accounts are named by their canonical address key ("a@hamap.local"); mailboxes by
 their full hierarchical name with "/" as the separator, INBOX matched case-insensitively.
 
-Every write returns only once it is durable. Every backend (sqlite/, later postgres/) passes the
-same contract suite in tests/store/.
+Every write returns only once it is durable. Both backends (sqlite/, postgres/) implement it with
+the same rules (rules/, run by each backend's driver on its own statements) and pass the same
+contract suite in tests/store/.
 """
 
 from __future__ import annotations
