@@ -1,7 +1,7 @@
 """In-process servers for session tests: the real SMTP, IMAP and POP3 handlers of `mailcove serve`,
-built by their own factories from a ServerContext, over a real SQLite store and directory in a
-temporary data dir, with connections that are in-memory stream pairs and a FakeClock for time
-(mox's style of starting the server inside the test).
+each protocol's server built from its package's dependencies dataclass as app.py builds it, over
+a real SQLite store and directory in a temporary data dir, with connections that are in-memory
+stream pairs and a FakeClock for time (mox's style of starting the server inside the test).
 
     async def test_idle_smtp_client_is_cut(tmp_path):
         async with serve_in_process(tmp_path, "[smtp]\\ncommand_timeout = 60\\n") as lab:
@@ -28,20 +28,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import itertools
 import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mailcove.app import ServerContext
+from mailcove.app import PROTOCOL_OF, Proto, ProtocolServer
 from mailcove.config import Settings, load_settings
 from mailcove.core.clock import FakeClock
 from mailcove.directory import open_directory
+from mailcove.imap.server import ImapDeps, ImapServer
+from mailcove.net.limits import ConnectionCaps
 from mailcove.net.listeners import STREAM_LIMIT, Connection, ConnectionTracker, new_session_id
 from mailcove.net.tls import TlsHolder
+from mailcove.pop3.server import Pop3Deps, Pop3Server
 from mailcove.proto.imap.client import Continuation, ResponseParser, Tagged, Untagged
+from mailcove.smtp import server as smtp_server
+from mailcove.smtp.server import SmtpDeps
 from mailcove.store.api import MailStore
 from mailcove.store.factory import open_store
 
@@ -333,14 +337,6 @@ _CLIENTS: dict[str, type[Client]] = {
 }
 
 
-def _factory(listener: str) -> Callable[..., Any]:
-    from mailcove.imap.server import make_handler as imap_handler
-    from mailcove.pop3.server import make_handler as pop3_handler
-    from mailcove.smtp.server import make_handler as smtp_handler
-
-    return {"smtp": smtp_handler, "submission": smtp_handler, "imap": imap_handler, "pop3": pop3_handler}[listener]
-
-
 class InProcessServer:
     """A server's protocol handlers in this process and event loop. Built by serve_in_process."""
 
@@ -350,17 +346,36 @@ class InProcessServer:
         self.directory = directory
         self.clock = clock
         self.tracker = ConnectionTracker()
-        self.ctx = ServerContext(settings, store, directory, TlsHolder(settings.tls, settings.data_dir,
-                                                                        settings.hostname), self.tracker, clock=clock)
+        self.tls = TlsHolder(settings.tls, settings.data_dir, settings.hostname)
+        self.caps = ConnectionCaps.from_settings(settings)
+        self._servers: dict[Proto, ProtocolServer] = {}
         self._handlers: dict[str, Callable[[Connection], Awaitable[None]]] = {}
         self._clients: list[Client] = []
 
     async def handler(self, listener: str) -> Callable[[Connection], Awaitable[None]]:
         h = self._handlers.get(listener)
         if h is None:
-            made = _factory(listener)(self.ctx, listener)
-            h = self._handlers[listener] = await made if inspect.isawaitable(made) else made
+            h = self._handlers[listener] = (await self.server(listener)).handler(listener)
         return h
+
+    async def server(self, listener: str) -> ProtocolServer:
+        """The listener's protocol server, built once per protocol as app.py builds it."""
+        proto = PROTOCOL_OF[listener]
+        server = self._servers.get(proto)
+        if server is None:
+            s, caps = self.settings, self.caps
+            if proto is Proto.SMTP:
+                server = await smtp_server.start(SmtpDeps(s, self.store, self.directory, self.tracker, caps.smtp,
+                                                          self.clock))
+            elif proto is Proto.IMAP:
+                server = ImapServer(ImapDeps(s, self.store, self.directory, self.tls if s.tls.enabled else None,
+                                             caps.imap, self.clock))
+            elif proto is Proto.POP3:
+                server = Pop3Server(Pop3Deps(s, self.store, self.directory, caps.pop3, self.clock))
+            else:
+                raise ValueError(f"no in-process client for {listener}")
+            server = self._servers[proto] = server
+        return server
 
     async def connect(self, listener: str, ip: str = "127.0.0.1") -> Any:
         """A new connection from `ip`, served as the listener serves an accepted one; the client
@@ -431,11 +446,9 @@ class InProcessServer:
         for c in self._clients:
             c.close()
         await self.tracker.drain(5.0)
-        for h in self._handlers.values():
-            aclose = getattr(h, "aclose", None)
-            if aclose is not None:
-                with contextlib.suppress(Exception):
-                    await aclose()
+        for server in self._servers.values():
+            with contextlib.suppress(Exception):
+                await server.aclose()
         await self.directory.close()
         await self.store.close()
 

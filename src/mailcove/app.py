@@ -7,29 +7,27 @@
                SIGINT, then shuts down gracefully (stop accepting, let sessions and deliveries
                finish within [server] shutdown_timeout, close the store). SIGHUP reloads TLS.
 
-Protocols plug in through PROTOCOLS: a listener name maps to "module:attribute" of a handler
-factory, `factory(ctx: ServerContext, listener: str) -> Handler`, where Handler is
-`async def handler(conn: net.listeners.Connection) -> None` (sync factories and async ones both
-work; a handler object with `async def aclose()` is closed after the sessions drained). A
-listener whose module does not exist yet is shown as "not yet available" and is not bound, so
-no port accepts connections only to do nothing. `register_protocol()` overrides an entry (tests,
-plugins)."""
+The protocols are wired here, typed: each protocol package defines a dataclass of what it needs
+(SmtpDeps, ImapDeps, Pop3Deps, WebDeps) and a server built from it, once per process, whose
+`handler(listener)` is the `net.listeners.Handler` of each of its listeners and whose `aclose()`
+runs after the sessions drained. PROTOCOL_OF maps each listener to its protocol. `App(...,
+handlers=...)` puts a given handler in place of a listener's protocol (tests plug a protocol in
+this way), or None for none: such a listener is shown as "not yet available" and is not bound,
+so no port accepts connections only to do nothing."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import gc
-import importlib
-import inspect
 import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TextIO
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from enum import Enum
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from mailcove import __version__
 from mailcove.config import ConfigError, Settings
@@ -42,7 +40,7 @@ from mailcove.net import privileges
 from mailcove.net.addresses import ListenerPlan, parse_overrides, plan_listeners
 from mailcove.net.control import Limits, LocalReply, LocalServer, MessageBody, Peer, Request
 from mailcove.net.limits import ConnectionCaps
-from mailcove.net.listeners import BindError, BoundListener, ConnectionTracker, Listener, bind_all
+from mailcove.net.listeners import BindError, BoundListener, ConnectionTracker, Handler, Listener, bind_all
 from mailcove.net.systemd import notify as sd_notify
 from mailcove.net.tls import CertificateInfo, TlsConfigError, TlsHolder, describe_certificate, ensure_certificate
 from mailcove.store.api import MailStore
@@ -64,18 +62,35 @@ log = logging.getLogger("mailcove.app")
 # young collections keeps its own walk (at most 250,000 objects) short.
 GC_THRESHOLD = (50_000, 5, 10)
 
-PROTOCOLS: dict[str, str] = {
-    "smtp": "mailcove.smtp.server:make_handler",
-    "submission": "mailcove.smtp.server:make_handler",
-    "submissions": "mailcove.smtp.server:make_handler",
-    "imap": "mailcove.imap.server:make_handler",
-    "imaps": "mailcove.imap.server:make_handler",
-    "pop3": "mailcove.pop3.server:make_handler",
-    "pop3s": "mailcove.pop3.server:make_handler",
-    "http": "mailcove.web.server:make_handler",
-    "https": "mailcove.web.server:make_handler",
+
+class Proto(Enum):
+    """The protocols; each is one package with its own dependencies dataclass and server."""
+
+    SMTP = "smtp"
+    IMAP = "imap"
+    POP3 = "pop3"
+    WEB = "web"
+
+
+PROTOCOL_OF: dict[str, Proto] = {
+    "smtp": Proto.SMTP,
+    "submission": Proto.SMTP,
+    "submissions": Proto.SMTP,
+    "imap": Proto.IMAP,
+    "imaps": Proto.IMAP,
+    "pop3": Proto.POP3,
+    "pop3s": Proto.POP3,
+    "http": Proto.WEB,
+    "https": Proto.WEB,
 }
-_registered: dict[str, Callable[..., Any]] = {}
+assert set(PROTOCOL_OF) == set(LISTENER_NAMES)
+
+
+class ProtocolServer(Protocol):
+    """What each protocol package's server is: a handler per listener, closed at shutdown."""
+
+    def handler(self, listener: str) -> Handler: ...
+    def aclose(self) -> Awaitable[None]: ...
 
 STATE_FILE = "serve.json"
 
@@ -104,70 +119,25 @@ def secure_data_dir(d: Path) -> str | None:
     return f"data dir {d} had mode {mode:o}, so other local users could read mail: changed it to {mode & ~0o077:o}"
 
 
-@dataclass
-class ServerContext:
-    """What a protocol handler factory is given. New shared services become typed fields here."""
-
-    settings: Settings
-    store: MailStore
-    directory: Directory
-    tls: TlsHolder
-    tracker: ConnectionTracker
-    services: dict[str, Any] = field(default_factory=dict)
-    # The outbound queue runner (issue 6): `queue.wake()` after queueing makes it look now.
-    queue: QueueRunner | None = None
-    # Inbound SPF/DKIM/DMARC (issue 6), None when [mailauth] enabled = false: the SMTP session
-    # passes it to `mailcove.mailauth.check_inbound(...)` at the end of DATA.
-    mailauth: InboundChecker | None = None
-    # Connection caps per protocol, in total and per client IP (one counter for a protocol's
-    # listeners together); built from the settings when not given.
-    connections: ConnectionCaps = None  # type: ignore[assignment]
-    # The one clock every policy reads: timeouts, limits, throttles, retries, leases (core/clock).
-    clock: Clock = SYSTEM_CLOCK
-
-    def __post_init__(self) -> None:
-        if self.connections is None:
-            self.connections = ConnectionCaps.from_settings(self.settings)
-
-
-def register_protocol(name: str, factory: Callable[..., Any]) -> None:
-    if name not in LISTENER_NAMES:
-        raise ValueError(f"unknown listener {name!r}")
-    _registered[name] = factory
-
-
-def protocol_factory(name: str) -> Callable[..., Any] | None:
-    """The handler factory for a listener, or None while its protocol is not written yet."""
-    if name in _registered:
-        return _registered[name]
-    spec = PROTOCOLS.get(name)
-    if spec is None:
-        return None
-    module_name, _, attr = spec.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        # Only "that module does not exist" means "not yet available"; a missing import inside
-        # an existing protocol module is a real error and propagates.
-        if exc.name is not None and module_name.startswith(exc.name):
-            return None
-        raise
-    return getattr(module, attr, None)
-
-
 class StartupError(Exception):
     """Not a configuration problem, but the server cannot start (store failed to open, ...)."""
 
 
 class App:
     def __init__(self, settings: Settings, listen: Sequence[str] = (), *, out: TextIO | None = None,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+                 clock: Clock = SYSTEM_CLOCK, handlers: Mapping[str, Handler | None] | None = None) -> None:
         self.settings = settings
         self.clock = clock
         self._listen_args = list(listen)
         self._out = out or sys.stdout
         self.plans: list[ListenerPlan] = []
-        self.factories: dict[str, Callable[..., Any]] = {}
+        # listener -> the handler given in place of its protocol, or None for no protocol
+        self.given_handlers: dict[str, Handler | None] = dict(handlers or {})
+        unknown = set(self.given_handlers) - set(LISTENER_NAMES)
+        if unknown:
+            raise ValueError(f"unknown listener {sorted(unknown)[0]!r}")
+        self.served: set[str] = set()  # the listeners that have a handler
+        self.servers: list[ProtocolServer] = []
         self.bound: dict[str, BoundListener] = {}
         self.tls = TlsHolder(settings.tls, settings.data_dir, settings.hostname)
         self.tracker: ConnectionTracker | None = None
@@ -180,6 +150,7 @@ class App:
         self._stop: asyncio.Event | None = None
         # Who serves, for the banner: set by run_server after the privilege drop.
         self.run_as = ""
+        self.stopped_cleanly = False  # run() returned after a graceful shutdown
 
     # --- phase 1: everything that can fail on configuration, before anything is served ---------
 
@@ -192,10 +163,8 @@ class App:
         except OSError as exc:
             raise ConfigError(s.source, "log.file", f"{s.log.file}: {exc.strerror or exc}") from None
         self.plans = plan_listeners(s, parse_overrides(self._listen_args))
-        for plan in self.plans:
-            factory = protocol_factory(plan.name)
-            if factory is not None:
-                self.factories[plan.name] = factory
+        self.served = {p.name for p in self.plans
+                       if p.name not in self.given_handlers or self.given_handlers[p.name] is not None}
         self._make_data_dir()
         if s.tls.enabled:
             try:
@@ -204,7 +173,7 @@ class App:
                 raise ConfigError(s.source, exc.key, exc.message) from None
             except OSError as exc:
                 raise ConfigError(s.source, "data_dir", f"cannot write the certificate: {exc}") from None
-        to_bind = [p for p in self.plans if p.addresses and p.name in self.factories]
+        to_bind = [p for p in self.plans if p.addresses and p.name in self.served]
         try:
             self.bound = bind_all(to_bind)
         except BindError as exc:
@@ -283,14 +252,9 @@ class App:
             # the administrator's socket: no sending limit (the submit socket has them)
             self.injection = LocalInjection(self.settings, self.store, self.directory, queued=self.queue.wake)
             checker = InboundChecker(self.settings, resolver) if self.settings.mailauth.enabled else None
-            ctx = ServerContext(self.settings, self.store, self.directory, self.tls, self.tracker, queue=self.queue,
-                                mailauth=checker, clock=self.clock)
-            handlers: list[Any] = []
+            handlers = await self._start_protocols(checker)
             for name, bound in self.bound.items():
-                handler = self.factories[name](ctx, name)
-                if inspect.isawaitable(handler):
-                    handler = await handler
-                handlers.append(handler)
+                handler = handlers[name]
                 listener = Listener(
                     bound,
                     handler,
@@ -310,7 +274,7 @@ class App:
             self._print_banner()
             sd_notify("READY=1\nSTATUS=serving")
             await self._stop.wait()
-            await self._shutdown(handlers)
+            await self._shutdown()
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 with contextlib.suppress(Exception):
@@ -326,6 +290,46 @@ class App:
         self.stopped_cleanly = True
         return 0
 
+    async def _start_protocols(self, mailauth: InboundChecker | None) -> dict[str, Handler]:
+        """The handler of every bound listener: the given one, or its protocol's, each protocol's
+        server built once (from the dataclass its package defines) for all its listeners."""
+        # Imported here: every CLI command imports this module (secure_data_dir,
+        # certificate_info), and the four protocol servers take about half a second to import.
+        from mailcove.imap.server import ImapDeps, ImapServer
+        from mailcove.pop3.server import Pop3Deps, Pop3Server
+        from mailcove.smtp import server as smtp_server
+        from mailcove.smtp.server import SmtpDeps
+        from mailcove.web.server import WebDeps, WebServer
+
+        assert self.store is not None and self.directory is not None and self.tracker is not None
+        s, caps = self.settings, ConnectionCaps.from_settings(self.settings)
+        servers: dict[Proto, ProtocolServer] = {}
+        handlers: dict[str, Handler] = {}
+        for name in self.bound:
+            given = self.given_handlers.get(name)
+            if given is not None:
+                handlers[name] = given
+                continue
+            proto = PROTOCOL_OF[name]
+            server = servers.get(proto)
+            if server is None:
+                match proto:
+                    case Proto.SMTP:
+                        server = await smtp_server.start(SmtpDeps(
+                            s, self.store, self.directory, self.tracker, caps.smtp, self.clock,
+                            queue=self.queue, mailauth=mailauth))
+                    case Proto.IMAP:
+                        server = ImapServer(ImapDeps(s, self.store, self.directory,
+                                                     self.tls if s.tls.enabled else None, caps.imap, self.clock))
+                    case Proto.POP3:
+                        server = Pop3Server(Pop3Deps(s, self.store, self.directory, caps.pop3, self.clock))
+                    case Proto.WEB:
+                        server = WebServer(WebDeps(s, self.directory, caps.http))
+                servers[proto] = server
+                self.servers.append(server)
+            handlers[name] = server.handler(name)
+        return handlers
+
     def _request_stop(self, sig: int) -> None:
         if self._stop is not None and not self._stop.is_set():
             log.info("%s: shutting down (up to %.0fs for sessions in flight)", signal.Signals(sig).name,
@@ -338,7 +342,7 @@ class App:
         if self.settings.tls.enabled:
             self.tls.reload()
 
-    async def _shutdown(self, handlers: list[Any]) -> None:
+    async def _shutdown(self) -> None:
         assert self.tracker is not None and self.control is not None
         for listener in self.listeners:
             listener.stop_accepting()
@@ -349,11 +353,9 @@ class App:
         if self.queue is not None:
             # deliveries in flight finish (or their leases make them due again after a restart)
             await self.queue.stop(self.settings.server.shutdown_timeout)
-        for handler in handlers:
-            aclose = getattr(handler, "aclose", None)
-            if aclose is not None:
-                with contextlib.suppress(Exception):
-                    await aclose()
+        for server in self.servers:
+            with contextlib.suppress(Exception):
+                await server.aclose()
 
     async def _control_request(self, request: Request, peer: Peer, body: MessageBody) -> LocalReply:
         assert self.injection is not None
@@ -428,15 +430,17 @@ def settle_gc() -> None:
     gc.set_threshold(*GC_THRESHOLD)
 
 
-def run_server(settings: Settings, listen: Sequence[str] = (), user: str | None = None) -> int:
+def run_server(settings: Settings, listen: Sequence[str] = (), user: str | None = None, *,
+               handlers: Mapping[str, Handler | None] | None = None) -> int:
     """`mailcove serve`: prepare (ConfigError propagates: exit 2), drop root privileges once
-    everything privileged is done (net/privileges.py), then serve with uvloop if it is installed."""
+    everything privileged is done (net/privileges.py), then serve with uvloop if it is installed.
+    `handlers`: as App's (tests plug a protocol in through it)."""
     target, run_as = privileges.resolve_target(settings, user)
     if target is not None:
         privileges.preflight(settings, target)
     data_dir_created = not settings.data_dir.exists()
     log_file_created = settings.log.file is not None and not settings.log.file.exists()
-    app = App(settings, listen)
+    app = App(settings, listen, handlers=handlers)
     app.prepare()
     if target is not None:
         try:
@@ -461,7 +465,7 @@ def run_server(settings: Settings, listen: Sequence[str] = (), user: str | None 
     except KeyboardInterrupt:
         # asyncio.Runner re-raises a SIGINT that our own handler already turned into a graceful
         # shutdown; only an interrupt before that finished is a real abort.
-        if getattr(app, "stopped_cleanly", False):
+        if app.stopped_cleanly:
             return 0
         raise
 

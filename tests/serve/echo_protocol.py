@@ -1,6 +1,7 @@
-"""A tiny line protocol registered for tests (run in the server process via `preload`), so the
-listener machinery (binding, implicit TLS, STARTTLS, shutdown, SIGHUP) is tested before the real
-protocols exist. Registered for smtp (plain + STARTTLS) and imaps (implicit TLS).
+"""A tiny line protocol plugged in for tests (run in the server process via `preload`), so the
+listener machinery (binding, implicit TLS, STARTTLS, shutdown, SIGHUP) is tested apart from the
+real protocols. It serves smtp (plain + STARTTLS) and imaps (implicit TLS): `mailcove serve` runs
+`run_server(..., handlers=HANDLERS)`.
 
     S: HELLO <session id> tls=<0|1>
     C: STARTTLS     S: GO           (then the TLS handshake)
@@ -12,9 +13,11 @@ When the server shuts down, a session waiting for a command says "SHUTDOWN" and 
 from __future__ import annotations
 
 import asyncio
+import functools
 
-from mailcove.app import register_protocol
-from mailcove.net.listeners import Connection
+from mailcove import app
+from mailcove.cli import serve
+from mailcove.net.listeners import Connection, Handler
 
 
 async def echo(conn: Connection) -> None:
@@ -50,9 +53,5 @@ async def echo(conn: Connection) -> None:
         await w.drain()
 
 
-def make_handler(ctx: object, listener: str) -> object:
-    return echo
-
-
-register_protocol("smtp", make_handler)
-register_protocol("imaps", make_handler)
+HANDLERS: dict[str, Handler | None] = {"smtp": echo, "imaps": echo}
+serve.run_server = functools.partial(app.run_server, handlers=HANDLERS)

@@ -69,10 +69,11 @@ def test_data_dir_is_created_0700_and_control_socket_0600(serve_factory, tmp_pat
 
 def test_unregistered_protocol_is_shown_and_not_bound(serve_factory, tmp_path):
     port = free_port()
-    # Every listener has a protocol now; point http at a module that does not exist to see how a
-    # protocol not written yet is shown.
+    # Every listener has a protocol now; take http's away to see how a protocol not written yet
+    # is shown.
     missing = tmp_path / "missing_protocol.py"
-    missing.write_text('from mailcove import app\napp.PROTOCOLS["http"] = "mailcove.not_written_yet:make_handler"\n')
+    missing.write_text("import functools\nfrom mailcove import app\nfrom mailcove.cli import serve\n"
+                       "serve.run_server = functools.partial(app.run_server, handlers={'http': None})\n")
     srv = serve_factory(preload=[missing], listeners={"http": f"127.0.0.1:{port}"})
     assert "http" not in srv.state["listeners"]
     row = next(line for line in srv.banner.splitlines() if line.split()[0] == "http")

@@ -37,9 +37,9 @@ from mailcove.proto.pop3.sasl import SaslError, parse_plain
 from mailcove.proto.pop3.stuffing import DotStuffer
 
 if TYPE_CHECKING:
-    from mailcove.app import ServerContext
     from mailcove.config.settings import Pop3Settings
     from mailcove.net.listeners import Connection
+    from mailcove.pop3.server import Pop3Deps
     from mailcove.store.api import MailStore
 
 READ_SIZE = 64 * 1024
@@ -78,7 +78,7 @@ class Pop3Shared:
 
 
 class Pop3Session:
-    def __init__(self, ctx: ServerContext, shared: Pop3Shared, conn: Connection) -> None:
+    def __init__(self, ctx: Pop3Deps, shared: Pop3Shared, conn: Connection) -> None:
         self.ctx = ctx
         self.shared = shared
         self.settings = shared.settings

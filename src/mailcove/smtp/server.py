@@ -1,16 +1,18 @@
 """The asyncio side of SMTP: the listener handler and the local submit socket.
 
-The only module of the SMTP package that touches net/: `make_handler` gives `mailcove serve` one
-handler per listener (smtp, submission, submissions), all sharing one `SmtpService` (connection
-counts and sending limits are per process, not per port). The handler object also owns the
-submit socket `mailcove sendmail` talks to (net/control.py's protocol and server, SUBMIT only,
-handled by delivery/local.py with this service's per-user sending limits), and the sweeper task
-that applies timeouts and shutdown to idle sessions."""
+The only module of the SMTP package that touches net/: `start(SmtpDeps(...))` gives `mailcove
+serve` one `SmtpServer`, whose `handler(listener)` serves each of smtp, submission and
+submissions; they share one `SmtpService` (connection counts and sending limits are per process,
+not per port). The server also owns the submit socket `mailcove sendmail` talks to
+(net/control.py's protocol and server, SUBMIT only, handled by delivery/local.py with this
+service's per-user sending limits), and the sweeper task that applies timeouts and shutdown to
+idle sessions."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,11 +23,29 @@ from mailcove.net.listeners import Connection
 from mailcove.smtp.session import SmtpService, SmtpSession
 
 if TYPE_CHECKING:
-    from mailcove.app import ServerContext
+    from mailcove.config import Settings
+    from mailcove.core.clock import Clock
+    from mailcove.directory.api import Directory
+    from mailcove.mailauth import InboundChecker
     from mailcove.net.listeners import ConnectionTracker
+    from mailcove.queue import QueueRunner
+    from mailcove.store.api import MailStore
 
 log = logging.getLogger("mailcove.smtp")
-_SERVICE_KEY = "smtp"
+
+
+@dataclass(frozen=True)
+class SmtpDeps:
+    """What the SMTP listeners are built from (app.py fills it in)."""
+
+    settings: Settings
+    store: MailStore
+    directory: Directory
+    tracker: ConnectionTracker  # the submit socket's sessions drain with the listeners'
+    connections: ConnectionCounter  # one counter for the three SMTP listeners
+    clock: Clock
+    queue: QueueRunner | None = None  # woken after queueing, when the server runs one
+    mailauth: InboundChecker | None = None  # inbound SPF/DKIM/DMARC, None when [mailauth] is off
 
 
 class _ConnIO:
@@ -71,17 +91,14 @@ class SmtpHandler:
         finally:
             session.release()
 
-    async def aclose(self) -> None:
-        await self.service.aclose()
 
-
-class _Service(SmtpService):
+class SmtpServer(SmtpService):
     """SmtpService plus the tasks and sockets that live as long as the server."""
 
-    def __init__(self, ctx: ServerContext) -> None:
-        super().__init__(ctx.settings, ctx.store, ctx.directory, ctx.connections.smtp, clock=ctx.clock)
-        self.queue_runner = getattr(ctx, "queue", None)
-        self.mailauth = getattr(ctx, "mailauth", None)
+    def __init__(self, deps: SmtpDeps) -> None:
+        super().__init__(deps.settings, deps.store, deps.directory, deps.connections, clock=deps.clock)
+        self.queue_runner = deps.queue
+        self.mailauth = deps.mailauth
         self.sweeper = asyncio.ensure_future(self.sweep())
         self.submit: LocalServer | None = None
         self._closed = False
@@ -95,16 +112,19 @@ class _Service(SmtpService):
             await self.submit.close()
 
 
-async def make_handler(ctx: ServerContext, listener: str) -> SmtpHandler:
-    service = ctx.services.get(_SERVICE_KEY)
-    if service is None:
-        service = ctx.services[_SERVICE_KEY] = _Service(ctx)
-        path = ctx.settings.smtp.submit_socket
-        if path is not None:
-            service.submit = submit_socket(service, Path(path), ctx.tracker)
-            await service.submit.start()
-            log.info("local submission socket %s (mode %o)", path, service.submit.mode)
-    return SmtpHandler(service, listener)
+    def handler(self, listener: str) -> SmtpHandler:
+        return SmtpHandler(self, listener)
+
+
+async def start(deps: SmtpDeps) -> SmtpServer:
+    """The SMTP server of this process, its submit socket (when configured) already serving."""
+    server = SmtpServer(deps)
+    path = deps.settings.smtp.submit_socket
+    if path is not None:
+        server.submit = submit_socket(server, Path(path), deps.tracker)
+        await server.submit.start()
+        log.info("local submission socket %s (mode %o)", path, server.submit.mode)
+    return server
 
 
 def submit_socket(service: SmtpService, path: Path, tracker: ConnectionTracker) -> LocalServer:

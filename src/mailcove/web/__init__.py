@@ -6,5 +6,5 @@
     documents.py     the three client documents (XML, XML, plist) built from that
     mtasts.py        the MTA-STS policy text and its id (shared with `mailcove dns` and `check`)
     http.py          the HTTP/1.1 connection loop over h11 (limits, keep-alive, HEAD, errors)
-    server.py        make_handler(ctx, listener): routing, the app's entry point
+    server.py        WebServer(WebDeps(...)): routing, the app's entry point
 """

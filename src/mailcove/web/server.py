@@ -1,4 +1,5 @@
-"""The `http` listener: make_handler(ctx, listener) for app.PROTOCOLS.
+"""The `http` and `https` listeners: `WebServer(WebDeps(...))`, built once per process by app.py;
+`handler(listener)` serves each listener.
 
 Routes (docs/autoconfig.md):
     GET  /.well-known/autoconfig/mail/config-v1.1.xml   Thunderbird (also /mail/config-v1.1.xml)
@@ -6,13 +7,14 @@ Routes (docs/autoconfig.md):
     GET  /apple/mobileconfig?emailaddress=A              an Apple configuration profile
     GET  /.well-known/mta-sts.txt                        MTA-STS policy, when Host is mta-sts.DOMAIN
 
-Every answer is computed per request from ctx.settings, the listeners the server bound, and the
+Every answer is computed per request from the settings, the listeners the server bound, and the
 directory (which reloads itself when the admin CLI changes it), so a new domain or a restart with
 other ports is reflected at once. Only domains the directory knows get an answer (404 otherwise);
 whether a user exists is never revealed, so the endpoints cannot be used to enumerate accounts."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mailcove.core.address import Address, AddressError
@@ -22,7 +24,9 @@ from mailcove.web.clientconfig import Endpoint, ListenerState, endpoints
 from mailcove.web.http import App, HttpConnection, Limits, Request, Response, error
 
 if TYPE_CHECKING:
-    from mailcove.app import ServerContext
+    from mailcove.config import Settings
+    from mailcove.directory.api import Directory
+    from mailcove.net.limits import ConnectionCounter
 
 AUTOCONFIG_PATHS = frozenset({"/.well-known/autoconfig/mail/config-v1.1.xml", "/mail/config-v1.1.xml"})
 AUTODISCOVER_PATH = "/autodiscover/autodiscover.xml"  # compared case-insensitively (Outlook varies it)
@@ -33,10 +37,19 @@ HOST_PREFIXES = ("autoconfig.", "autodiscover.", "mta-sts.", "www.")
 MAX_ADDRESS = 320
 
 
+@dataclass(frozen=True)
+class WebDeps:
+    """What the web listeners are built from (app.py fills it in)."""
+
+    settings: Settings
+    directory: Directory
+    connections: ConnectionCounter  # one counter for both listeners
+
+
 class WebApp:
     """The routing and documents, independent of sockets (tests may call it with a Request)."""
 
-    def __init__(self, ctx: ServerContext) -> None:
+    def __init__(self, ctx: WebDeps) -> None:
         self.ctx = ctx
         self.listeners = ListenerState(ctx.settings)
 
@@ -176,11 +189,11 @@ class WebApp:
 class WebHandler:
     """One per listener: the connection caps and the loop over requests."""
 
-    def __init__(self, ctx: ServerContext, listener: str) -> None:
+    def __init__(self, ctx: WebDeps, app: WebApp, listener: str) -> None:
         self.ctx = ctx
         self.listener = listener
-        self.app = WebApp(ctx)
-        self.connections = ctx.connections.http
+        self.app = app
+        self.connections = ctx.connections
 
     def limits(self) -> Limits:
         w = self.ctx.settings.web
@@ -201,5 +214,13 @@ class WebHandler:
             self.connections.remove(ip)
 
 
-def make_handler(ctx: ServerContext, listener: str) -> WebHandler:
-    return WebHandler(ctx, listener)
+class WebServer:
+    def __init__(self, deps: WebDeps) -> None:
+        self.deps = deps
+        self.app = WebApp(deps)
+
+    def handler(self, listener: str) -> WebHandler:
+        return WebHandler(self.deps, self.app, listener)
+
+    async def aclose(self) -> None:
+        pass
