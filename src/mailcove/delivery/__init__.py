@@ -38,9 +38,8 @@ async def resolve(directory: Directory, address: str) -> Resolution:
     (~/.forward of system users), which applies to delivery only: `directory.resolve` alone
     still says who owns an address (SMTP's MAIL FROM check)."""
     res = await _resolve(directory, address)
-    expand = getattr(directory, "expand_forwards", None)  # only the system-users directory has it
-    if expand is not None and not isinstance(res, Invalid):
-        res = await expand(res, address)
+    if not isinstance(res, Invalid):
+        res = await directory.expand_forwards(res, address)
     return res
 
 

@@ -143,6 +143,10 @@ class Directory(Protocol):
 
     async def resolve(self, address: str) -> Resolution: ...
 
+    async def expand_forwards(self, res: Resolution, address: str) -> Resolution:
+        """Delivery's second step after `resolve`: the recipients' own forwarding (~/.forward of
+        system users); `res` itself where there is none."""
+
     async def is_local_domain(self, domain: str) -> bool: ...
 
     async def check_connect(self, ip: str, hostname: str | None = None) -> Action | None: ...

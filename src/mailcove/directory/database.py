@@ -219,6 +219,9 @@ class DatabaseDirectory:
     async def resolve(self, address: str) -> Resolution:
         return (await self.snapshot()).resolve(address)
 
+    async def expand_forwards(self, res: Resolution, address: str) -> Resolution:
+        return res  # the database's users have no forwarding of their own
+
     async def is_local_domain(self, domain: str) -> bool:
         return (await self.snapshot()).is_local_domain(domain)
 
