@@ -68,6 +68,8 @@ from mailcove.smtp.limits import HourlyRate
 if TYPE_CHECKING:
     from mailcove.config.settings import Settings
     from mailcove.directory.api import Directory
+    from mailcove.mailauth import InboundChecker
+    from mailcove.queue import QueueRunner
     from mailcove.store.api import MailStore, Usage
     from mailcove.store.spool import Spool
 
@@ -93,6 +95,8 @@ class SessionIO(Protocol):
     @property
     def tls_available(self) -> bool: ...
     async def start_tls(self, reply: bytes = b"") -> None: ...
+    def tls_info(self) -> tuple[str, str, int] | None:
+        """(protocol version, cipher, bits) once TLS is on, for Received:; None before."""
 
 
 class SmtpService:
@@ -114,8 +118,8 @@ class SmtpService:
         self._queue_alarmed = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self.hostname = settings.hostname
-        self.queue_runner: Any = None  # the outbound queue (issue 6), when the server runs one
-        self.mailauth: Any = None  # inbound SPF/DKIM/DMARC (mailcove.mailauth.InboundChecker), or None
+        self.queue_runner: QueueRunner | None = None  # the outbound queue, when the server runs one
+        self.mailauth: InboundChecker | None = None  # inbound SPF/DKIM/DMARC, or None
         self._date_cache: tuple[int, str] = (0, "")
         self._srs_secret: bytes | None = None
 
@@ -237,6 +241,7 @@ class SmtpSession:
         )
         self.core.tls = io.is_tls
         self.ip = io.peer_ip
+        self._counted = False  # counted in the service's connections (released by release())
         self.helo = ""
         self.principal: Principal | None = None
         self.txn: Transaction | None = None
@@ -372,7 +377,7 @@ class SmtpSession:
         return Reply(220, "", f"{host} ESMTP mailcove")
 
     def release(self) -> None:
-        if getattr(self, "_counted", False):
+        if self._counted:
             self.svc.connections.remove(self.ip)
             self._counted = False
 
@@ -787,10 +792,7 @@ class SmtpSession:
     _trace_prefix = ""
 
     def _tls_text(self) -> str:
-        info = getattr(self.io, "tls_info", None)
-        if info is None:
-            return ""
-        t = info()
+        t = self.io.tls_info()
         if t is None:
             return ""
         version, cipher, bits = t
