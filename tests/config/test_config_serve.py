@@ -3,6 +3,7 @@ with one line naming file and key, exit status 2, and nothing started."""
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mailcove.config import ConfigError, Settings, load_settings
-from mailcove.config.settings import LISTENER_NAMES
+from mailcove.config.settings import LISTENER_NAMES, ListenSettings
 from mailcove.net.addresses import ListenAddress, can_bind_privileged, parse_address, parse_overrides, plan_listeners
 
 
@@ -290,3 +291,10 @@ def test_serve_key_not_matching_cert_names_tls_key(tmp_path):
 def test_serve_bad_min_version(tmp_path):
     out = serve(tmp_path, '[tls]\nmin_version = "TLSv1.0"\n')
     one_error_line(out, "tls.min_version")
+
+
+def test_listen_settings_by_listener_has_every_listener_in_order():
+    listen = ListenSettings(smtp=["127.0.0.1:25"], https=["*:443"])
+    by_name = listen.by_listener()
+    assert tuple(by_name) == LISTENER_NAMES == tuple(f.name for f in dataclasses.fields(ListenSettings))
+    assert by_name["smtp"] == ["127.0.0.1:25"] and by_name["https"] == ["*:443"] and by_name["imap"] is None

@@ -43,6 +43,12 @@ class ListenSettings:
     # autodiscover and MTA-STS policy fetches need HTTPS with a certificate valid for the name.
     https: list[str] | None = field(default_factory=list)
 
+    def by_listener(self) -> dict[str, list[str] | None]:
+        """Each listener's addresses by its name (the keys are LISTENER_NAMES)."""
+        return {"smtp": self.smtp, "submission": self.submission, "submissions": self.submissions,
+                "imap": self.imap, "imaps": self.imaps, "pop3": self.pop3, "pop3s": self.pop3s,
+                "http": self.http, "https": self.https}
+
 
 @dataclass
 class AuthSettings:

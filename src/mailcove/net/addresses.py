@@ -133,8 +133,9 @@ def plan_listeners(
     `listen.<name>` (or `--listen` for a bad override)."""
     overrides = overrides or {}
     plans: list[ListenerPlan] = []
+    listen = settings.listen.by_listener()
     for name in LISTENER_NAMES:
-        configured: list[str] | None = getattr(settings.listen, name)
+        configured = listen[name]
         if name in overrides:
             raw, source, explicit = overrides[name], "--listen", True
         elif configured is not None:
