@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from mailcove.dns import NotFound, Resolver, TempError
 
@@ -54,9 +56,9 @@ class _Check:
         if self.lookups > MAX_LOOKUPS:
             raise _PermError("more than 10 DNS lookups")
 
-    async def _q(self, fn: str, name: str) -> list:  # type: ignore[type-arg]
+    async def _q(self, lookup: Callable[[str], Awaitable[list[Any]]], name: str) -> list[Any]:
         try:
-            out = await getattr(self.r, fn)(name)
+            out = await lookup(name)
         except NotFound:
             out = []
         except TempError as exc:
@@ -127,7 +129,7 @@ class _Check:
         return False
 
     async def _addresses(self, name: str) -> list[str]:
-        return await self._q("a" if self.ip.version == 4 else "aaaa", name)
+        return await self._q(self.r.a if self.ip.version == 4 else self.r.aaaa, name)
 
     async def check(self, domain: str, depth: int = 0) -> str:
         if depth > MAX_LOOKUPS:
@@ -189,7 +191,7 @@ class _Check:
             return self._in(await self._addresses(name), v4, v6)
         if mech == "mx":
             name, v4, v6 = self._cidr(arg, domain)
-            mxs = await self._q("mx", name)
+            mxs = await self._q(self.r.mx, name)
             if len(mxs) > MAX_MX:
                 raise _PermError("more than 10 MX records")
             for _pref, host in mxs:
@@ -199,7 +201,7 @@ class _Check:
         if mech == "exists":
             if not arg:
                 raise _PermError("exists without domain")
-            return bool(await self._q("a", self.expand(arg, domain)))
+            return bool(await self._q(self.r.a, self.expand(arg, domain)))
         if mech == "ptr":
             # RFC 7208 5.5 says "do not use"; validated names under the target domain match
             target = self.expand(arg, domain) if arg else domain
