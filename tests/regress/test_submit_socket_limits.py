@@ -72,15 +72,21 @@ async def test_a_stalled_request_is_cut(tmp_path: Path) -> None:
                 b"ERR 421 4.4.2 timeout, closing connection\r\n")
             # trickling does not extend it: 60 s plus one second per 1,000 bytes, at 100 bytes/s
             reader, writer = await asyncio.open_unix_connection(str(path))
+            made = clock.made
             writer.write(b"SUBMIT 100000 - a@hamap.local\r\n")
+            await clock.waiting(60, since=made)  # accepted; the message is awaited
             answer = asyncio.ensure_future(reader.read())
             start = clock.monotonic()
             while not answer.done() and clock.monotonic() - start < 100:
+                made = clock.made
                 writer.write(b"x" * 100)
-                await writer.drain()
+                # The server reads the bytes (and waits again) or has cut the connection.
+                waits = asyncio.ensure_future(clock.waiting(None, since=made))
+                await asyncio.wait({waits, answer}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+                waits.cancel()
                 await clock.advance(1)
             took = clock.monotonic() - start
-            assert (await answer).startswith(b"ERR 421 4.4.2"), answer
+            assert (await asyncio.wait_for(answer, 10)).startswith(b"ERR 421 4.4.2"), answer
             assert 66 <= took <= 68, took  # 60 + 6.6 s for 6,600 bytes
             writer.close()
             assert await lab.inbox("a@hamap.local") == []
@@ -97,7 +103,9 @@ async def test_a_stalled_request_is_cut(tmp_path: Path) -> None:
 def test_connections_per_local_user(serve_factory) -> None:
     lab = start_lab(serve_factory, smtp="max_connections_per_ip = 2\n")
     held = [_connect(lab) for _ in range(2)]
-    time.sleep(0.3)  # both accepted and counted
+    for h in held:  # an answer: accepted and counted
+        h.sendall(b"PING\r\n")
+        assert _answer(h) == b"OK pong\r\n"
     third = _connect(lab)
     assert _answer(third) == b"ERR 421 4.7.0 too many connections from local user root, try again later\r\n"
     held.pop().close()

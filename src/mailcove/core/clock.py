@@ -258,15 +258,19 @@ class FakeClock:
         """The delays (from now) of the live timers, soonest first."""
         return sorted(t.deadline - self._now for t in self._timers if not t.cancelled)
 
-    async def waiting(self, delay: float, *, since: int = 0, within: float = 10.0) -> None:
+    async def waiting(self, delay: float | None, *, since: int = 0, within: float = 10.0) -> None:
         """Return once something waits on this clock for `delay` seconds (a sleep, a timer, a
-        wait_for timeout asked for exactly that, still pending), among the timers made since
-        `since` (a `made` read before the request that should wait: a periodic task's own timer
-        of the same length does not count); wait at most `within` real seconds for it (the
-        server may first be busy in a thread: a password check, the store)."""
+        wait_for timeout asked for exactly that, still pending; None: for any time), among the
+        timers made since `since` (a `made` read before the request that should wait: a periodic
+        task's own timer of the same length does not count); wait at most `within` real seconds
+        for it (the server may first be busy in a thread: a password check, the store).
+
+        This is also how a test keeps pace with a server that works in threads: advancing the
+        clock while the server has not yet started to wait would let time pass it by."""
         loop = asyncio.get_running_loop()
         give_up = loop.time() + within
-        while not any(not t.cancelled and t.seq >= since and abs(t.delay - delay) < 1e-9 for t in self._timers):
+        while not any(not t.cancelled and t.seq >= since and (delay is None or abs(t.delay - delay) < 1e-9)
+                      for t in self._timers):
             if loop.time() > give_up:
                 raise TimeoutError(f"nothing waits {delay}s on the clock after {within}s; pending: {self.pending()}")
             await asyncio.sleep(0.002)
