@@ -185,6 +185,8 @@ class Frontend:
         ahead that no row references (a skipped import item, a failed write)."""
         raise NotImplementedError
 
+    # --- adding messages ---------------------------------------------------------------------
+
     async def _add(
         self,
         source: bytes | Spool,
@@ -256,6 +258,28 @@ class Frontend:
         )
         return result
 
+    async def import_messages(
+        self,
+        user: str,
+        mailbox: str,
+        items: Sequence[ImportMessage],
+        *,
+        uidvalidity: int | None = None,
+        uidnext: int | None = None,
+    ) -> ImportResult:
+        check_import(items, uidvalidity, uidnext)
+        name = normalize_name(mailbox)
+        now = time.time()
+        bodies = await self._place_bodies([item.source for item in items], scan=True)
+        rows = [
+            (item.uid, size, body, frozenset(item.flags), now if item.internaldate is None else item.internaldate)
+            for item, (size, body) in zip(items, bodies, strict=True)
+        ]
+        try:
+            return await self._write(messages.import_messages, user, name, rows, uidvalidity, uidnext)
+        finally:
+            await self._drop_unreferenced(bodies)
+
     # --- accounts ----------------------------------------------------------------------------
 
     async def create_account(self, user: str) -> None:
@@ -302,28 +326,6 @@ class Frontend:
 
     async def expunged_since(self, mailbox_id: int, modseq: int) -> list[int]:
         return await self._read(mailboxes.expunged_since, mailbox_id, modseq)
-
-    async def import_messages(
-        self,
-        user: str,
-        mailbox: str,
-        items: Sequence[ImportMessage],
-        *,
-        uidvalidity: int | None = None,
-        uidnext: int | None = None,
-    ) -> ImportResult:
-        check_import(items, uidvalidity, uidnext)
-        name = normalize_name(mailbox)
-        now = time.time()
-        bodies = await self._place_bodies([item.source for item in items], scan=True)
-        rows = [
-            (item.uid, size, body, frozenset(item.flags), now if item.internaldate is None else item.internaldate)
-            for item, (size, body) in zip(items, bodies, strict=True)
-        ]
-        try:
-            return await self._write(messages.import_messages, user, name, rows, uidvalidity, uidnext)
-        finally:
-            await self._drop_unreferenced(bodies)
 
     # --- the outbound queue ------------------------------------------------------------------
 
@@ -398,30 +400,14 @@ class Frontend:
 
     # --- copying to another backend (mailcove db copy) ---------------------------------------
 
-    async def export_messages(self, mailbox_id: int, after_uid: int, limit: int) -> list[StoredMessage]:
-        return await self._read(messages.export_messages, mailbox_id, after_uid, limit)
-
     async def export_account(self, user: str) -> AccountState:
         return await self._read(accounts.export_account, user)
 
     async def restore_account(self, state: AccountState) -> None:
         await self._write(accounts.restore_account, state)
 
-    async def export_queue(self, after_id: int, limit: int) -> list[QueueState]:
-        return await self._read(queue.export_queue, after_id, limit)
-
-    # --- leases ------------------------------------------------------------------------------
-
-    async def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
-        check_lease_args(name, owner, ttl)
-        return await self._write(leases.acquire_lease, name, owner, ttl)
-
-    async def renew_lease(self, name: str, owner: str, ttl: float) -> bool:
-        check_lease_args(name, owner, ttl)
-        return await self._write(leases.renew_lease, name, owner, ttl)
-
-    async def release_lease(self, name: str, owner: str) -> None:
-        await self._write(leases.release_lease, name, owner)
+    async def export_messages(self, mailbox_id: int, after_uid: int, limit: int) -> list[StoredMessage]:
+        return await self._read(messages.export_messages, mailbox_id, after_uid, limit)
 
     async def restore_messages(self, user: str, mailbox: str, stored: Sequence[StoredMessage]) -> None:
         if not stored:
@@ -437,9 +423,25 @@ class Frontend:
         finally:
             await self._drop_unreferenced(bodies)
 
+    async def export_queue(self, after_id: int, limit: int) -> list[QueueState]:
+        return await self._read(queue.export_queue, after_id, limit)
+
     async def restore_queue(self, entry: QueueState) -> int:
         bodies = await self._place_bodies([entry.data], scan=False)
         try:
             return await self._write(queue.restore_queue, entry, envelope_to_json(entry.item.envelope), bodies[0][1])
         finally:
             await self._drop_unreferenced(bodies)
+
+    # --- leases ------------------------------------------------------------------------------
+
+    async def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
+        check_lease_args(name, owner, ttl)
+        return await self._write(leases.acquire_lease, name, owner, ttl)
+
+    async def renew_lease(self, name: str, owner: str, ttl: float) -> bool:
+        check_lease_args(name, owner, ttl)
+        return await self._write(leases.renew_lease, name, owner, ttl)
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        await self._write(leases.release_lease, name, owner)

@@ -28,10 +28,10 @@ from mailcove.store.api import (
 from mailcove.store.blobs import BlobDir
 from mailcove.store.changes import Change
 from mailcove.store.frontend import Added, Frontend, NewMessage, StoreOptions, in_memory_or_file
-from mailcove.store.postgres import statements as ops
 from mailcove.store.postgres.driver import DeliveryBatcher, Driver
 from mailcove.store.postgres.flags import FlagCache
 from mailcove.store.postgres.schema import check_schema
+from mailcove.store.postgres.statements import CHUNK, HANDLERS, Body, deliver_batch, insert_blob
 from mailcove.store.postgres.watch import ChangeListener
 from mailcove.store.sansio import Rule
 from mailcove.store.spool import Spool
@@ -71,9 +71,9 @@ class PostgresStore(Frontend):
             async with self._pool.acquire() as conn:
                 await check_schema(conn)
             self._driver = Driver(
-                self._pool, self.data_dir, self._min_free, ops.HANDLERS, self.flags, self._inline_max
+                self._pool, self.data_dir, self._min_free, HANDLERS, self.flags, self._inline_max
             )
-            self._batcher = DeliveryBatcher(self._pool, ops.deliver_batch)
+            self._batcher = DeliveryBatcher(self._pool, deliver_batch)
             self._batcher.start()
             if self._watch:
                 self._listener = ChangeListener(self.dsn, self.changes, self._pool)
@@ -174,11 +174,11 @@ class PostgresStore(Frontend):
     async def _upload(self, path: Path, size: int, info: bytes) -> int:
         pool = self._running(self._pool)
         async with pool.acquire() as conn, conn.transaction():
-            blob_id = await ops.insert_blob(conn, size, 0, None, info, True)
+            blob_id = await insert_blob(conn, size, 0, None, info, True)
             with open(path, "rb") as f:
                 seq = 0
                 while True:
-                    chunk = await asyncio.to_thread(f.read, ops.CHUNK)
+                    chunk = await asyncio.to_thread(f.read, CHUNK)
                     if not chunk:
                         break
                     await conn.execute(
@@ -187,11 +187,11 @@ class PostgresStore(Frontend):
                     seq += 1
         return blob_id
 
-    async def _place_bodies(self, sources: Sequence[bytes | Spool], scan: bool) -> list[tuple[int, ops.Body]]:
+    async def _place_bodies(self, sources: Sequence[bytes | Spool], scan: bool) -> list[tuple[int, Body]]:
         """A spooled file is uploaded now, in a transaction of its own (refs 0: the write that
         references it sets them); bytes go into the write itself (AddBody stores them inline or
         as chunk rows)."""
-        out: list[tuple[int, ops.Body]] = []
+        out: list[tuple[int, Body]] = []
         try:
             for source in in_memory_or_file(sources):
                 if isinstance(source, Spool):
@@ -207,7 +207,7 @@ class PostgresStore(Frontend):
             raise
         return out
 
-    async def _drop_unreferenced(self, bodies: Sequence[tuple[int, ops.Body]]) -> None:
+    async def _drop_unreferenced(self, bodies: Sequence[tuple[int, Body]]) -> None:
         uploaded = [body[1] for _size, body in bodies if body[1] is not None]
         if not uploaded:
             return

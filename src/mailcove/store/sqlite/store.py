@@ -19,10 +19,10 @@ from mailcove.store.changes import Change
 from mailcove.store.frontend import Added, Frontend, NewMessage, StoreOptions, in_memory_or_file
 from mailcove.store.sansio import Rule, run
 from mailcove.store.spool import Spool
-from mailcove.store.sqlite import statements as ops
 from mailcove.store.sqlite.driver import Context, ReaderPool, Writer, executor
 from mailcove.store.sqlite.flags import FlagSets
 from mailcove.store.sqlite.schema import connect, migrate
+from mailcove.store.sqlite.statements import CHUNK, HANDLERS, Body, deliver
 from mailcove.store.sqlite.watch import ChangePoller
 
 T = TypeVar("T")
@@ -50,8 +50,8 @@ class SqliteStore(Frontend):
         self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self._prepare)
         self._writer = Writer(
-            self.db_path, self.data_dir, self._min_free, self._on_commit, self.flagsets, self.blobs, ops.HANDLERS,
-            ops.deliver,
+            self.db_path, self.data_dir, self._min_free, self._on_commit, self.flagsets, self.blobs, HANDLERS,
+            deliver,
         )
         await asyncio.to_thread(self._writer.start)
         self._readers = ReaderPool(self.db_path, self._reader_threads)
@@ -110,7 +110,7 @@ class SqliteStore(Frontend):
 
     async def _read(self, rule: Callable[..., Rule[T]], *args: Any) -> T:
         cx = self._context
-        return await self._running(self._readers).run(lambda conn: run(rule(*args), executor(conn, cx, ops.HANDLERS)))
+        return await self._running(self._readers).run(lambda conn: run(rule(*args), executor(conn, cx, HANDLERS)))
 
     # --- spooling ----------------------------------------------------------------------------
 
@@ -146,12 +146,12 @@ class SqliteStore(Frontend):
             self.blobs.remove([rel])
             raise
 
-    async def _place_bodies(self, sources: Sequence[bytes | Spool], scan: bool) -> list[tuple[int, ops.Body]]:
+    async def _place_bodies(self, sources: Sequence[bytes | Spool], scan: bool) -> list[tuple[int, Body]]:
         """Bodies above the inline limit become blob files now (off the event loop and off the
         writer thread, like the scanning), committed before the write that references them."""
 
-        def place() -> list[tuple[int, ops.Body]]:
-            out: list[tuple[int, ops.Body]] = []
+        def place() -> list[tuple[int, Body]]:
+            out: list[tuple[int, Body]] = []
             try:
                 for source in in_memory_or_file(sources):
                     if isinstance(source, Spool):
@@ -171,7 +171,7 @@ class SqliteStore(Frontend):
 
         return await asyncio.to_thread(place)
 
-    async def _drop_unreferenced(self, bodies: Sequence[tuple[int, ops.Body]]) -> None:
+    async def _drop_unreferenced(self, bodies: Sequence[tuple[int, Body]]) -> None:
         files = _files(bodies)
         if files:
             referenced = set(await self._running(self._readers).run(lambda c: _referenced(c, files)))
@@ -183,14 +183,14 @@ def _scan_file(path: Path, prefix: MessagePrefix = NO_PREFIX) -> bytes:
         return scan_prefixed(prefix.local, mm, prefix.skip).to_bytes()
 
 
-def _files(bodies: Sequence[tuple[int, ops.Body]]) -> list[str]:
+def _files(bodies: Sequence[tuple[int, Body]]) -> list[str]:
     return [body[1] for _size, body in bodies if body[1] is not None]
 
 
 def _referenced(conn: sqlite3.Connection, paths: list[str]) -> list[str]:
     out: list[str] = []
-    for i in range(0, len(paths), ops.CHUNK):
-        chunk = paths[i : i + ops.CHUNK]
+    for i in range(0, len(paths), CHUNK):
+        chunk = paths[i : i + CHUNK]
         marks = ",".join("?" * len(chunk))
         out.extend(p for (p,) in conn.execute(f"SELECT path FROM blobs WHERE path IN ({marks})", chunk))
     return out
