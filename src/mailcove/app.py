@@ -324,7 +324,7 @@ class App:
                     case Proto.POP3:
                         server = Pop3Server(Pop3Deps(s, self.store, self.directory, caps.pop3, self.clock))
                     case Proto.WEB:
-                        server = WebServer(WebDeps(s, self.directory, caps.http))
+                        server = WebServer(WebDeps(s, self.directory, caps.http, self.clock))
                 servers[proto] = server
                 self.servers.append(server)
             handlers[name] = server.handler(name)

@@ -3,6 +3,7 @@ keeps serving (a good request works after each). Keep-alive, pipelining and HEAD
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from typing import Any
@@ -102,3 +103,41 @@ def test_keep_alive_pipelining_head_and_connection_limits(serve_factory: Any) ->
         h.close()
     time.sleep(0.3)
     still_serving(srv)
+
+
+async def test_request_and_keepalive_deadlines_on_the_clock() -> None:
+    """web/http.py's deadlines, exactly, on a FakeClock, over an in-memory connection: a request
+    must be whole within request_timeout of its first byte (408), and a kept-alive connection
+    closes silently after keepalive_timeout without a new request. (The same over a real
+    listener: test_slow_client_gets_408_and_idle_connections_close.)"""
+    from inprocess import Client, Pipe
+    from mailcove.core.clock import FakeClock
+    from mailcove.web.http import HttpConnection, Limits, Request, Response
+
+    async def app(req: Request) -> Response:
+        return Response(200, b"ok")
+
+    clock = FakeClock()
+    limits = Limits(request_timeout=15.0, keepalive_timeout=30.0)
+
+    def connect() -> Client:
+        pipe = Pipe(("127.0.0.1", 40000), ("127.0.0.1", 80))
+        return Client(pipe, asyncio.create_task(HttpConnection(pipe.reader, pipe.writer, app, limits,
+                                                                 clock=clock).serve()))
+
+    c = connect()
+    c.send(b"GET / HTTP/1.1\r\nHo")  # and then nothing (slowloris)
+    await clock.advance(14.9)
+    assert c.unread() == b"" and not c.task.done()
+    await clock.advance(0.1)
+    await c.task
+    out = c.unread()
+    assert out.startswith(b"HTTP/1.1 408 ") and b"not complete within 15s" in out
+    c = connect()
+    c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await c.line()).startswith(b"HTTP/1.1 200 ")
+    await clock.advance(29.9)
+    assert not c.task.done()
+    await clock.advance(0.1)
+    await c.task  # closed, silently
+    assert b"HTTP/1.1" not in c.unread()

@@ -22,6 +22,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import h11
 
+from mailcove.core.clock import SYSTEM_CLOCK, Clock, wait_first
+
 READ_CHUNK = 16384
 
 REASONS = {
@@ -98,7 +100,9 @@ class HttpConnection:
         closing: asyncio.Event | None = None,
         peer_ip: str = "",
         log: logging.LoggerAdapter[Any] | logging.Logger | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self.clock = clock  # the request and keep-alive deadlines
         self.reader = reader
         self.writer = writer
         self.app = app
@@ -139,14 +143,14 @@ class HttpConnection:
 
     async def refuse(self, response: Response) -> None:
         """Answer before any request has been read, then close (the connection caps)."""
-        await asyncio.wait_for(self._send(response, head_only=False, close=True), 5)
+        await self.clock.wait_for(self._send(response, head_only=False, close=True), 5)
 
     # --- reading ------------------------------------------------------------------------------
 
     async def _read_request(self) -> Request | None:
         """The next whole request; None when the client closed or stayed idle between requests.
         Raises _Reject with the error response for a bad, too large or too slow request."""
-        loop = asyncio.get_running_loop()
+        clock = self.clock
         deadline: float | None = None
         head: h11.Request | None = None
         body = bytearray()
@@ -169,15 +173,15 @@ class HttpConnection:
                     timeout = self.limits.keepalive_timeout
                 else:
                     if deadline is None:
-                        deadline = loop.time() + self.limits.request_timeout
-                    timeout = deadline - loop.time()
+                        deadline = clock.monotonic() + self.limits.request_timeout
+                    timeout = deadline - clock.monotonic()
                 data = await self._receive(timeout, idle=idle)
                 if data is None:
                     if idle:
                         return None
                     raise _Reject(error(408, f"the request was not complete within {self.limits.request_timeout:g}s"))
                 if deadline is None:
-                    deadline = loop.time() + self.limits.request_timeout
+                    deadline = clock.monotonic() + self.limits.request_timeout
                 self.h.receive_data(data)
                 if head is None:
                     fed += len(data)
@@ -223,7 +227,7 @@ class HttpConnection:
             stop = asyncio.ensure_future(self.closing.wait())
             waits.add(stop)
         try:
-            done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            done = await wait_first(self.clock, waits, timeout)
         finally:
             for f in waits:
                 if not f.done():

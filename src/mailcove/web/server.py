@@ -25,6 +25,7 @@ from mailcove.web.http import App, HttpConnection, Limits, Request, Response, er
 
 if TYPE_CHECKING:
     from mailcove.config import Settings
+    from mailcove.core.clock import Clock
     from mailcove.directory.api import Directory
     from mailcove.net.limits import ConnectionCounter
 
@@ -44,6 +45,7 @@ class WebDeps:
     settings: Settings
     directory: Directory
     connections: ConnectionCounter  # one counter for both listeners
+    clock: Clock
 
 
 class WebApp:
@@ -203,7 +205,7 @@ class WebHandler:
     async def __call__(self, conn: Connection) -> None:
         ip = conn.peer_ip
         http = HttpConnection(conn.reader, conn.writer, self.app, self.limits(), closing=conn.closing,
-                              peer_ip=ip, log=conn.log)
+                              peer_ip=ip, log=conn.log, clock=self.ctx.clock)
         if not self.connections.try_add(ip):
             conn.log.warning("http: too many connections: %s", self.connections.describe(ip))
             await http.refuse(error(503, "too many connections; try again later", [("Retry-After", "5")]))
