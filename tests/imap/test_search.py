@@ -89,3 +89,24 @@ def test_modseq(imap):
     untagged = c.ok("SEARCH MODSEQ 1")
     data = next(r.data for r in untagged if r.kind == "SEARCH")
     assert data["numbers"] == [1, 2, 3] and data["modseq"] >= 1
+
+
+async def test_younger_and_older_count_back_from_the_clock(tmp_path):
+    """RFC 5032 WITHIN: YOUNGER and OLDER count back from the server's clock (a FakeClock, in
+    process): a message received at midnight is younger than 10 s until 10 s have passed."""
+    from inprocess import serve_in_process
+
+    async with serve_in_process(tmp_path, "[auth]\nallow_plaintext = true\n") as lab:  # its clock: 2026-01-01
+        c = await lab.imap(login="a@hamap.local")
+        msg = message("dated")
+        c.send(b'ap APPEND INBOX "01-Jan-2026 00:00:00 +0000" {%d}\r\n' % len(msg))
+        await c.continuation()
+        c.send(msg + b"\r\n")
+        _, done = await c.until("ap")
+        assert done.status == "OK", done
+        await c.ok("SELECT INBOX")
+        assert _nums(await c.ok("SEARCH YOUNGER 10")) == [1]
+        assert _nums(await c.ok("SEARCH OLDER 10")) == []
+        await lab.clock.advance(11)
+        assert _nums(await c.ok("SEARCH YOUNGER 10")) == []
+        assert _nums(await c.ok("SEARCH OLDER 10")) == [1]

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections.abc import Callable, Container, Iterable, Sequence
 from datetime import date
 
 from mailcove.core import cooperative
+from mailcove.core.clock import SYSTEM_CLOCK, Clock
 from mailcove.message import (
     Address,
     MessageInfo,
@@ -259,6 +259,7 @@ class Evaluator:
         saved: Sequence[int] | None,
         recent: Container[int],
         light: dict[int, Light] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.light = light if light is not None else {}
         self.store = store
@@ -267,7 +268,7 @@ class Evaluator:
         self.max_uid = max_uid
         self.saved = set(saved) if saved is not None else None  # UIDs of the saved result ($)
         self.recent = recent
-        self.now = time.time()
+        self.now = clock.time()  # YOUNGER and OLDER (RFC 5032) count back from here
         self.derive = False  # whether this key needs Light.derive (set by run)
 
     async def run(self, key: SearchKey, msgs: list[Msg]) -> list[Msg]:

@@ -22,7 +22,7 @@ async def evaluate(s: Session, criteria: SearchKey) -> list[Msg]:
         # flags; keys that need its metadata cannot match it any more (the store has no row).
         msgs = [Msg(i + 1, uid, view.flags_of(uid), cache.modseq_of(uid) or 0) for i, uid in enumerate(view.uids)]
     ev = Evaluator(s.store, cache.mailbox_id, count=len(view), max_uid=view.max_uid, saved=s.saved_search,
-                   recent=view.recent, light=cache.light)
+                   recent=view.recent, light=cache.light, clock=s.ctx.clock)
     return await ev.run(criteria, msgs)
 
 
