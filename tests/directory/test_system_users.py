@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from mailcove.core.clock import FakeClock
 from mailcove.delivery import resolve as delivery_resolve
 from mailcove.directory import Alias, DirectoryError, Invalid, Local, Remote, UnknownUser
 from mailcove.directory.system import SystemAccounts, SystemDirectory, login_defs_range
@@ -174,10 +175,17 @@ async def test_password_change_ends_a_cached_login(unix_users: UnixUsers, make_s
 async def test_failures_count_towards_the_shared_throttle(unix_users: UnixUsers, make_system: Any) -> None:
     unix_users.add("t")
     t = unix_users.name("t")
-    d = await make_system(system_auth="pam")
+    clock = FakeClock()
+    d = await make_system(system_auth="pam", clock=clock)
     d.throttle.max_failures = 3
-    for _ in range(3):
-        assert await d.authenticate(t, "wrong", client_ip="127.0.0.9") is None
+    # Each failure is answered after the shared throttle's delay, on the directory's clock (PAM's
+    # own 2 s failure delay is taken over: pam_auth.py).
+    for delay in (0.5, 1.0, 5.0):
+        login = asyncio.create_task(d.authenticate(t, "wrong", client_ip="127.0.0.9"))
+        await clock.waiting(delay)
+        assert not login.done()
+        await clock.advance(delay)
+        assert await login is None
     assert not d.throttle.check("127.0.0.9").allowed
     # Throttled: even the right password is refused from that address, without asking PAM.
     assert await d.authenticate(t, PW, client_ip="127.0.0.9") is None
