@@ -136,7 +136,7 @@ class SmtpService:
             self._srs_secret = srs.read_secret(self.settings.data_dir / "srs.key")
             if self._srs_secret is None:
                 return None, srs.Check.MALFORMED  # no SRS address was ever made here
-        return srs.verify(address, self._srs_secret)
+        return srs.verify(address, self._srs_secret, self.clock.time())  # its age on our clock
 
     async def usage(self, user: str) -> Usage | None:
         """Quota usage for the RCPT-time check, cached briefly: the store's own check at commit
