@@ -40,7 +40,7 @@ from mailcove.directory.throttle import LoginThrottle
 from mailcove.store.sansio import Rule
 
 if TYPE_CHECKING:
-    from mailcove.config.settings import AuthSettings
+    from mailcove.config.settings import AuthSettings, Settings
 
 log = logging.getLogger("mailcove.directory")
 T = TypeVar("T")
@@ -79,6 +79,16 @@ class DatabaseDirectory:
         self._dirty = False
         self._refreshing: asyncio.Future[None] | None = None
         self._started = False
+
+    @staticmethod
+    def _options(settings: Settings, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The constructor's keyword arguments from the settings, unless given in `kwargs`."""
+        d = settings.directory
+        kwargs.setdefault("postmaster", d.postmaster or None)
+        kwargs.setdefault("reload_interval", d.reload_interval)
+        kwargs.setdefault("relay_from_localhost", d.relay_from_localhost)
+        kwargs.setdefault("auth", settings.auth)
+        return kwargs
 
     # --- the driver (a backend's) --------------------------------------------------------------------
 

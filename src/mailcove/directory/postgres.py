@@ -73,11 +73,7 @@ class PostgresDirectory(DatabaseDirectory):
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> PostgresDirectory:
-        d = settings.directory
-        kwargs.setdefault("postmaster", d.postmaster or None)
-        kwargs.setdefault("reload_interval", d.reload_interval)
-        kwargs.setdefault("relay_from_localhost", d.relay_from_localhost)
-        return cls(settings.store.dsn, auth=settings.auth, **kwargs)
+        return cls(settings.store.dsn, **cls._options(settings, kwargs))
 
     def __repr__(self) -> str:
         return f"PostgresDirectory({_redact(self.dsn)!r})"
@@ -234,14 +230,8 @@ def _executor(conn: Any) -> Callable[[Any], Awaitable[Any]]:
     return lambda s: HANDLERS[type(s)](conn, s)
 
 
-_RULE_COLUMNS = "tag, key, pattern, action, reply_code, reply_enhanced, reply_text"
-# Every column of each table, for `mailcove db copy`; primary domains before their aliases.
-_DUMP = {
-    "domains": ("name, alias_of, created", "alias_of IS NOT NULL, name"),
-    "users": ("address, local, domain, password, disabled, created, changed", "address"),
-    "aliases": ("source, target, position", "source, position"),
-    "access": (f"{_RULE_COLUMNS}, position", "position"),
-}
+_RULE_COLUMNS = dr.RULE_COLUMNS
+_DUMP = dr.DUMP_COLUMNS
 
 
 @on(dr.AllDomains)

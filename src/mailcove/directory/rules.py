@@ -32,6 +32,16 @@ from mailcove.store.sansio import Rule, Statement, statements_of
 
 # The tables, in the order a copy writes them (a domain before its aliases and users).
 TABLES = ("domains", "users", "aliases", "access")
+# The tables are the same in both databases. What a rule reads of an access rule, in this order:
+RULE_COLUMNS = "tag, key, pattern, action, reply_code, reply_enhanced, reply_text"
+# What DumpTable reads and LoadRows writes of each table: (every column, an order that loads
+# back: primary domains before their aliases). A dump of one backend loads into the other.
+DUMP_COLUMNS = {
+    "domains": ("name, alias_of, created", "alias_of IS NOT NULL, name"),
+    "users": ("address, local, domain, password, disabled, created, changed", "address"),
+    "aliases": ("source, target, position", "source, position"),
+    "access": (f"{RULE_COLUMNS}, position", "position"),
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,11 +84,7 @@ class SqliteDirectory(DatabaseDirectory):
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> SqliteDirectory:
-        d = settings.directory
-        kwargs.setdefault("postmaster", d.postmaster or None)
-        kwargs.setdefault("reload_interval", d.reload_interval)
-        kwargs.setdefault("relay_from_localhost", d.relay_from_localhost)
-        return cls(Path(settings.data_dir) / DB_NAME, auth=settings.auth, **kwargs)
+        return cls(Path(settings.data_dir) / DB_NAME, **cls._options(settings, kwargs))
 
     async def backup(self, dest: Path) -> list[str]:
         """directory.db as of one commit (SQLite online backup), into the directory `dest`;
@@ -190,14 +186,8 @@ Conn = sqlite3.Connection
 HANDLERS: Handlers[Callable[[Conn, Any], Any]] = Handlers()
 on = HANDLERS.on
 
-_RULE_COLUMNS = "tag, key, pattern, action, reply_code, reply_enhanced, reply_text"
-# Every column of each table, for `mailcove db copy`; primary domains before their aliases.
-_DUMP = {
-    "domains": ("name, alias_of, created", "alias_of IS NOT NULL, name"),
-    "users": ("address, local, domain, password, disabled, created, changed", "address"),
-    "aliases": ("source, target, position", "source, position"),
-    "access": (f"{_RULE_COLUMNS}, position", "position"),
-}
+_RULE_COLUMNS = dr.RULE_COLUMNS
+_DUMP = dr.DUMP_COLUMNS
 
 
 @on(dr.AllDomains)
