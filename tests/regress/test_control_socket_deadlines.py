@@ -10,6 +10,9 @@ import socket
 import time
 from collections.abc import Callable
 
+from local_socket_testing import answer as read_reply
+from local_socket_testing import connect
+
 from mailcove_testing import ServerProcess
 
 CONFIG = "[smtp]\ncommand_timeout = 1\ndata_timeout = 1\nmin_data_rate = 1000000\n"
@@ -17,20 +20,7 @@ CUT_WITHIN = 5.0
 
 
 def _connect(srv: ServerProcess) -> socket.socket:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(15)
-    s.connect(str(srv.control_socket))
-    return s
-
-
-def _answer(s: socket.socket) -> bytes:
-    out = b""
-    while not out.endswith(b"\r\n"):
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        out += chunk
-    return out
+    return connect(srv.control_socket)
 
 
 def test_a_silent_caller_is_cut(serve_factory: Callable[..., ServerProcess]) -> None:
@@ -38,7 +28,7 @@ def test_a_silent_caller_is_cut(serve_factory: Callable[..., ServerProcess]) -> 
     s = _connect(srv)
     start = time.monotonic()
     s.sendall(b"DELI")  # a request line that never ends
-    assert _answer(s).startswith(b"ERR 421 4.4.2")
+    assert read_reply(s).startswith(b"ERR 421 4.4.2")
     assert time.monotonic() - start < CUT_WITHIN
 
 
@@ -47,7 +37,7 @@ def test_a_stalled_message_is_cut(serve_factory: Callable[..., ServerProcess]) -
     s = _connect(srv)
     s.sendall(b"DELIVER 100000 a@hamap.local\r\n" + b"x" * 100)
     start = time.monotonic()
-    assert _answer(s).startswith(b"ERR 421 4.4.2")
+    assert read_reply(s).startswith(b"ERR 421 4.4.2")
     assert time.monotonic() - start < CUT_WITHIN
     assert _connect_ping(srv) == b"OK pong\r\n"  # the server goes on
 
@@ -55,4 +45,4 @@ def test_a_stalled_message_is_cut(serve_factory: Callable[..., ServerProcess]) -
 def _connect_ping(srv: ServerProcess) -> bytes:
     s = _connect(srv)
     s.sendall(b"PING\r\n")
-    return _answer(s)
+    return read_reply(s)

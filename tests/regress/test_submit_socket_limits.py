@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "smtp"))
+from local_socket_testing import answer as read_reply
+from local_socket_testing import connect
 from smtp_lab import Lab, start_lab
 
 from inprocess import serve_in_process
@@ -26,20 +28,7 @@ CUT_WITHIN = 5.0
 
 
 def _connect(lab: Lab) -> socket.socket:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(15)
-    s.connect(str(lab.submit_socket))
-    return s
-
-
-def _answer(s: socket.socket) -> bytes:
-    out = b""
-    while not out.endswith(b"\r\n"):
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        out += chunk
-    return out
+    return connect(lab.submit_socket)
 
 
 async def test_a_stalled_request_is_cut(tmp_path: Path) -> None:
@@ -105,15 +94,15 @@ def test_connections_per_local_user(serve_factory) -> None:
     held = [_connect(lab) for _ in range(2)]
     for h in held:  # an answer: accepted and counted
         h.sendall(b"PING\r\n")
-        assert _answer(h) == b"OK pong\r\n"
+        assert read_reply(h) == b"OK pong\r\n"
     third = _connect(lab)
-    assert _answer(third) == b"ERR 421 4.7.0 too many connections from local user root, try again later\r\n"
+    assert read_reply(third) == b"ERR 421 4.7.0 too many connections from local user root, try again later\r\n"
     held.pop().close()
     deadline = time.monotonic() + 10
     while True:  # the slot comes back once the server has seen the close
         s = _connect(lab)
         s.sendall(b"SUBMIT 14 - a@hamap.local\r\nSubject: x\r\n\r\n")
-        answer = _answer(s)
+        answer = read_reply(s)
         if answer.startswith(b"OK "):
             break
         assert answer.startswith(b"ERR 421 4.7.0") and time.monotonic() < deadline, answer
@@ -129,7 +118,7 @@ def test_size_recipients_and_request_line(serve_factory) -> None:
     def submit(request: bytes) -> bytes:
         s = _connect(lab)
         s.sendall(request)
-        return _answer(s)
+        return read_reply(s)
 
     assert submit(b"SUBMIT 1001 - a@hamap.local\r\n") == b"ERR 552 5.3.4 message of 1001 bytes exceeds 1000\r\n"
     assert submit(b"SUBMIT 10 - a@hamap.local b@hamap.local x@hamap.local\r\n") == (
