@@ -183,9 +183,6 @@ class ResponseEncoder:
     def string(self, value: str | bytes) -> bytes:
         return string(value, self.utf8)
 
-    def nstring(self, value: str | bytes | None) -> bytes:
-        return nstring(value, self.utf8)
-
     # --- status -------------------------------------------------------------------------------
     def tagged(self, tag: str, status: str, text: str, code: str | None = None) -> bytes:
         return tagged(tag, status, text, code)
@@ -196,18 +193,6 @@ class ResponseEncoder:
 
     def continuation(self, text: str | bytes = "Ready") -> bytes:
         return continuation(text)
-
-    def ok(self, tag: str, text: str, code: str | None = None) -> bytes:
-        return tagged(tag, "OK", text, code)
-
-    def no(self, tag: str, text: str, code: str | None = None) -> bytes:
-        return tagged(tag, "NO", text, code)
-
-    def bad(self, tag: str | None, text: str, code: str | None = None) -> bytes:
-        return tagged(tag, "BAD", text, code) if tag else status_response("BAD", text, code)
-
-    def bye(self, text: str, code: str | None = None) -> bytes:
-        return status_response("BYE", text, code)
 
     def capability(self, caps: Iterable[str]) -> bytes:
         return b"* CAPABILITY " + " ".join(caps).encode("ascii") + b"\r\n"
@@ -402,9 +387,3 @@ class ResponseEncoder:
     def fetch_bytes(self, seq: int, items: Iterable[tuple[str, bytes]]) -> bytes:
         """`fetch` when every value is in memory (the FLAGS / UID / MODSEQ fast path)."""
         return b"* %d FETCH (" % seq + b" ".join(n.encode("ascii") + b" " + v for n, v in items) + b")\r\n"
-
-    def body_value(self, data: bytes | None, binary: bool = False) -> bytes:
-        """A body section value: NIL, or a literal (literal8 when ``binary`` and the data has NUL)."""
-        if data is None:
-            return b"NIL"
-        return literal(data, binary and b"\x00" in data)
