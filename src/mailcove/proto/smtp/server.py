@@ -399,7 +399,6 @@ class ServerConnection:
         return reply.to_bytes()
 
     _bdat_return: State = State.READY
-    _mail: Mail | None = None
 
     def _after_reply(self, ev: Event, reply: Reply) -> None:
         ok = reply.ok
@@ -408,7 +407,6 @@ class ServerConnection:
             if ok:
                 assert isinstance(ev, Mail)
                 self._reset_transaction()
-                self._mail = ev
                 self.smtputf8 = ev.smtputf8
                 self._body = ev.body
                 self.state = State.MAIL
@@ -455,7 +453,6 @@ class ServerConnection:
                 self.state = State.READY
 
     def _reset_transaction(self) -> None:
-        self._mail = None
         self.smtputf8 = False
         self.rcpt_count = 0
         self._body = None
