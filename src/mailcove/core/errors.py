@@ -26,10 +26,6 @@ class MailError(Exception):
         return str(self.args[0])
 
 
-class ReplyError(MailError):
-    """An explicit SMTP-style reply chosen by policy code."""
-
-
 class StoreError(MailError):
     """The message store refused or failed an operation."""
 
