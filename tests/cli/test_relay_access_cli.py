@@ -22,7 +22,8 @@ Connect:rocky9-3                  RELAY
 def _check(cli: Cli, ip: str, hostname: str | None = None) -> Action | None:
     async def main() -> Action | None:
         async with SqliteDirectory.from_settings(load_settings(cli.config, data_dir=str(cli.data))) as d:
-            return await d.check_connect(ip, hostname)
+            rule = await d.match_connect(ip, hostname)
+            return rule.action if rule else None
 
     return asyncio.run(main())
 

@@ -6,6 +6,10 @@ from mailcove.directory import AccessRule, Action, BadAccessRule, SqliteDirector
 from mailcove.directory.access import AccessTable, make_rule, parse_access_file, parse_rule_text
 
 
+def _action(rule: AccessRule | None) -> Action | None:
+    return rule.action if rule else None
+
+
 def table(*lines: str) -> AccessTable:
     rules = []
     for line in lines:
@@ -126,10 +130,10 @@ async def test_directory_connect_by_hostname_via_etc_hosts(seeded: SqliteDirecto
     # /etc/hosts maps localhost <-> 127.0.0.1, so the reverse name is confirmed forward.
     assert await seeded.client_name("127.0.0.1") == "localhost"
     await seeded.put_access_rules([make_rule(Tag.CONNECT, "localhost", "REJECT")])
-    assert await seeded.check_connect("127.0.0.1") is Action.REJECT
+    assert _action(await seeded.match_connect("127.0.0.1")) is Action.REJECT
     # A caller-supplied name that does not resolve back to the IP is not believed.
-    assert await seeded.check_connect("127.0.0.9", hostname="localhost") is None
-    assert await seeded.check_connect("127.0.0.1", hostname="localhost") is Action.REJECT
+    assert await seeded.match_connect("127.0.0.9", hostname="localhost") is None
+    assert _action(await seeded.match_connect("127.0.0.1", hostname="localhost")) is Action.REJECT
 
 
 async def test_relay_allowed(seeded: SqliteDirectory) -> None:
@@ -154,8 +158,8 @@ async def test_relay_allowed(seeded: SqliteDirectory) -> None:
     assert await d.relay_allowed("127.0.0.3", "x@remote.example", sender="trusted@remote.example")
     assert not await d.relay_allowed("127.0.0.3", "x@remote.example", sender="other@remote.example")
     assert not await d.relay_allowed("127.0.0.1", "x@remote.example")  # an explicit rule overrides
-    assert await d.check_to("x@partner.example") is Action.RELAY
-    assert await d.check_from("trusted@remote.example") is Action.RELAY
+    assert _action(await d.match_to("x@partner.example")) is Action.RELAY
+    assert _action(await d.match_from("trusted@remote.example")) is Action.RELAY
     rule = await d.match_connect("127.0.0.1")
     assert isinstance(rule, AccessRule) and rule.reply()[0] == 550
 
@@ -171,10 +175,10 @@ async def test_put_updates_and_delete(seeded: SqliteDirectory) -> None:
     r1 = await seeded.put_access_rules([make_rule(Tag.CONNECT, "10.0.0", "RELAY")])
     r2 = await seeded.put_access_rules([make_rule(Tag.CONNECT, "10.0.0.0/255.255.255.0", "REJECT")])
     assert (r1.created, r2.updated) == (1, 1)
-    assert await seeded.check_connect("10.0.0.1") is Action.REJECT
+    assert _action(await seeded.match_connect("10.0.0.1")) is Action.REJECT
     deleted = await seeded.delete_access_rule(Tag.CONNECT, "10.0.0.0/24")
     assert deleted.action is Action.REJECT
-    assert await seeded.check_connect("10.0.0.1") is None
+    assert await seeded.match_connect("10.0.0.1") is None
     from mailcove.directory import UnknownAccessRule
 
     with pytest.raises(UnknownAccessRule):

@@ -261,18 +261,6 @@ class DatabaseDirectory:
     async def match_to(self, address: str) -> AccessRule | None:
         return (await self.snapshot()).access.match_address(Tag.TO, address)
 
-    async def check_connect(self, ip: str, hostname: str | None = None) -> Action | None:
-        rule = await self.match_connect(ip, hostname)
-        return rule.action if rule else None
-
-    async def check_from(self, address: str) -> Action | None:
-        rule = await self.match_from(address)
-        return rule.action if rule else None
-
-    async def check_to(self, address: str) -> Action | None:
-        rule = await self.match_to(address)
-        return rule.action if rule else None
-
     async def relay_allowed(
         self, ip: str, recipient: str, *, sender: str | None = None, hostname: str | None = None
     ) -> bool:
