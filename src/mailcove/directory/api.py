@@ -2,7 +2,7 @@
 
 Two verbs carry the weight, as in Stalwart's directory: `authenticate` and `resolve`. The access
 checks (Sendmail's /etc/mail/access) sit beside them. Everything is async because a backend may
-need I/O (SQLite in a thread, DNS for host-name rules, later PostgreSQL or PAM); callers never
+need I/O (SQLite in a thread, PostgreSQL, PAM, DNS for host-name rules); callers never
 block the event loop.
 """
 

@@ -125,7 +125,7 @@ class SmtpService:
 
     def is_srs(self, address: str) -> bool:
         """Is this an SRS0 address in our SRS domain (where bounces to mail our queue forwarded
-        come back, issue 6)?"""
+        come back)?"""
         local, at, domain = address.rpartition("@")
         q = self.settings.queue
         return bool(at) and local[:5].upper() == "SRS0=" and domain.lower() == (q.srs_domain or self.hostname).lower()

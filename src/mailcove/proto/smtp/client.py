@@ -1,5 +1,5 @@
-"""The client role of the SMTP core: commands out, replies in. For the outbound queue (issue 6)
-and for tests that pair a client core with the server core.
+"""The client role of the SMTP core: commands out, replies in. For the outbound queue
+(queue/, which sends with it) and for tests that pair a client core with the server core.
 
     c = ClientConnection()
     c.receive_data(greeting_bytes); ev = c.next_event()        # ServerReply(220 ...)
