@@ -147,7 +147,12 @@ async def process(s: Session) -> None:
                 raise
             except Exception:
                 s.log.exception("APPEND failed")
-                tag = s.append.tag if s.append is not None else getattr(ev, "tag", "*")
+                if s.append is not None:
+                    tag = s.append.tag
+                elif isinstance(ev, AppendStart | AppendEnd):
+                    tag = ev.tag
+                else:
+                    tag = "*"  # a chunk with no APPEND in progress: nothing to tag the NO with
                 if s.append is not None:
                     s.append.discard()
                     s.append = None
