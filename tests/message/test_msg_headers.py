@@ -140,4 +140,4 @@ def test_search_text_is_decoded_on_demand() -> None:
     assert info.header_text("from") == "Jürgen <j@x>"
     assert info.header_text("subject") == info.subject == "café"
     assert info.header_text("cc") is None
-    assert info.first_from == A("=?utf-8?q?J=C3=BCrgen?=", None, "j", "x")
+    assert info.envelope.from_[0] == A("=?utf-8?q?J=C3=BCrgen?=", None, "j", "x")

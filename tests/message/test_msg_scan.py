@@ -17,6 +17,7 @@ from mailcove.message import (
     raw_bytes,
     scan,
 )
+from mailcove.message.model import _param
 from mailcove.message.scanner import MAX_DEPTH, _scan
 
 
@@ -146,7 +147,7 @@ def test_multipart_tree_and_sections() -> None:
     assert att is not None and att.content_type == "application/octet-stream"
     assert att.disposition == "attachment"
     assert att.disposition_params == (("filename*", "utf-8''%E2%9C%93.bin"),)  # wire form, as Dovecot
-    assert att.disposition_param("filename") == "✓.bin"
+    assert _param(att.disposition_params, "filename") == "✓.bin"
     assert sl(m, find_section(info, "3.1")) == b"AAEC"
     assert decode_body(m, att) == b"\x00\x01\x02"
     assert rfc.lines == sl(m, (rfc.body_start, rfc.body_end)).count(b"\n")

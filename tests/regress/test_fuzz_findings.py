@@ -17,6 +17,7 @@ import pytest
 
 from mailcove.imap.search import _body_text
 from mailcove.message import decode_header_value
+from mailcove.message.model import _param
 from mailcove.message.scanner import _scan
 from mailcove.web.http import HttpConnection, Limits, Request, Response
 
@@ -48,7 +49,7 @@ def test_rfc2231_charset_parameter_with_a_hostile_charset_decodes(charset: str) 
     msg = (b"Content-Type: text/plain; charset*=" + name + b"''utf-8\r\n"
            b"Content-Disposition: attachment; filename*=" + name + b"''a%20b\r\n\r\nbody\r\n")
     info = _scan(msg)
-    assert info.root.charset is not None and info.root.disposition_param("filename") is not None
+    assert info.root.charset is not None and _param(info.root.disposition_params, "filename") is not None
     assert isinstance(_body_text(msg, info), str)
 
 
@@ -62,7 +63,7 @@ def test_rfc2231_value_with_raw_8bit_bytes_decodes() -> None:
     info = _scan(msg)
     assert info.root.charset is not None
     assert info.root.param("name") is not None and info.root.param("name").endswith(" x")
-    assert info.root.disposition_param("filename").endswith(".txt")
+    assert (_param(info.root.disposition_params, "filename") or "").endswith(".txt")
     assert "body" in _body_text(msg, info)
 
 

@@ -27,7 +27,7 @@ __all__ = ["Address", "Envelope", "MessageInfo", "Part", "raw_bytes"]
 #      since 3.4; the data is written by us into our own store, never taken from the network.
 FORMAT_VERSION = 2
 _MARSHAL_VERSION = 4
-_MARSHAL_TAG = b"M\x02\x04"  # 'M', FORMAT_VERSION, _MARSHAL_VERSION
+_MARSHAL_TAG = b"M" + bytes([FORMAT_VERSION, _MARSHAL_VERSION])
 
 
 def raw_bytes(s: str) -> bytes:
@@ -137,9 +137,6 @@ class Part:
         """A Content-Type parameter's value, RFC 2231 decoded (`params` keeps the wire form)."""
         return _param(self.params, name)
 
-    def disposition_param(self, name: str) -> str | None:
-        return _param(self.disposition_params, name)
-
     @property
     def charset(self) -> str | None:
         return self.param("charset")
@@ -177,19 +174,6 @@ class MessageInfo:
     bcc_raw: str | None = None
     part_count: int = 1
     truncated: bool = False
-
-    # --- SORT keys (RFC 5256 §3) ---------------------------------------------------------------
-    @property
-    def first_from(self) -> Address | None:
-        return _first_mailbox(self.envelope.from_)
-
-    @property
-    def first_to(self) -> Address | None:
-        return _first_mailbox(self.envelope.to)
-
-    @property
-    def first_cc(self) -> Address | None:
-        return _first_mailbox(self.envelope.cc)
 
     def header_text(self, name: str) -> str | None:
         """Decoded From/To/Cc/Bcc/Subject for SEARCH (decoded on demand: most are never searched)."""
@@ -229,17 +213,6 @@ class MessageInfo:
 
 
 
-def to_json_v1(info: MessageInfo) -> bytes:
-    """Format 1 (JSON), as stores written before format 2 hold it. Only tests write it now."""
-    return json.dumps(
-        [1, info.size, _enc_part(info.root), _enc_env(info.envelope), info.subject,
-         info.base_subject, info.date, info.message_id, list(info.in_reply_to), list(info.references),
-         info.from_raw, info.to_raw, info.cc_raw, info.bcc_raw, info.part_count, info.truncated],
-        separators=(",", ":"),
-        ensure_ascii=True,  # lone surrogates (8-bit header bytes) survive as \udcXX escapes
-    ).encode("ascii")
-
-
 def _from_json_v1(data: bytes) -> MessageInfo:
     v = json.loads(data)
     if not isinstance(v, list) or not v or v[0] != 1:
@@ -252,37 +225,13 @@ def _from_json_v1(data: bytes) -> MessageInfo:
     )
 
 
-def _first_mailbox(addrs: tuple[Address, ...]) -> Address | None:
-    for a in addrs:
-        if a.host is not None:
-            return a
-    return None
-
-
-def _enc_addrs(addrs: tuple[Address, ...]) -> list[list[str | None]]:
-    return [[a.name, a.adl, a.mailbox, a.host] for a in addrs]
-
-
 def _dec_addrs(v: list[list[str | None]]) -> tuple[Address, ...]:
     return tuple(Address(*a) for a in v)
-
-
-def _enc_env(e: Envelope) -> list[Any]:
-    return [e.date, e.subject, _enc_addrs(e.from_), _enc_addrs(e.sender), _enc_addrs(e.reply_to),
-            _enc_addrs(e.to), _enc_addrs(e.cc), _enc_addrs(e.bcc), e.in_reply_to, e.message_id]
 
 
 def _dec_env(v: list[Any]) -> Envelope:
     return Envelope(v[0], v[1], _dec_addrs(v[2]), _dec_addrs(v[3]), _dec_addrs(v[4]), _dec_addrs(v[5]),
                     _dec_addrs(v[6]), _dec_addrs(v[7]), v[8], v[9])
-
-
-def _enc_part(p: Part) -> list[Any]:
-    return [p.header_start, p.body_start, p.body_end, p.type, p.subtype, [list(kv) for kv in p.params], p.id,
-            p.description, p.encoding, p.md5, p.disposition, [list(kv) for kv in p.disposition_params],
-            list(p.language), p.location, p.lines, [_enc_part(c) for c in p.parts],
-            None if p.message is None else _enc_part(p.message),
-            None if p.envelope is None else _enc_env(p.envelope), p.truncated]
 
 
 def _dec_part(v: list[Any]) -> Part:
