@@ -128,14 +128,6 @@ def _get() -> _Lib:
         return _lib
 
 
-def available() -> bool:
-    try:
-        _get()
-    except PamUnavailable:
-        return False
-    return True
-
-
 def pam_check(service: str, user: str, password: str, rhost: str | None = None) -> PamResult:
     """Authenticate `user` with `password` through the PAM `service`, then check the account
     (expired, locked, access rules). Blocking: run it in a worker thread."""

@@ -126,15 +126,6 @@ class PasswordVerifier:
             while len(self._cache) > self.cache_entries:
                 self._cache.popitem(last=False)
 
-    def forget(self) -> None:
-        """Drop every cached success (e.g. after an administrator disables logins)."""
-        with self._cache_lock:
-            self._cache.clear()
-
-    @property
-    def cache_size(self) -> int:
-        return len(self._cache)
-
     # --- work in the pool --------------------------------------------------------------------------
 
     async def _submit(self, fn: Callable[..., object], *args: object) -> object:
@@ -179,10 +170,6 @@ class PasswordVerifier:
     async def hash(self, password: str) -> str:
         check_password_acceptable(password)
         return str(await self._submit(self.hasher.hash, _encode(password)))
-
-    def hash_sync(self, password: str) -> str:
-        check_password_acceptable(password)
-        return self.hasher.hash(_encode(password))
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

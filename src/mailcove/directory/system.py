@@ -313,10 +313,6 @@ class SystemDirectory(SqliteDirectory):
         kwargs.setdefault("default_domain", settings.hostname)
         return cls(Path(settings.data_dir) / DB_NAME, auth=settings.auth, **kwargs)
 
-    def attach_store(self, store: MailStore) -> None:
-        """The store in which system users' accounts are made on first login or delivery."""
-        self.store = store
-
     # --- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:

@@ -180,15 +180,5 @@ class LoginThrottle:
                 self._failures.popitem(last=False)
             return self._verdict(q, now)
 
-    def reset(self, ip: str) -> None:
-        """Forget a client (an administrator's unblock)."""
-        with self._lock:
-            self._failures.pop(client_key(ip), None)
-
-    def reset_account(self, account: str) -> None:
-        """Forget an account's failures (an administrator's unblock)."""
-        with self._lock:
-            self._accounts.pop(account.strip().lower()[:320], None)
-
     def __len__(self) -> int:
         return len(self._failures)
