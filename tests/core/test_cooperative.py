@@ -17,7 +17,7 @@ from mailcove.core import cooperative
 @given(st.lists(st.integers(0, 20), max_size=3 * cooperative.SORT_RUN + 5), st.booleans())
 def test_sort_steps_is_sorted_and_stable(keys: list[int], reverse: bool) -> None:
     items = list(enumerate(keys))  # equal keys keep their order: the index tells
-    got = cooperative.finish(cooperative.sort_steps(items, key=lambda it: it[1], reverse=reverse))
+    got = asyncio.run(cooperative.drive(cooperative.sort_steps(items, key=lambda it: it[1], reverse=reverse)))
     assert got == sorted(items, key=lambda it: it[1], reverse=reverse)
 
 
@@ -25,7 +25,7 @@ def test_a_long_sort_is_stable_in_both_directions() -> None:
     rnd = random.Random(5)
     items = [(rnd.randrange(100), i) for i in range(5 * cooperative.SORT_RUN + 17)]
     for reverse in (False, True):
-        got = cooperative.finish(cooperative.sort_steps(items, key=lambda it: it[0], reverse=reverse))
+        got = asyncio.run(cooperative.drive(cooperative.sort_steps(items, key=lambda it: it[0], reverse=reverse)))
         assert got == sorted(items, key=lambda it: it[0], reverse=reverse)
 
 

@@ -31,10 +31,13 @@ def test_references_and_orderedsubject(imap):
 
 # --- the algorithms alone (no server): every message exactly once, whatever the headers say ----
 
+import asyncio  # noqa: E402
+
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from mailcove.imap.thread import ordered_subject, references  # noqa: E402
+from mailcove.core import cooperative  # noqa: E402
+from mailcove.imap.thread import fields, ordered_subject_steps, references_steps  # noqa: E402
 from mailcove.message import scan  # noqa: E402
 from mailcove.proto.imap.responses import ResponseEncoder  # noqa: E402
 from mailcove.store.api import MessageMeta  # noqa: E402
@@ -62,6 +65,15 @@ def _meta(i: int, m: dict) -> MessageMeta:
         h += f"Date: Mon, 02 Nov 2026 {m['hour']:02d}:00:00 +0000\r\n"
     raw = (h + "\r\nbody\r\n").encode()
     return MessageMeta(uid=i, flags=frozenset(), modseq=1, internaldate=1000.0 + i % 3, size=len(raw), info=scan(raw))
+
+
+def references(items: list[tuple[int, MessageMeta]]) -> list:
+    # as imap/ops/thread.py runs it, without the session
+    return asyncio.run(cooperative.drive(references_steps([(i, fields(m)) for i, m in items])))
+
+
+def ordered_subject(items: list[tuple[int, MessageMeta]]) -> list:
+    return asyncio.run(cooperative.drive(ordered_subject_steps([(i, fields(m)) for i, m in items])))
 
 
 def _ids(wire: bytes) -> list[int]:

@@ -16,8 +16,7 @@ yields at the latest `SLICE` after its own start (never later), and nothing need
 per session or per command.
 
 Pure algorithms (THREAD, SORT) are written as generators that `yield` at their safe points and
-are driven by `drive`, which pauses between steps; `finish` runs the same generator to the end
-without an event loop (tests, offline tools).
+are driven by `drive`, which pauses between steps.
 """
 
 from __future__ import annotations
@@ -42,11 +41,6 @@ SLICE = 0.004
 _due = 0.0
 
 
-def due() -> bool:
-    """Whether the running task has used its slice (a pause() now would yield)."""
-    return perf_counter() >= _due
-
-
 async def pause() -> None:
     """Yield one turn of the event loop if the running task has held it for SLICE seconds."""
     global _due
@@ -64,15 +58,6 @@ async def drive(steps: Generator[None, None, T]) -> T:
             if perf_counter() >= _due:
                 await asyncio.sleep(0)
                 _due = perf_counter() + SLICE
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
-
-
-def finish(steps: Generator[None, None, T]) -> T:
-    """Run the same generator to its end at once (no event loop)."""
-    try:
-        while True:
-            next(steps)
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
 

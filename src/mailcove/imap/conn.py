@@ -105,6 +105,3 @@ class ImapIO:
                 return await self.read()
             return out
         return data
-
-    async def read_with_timeout(self, timeout: float) -> bytes:
-        return await self.clock.wait_for(self.read(), timeout)

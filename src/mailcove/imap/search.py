@@ -60,10 +60,6 @@ FLAGS, META, HEADER, BODY = 0, 1, 2, 3
 _INFO_HEADERS = frozenset({"from", "to", "cc", "bcc", "subject", "message-id", "in-reply-to", "date"})
 
 
-class SearchError(Exception):
-    """Answered with NO (e.g. $ used with no saved result is BAD in the session)."""
-
-
 class Light:
     """What the META-tier keys compare, decoded and case-folded once: kept per mailbox in the
     process (`MailboxCache.light`), so a second header SEARCH over 10,000 messages reads nothing

@@ -373,9 +373,6 @@ class SelectedView:
         i = bisect_left(self.uids, uid)
         return i + 1 if i < len(self.uids) and self.uids[i] == uid else None
 
-    def uid_of(self, seq: int) -> int:
-        return self.uids[seq - 1]
-
     @property
     def max_uid(self) -> int:
         return self.uids[-1] if self.uids else 0

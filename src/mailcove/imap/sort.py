@@ -8,7 +8,7 @@ is exactly that (bytes.upper touches ASCII letters only). Equal keys keep sequen
 The session computes each message's key values (`key_values`) as its metadata is read, so the
 MessageInfo objects of 100,000 messages never sit in memory together, then sorts with
 `order_steps`, a generator driven by `cooperative.drive` that yields every few milliseconds
-(issue 13's fairness rule). `sort_messages` runs the same steps at once.
+(issue 13's fairness rule).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
-from mailcove.core.cooperative import finish, sort_steps
+from mailcove.core.cooperative import sort_steps
 from mailcove.message import decode_header_value
 from mailcove.message.model import Address
 from mailcove.store.api import MessageMeta
@@ -97,10 +97,3 @@ def order_steps(items: Sequence[tuple[int, tuple[Any, ...]]],
     for pos in reversed(range(len(criteria))):
         order = yield from sort_steps(order, key=lambda i, pos=pos: items[i][1][pos], reverse=criteria[pos][1])
     return [items[i][0] for i in order]
-
-
-def sort_messages(items: Sequence[tuple[int, MessageMeta]], criteria: Sequence[tuple[str, bool]]) -> list[int]:
-    """`items` are (sequence number, meta) in sequence order; `criteria` (key, reverse) pairs in
-    priority order. Returns the sequence numbers sorted."""
-    keys = distinct_keys(criteria)
-    return finish(order_steps([(seq, key_values(meta, keys)) for seq, meta in items], keys))

@@ -9,8 +9,7 @@ siblings as sub-lists, `(1 (2)(3))`.
 
 Each algorithm is a generator that yields between steps (`*_steps`): the session drives it with
 `cooperative.drive`, which lets the other clients of the process run every few milliseconds, so
-threading 100,000 messages never holds the event loop (issue 13's fairness rule). `references`
-and `ordered_subject` run the same steps at once, from (id, MessageMeta) pairs.
+threading 100,000 messages never holds the event loop (issue 13's fairness rule).
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from mailcove.core.cooperative import finish, sort_steps
+from mailcove.core.cooperative import sort_steps
 from mailcove.imap.sort import sent_date
 from mailcove.store.api import MessageMeta
 
@@ -53,10 +52,6 @@ def fields(meta: MessageMeta) -> Fields:
 
 
 Node = tuple[int, list["Node"]]  # (id, children); id 0 is a dummy (no message)
-
-
-def ordered_subject(items: Sequence[tuple[int, MessageMeta]]) -> list[Node]:
-    return finish(ordered_subject_steps([(i, fields(m)) for i, m in items]))
 
 
 def ordered_subject_steps(items: Sequence[tuple[int, Fields]]) -> Generator[None, None, list[Node]]:
@@ -116,10 +111,6 @@ class _Container:
 
 def _valid_ids(ids: Sequence[str]) -> list[str]:
     return [i for i in ids if i and "@" in i] or [i for i in ids if i]
-
-
-def references(items: Sequence[tuple[int, MessageMeta]]) -> list[Node]:
-    return finish(references_steps([(i, fields(m)) for i, m in items]))
 
 
 def references_steps(items: Sequence[tuple[int, Fields]]) -> Generator[None, None, list[Node]]:

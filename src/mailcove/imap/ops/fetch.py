@@ -40,8 +40,6 @@ if TYPE_CHECKING:
     from mailcove.imap.selected import SelectedView
     from mailcove.store.api import MessageMeta
 
-META_ITEMS = frozenset({"ENVELOPE", "INTERNALDATE", "RFC822.SIZE", "BODYSTRUCTURE", "BODY", "BINARY", "BINARY.SIZE",
-                        "RFC822", "RFC822.HEADER", "RFC822.TEXT"})
 FAST_ITEMS = frozenset({"FLAGS", "UID", "MODSEQ"})
 META_BATCH = 200
 EAGER_MAX = 256 * 1024
