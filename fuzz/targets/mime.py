@@ -16,6 +16,8 @@ The documented refusals are `UnknownTransferEncoding` (NO [UNKNOWN-CTE]) and `Se
 
 from __future__ import annotations
 
+from collections.abc import Generator
+
 from fuzz.common import Finding, seed, split
 from mailcove.imap import fmt
 from mailcove.imap import search as imap_search
@@ -26,7 +28,7 @@ from mailcove.message.addresses import parse_address_list
 from mailcove.message.dates import parse_date, parse_date_day
 from mailcove.message.decode import UnknownTransferEncoding, decode_body
 from mailcove.message.headers import decode_header_value
-from mailcove.message.model import MessageInfo, Part
+from mailcove.message.model import MessageInfo, Part, _param
 from mailcove.message.scanner import _scan
 from mailcove.message.sections import SectionNotFound, find_section
 from mailcove.message.subject import base_subject, is_reply_or_forward
@@ -80,6 +82,16 @@ TOKENS = [b"Content-Type: ", b"multipart/mixed", b"multipart/alternative", b"mul
 _SUB = ("", "HEADER", "TEXT", "MIME", "HEADER.FIELDS (From)")
 
 
+def _run(steps: Generator[None, None, object]) -> object:
+    """A stepped algorithm (imap/sort.py, imap/thread.py) to its end, without the event loop that
+    cooperative.drive would pause on between steps."""
+    try:
+        while True:
+            next(steps)
+    except StopIteration as stop:
+        return stop.value
+
+
 def _check_part(part: Part, size: int) -> None:
     if not 0 <= part.header_start <= part.body_start <= part.body_end <= size:
         raise Finding(f"offsets out of order or outside the message: {part!r}")
@@ -114,7 +126,7 @@ def one_input(data: bytes) -> None:
         # parameters are RFC 2231 decoded on demand (FETCH BODYSTRUCTURE sends them as written)
         part.charset  # noqa: B018
         part.param("name")
-        part.disposition_param("filename")
+        _param(part.disposition_params, "filename")
         try:
             decode_body(message, part)
         except UnknownTransferEncoding:
@@ -144,9 +156,11 @@ def one_input(data: bytes) -> None:
     base_subject(info.subject)
     imap_search._body_text(message, info)  # SEARCH BODY / TEXT
     metas = [(1, MessageMeta(1, frozenset(), 1, 0.0, size, info)), (2, MessageMeta(2, frozenset(), 2, 0.0, size, info))]
-    imap_sort.sort_messages(metas, [(key, False) for key in sorted(imap_sort.SORT_KEYS)])
-    imap_thread.references(metas)  # the same Message-ID twice, too
-    imap_thread.ordered_subject(metas)
+    keys = imap_sort.distinct_keys([(key, False) for key in sorted(imap_sort.SORT_KEYS)])
+    _run(imap_sort.order_steps([(seq, imap_sort.key_values(m, keys)) for seq, m in metas], keys))
+    fields = [(seq, imap_thread.fields(m)) for seq, m in metas]
+    _run(imap_thread.references_steps(fields))  # the same Message-ID twice, too
+    _run(imap_thread.ordered_subject_steps(fields))
     parse_address_list(info.from_raw)
     decode_header_value(info.to_raw or "")
     parse_date_day(info.envelope.date)
