@@ -60,6 +60,7 @@ from mailcove.proto.smtp import (
 )
 from mailcove.proto.smtp import replies as R
 from mailcove.proto.smtp.params import unquote_local
+from mailcove.proto.smtp.sasl import MECHANISMS as SASL_MECHANISMS
 from mailcove.proto.smtp.sasl import Challenge, Credentials, SaslFailure, ServerMechanism, server_mechanism
 from mailcove.queue import srs
 from mailcove.smtp.header_check import check_originators
@@ -403,7 +404,7 @@ class SmtpSession:
             if kw == "SIZE":
                 lines.append(f"SIZE {size}" if size else "SIZE")
             elif kw == "AUTH":
-                lines.append("AUTH PLAIN LOGIN")
+                lines.append("AUTH " + " ".join(SASL_MECHANISMS))
             else:
                 lines.append(kw)
         return Reply(250, "", f"{self.svc.hostname} Hello {name} [{self.ip}]", tuple(lines))

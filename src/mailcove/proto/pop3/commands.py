@@ -200,7 +200,6 @@ _PARSERS = {
     "CAPA": lambda a: _no_args(Capa, a),
     "STLS": lambda a: _no_args(Stls, a),
 }
-KEYWORDS = frozenset(_PARSERS)
 
 
 def split_line(line: bytes) -> tuple[str, str]:

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 
 from mailcove.proto.pop3.stuffing import TERMINATOR
 
-# RFC 2449 section 8 / RFC 3206 / RFC 2449 IN-USE and LOGIN-DELAY.
+# RFC 2449 section 8 / RFC 3206 response codes (the server never sends RFC 2449's LOGIN-DELAY).
 IN_USE = "IN-USE"
-LOGIN_DELAY = "LOGIN-DELAY"
 AUTH = "AUTH"  # RFC 3206: the failure is the credentials' fault
 SYS_TEMP = "SYS/TEMP"  # RFC 3206: a temporary system problem; try again later
 SYS_PERM = "SYS/PERM"  # RFC 3206: a permanent system problem

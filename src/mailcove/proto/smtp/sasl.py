@@ -11,7 +11,7 @@ import base64
 import binascii
 from dataclasses import dataclass
 
-MECHANISMS = ("PLAIN", "LOGIN")
+MECHANISMS = ("PLAIN", "LOGIN")  # what server_mechanism makes, as EHLO advertises them
 MAX_RESPONSE = 12288  # RFC 4954 section 4
 
 
