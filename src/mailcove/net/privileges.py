@@ -52,13 +52,6 @@ class Target:
     groups: tuple[int, ...]
     home: str
 
-    @property
-    def group_name(self) -> str:
-        try:
-            return grp.getgrgid(self.gid).gr_name
-        except KeyError:
-            return str(self.gid)
-
 
 def resolve_target(settings: Settings, user_override: str | None = None) -> tuple[Target | None, str]:
     """The user to become, or None to stay as we are, plus a note for the banner.

@@ -179,7 +179,6 @@ class TlsHolder:
         self.cert_path: Path | None = None
         self.key_path: Path | None = None
         self.generated = False
-        self.generation = 0
 
     @property
     def enabled(self) -> bool:
@@ -206,7 +205,6 @@ class TlsHolder:
         ctx.sni_callback = self._switch_to_current
         self._context, self.cert_path, self.key_path = ctx, cert, key
         self.generated = generated
-        self.generation += 1
 
     def _switch_to_current(self, sslobj: ssl.SSLObject | ssl.SSLSocket, _name: str | None, ctx: ssl.SSLContext) -> None:
         """Implicit-TLS servers are created with the context current at start; OpenSSL calls this

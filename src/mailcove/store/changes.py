@@ -130,6 +130,3 @@ class ChangeBus:
             for sub in list(subs):
                 sub.overflowed = True
                 sub._event.set()
-
-    def has_subscribers(self, user: str) -> bool:
-        return bool(self._subs.get(user))

@@ -24,7 +24,6 @@ from mailcove.web.clientconfig import Endpoint
 EMAIL_PLACEHOLDER = "%EMAILADDRESS%"
 AUTODISCOVER_RESPONSE_NS = "http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"
 OUTLOOK_SCHEMA = "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"
-MOBILESYNC_SCHEMA = "http://schemas.microsoft.com/exchange/autodiscover/mobilesync/responseschema/2006"
 MOBILECONFIG_TYPE = "application/x-apple-aspen-config"
 
 

@@ -139,8 +139,6 @@ class Driver:
         self._data_dir = data_dir
         self._min_free = min_free_bytes
         self._last_prune = 0.0
-        self.commits = 0
-        self.retries = 0
 
     def _disk_low(self) -> bool:
         # The database's disk is not ours to see; the floor guards this node's spool directory,
@@ -164,11 +162,9 @@ class Driver:
             except RETRYABLE as exc:
                 if attempt == MAX_TRIES:
                     raise
-                self.retries += 1
                 log.debug("store transaction retried after %s", type(exc).__name__)
                 await asyncio.sleep(random.uniform(0, 0.002 * attempt))
                 continue
-            self.commits += 1
             await self._maybe_prune()
             return result, published
         raise AssertionError("unreachable")

@@ -38,7 +38,3 @@ class FlagCache:
             f = get(t)
             out.append(f if f is not None else self.get(t))
         return out
-
-
-def has_flag(text: str, flag: str) -> bool:
-    return flag in text.split()

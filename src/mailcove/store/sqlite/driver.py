@@ -162,7 +162,6 @@ class Writer:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._last_prune = 0.0
-        self.commits = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -266,7 +265,6 @@ class Writer:
                 conn.execute("DELETE FROM changes WHERE ts < ?", (now - KEEP_CHANGES_SECONDS,))
                 self._last_prune = now
             conn.execute("COMMIT")
-            self.commits += 1
             self._flagsets.commit(cache.new_flagsets)
         except BaseException as exc:
             log.exception("store commit failed")
@@ -351,11 +349,3 @@ class ReaderPool:
             for conn in self._conns:
                 conn.close()
             self._conns.clear()
-
-
-def run_sync(fn: Callable[[sqlite3.Connection], Any], db_path: Path) -> Any:
-    conn = connect(str(db_path), readonly=True)
-    try:
-        return fn(conn)
-    finally:
-        conn.close()
