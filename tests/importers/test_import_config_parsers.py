@@ -3,6 +3,8 @@ no disk; Hypothesis checks that no input makes them raise."""
 
 from __future__ import annotations
 
+import fnmatch
+import os
 import tomllib
 
 from hypothesis import given, settings
@@ -10,10 +12,24 @@ from hypothesis import strategies as st
 
 from mailcove.importers.apply import Existing, diff_directory
 from mailcove.importers.dovecot import plan_dovecot
-from mailcove.importers.files import MemoryFiles, decode
+from mailcove.importers.files import decode
 from mailcove.importers.plan import DEFAULT, ConfigSet, Plan, Source
 from mailcove.importers.sendmail import choose_primary, parse_mailer_host, plan_sendmail
 from mailcove.importers.tomlconfig import diff_config, fragment, merge, parse_doc
+
+
+class MemoryFiles:
+    """The parsers' `Files` (importers/files.py) held in a dict."""
+
+    def __init__(self, files: dict[str, str]) -> None:
+        self.files = {os.path.normpath(k): v for k, v in files.items()}
+
+    def read(self, path: str) -> str | None:
+        return self.files.get(os.path.normpath(path))
+
+    def glob(self, pattern: str) -> list[str]:
+        pat = os.path.normpath(pattern)
+        return sorted(p for p in self.files if fnmatch.fnmatchcase(p, pat) and p.count("/") == pat.count("/"))
 
 
 def sendmail(files: dict[str, str], **kw: str) -> Plan:

@@ -9,8 +9,6 @@ from mailcove.check.model import Report, load_state
 from mailcove.config import Settings
 from mailcove.directory import open_directory
 
-CHECKS = ("listeners", "tls", "dns", "relay")
-
 
 async def local_domains(settings: Settings) -> list[str]:
     async with open_directory(settings) as directory:

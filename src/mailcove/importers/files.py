@@ -1,7 +1,7 @@
 """Reading the old installation's files, with limits, behind a small interface.
 
-Parsers take a `Files` instead of opening paths themselves, so tests (and a future "import from
-an uploaded tarball") can hand them a dict of texts. DiskFiles is the real one."""
+Parsers take a `Files` instead of opening paths themselves, so tests can hand them a dict of
+texts (tests/importers/test_import_config_parsers.py: MemoryFiles). DiskFiles is the real one."""
 
 from __future__ import annotations
 
@@ -56,19 +56,3 @@ class DiskFiles:
 
     def glob(self, pattern: str) -> list[str]:
         return sorted(p for p in _glob.glob(pattern) if os.path.isfile(p))
-
-
-class MemoryFiles:
-    """Files held in a dict (tests, or a future import of an uploaded archive)."""
-
-    def __init__(self, files: dict[str, str]) -> None:
-        self.files = {os.path.normpath(k): v for k, v in files.items()}
-
-    def read(self, path: str) -> str | None:
-        return self.files.get(os.path.normpath(path))
-
-    def glob(self, pattern: str) -> list[str]:
-        import fnmatch
-
-        pat = os.path.normpath(pattern)
-        return sorted(p for p in self.files if fnmatch.fnmatchcase(p, pat) and p.count("/") == pat.count("/"))
