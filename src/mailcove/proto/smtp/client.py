@@ -71,7 +71,3 @@ class ClientConnection:
     @staticmethod
     def data(message: bytes) -> bytes:
         return dot_stuff(message)
-
-    @staticmethod
-    def bdat(chunk: bytes, *, last: bool = False) -> bytes:
-        return f"BDAT {len(chunk)}{' LAST' if last else ''}\r\n".encode() + chunk
