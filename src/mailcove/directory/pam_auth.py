@@ -66,7 +66,7 @@ class _Conv(ctypes.Structure):
 
 
 @_DELAY
-def _no_delay(retval: int, usec: int, appdata: int | None) -> None:
+def _no_delay(_retval: int, _usec: int, _appdata: int | None) -> None:
     # The login throttle delays failures; a sleeping pool thread would block other logins.
     return None
 
@@ -140,7 +140,7 @@ def pam_check(service: str, user: str, password: str, rhost: str | None = None) 
     messages: list[str] = []
 
     @_CONV
-    def conv(n: int, msgs: Any, resp: Any, appdata: int | None) -> int:
+    def conv(n: int, msgs: Any, resp: Any, _appdata: int | None) -> int:
         if n <= 0 or n > 32:
             return PAM_CONV_ERR
         arr = lib.calloc(n, ctypes.sizeof(_Response))
