@@ -16,6 +16,8 @@ from interop.dovecot import PrivateDovecot, dovecot_binary
 from interop.imap_servers import start_mailcove
 from mailcove_testing import ServerProcess, require_tool
 
+pytestmark = pytest.mark.interop  # `make test-interop`: runs Dovecot's imaptest
+
 PASSWORD = "Imaptest-Pass-1"
 SCRIPTED_USER = "it@hamap.local"
 STRESS_USERS = {f"testuser{i}@hamap.local": PASSWORD for i in range(1, 6)}

@@ -53,6 +53,8 @@ from mailcove_testing import require_tool
 
 from .corpus import corpus
 
+pytestmark = pytest.mark.interop  # `make test-interop`: runs a private Dovecot from Debian
+
 USER = "diff@hamap.local"
 PASSWORD = "Diff-Pass-1"
 # one user per several-session scenario (the bottom of this file), so none touches the corpus INBOX

@@ -31,6 +31,9 @@ import pytest
 
 from mailcove_testing import REPO, require_tool
 
+# One xdist worker runs the "host" group's tests in turn: this module binds the standard ports 25/110/143/587/80.
+pytestmark = pytest.mark.xdist_group("host")
+
 DOC = REPO / "docs" / "seed-lab.md"
 MARK = "<!-- seed-lab:commands"
 LAN_DOC, LAN_TEST = "10.0.0.0/24", "127.0.0.0/24"

@@ -19,6 +19,8 @@ import pytest
 from importers.test_import_mail import A, B, cli, fetch_all, imap_login, server  # noqa: F401 - fixture
 from mailcove_testing import ServerProcess, require_tool
 
+pytestmark = pytest.mark.interop  # `make test-interop`: runs Debian's doveadm
+
 MESSAGES = [
     b"From: x@example.org\nSubject: one\nMessage-ID: <1@x>\nX-UIDL: old-uidl-1\n\nFrom here on\n>From quoted\nbody\n",
     b"From: x@example.org\nSubject: two\n\nFrom me Mon Jan  1 00:00:00 2024\nno final newline",

@@ -23,6 +23,8 @@ from interop.imap_servers import PASSWORD, TB_USER, message
 from interop.imapwire import Atom, DataResponse, RawClient, StatusResponse
 from mailcove_testing import ServerProcess, require_tool
 
+pytestmark = pytest.mark.interop  # `make test-interop`: runs a private Dovecot from Debian
+
 USER = TB_USER
 TB_HEADERS = (
     "From To Cc Bcc Subject Date Message-ID Priority X-Priority References Newsgroups In-Reply-To "

@@ -27,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "queue"))
 
 from outbound_testing import Dnsmasq, free_tcp_port, queue_items, send, start_instance, wait_for
 
+pytestmark = pytest.mark.interop  # `make test-interop`: runs a private Postfix from Debian
+
 MSG = b"From: A <a@a.test>\r\nTo: u@pf.test\r\nSubject: to postfix\r\nMessage-ID: <3@a.test>\r\n\r\nhello postfix\r\n"
 
 

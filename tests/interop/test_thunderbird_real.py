@@ -29,7 +29,8 @@ from interop.imap_servers import PLAIN_CONFIG, start_mailcove
 from interop.thunderbird import Account, RealThunderbird
 from mailcove_testing import ServerProcess, require_tool
 
-pytestmark = pytest.mark.timeout(300)
+# `make test-interop` (the real Thunderbird under Xvfb); the real client's start-up counts against the first test
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(300)]
 
 USER = "tb@hamap.local"
 FRIEND = "friend@hamap.local"
