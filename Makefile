@@ -19,13 +19,14 @@ serve: $(STAMP)
 
 # `make test` runs everything but the suites that drive real peers and conformance programs, on
 # TEST_WORKERS xdist workers (most tests wait on real servers, so more workers than cores pays);
-# tests that change the host (Unix accounts, standard ports) share one worker (xdist_group "host").
+# each test file runs whole on one worker (its module fixtures start once); modules that change the
+# machine (Unix accounts, standard ports; marker host_state) take turns under one shared lock.
 # `make test-interop` runs those suites (Dovecot, Postfix, imaptest, Thunderbird) one at a time.
 # CI (.ci/run) runs both.
 TEST_WORKERS ?= 4
 
 test: lint
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not interop" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not interop" $(PYTEST_ARGS)
 
 test-interop: $(STAMP)
 	$(BIN)/python -m pytest -q -m interop $(PYTEST_ARGS)

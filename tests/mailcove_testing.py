@@ -349,3 +349,28 @@ def serve_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ca
 @pytest.fixture
 def mailcove_server(serve_factory: Callable[..., ServerProcess]) -> ServerProcess:
     return serve_factory()
+
+
+# Tests that change the machine itself (Unix accounts, which useradd adds under a lock on
+# /etc/passwd; the standard ports 25/110/143/587/80) are marked `host_state`. xdist's own
+# grouping (xdist_group with --dist loadgroup) silently does nothing under pytest 9.2 (it renames
+# item._nodeid, which pytest 9.2 no longer reads), so the rule is a lock every worker shares
+# instead: a module so marked runs while holding an exclusive flock, taken before its module
+# fixtures (which create the accounts) and released after them. A worker never waits while
+# holding it: pytest tears down the last module before it sets up the next.
+HOST_LOCK = Path(os.environ.get("TMPDIR", "/tmp")) / "mailcove-tests-host-state.lock"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def host_state_lock(request: pytest.FixtureRequest) -> Iterator[None]:
+    if request.node.get_closest_marker("host_state") is None:
+        yield
+        return
+    import fcntl
+
+    with open(HOST_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

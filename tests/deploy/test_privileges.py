@@ -17,8 +17,9 @@ from deploy_support import ServiceUser, python_visible_wrap
 
 from mailcove_testing import REPO
 
-# One xdist worker runs the "host" group's tests in turn: this module creates the fixed service user mailcove-t5.
-pytestmark = pytest.mark.xdist_group("host")
+# Runs under the lock every test worker shares (mailcove_testing.host_state_lock): this module
+# creates the fixed service user mailcove-t5.
+pytestmark = pytest.mark.host_state
 
 MESSAGE = b"From: x@example.org\r\nTo: a@hamap.local\r\nSubject: drop\r\n\r\nhello\r\n"
 

@@ -25,8 +25,9 @@ from system_users_testing import UnixUsers, unix_users_fixture
 
 from .conftest import FAST
 
-# One xdist worker runs the "host" group's tests in turn: this module creates Unix accounts (useradd locks /etc/passwd).
-pytestmark = pytest.mark.xdist_group("host")
+# Runs under the lock every test worker shares (mailcove_testing.host_state_lock): this module
+# creates Unix accounts (useradd locks /etc/passwd).
+pytestmark = pytest.mark.host_state
 
 PW = "It1-Unix"
 LO, HI = login_defs_range()

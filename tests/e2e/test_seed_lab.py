@@ -31,8 +31,9 @@ import pytest
 
 from mailcove_testing import REPO, require_tool
 
-# One xdist worker runs the "host" group's tests in turn: this module binds the standard ports 25/110/143/587/80.
-pytestmark = pytest.mark.xdist_group("host")
+# Runs under the lock every test worker shares (mailcove_testing.host_state_lock): this module
+# binds the standard ports 25/110/143/587/80.
+pytestmark = pytest.mark.host_state
 
 DOC = REPO / "docs" / "seed-lab.md"
 MARK = "<!-- seed-lab:commands"

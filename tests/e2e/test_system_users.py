@@ -32,8 +32,9 @@ import pytest
 from mailcove_testing import REPO, ServerProcess
 from system_users_testing import IN_CI, UnixUsers, unix_users_fixture
 
-# One xdist worker runs the "host" group's tests in turn: this module creates Unix accounts (useradd locks /etc/passwd).
-pytestmark = pytest.mark.xdist_group("host")
+# Runs under the lock every test worker shares (mailcove_testing.host_state_lock): this module
+# creates Unix accounts (useradd locks /etc/passwd).
+pytestmark = pytest.mark.host_state
 
 PW = "It1-Unix"
 LAB = '[auth]\nallow_plaintext = true\n[tls]\nenabled = false\n'
