@@ -32,6 +32,7 @@ from itertools import pairwise
 from typing import Any
 
 from mailcove.core import cooperative
+from mailcove.imap.metacache import MetaCache
 from mailcove.proto.imap.seqset import SeqSet
 from mailcove.store.api import IndexEntry, Mailbox, MailboxIndex, MailStore
 from mailcove.store.changes import Change, Subscription
@@ -178,6 +179,7 @@ class MailboxCache:
             for uid in removed:
                 self.light.pop(uid, None)
         if removed:
+            self.registry.metas.forget(self.mailbox_id, self.uidvalidity, removed)
             for view in self.views:
                 view.note_expunged(removed, all_present=view.uids is before)
             self._wake()
@@ -505,6 +507,7 @@ class CacheRegistry:
 
     def __init__(self, store: MailStore) -> None:
         self.store = store
+        self.metas = MetaCache(store)
         self.caches: dict[int, MailboxCache] = {}
         self._loading: dict[int, asyncio.Future[MailboxCache]] = {}
         self._early: dict[int, list[Change]] = {}
@@ -715,6 +718,8 @@ class CacheRegistry:
         found = list(entries or ())
         if wanted:
             metas = await self.store.fetch_meta(cache.mailbox_id, wanted)
+            # Clients fetch new mail's headers next (Thunderbird, imaptest): decoded once, here.
+            self.metas.put(cache.mailbox_id, cache.uidvalidity, metas)
             found += [IndexEntry(m.uid, m.flags, m.modseq) for m in metas]
         cache.apply_append(found)
 

@@ -5,9 +5,10 @@ Three speeds:
 - FLAGS / UID / MODSEQ only: no store call at all. The lines are built from the mailbox cache
   with one bytes-format per message and a per-flag-set cache of the encoded list (a mailbox has
   few distinct flag sets), written in slices so 100,000 lines never sit in one buffer.
-- Metadata items (ENVELOPE, BODYSTRUCTURE, INTERNALDATE, RFC822.SIZE): `store.fetch_meta` in
-  batches; the serialisers (imap/fmt.py) work from the MessageInfo scanned at delivery. No
-  message is parsed at FETCH time.
+- Metadata items (ENVELOPE, BODYSTRUCTURE, INTERNALDATE, RFC822.SIZE): the process's MetaCache
+  (imap/metacache.py), which reads only its misses with `store.fetch_meta`, in batches; the
+  serialisers (imap/fmt.py) work from the MessageInfo scanned at delivery. No message is parsed
+  at FETCH time.
 - Body sections: byte ranges from the MessageInfo offsets, read with `store.read_message(start,
   length)`. Up to `EAGER_MAX` bytes are read before the response is started; larger ones are
   streamed in `CHUNK` slices, each written and drained before the next is read, so one 50 MB
@@ -142,7 +143,7 @@ async def _full(s: Session, view: SelectedView, items: tuple[FetchAtt, ...], uid
     needs_body = any(a.name in BODY_ITEMS or (a.name == "BODY" and a.section is not None) for a in items)
     for i in range(0, len(uids), META_BATCH):
         chunk = uids[i : i + META_BATCH]
-        metas = {m.uid: m for m in await s.store.fetch_meta(cache.mailbox_id, chunk)}
+        metas = await cache.registry.metas.get(cache.mailbox_id, cache.uidvalidity, chunk)
         bodies: dict[int, bytes] = {}
         for pos, uid in enumerate(chunk):
             await cooperative.pause()  # a BODYSTRUCTURE of 100 parts costs ~1 ms: others run between

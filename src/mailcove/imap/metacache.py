@@ -1,0 +1,68 @@
+"""The decoded metadata of recently fetched messages, shared by every session of the process.
+
+A FETCH of ENVELOPE, BODYSTRUCTURE, RFC822.SIZE or INTERNALDATE needs each message's MessageInfo.
+Reading it from the store costs a round trip to a reader thread (or PostgreSQL) and decoding the
+stored MessageInfo (about 150 µs for a small multipart message on this machine); clients ask for
+the same messages again and again (Thunderbird's header fetch after each new-mail check, imaptest's
+random FETCHes over a few hundred messages). What FETCH reads from a MessageMeta (size,
+INTERNALDATE, structure) never changes under a UID, so an entry never goes stale in those; the
+flags and modseq in a cached entry are as they were when it was read, and nobody reads them from
+here: the MailboxCache owns those.
+
+Keyed by (mailbox id, UIDVALIDITY, UID), so a mailbox deleted and created again (new UIDVALIDITY)
+never meets the old one's entries. Bounded: least recently used out first.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+
+from mailcove.store.api import MailStore, MessageMeta
+
+# About 2.7 KB per entry (one decoded MessageInfo of a small multipart message): ~55 MB at most.
+MAX_ENTRIES = 20_000
+
+Key = tuple[int, int, int]
+
+
+class MetaCache:
+    def __init__(self, store: MailStore, max_entries: int = MAX_ENTRIES) -> None:
+        self.store = store
+        self.max_entries = max_entries
+        self._entries: OrderedDict[Key, MessageMeta] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def get(self, mailbox_id: int, uidvalidity: int, uids: Sequence[int]) -> dict[int, MessageMeta]:
+        """uid -> MessageMeta for each of `uids` the store still has; only the misses are read."""
+        entries = self._entries
+        found: dict[int, MessageMeta] = {}
+        missing: list[int] = []
+        for uid in uids:
+            key = (mailbox_id, uidvalidity, uid)
+            meta = entries.get(key)
+            if meta is None:
+                missing.append(uid)
+            else:
+                entries.move_to_end(key)
+                found[uid] = meta
+        if missing:
+            metas = await self.store.fetch_meta(mailbox_id, missing)
+            self.put(mailbox_id, uidvalidity, metas)
+            for meta in metas:
+                found[meta.uid] = meta
+        return found
+
+    def put(self, mailbox_id: int, uidvalidity: int, metas: Iterable[MessageMeta]) -> None:
+        entries = self._entries
+        for meta in metas:
+            entries[(mailbox_id, uidvalidity, meta.uid)] = meta
+        while len(entries) > self.max_entries:
+            entries.popitem(last=False)
+
+    def forget(self, mailbox_id: int, uidvalidity: int, uids: Iterable[int]) -> None:
+        """Expunged messages: a FETCH that still names one is answered as the store answers it."""
+        for uid in uids:
+            self._entries.pop((mailbox_id, uidvalidity, uid), None)

@@ -1,0 +1,97 @@
+"""The process's MetaCache (imap/metacache.py): a FETCH of metadata items asks the store only for
+messages no session of the process fetched before, and a message expunged by another session is
+never answered from the cache. In process (tests/inprocess.py), with the real SQLite store; the
+store's `fetch_meta` is counted, not replaced."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from mailcove.imap.metacache import MetaCache
+from mailcove.store.api import MessageMeta
+
+
+def _message(n: int) -> bytes:
+    return (f"From: Sender {n} <s{n}@example.org>\r\nTo: a@hamap.local\r\nSubject: note {n}\r\n"
+            f"Message-ID: <m{n}@example.org>\r\n\r\nbody {n}\r\n").encode()
+
+
+class _Counted:
+    """Records the UIDs each store.fetch_meta call asked for, then runs the real call."""
+
+    def __init__(self, store: Any) -> None:
+        self.calls: list[list[int]] = []
+        self._real = store.fetch_meta
+        store.fetch_meta = self
+
+    async def __call__(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageMeta]:
+        self.calls.append(list(uids))
+        return await self._real(mailbox_id, uids)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _envelope_subjects(untagged: list[Any]) -> list[str]:
+    return [_text(r.data["ENVELOPE"][1]) for r in untagged if r.kind == "FETCH"]
+
+
+async def test_second_fetch_of_envelopes_reads_nothing_from_the_store(tmp_path):
+    from inprocess import serve_in_process
+
+    async with serve_in_process(tmp_path, "[auth]\nallow_plaintext = true\n") as lab:
+        for n in range(1, 4):
+            await lab.deliver("a@hamap.local", _message(n))
+        counted = _Counted(lab.store)
+        a = await lab.imap(login="a@hamap.local")
+        await a.ok("SELECT INBOX")
+        first = await a.ok("FETCH 1:3 (ENVELOPE RFC822.SIZE)")
+        assert counted.calls == [[1, 2, 3]]
+        # Another session of the process: the cache is the process's, not the session's.
+        b = await lab.imap(login="a@hamap.local")
+        await b.ok("EXAMINE INBOX")
+        again = await b.ok("FETCH 1:3 (ENVELOPE RFC822.SIZE)")
+        assert counted.calls == [[1, 2, 3]]
+        assert _envelope_subjects(first) == _envelope_subjects(again) != []
+
+
+async def test_message_expunged_by_another_session_is_not_answered_from_the_cache(tmp_path):
+    from inprocess import serve_in_process
+
+    async with serve_in_process(tmp_path, "[auth]\nallow_plaintext = true\n") as lab:
+        for n in range(1, 4):
+            await lab.deliver("a@hamap.local", _message(n))
+        a = await lab.imap(login="a@hamap.local")
+        await a.ok("SELECT INBOX")
+        await a.ok("FETCH 1:3 (ENVELOPE)")  # all three now in the cache
+        b = await lab.imap(login="a@hamap.local")
+        await b.ok("SELECT INBOX")
+        await b.ok("STORE 2 +FLAGS.SILENT (\\Deleted)")
+        await b.ok("EXPUNGE")
+        # a has not been told yet (no EXPUNGE during FETCH): message 2 keeps its number, and the
+        # FETCH ends OK [EXPUNGEISSUED] with no data for it, as without the cache.
+        untagged, done = await a.cmd("UID FETCH 1:3 (ENVELOPE)")
+        assert done.status == "OK" and done.code == "EXPUNGEISSUED", done
+        assert _envelope_subjects(untagged) == ["note 1", "note 3"]
+
+
+async def test_least_recently_used_goes_first(tmp_path):
+    from inprocess import serve_in_process
+
+    async with serve_in_process(tmp_path, "[auth]\nallow_plaintext = true\n") as lab:
+        for n in range(1, 5):
+            await lab.deliver("a@hamap.local", _message(n))
+        box = await lab.store.get_mailbox("a@hamap.local", "INBOX")
+        counted = _Counted(lab.store)
+        cache = MetaCache(lab.store, max_entries=3)
+        await cache.get(box.id, box.uidvalidity, [1, 2, 3])
+        await cache.get(box.id, box.uidvalidity, [1])  # 1 used again: 2 is now the oldest
+        await cache.get(box.id, box.uidvalidity, [4])  # evicts 2
+        assert len(cache) == 3
+        await cache.get(box.id, box.uidvalidity, [1, 3, 4, 2])
+        assert counted.calls == [[1, 2, 3], [4], [2]]
+        # Another UIDVALIDITY (the mailbox deleted and created again) never meets these entries.
+        await cache.get(box.id, box.uidvalidity + 1, [1])
+        assert counted.calls[-1] == [1]
