@@ -4,8 +4,11 @@ view has to announce after changes, \\Recent claims, and idempotent application 
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from array import array
+from pathlib import Path
 
+from mailcove.imap.recent import RecentFloors
 from mailcove.imap.selected import CacheRegistry, MailboxCache, SelectedView
 from mailcove.proto.imap.seqset import SeqSet
 from mailcove.store.api import IndexEntry, Mailbox, MailboxIndex
@@ -19,7 +22,8 @@ def _mailbox(mailbox_id: int = 7, uidvalidity: int = 1, name: str = "INBOX") -> 
 
 
 def _cache(n: int) -> MailboxCache:
-    reg = CacheRegistry(store=None)  # type: ignore[arg-type]
+    # Hypothesis calls this many times per test: a fresh \Recent table each time.
+    reg = CacheRegistry(store=None, recent=RecentFloors(Path(tempfile.mkdtemp())))  # type: ignore[arg-type]
     idx = MailboxIndex(array("Q", range(1, n + 1)), [NONE] * n, array("Q", [1] * n))
     cache = MailboxCache(reg, _mailbox(), idx)
     cache.refs = 10
@@ -128,7 +132,8 @@ def test_an_own_append_never_overtakes_a_lower_uid_still_on_the_bus(tmp_path):
             for i in (1, 2):
                 await store.append("a@x", "INBOX", b"Subject: %d\r\n\r\nx\r\n" % i)
             box = await store.get_mailbox("a@x", "INBOX")
-            reg = CacheRegistry(store)  # no change pump: the other writer's change is "in flight"
+            # no change pump: the other writer's change is "in flight"
+            reg = CacheRegistry(store, RecentFloors(tmp_path))
             cache = MailboxCache(reg, box, await store.index(box.id))
             cache.refs = 1
             reg.caches[box.id] = cache

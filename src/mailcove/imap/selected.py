@@ -12,12 +12,11 @@ EXPUNGE / VANISHED never while a FETCH, STORE or SEARCH (or SORT/THREAD, which a
 numbers) is answered, at once during IDLE. New messages (EXISTS) and flag changes (FETCH) may be
 sent at the end of any command.
 
-\\Recent (IMAP4rev1 only; rev2 dropped it): per mailbox per process, the first read-write session
-(SELECT, not EXAMINE) that is shown a message gets it as \\Recent, and no other session does.
-The registry keeps, per mailbox, the highest UID handed out. The store keeps no \\Recent, so the
-first SELECT of a mailbox since the server started gets every message as recent, as Dovecot does
-for a mailbox no session selected before; after that, only UIDs above the mark. A server restart
-therefore shows the whole mailbox as \\Recent once more (Dovecot persists the mark).
+\\Recent (IMAP4rev1 only; rev2 dropped it): per mailbox, the first read-write session (SELECT,
+not EXAMINE) that is shown a message gets it as \\Recent, and no other session does, whichever
+worker process serves it. imap/recent.py keeps, per mailbox, the highest UID handed out, in a
+table in the data dir shared by the worker processes; it outlives restarts, as Dovecot's mark
+does. The first SELECT of a mailbox nobody selected before gets every message as recent.
 """
 
 from __future__ import annotations
@@ -33,6 +32,7 @@ from typing import Any
 
 from mailcove.core import cooperative
 from mailcove.imap.metacache import MetaCache
+from mailcove.imap.recent import RecentFloors
 from mailcove.proto.imap.seqset import SeqSet
 from mailcove.store.api import IndexEntry, Mailbox, MailboxIndex, MailStore
 from mailcove.store.changes import Change, Subscription
@@ -248,28 +248,20 @@ class MailboxCache:
 
     @property
     def recent_floor(self) -> int | None:
-        """The highest UID handed out as \\Recent; kept by the registry, so it outlives the cache."""
-        return self.registry.recent_floors.get((self.mailbox_id, self.uidvalidity))
-
-    @recent_floor.setter
-    def recent_floor(self, value: int) -> None:
-        self.registry.recent_floors[(self.mailbox_id, self.uidvalidity)] = value
+        """The highest UID handed out as \\Recent by any session of the server (imap/recent.py)."""
+        return self.registry.recent.get((self.mailbox_id, self.uidvalidity))
 
     def unclaimed_recent(self) -> int:
-        """How many messages no session of this process has been given as \\Recent yet (STATUS
-        RECENT, and the RECENT count EXAMINE reports without claiming them)."""
+        """How many messages no session has been given as \\Recent yet (STATUS RECENT, and the
+        RECENT count EXAMINE reports without claiming them)."""
         floor = self.recent_floor or 0
         return len(self.uids) - bisect_right(self.uids, floor)
 
     def claim_recent(self, up_to_uid: int) -> tuple[int, int] | None:
-        """The UIDs in (floor, up_to_uid] nobody in this process was given as \\Recent yet, as an
-        interval; they are now the caller's. Without a floor (first claim since start) every UID
-        up to `up_to_uid` is claimed, as Dovecot does for a mailbox nobody selected before."""
-        floor = self.recent_floor or 0
-        if up_to_uid <= floor:
-            return None
-        self.recent_floor = up_to_uid
-        return (floor, up_to_uid)
+        """The UIDs in (floor, up_to_uid] no session was given as \\Recent yet, as an interval;
+        they are now the caller's. Without a floor (a mailbox nobody selected before) every UID
+        up to `up_to_uid` is claimed, as Dovecot does."""
+        return self.registry.recent.claim((self.mailbox_id, self.uidvalidity), up_to_uid)
 
 
 async def _all_applied(cache: MailboxCache, uids: Sequence[int], modseq: int) -> bool:
@@ -505,15 +497,14 @@ class CacheRegistry:
     """Every open MailboxCache of the process, and one change-bus subscription per user with open
     mailboxes that keeps them current."""
 
-    def __init__(self, store: MailStore) -> None:
+    def __init__(self, store: MailStore, recent: RecentFloors) -> None:
         self.store = store
         self.metas = MetaCache(store)
+        self.recent = recent
         self.caches: dict[int, MailboxCache] = {}
         self._loading: dict[int, asyncio.Future[MailboxCache]] = {}
         self._early: dict[int, list[Change]] = {}
         self._pumps: dict[str, tuple[Subscription, asyncio.Task[None]]] = {}
-        # (mailbox id, UIDVALIDITY) -> the highest UID given out as \Recent
-        self.recent_floors: dict[tuple[int, int], int] = {}
         self._lingering: dict[int, asyncio.TimerHandle] = {}
         self._locks: dict[str, asyncio.Lock] = {}  # per user: the pump and `settle` take turns
 
@@ -578,7 +569,7 @@ class CacheRegistry:
             timer = self._lingering.pop(cache.mailbox_id, None)
             if timer is not None:
                 timer.cancel()
-        self.recent_floors.pop((cache.mailbox_id, cache.uidvalidity), None)
+        self.recent.forget((cache.mailbox_id, cache.uidvalidity))
         cache._wake()
         self._maybe_stop_pump(cache.user)
 
@@ -596,10 +587,8 @@ class CacheRegistry:
             if mb is None or mb.noselect or (mb.uidvalidity != cache.uidvalidity and mb.name == cache.name):
                 self._retire(cache)
             elif mb.uidvalidity != cache.uidvalidity:
-                floor = self.recent_floors.pop((cache.mailbox_id, cache.uidvalidity), None)
+                self.recent.move((cache.mailbox_id, cache.uidvalidity), (cache.mailbox_id, mb.uidvalidity))
                 cache.uidvalidity, cache.name = mb.uidvalidity, mb.name
-                if floor is not None:
-                    self.recent_floors[(cache.mailbox_id, cache.uidvalidity)] = floor
             elif mb.name != cache.name:
                 cache.name = mb.name
 

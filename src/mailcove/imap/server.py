@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mailcove.imap.dispatch import process
+from mailcove.imap.recent import RecentFloors
 from mailcove.imap.selected import CacheRegistry
 from mailcove.imap.session import ImapContext, ImapLimits, Session
 
@@ -38,7 +39,7 @@ class ImapDeps:
 class ImapServer:
     def __init__(self, deps: ImapDeps) -> None:
         self.deps = deps
-        self.registry = CacheRegistry(deps.store)
+        self.registry = CacheRegistry(deps.store, RecentFloors(deps.settings.data_dir))
         imap = deps.settings.imap
         self.limits = ImapLimits(
             appendlimit=imap.appendlimit,
@@ -67,6 +68,7 @@ class ImapServer:
 
     async def aclose(self) -> None:
         await self.registry.aclose()
+        self.registry.recent.close()
         await asyncio.sleep(0)
 
 

@@ -19,7 +19,7 @@ async def status_items(s: Session, mb: Mailbox, items: tuple[str, ...]) -> dict[
         if item == "MESSAGES":
             out[item] = len(cache.uids) if cache is not None else mb.messages
         elif item == "RECENT":
-            # What no session of this process has been given as \\Recent yet; with no open
+            # What no session has been given as \\Recent yet; with no open
             # cache and no floor nobody was, so every message counts (as for a first SELECT).
             # For the session's own selected mailbox, its own \\Recent count (as Dovecot).
             if s.view is not None and s.view.cache is cache and cache is not None:
@@ -27,7 +27,7 @@ async def status_items(s: Session, mb: Mailbox, items: tuple[str, ...]) -> dict[
             elif cache is not None:
                 out[item] = cache.unclaimed_recent()
             else:
-                floor = s.ctx.registry.recent_floors.get((mb.id, mb.uidvalidity))
+                floor = s.ctx.registry.recent.get((mb.id, mb.uidvalidity))
                 if floor is None:
                     out[item] = mb.messages
                 else:
