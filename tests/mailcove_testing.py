@@ -304,6 +304,9 @@ def serve_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ca
         }
         plan.update(listeners or {})
         args = ["--config", str(cfg), "--data", str(data), "serve", *extra_args]
+        # MAILCOVE_TEST_WORKERS=N runs every server of a suite run with N worker processes.
+        if "--workers" not in extra_args and os.environ.get("MAILCOVE_TEST_WORKERS"):
+            args += ["--workers", os.environ["MAILCOVE_TEST_WORKERS"]]
         if "--user" not in extra_args:
             # Data dirs live under pytest's 0700 root-owned tmp dirs, which a dropped-to user
             # could not reach; tests of the privilege drop pass --user themselves (tests/deploy).

@@ -43,6 +43,7 @@ from mailcove.net.limits import ConnectionCaps
 from mailcove.net.listeners import BindError, BoundListener, ConnectionTracker, Handler, Listener, bind_all
 from mailcove.net.systemd import notify as sd_notify
 from mailcove.net.tls import CertificateInfo, TlsConfigError, TlsHolder, describe_certificate, ensure_certificate
+from mailcove.net.workers import Supervisor, WorkerRole, WorkerStartError, default_count
 from mailcove.store.api import MailStore
 
 if TYPE_CHECKING:
@@ -84,6 +85,9 @@ PROTOCOL_OF: dict[str, Proto] = {
     "https": Proto.WEB,
 }
 assert set(PROTOCOL_OF) == set(LISTENER_NAMES)
+# What the workers after the first serve (net/workers.py): the long sessions whose commands cost
+# CPU. SMTP, HTTP, the queue and the control socket stay with the first worker.
+SECONDARY_PROTOCOLS = frozenset({Proto.IMAP, Proto.POP3})
 
 
 class ProtocolServer(Protocol):
@@ -127,6 +131,8 @@ class App:
     def __init__(self, settings: Settings, listen: Sequence[str] = (), *, out: TextIO | None = None,
                  clock: Clock = SYSTEM_CLOCK, handlers: Mapping[str, Handler | None] | None = None) -> None:
         self.settings = settings
+        # Set in each worker process when several serve (run_server): None is the only process.
+        self.worker: WorkerRole | None = None
         self.clock = clock
         self._listen_args = list(listen)
         self._out = out or sys.stdout
@@ -217,6 +223,28 @@ class App:
             for sock in bl.sockets:
                 sock.close()
 
+    def _remove_control_socket(self) -> None:
+        # With workers, the socket's file is the supervisor's: a worker that fails leaves it.
+        if self.worker is None and self.control is not None:
+            self.control.remove_socket()
+
+    @property
+    def primary(self) -> bool:
+        """The process that runs the queue, the control socket, SMTP and HTTP."""
+        return self.worker is None or self.worker.primary
+
+    def become_worker(self, role: WorkerRole) -> None:
+        """In a freshly forked worker: keep only the sockets this worker serves. The others stay
+        open in the supervisor (for the next fork) and in the worker that serves them."""
+        self.worker = role
+        if role.primary:
+            return
+        for name in [n for n in self.bound if PROTOCOL_OF[n] not in SECONDARY_PROTOCOLS]:
+            for sock in self.bound.pop(name).sockets:
+                sock.close()
+        assert self.control is not None
+        self.control.close_inherited()
+
     # --- phase 2: serve ----------------------------------------------------------------------
 
     async def run(self) -> int:
@@ -231,7 +259,7 @@ class App:
             await self.store.collect_orphans()
         except Exception as exc:
             self._close_bound()
-            self.control.remove_socket()
+            self._remove_control_socket()
             raise StartupError(f"cannot open the store in {self.settings.data_dir}: {exc}") from exc
         try:
             self.directory = open_directory(self.settings, store=self.store, clock=self.clock)
@@ -239,7 +267,7 @@ class App:
         except Exception as exc:
             await self.store.close()
             self._close_bound()
-            self.control.remove_socket()
+            self._remove_control_socket()
             raise StartupError(f"cannot open the directory in {self.settings.data_dir}: {exc}") from exc
         try:
             from mailcove.dns import make_resolver
@@ -248,9 +276,10 @@ class App:
 
             # one resolver (and its cache) for the queue's MX lookups and the inbound checks
             resolver = make_resolver(self.settings.dns.nameservers, self.settings.dns.timeout)
-            self.queue = QueueRunner(self.settings, self.store, self.directory, resolver, clock=self.clock)
-            # the administrator's socket: no sending limit (the submit socket has them)
-            self.injection = LocalInjection(self.settings, self.store, self.directory, queued=self.queue.wake)
+            if self.primary:
+                self.queue = QueueRunner(self.settings, self.store, self.directory, resolver, clock=self.clock)
+                # the administrator's socket: no sending limit (the submit socket has them)
+                self.injection = LocalInjection(self.settings, self.store, self.directory, queued=self.queue.wake)
             checker = InboundChecker(self.settings, resolver) if self.settings.mailauth.enabled else None
             handlers = await self._start_protocols(checker)
             for name, bound in self.bound.items():
@@ -264,15 +293,19 @@ class App:
                 )
                 await listener.start()
                 self.listeners.append(listener)
-            await self.control.start()
-            self.queue.start()
+            if self.queue is not None:
+                await self.control.start()
+                self.queue.start()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._request_stop, sig)
             loop.add_signal_handler(signal.SIGHUP, self._reload)
-            self._write_state()
             settle_gc()
-            self._print_banner()
-            sd_notify("READY=1\nSTATUS=serving")
+            if self.worker is not None:
+                self.worker.ready()  # the supervisor writes the state and the banner
+            else:
+                self._write_state()
+                self._print_banner()
+                sd_notify("READY=1\nSTATUS=serving")
             await self._stop.wait()
             await self._shutdown()
         finally:
@@ -283,9 +316,10 @@ class App:
                 await self.directory.close()
             if self.store is not None:
                 await self.store.close()
-            self.control.remove_socket()
-            with contextlib.suppress(FileNotFoundError):
-                (self.settings.data_dir / STATE_FILE).unlink()
+            if self.worker is None:  # with workers, the supervisor owns both files
+                self.control.remove_socket()
+                with contextlib.suppress(FileNotFoundError):
+                    (self.settings.data_dir / STATE_FILE).unlink()
         log.info("stopped")
         self.stopped_cleanly = True
         return 0
@@ -366,11 +400,13 @@ class App:
     def listener_addresses(self) -> dict[str, list[str]]:
         return {name: bl.addresses for name, bl in self.bound.items()}
 
-    def _write_state(self) -> None:
+    def _write_state(self, workers: Sequence[int] = ()) -> None:
         """<data_dir>/serve.json: pid and the bound addresses, for scripts and the test fixture
-        (a port of 0 in the config is only known after binding)."""
+        (a port of 0 in the config is only known after binding). With several workers, `pid` is
+        the supervisor's (signals go there) and `workers` the workers' pids."""
         state = {
             "pid": os.getpid(),
+            "workers": list(workers),
             "version": __version__,
             "data_dir": str(self.settings.data_dir.resolve()),
             "control_socket": str(self.settings.control_socket_path.resolve()),
@@ -384,10 +420,13 @@ class App:
             f.write(json.dumps(state, indent=2))
         os.replace(tmp, path)
 
-    def banner(self) -> str:
+    def banner(self, workers: Sequence[int] = ()) -> str:
         s = self.settings
         lines = [f"mailcove {__version__} serving {s.hostname} (pid {os.getpid()})"]
         lines.append(f"  {'data dir':<12} {s.data_dir.resolve()}")
+        if workers:
+            lines.append(f"  {'workers':<12} {len(workers)} (pids {', '.join(map(str, workers))}; the first also "
+                         "runs SMTP, HTTP, the queue and the control socket)")
         for plan in self.plans:
             if plan.name in self.bound:
                 where = ", ".join(self.bound[plan.name].addresses)
@@ -416,9 +455,40 @@ class App:
         lines.append("ready")
         return "\n".join(lines)
 
-    def _print_banner(self) -> None:
-        self._out.write(self.banner() + "\n")
+    def _print_banner(self, workers: Sequence[int] = ()) -> None:
+        self._out.write(self.banner(workers) + "\n")
         self._out.flush()
+
+    def supervise(self, count: int) -> int:
+        """Serve with `count` worker processes (net/workers.py) until SIGTERM or SIGINT; this
+        process only supervises. prepare() (and the privilege drop) first."""
+        assert self.control is not None
+        supervisor = Supervisor(count, self._serve_as_worker, shutdown_timeout=self.settings.server.shutdown_timeout,
+                                restarted=self._write_state)
+        try:
+            supervisor.start()
+        except WorkerStartError as exc:
+            self._close_bound()
+            self.control.remove_socket()
+            raise StartupError(f"{exc} (its log says why)") from None
+        try:
+            self._write_state(supervisor.pids())
+            self._print_banner(supervisor.pids())
+            sd_notify("READY=1\nSTATUS=serving")
+            code = supervisor.run()
+            sd_notify("STOPPING=1")
+        finally:
+            self._close_bound()
+            self.control.remove_socket()
+            with contextlib.suppress(FileNotFoundError):
+                (self.settings.data_dir / STATE_FILE).unlink()
+        log.info("stopped")
+        self.stopped_cleanly = code == 0
+        return code
+
+    def _serve_as_worker(self, role: WorkerRole) -> int:
+        self.become_worker(role)
+        return _run_loop(self)
 
 
 def settle_gc() -> None:
@@ -431,9 +501,10 @@ def settle_gc() -> None:
 
 
 def run_server(settings: Settings, listen: Sequence[str] = (), user: str | None = None, *,
-               handlers: Mapping[str, Handler | None] | None = None) -> int:
+               handlers: Mapping[str, Handler | None] | None = None, workers: int | None = None) -> int:
     """`mailcove serve`: prepare (ConfigError propagates: exit 2), drop root privileges once
-    everything privileged is done (net/privileges.py), then serve with uvloop if it is installed.
+    everything privileged is done (net/privileges.py), then serve with uvloop if it is installed,
+    in this process or in `workers` worker processes (None: [server] workers; 0: one per core).
     `handlers`: as App's (tests plug a protocol in through it)."""
     target, run_as = privileges.resolve_target(settings, user)
     if target is not None:
@@ -453,6 +524,15 @@ def run_server(settings: Settings, listen: Sequence[str] = (), user: str | None 
                 app.control.remove_socket()
             raise
     app.run_as = run_as
+    count = workers if workers is not None else settings.server.workers
+    count = count or default_count()
+    if count > 1:
+        return app.supervise(count)
+    return _run_loop(app)
+
+
+def _run_loop(app: App) -> int:
+    """app.run() on uvloop if it is installed."""
     try:
         import uvloop
 

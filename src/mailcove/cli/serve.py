@@ -25,12 +25,20 @@ from mailcove.config import ConfigError
     metavar="NAME",
     help="Started as root: the user to become after binding (overrides [server] user; root = stay root).",
 )
+@click.option(
+    "--workers",
+    "workers",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Processes serving connections (overrides [server] workers; 0 = one per core). The first also runs "
+    "SMTP, HTTP, the queue and the control socket; the others serve IMAP and POP3.",
+)
 @click.pass_obj
-def serve(obj: object, listen: tuple[str, ...], user: str | None) -> None:
-    """Run SMTP, IMAP, POP3 and HTTP in one process until SIGTERM or SIGINT (SIGHUP reloads TLS)."""
+def serve(obj: object, listen: tuple[str, ...], user: str | None, workers: int | None) -> None:
+    """Run SMTP, IMAP, POP3 and HTTP until SIGTERM or SIGINT (SIGHUP reloads TLS)."""
     settings = obj.settings  # type: ignore[attr-defined]
     try:
-        code = run_server(settings, listen, user)
+        code = run_server(settings, listen, user, workers=workers)
     except ConfigError as exc:
         click.echo(f"mailcove: config error: {exc}", err=True)
         sys.exit(2)

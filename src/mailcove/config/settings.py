@@ -148,6 +148,9 @@ class ServerSettings:
     # account exists, else stay root with a warning. "root": never drop (not recommended).
     user: str = ""
     group: str = ""
+    # Processes serving connections (net/workers.py): 0 is one per core. The first also runs
+    # SMTP, HTTP, the queue and the control socket; the others serve IMAP and POP3.
+    workers: int = 1
 
 
 @dataclass

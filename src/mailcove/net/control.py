@@ -277,6 +277,13 @@ class LocalServer:
         if self._server is not None:
             self._server.close()
 
+    def close_inherited(self) -> None:
+        """Close this process's copy of the bound socket without removing its file: a worker
+        process that does not serve the control socket (net/workers.py)."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
     def remove_socket(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()

@@ -38,6 +38,13 @@ def new_session_id() -> str:
     return f"{_session_prefix}{next(_session_counter):06x}"
 
 
+def new_session_prefix() -> None:
+    """A forked worker process (net/workers.py) numbers its sessions apart from its siblings'."""
+    global _session_prefix, _session_counter
+    _session_prefix = secrets.token_hex(2)
+    _session_counter = itertools.count(1)
+
+
 class BindError(Exception):
     def __init__(self, listener: str, address: str, message: str) -> None:
         self.listener = listener
