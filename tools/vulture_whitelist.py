@@ -8,12 +8,13 @@ real modules so a reader finds each at once."""
 
 import dns.asyncresolver
 
-from mailcove.cli import access, alias, db_copy, domain, queue, relay, user
+from mailcove.cli import access, alias, db_copy, domain, index, queue, relay, user
 from mailcove.directory import pam_auth
 from mailcove.directory import postgres as directory_postgres
 from mailcove.directory import rules as directory_rules
 from mailcove.directory import sql as directory_sqlite
 from mailcove.imap.search import Light
+from mailcove.message import text as message_text
 from mailcove.net.control import ControlClient
 from mailcove.proto.imap.commands.append import AppendStart
 from mailcove.proto.imap.seqset import SeqSet
@@ -30,6 +31,8 @@ access.import_
 alias.list_
 db_copy.copy_cmd  # defined inside db_copy.register(group), so this line only names it
 domain.list_
+index.rebuild
+index.status
 queue.list_
 queue.retry
 relay.deny
@@ -110,6 +113,11 @@ sqlite_store._queue_size
 sqlite_store._acquire_lease
 sqlite_store._renew_lease
 sqlite_store._release_lease
+sqlite_store._unindexed_bodies
+sqlite_store._index_texts
+sqlite_store._text_candidates
+sqlite_store._index_progress
+sqlite_store._reset_index
 
 postgres_store._space_low
 postgres_store._insert_account
@@ -180,6 +188,11 @@ postgres_store._queue_size
 postgres_store._acquire_lease
 postgres_store._renew_lease
 postgres_store._release_lease
+postgres_store._unindexed_bodies
+postgres_store._index_texts
+postgres_store._text_candidates
+postgres_store._index_progress
+postgres_store._reset_index
 
 directory_sqlite._all_domains
 directory_sqlite._all_users
@@ -257,6 +270,12 @@ Light.addr_from
 Light.addr_to
 Light.addr_cc
 Light.addr_bcc
+
+# html.parser.HTMLParser calls its subclass's handlers (message.text: HTML parts reduced to text
+# for the full-text index).
+message_text._HtmlText.handle_starttag
+message_text._HtmlText.handle_endtag
+message_text._HtmlText.handle_data
 
 # dnspython reads the attribute we set (the whole-lookup deadline).
 dns.asyncresolver.Resolver.lifetime

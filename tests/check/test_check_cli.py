@@ -117,7 +117,8 @@ def test_all_good_then_dns_missing_open_relay_and_a_dead_server(serve_factory: A
         assert re.search(r"ok   open relay via 127\.0\.0\.1:\d+ from 127\.0\.0\.2: refused at RCPT: 55\d", out), out
         report = json.loads(ok(cli(srv, "check", "--json", "--timeout", "3")))
         assert report["ok"] is True and report["counts"]["fail"] == 0
-        assert {f["check"] for f in report["findings"]} == {"listeners", "tls", "dns", "relay"}
+        assert {f["check"] for f in report["findings"]} == {"listeners", "tls", "dns", "relay", "index"}
+        assert "ok   full-text index: 0 of 0 message bodies indexed (100.0%), 0 waiting" in out, out
 
         # records missing from the zone
         r = cli(srv, "check", "--domain", "broken.test", "--skip", "listeners", "--skip", "tls", "--skip", "relay")

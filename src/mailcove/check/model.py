@@ -16,7 +16,7 @@ STATE_FILE = "serve.json"
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    check: str  # listeners | tls | dns | relay
+    check: str  # listeners | tls | dns | relay | index
     subject: str  # what was looked at: "imap 127.0.0.1:143", "certificate", "hamap.local MX"
     status: Status
     detail: str

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mailcove.check import dns, listeners, relay, tls
+from mailcove.check import dns, listeners, relay, textindex, tls
 from mailcove.check.model import Report, load_state
 from mailcove.config import Settings
 from mailcove.directory import open_directory
@@ -28,4 +28,6 @@ async def run(settings: Settings, *, domains: Sequence[str] = (), addresses: Seq
         report.findings += await dns.check(settings, names, list(addresses), timeout)
     if "relay" not in skip:
         report.findings += await relay.check(settings, state, timeout, probe_from)
+    if "index" not in skip:
+        report.findings += await textindex.check(settings, state)
     return report

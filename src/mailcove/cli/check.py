@@ -20,7 +20,7 @@ STATUS_COLOUR = {"ok": "green", "warn": "yellow", "fail": "red"}
               help="This server's public address(es), for the A/AAAA comparison (default: any address will do).")
 @click.option("--probe-from", metavar="IP", help="Source address of the open-relay probe (an address of this machine).")
 @click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds for each connection or lookup.")
-@click.option("--skip", multiple=True, type=click.Choice(["listeners", "tls", "dns", "relay"]),
+@click.option("--skip", multiple=True, type=click.Choice(["listeners", "tls", "dns", "relay", "index"]),
               help="Leave out a check (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only problems and warnings.")

@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "dkim",
     "dns",
     "check",
+    "index",
     "db",
     "importing",
     "export",

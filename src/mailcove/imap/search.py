@@ -8,6 +8,12 @@ keep, the whole message for BODY / TEXT. Evaluation is three-valued: a key that 
 loaded yet answers None ("unknown"), AND/OR/NOT propagate it, and only messages still unknown
 load the next tier. `FROM a BODY b` over 10,000 messages reads the bodies of the few from `a`.
 
+Before any of that, each BODY/TEXT needle is looked up in the store's full-text index
+(store/rules/textindex.py, `narrow`): a message outside its candidates does not contain it, so
+the key is False there without a read, and a key that needs the needle leaves the other messages
+out altogether. The index only narrows: the candidates (and the messages not indexed yet) get the
+same check as without it, so the answer never depends on the index.
+
 Text matching is a case-insensitive substring match (str.casefold) on decoded text: RFC 2047
 words in headers and the transfer encoding and charset of text parts in bodies.
 """
@@ -21,15 +27,12 @@ from datetime import date
 
 from mailcove.core import cooperative
 from mailcove.core.clock import SYSTEM_CLOCK, Clock
-from mailcove.message import (
-    Address,
-    MessageInfo,
-    Part,
-    UnknownTransferEncoding,
-    decode_header_value,
-    decode_transfer,
-)
+from mailcove.message import Address, MessageInfo, decode_header_value
 from mailcove.message.dates import parse_date_day
+from mailcove.message.text import SEARCH_BYTES, header_fields
+from mailcove.message.text import body_text as _body_text
+from mailcove.message.text import decoded_header as _decoded_header
+from mailcove.message.text import header_text as _header_text
 from mailcove.proto.imap.commands.search import (
     All,
     And,
@@ -52,11 +55,12 @@ from mailcove.store.api import MailStore, MessageMeta
 META_BATCH = 500
 TEXT_BATCH = 200  # messages whose text is read and compared before the next ones are read
 READ_CONCURRENCY = 8
-MAX_BODY_SEARCH_BYTES = 16 * 1024 * 1024  # larger messages are searched in their first 16 MiB
+MAX_BODY_SEARCH_BYTES = SEARCH_BYTES  # larger messages are searched in their first 16 MiB
 
 # Tiers of data a key needs.
 FLAGS, META, HEADER, BODY = 0, 1, 2, 3
 # Header fields MessageInfo keeps decoded or raw; other names read the header block.
+_INDEXED_FIELDS = frozenset({"BODY", "TEXT"})  # what the store's full-text index narrows
 _INFO_HEADERS = frozenset({"from", "to", "cc", "bcc", "subject", "message-id", "in-reply-to", "date"})
 
 
@@ -232,6 +236,19 @@ def _any_key(key: SearchKey, pred: Callable[[SearchKey], bool]) -> bool:
     return pred(key)
 
 
+def _indexed_keys(key: SearchKey) -> list[Text]:
+    """The BODY/TEXT keys of the tree, in order."""
+    if isinstance(key, Text):
+        return [key] if key.field in _INDEXED_FIELDS else []
+    if isinstance(key, Not):
+        return _indexed_keys(key.key)
+    if isinstance(key, Or):
+        return _indexed_keys(key.left) + _indexed_keys(key.right)
+    if isinstance(key, And):
+        return [t for k in key.keys for t in _indexed_keys(k)]
+    return []
+
+
 def uses_derived(key: SearchKey) -> bool:
     """Whether `key` compares what `Light.derive` computes (address keys, SENT* dates)."""
     return _any_key(key, lambda k: (isinstance(k, Text) and k.field in _ADDRESS_FIELDS)
@@ -266,9 +283,47 @@ class Evaluator:
         self.recent = recent
         self.now = clock.time()  # YOUNGER and OLDER (RFC 5032) count back from here
         self.derive = False  # whether this key needs Light.derive (set by run)
+        # BODY/TEXT keys the full-text index narrowed: the UIDs their matches must be among.
+        self.candidates: dict[Text, set[int]] = {}
+        self._narrowed = False
+
+    async def narrow(self, key: SearchKey, unknown: Iterable[int] = ()) -> set[int] | None:
+        """Ask the store's full-text index about each BODY/TEXT needle of `key` (once). A message
+        outside a needle's candidates does not contain it, so its key is False without reading
+        the message; one inside is checked exactly as without the index. Returns the UIDs any
+        match of the whole key must be among (None: the index does not bound it), so a caller
+        can leave the other messages out of the search altogether. `unknown`: UIDs whose rows
+        the store may no longer have (expunged elsewhere, not announced yet): never excluded,
+        they are evaluated as without the index."""
+        if not self._narrowed:
+            self._narrowed = True
+            for k in dict.fromkeys(_indexed_keys(key)):
+                found = await self.store.text_candidates(self.mailbox_id, k.value)
+                if found is not None:
+                    found.update(unknown)
+                    self.candidates[k] = found
+        return self._bound(key)
+
+    def _bound(self, key: SearchKey) -> set[int] | None:
+        if isinstance(key, Text):
+            return self.candidates.get(key)
+        if isinstance(key, And):
+            out: set[int] | None = None
+            for k in key.keys:
+                b = self._bound(k)
+                if b is not None:
+                    out = b if out is None else out & b
+            return out
+        if isinstance(key, Or):
+            left, right = self._bound(key.left), self._bound(key.right)
+            return None if left is None or right is None else left | right
+        return None
 
     async def run(self, key: SearchKey, msgs: list[Msg]) -> list[Msg]:
         key = simplify(key)
+        bound = await self.narrow(key)
+        if bound is not None and len(bound) < len(msgs):
+            msgs = [m for m in msgs if m.uid in bound]
         need = tier(key)
         self.derive = uses_derived(key)
         # What a level loads is dropped as soon as it has been compared: the META level keeps
@@ -410,6 +465,10 @@ class Evaluator:
                 if r is None:
                     unknown = True
             return None if unknown else True
+        if isinstance(key, Text) and m.body_text is None and key.field in _INDEXED_FIELDS:
+            found = self.candidates.get(key)
+            if found is not None and m.uid not in found:
+                return False  # the index holds every string BODY/TEXT can match
         # Everything below needs the message's metadata.
         light = m.light
         if light is None:
@@ -505,20 +564,6 @@ def _uid_in(s: SeqSet, uid: int, max_uid: int) -> bool:
     return s.contains(uid, max_uid)
 
 
-_FIELD = re.compile(r"^([!-9;-~]+)[ \t]*:(.*(?:\n[ \t].*)*)", re.MULTILINE)
-
-
-def _header_text(raw: bytes) -> str:
-    return raw.replace(b"\r\n", b"\n").decode("utf-8", "surrogateescape")
-
-
-def _decoded_header(header_text: str) -> str:
-    return "\n".join(
-        m.group(1) + ": " + decode_header_value(re.sub(r"\n[ \t]", " ", m.group(2)).strip())
-        for m in _FIELD.finditer(header_text)
-    ).casefold()
-
-
 class HeaderFields:
     """A header block split into fields once; each name's values decoded and casefolded the first
     time a HEADER key asks for them (300 keys on a 1 MB header scan it once, not 300 times)."""
@@ -526,9 +571,7 @@ class HeaderFields:
     __slots__ = ("_decoded", "_raw")
 
     def __init__(self, header_text: str) -> None:
-        self._raw: dict[str, list[str]] = {}
-        for m in _FIELD.finditer(header_text):
-            self._raw.setdefault(m.group(1).lower(), []).append(m.group(2))
+        self._raw = header_fields(header_text)
         self._decoded: dict[str, list[str]] = {}
 
     def values(self, name: str) -> list[str]:
@@ -538,29 +581,3 @@ class HeaderFields:
                 decode_header_value(re.sub(r"\n[ \t]", " ", v).strip()).casefold() for v in self._raw.get(name, ())
             ]
         return out
-
-
-def _text_parts(part: Part) -> Iterable[Part]:
-    for p in part.walk():
-        if p.type == "text" and not p.parts:
-            yield p
-
-
-def _body_text(data: bytes, info: MessageInfo) -> str:
-    chunks: list[str] = []
-    for p in _text_parts(info.root):
-        if p.body_start >= len(data):
-            continue
-        raw = data[p.body_start : p.body_end]
-        try:
-            decoded = decode_transfer(raw, p.cte)
-        except UnknownTransferEncoding:
-            decoded = raw
-        charset = (p.charset or "us-ascii").lower()
-        try:
-            chunks.append(decoded.decode(charset, "replace"))
-        except (LookupError, ValueError):  # unknown, or a codec that fails anyway (idna, a NUL in the name)
-            chunks.append(decoded.decode("utf-8", "replace"))
-    if not chunks and info.root.type != "multipart":
-        chunks.append(data[info.root.body_start :].decode("utf-8", "replace"))
-    return "\n".join(chunks).casefold()

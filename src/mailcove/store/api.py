@@ -453,6 +453,18 @@ class MailStore(Protocol):
         """Only for diagnostics; None when the body is stored inline. The file holds the body
         as received, without the message's prefix."""
 
+    # --- the full-text index for SEARCH BODY/TEXT (store/rules/textindex.py) -----------------
+    async def text_candidates(self, mailbox_id: int, needle: str) -> set[int] | None:
+        """The UIDs of the mailbox's messages that may contain `needle` in their text (SEARCH
+        BODY/TEXT's case-folded substring), unindexed messages included: every message that
+        contains it is among them. None: the index cannot narrow this needle."""
+    async def index_pending(self, after: int = 0, limit: int = 100) -> tuple[int, int]:
+        """Index up to `limit` bodies waiting (ids above `after`): (how many read, last id read)."""
+    async def index_progress(self) -> tuple[int, int]:
+        """(bodies waiting to be indexed, bodies)."""
+    async def reset_index(self, user: str) -> int:
+        """Unindex the user's bodies, to be indexed again; returns how many."""
+
     # --- changing ----------------------------------------------------------------------------
     async def store_flags(
         self,

@@ -8,7 +8,8 @@ from mailcove.store.api import MailStore
 
 def open_store(settings: Settings, *, watch_changes: bool = True) -> MailStore:
     """Build (not start) the configured backend. `watch_changes=False` suits one-shot commands
-    that never subscribe to the change bus."""
+    that never subscribe to the change bus; a store that watches (the server's) also runs the
+    background full-text indexer (store/textindexer.py)."""
     backend = settings.store.backend
     if backend == "sqlite":
         from mailcove.store.sqlite import SqliteStore
@@ -21,6 +22,7 @@ def open_store(settings: Settings, *, watch_changes: bool = True) -> MailStore:
             default_quota_messages=settings.store.default_quota_messages,
             change_poll_ms=settings.store.change_poll_ms,
             watch_changes=watch_changes,
+            text_index=watch_changes,
         )
     if backend == "postgres":
         if not settings.store.dsn:
@@ -39,5 +41,6 @@ def open_store(settings: Settings, *, watch_changes: bool = True) -> MailStore:
             default_quota_messages=settings.store.default_quota_messages,
             pool_size=settings.store.pool_size,
             watch_changes=watch_changes,
+            text_index=watch_changes,
         )
     raise ConfigError(settings.source, "store.backend", f"unknown backend {backend!r} (known: sqlite, postgres)")

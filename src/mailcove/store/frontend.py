@@ -11,6 +11,7 @@ prefix beside it; `served_range` and `served` are how both backends serve prefix
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import secrets
@@ -47,7 +48,7 @@ from mailcove.store.api import (
 )
 from mailcove.store.changes import ChangeBus
 from mailcove.store.names import normalize_name
-from mailcove.store.rules import accounts, leases, mailboxes, messages, queue
+from mailcove.store.rules import accounts, leases, mailboxes, messages, queue, textindex
 from mailcove.store.rules.statements import Body
 from mailcove.store.sansio import Rule
 from mailcove.store.spool import Spool
@@ -129,6 +130,7 @@ class StoreOptions(TypedDict, total=False):
     default_quota_bytes: int  # a new account's quota; 0: unlimited
     default_quota_messages: int
     watch_changes: bool  # hear other processes' (nodes') commits; off for one-shot commands
+    text_index: bool  # run the background full-text indexer (store/textindexer.py): the server's store
 
 
 class Frontend:
@@ -141,8 +143,12 @@ class Frontend:
         default_quota_bytes: int = 0,
         default_quota_messages: int = 0,
         watch_changes: bool = True,
+        text_index: bool = False,
     ) -> None:
+        from mailcove.store.textindexer import TextIndexer
+
         self.data_dir = Path(data_dir)
+        self.indexer = TextIndexer(self) if text_index else None
         self._inline_max = inline_max
         self._min_free = min_free_bytes
         self._default_quota = (default_quota_bytes, default_quota_messages)
@@ -155,6 +161,16 @@ class Frontend:
         if part is None:
             raise RuntimeError("store not started")
         return part
+
+    def _start_indexer(self) -> None:
+        """The backend's start() calls this last, once the store can be read and written."""
+        if self.indexer is not None:
+            self.indexer.start()
+
+    async def _stop_indexer(self) -> None:
+        """The backend's close() calls this first."""
+        if self.indexer is not None:
+            await self.indexer.stop()
 
     # --- the backend's part ------------------------------------------------------------------
 
@@ -373,6 +389,27 @@ class Frontend:
 
     async def message_path(self, mailbox_id: int, uid: int) -> Path | None:
         return await self._read(messages.message_path, mailbox_id, uid)
+
+    # --- the full-text index (rules/textindex.py) --------------------------------------------
+
+    async def text_candidates(self, mailbox_id: int, needle: str) -> set[int] | None:
+        return await self._read(textindex.candidates, mailbox_id, needle)
+
+    async def index_pending(self, after: int = 0, limit: int = textindex.BATCH) -> tuple[int, int]:
+        """Index up to `limit` bodies waiting, ids above `after`: (how many were read, the last
+        id read; 0 when none was waiting)."""
+        bodies = await self._read(textindex.unindexed, after, limit)
+        if not bodies:
+            return 0, 0
+        rows = await asyncio.to_thread(textindex.texts, bodies)
+        await self._write(textindex.index_texts, rows)
+        return len(bodies), bodies[-1][0]
+
+    async def index_progress(self) -> tuple[int, int]:
+        return await self._read(textindex.progress)
+
+    async def reset_index(self, user: str) -> int:
+        return await self._write(textindex.reset, user)
 
     # --- changing messages -------------------------------------------------------------------
 

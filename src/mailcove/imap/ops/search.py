@@ -4,7 +4,7 @@ MODSEQ (RFC 7162 3.1.5)."""
 
 from __future__ import annotations
 
-from mailcove.imap.search import Evaluator, Msg, uses_modseq
+from mailcove.imap.search import Evaluator, Msg, simplify, uses_modseq
 from mailcove.imap.session import Session
 from mailcove.proto.imap.commands import Search
 from mailcove.proto.imap.commands.search import SearchKey
@@ -13,16 +13,24 @@ from mailcove.proto.imap.commands.search import SearchKey
 async def evaluate(s: Session, criteria: SearchKey) -> list[Msg]:
     view = s.require_view()
     cache = view.cache
+    ev = Evaluator(s.store, cache.mailbox_id, count=len(view), max_uid=view.max_uid, saved=s.saved_search,
+                   recent=view.recent, light=cache.light, clock=s.ctx.clock)
+    # The full-text index may bound the matches of a BODY/TEXT search to a few UIDs: only those
+    # messages are looked at (sequence numbers stay the positions in the whole view).
+    bound = await ev.narrow(simplify(criteria), view.pending_expunged)
     if view.in_step:
         # Positions agree with the cache: no per-message lookup.
-        msgs = [Msg(i + 1, uid, fl, ms)
-                for i, (uid, fl, ms) in enumerate(zip(view.uids, cache.flags, cache.modseqs, strict=True))]
+        if bound is None:
+            msgs = [Msg(i + 1, uid, fl, ms)
+                    for i, (uid, fl, ms) in enumerate(zip(view.uids, cache.flags, cache.modseqs, strict=True))]
+        else:
+            flags, modseqs = cache.flags, cache.modseqs
+            msgs = [Msg(i + 1, uid, flags[i], modseqs[i]) for i, uid in enumerate(view.uids) if uid in bound]
     else:
         # A message expunged elsewhere but not announced yet keeps its number and its last
         # flags; keys that need its metadata cannot match it any more (the store has no row).
-        msgs = [Msg(i + 1, uid, view.flags_of(uid), cache.modseq_of(uid) or 0) for i, uid in enumerate(view.uids)]
-    ev = Evaluator(s.store, cache.mailbox_id, count=len(view), max_uid=view.max_uid, saved=s.saved_search,
-                   recent=view.recent, light=cache.light, clock=s.ctx.clock)
+        msgs = [Msg(i + 1, uid, view.flags_of(uid), cache.modseq_of(uid) or 0) for i, uid in enumerate(view.uids)
+                if bound is None or uid in bound]
     return await ev.run(criteria, msgs)
 
 

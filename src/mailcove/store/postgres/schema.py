@@ -483,6 +483,22 @@ MIGRATIONS: list[str] = [
     END
     $fn$;
     """,
+    # 6: the full-text index for SEARCH BODY/TEXT (store/rules/textindex.py): every body starts
+    # unindexed (those stored before too, indexed in the background after the upgrade); the
+    # partial index finds the ones waiting. message_texts holds each body's index text under a
+    # pg_trgm GIN index, which answers LIKE '%needle%' (tsvector matches stemmed words, not
+    # substrings). pg_trgm ships with PostgreSQL (contrib); creating it needs a superuser or
+    # the database's owner on PostgreSQL 13 and later (a trusted extension).
+    """
+    CREATE EXTENSION IF NOT EXISTS pg_trgm;
+    ALTER TABLE blobs ADD COLUMN indexed boolean NOT NULL DEFAULT false;
+    CREATE INDEX blobs_unindexed ON blobs (id) WHERE NOT indexed;
+    CREATE TABLE message_texts (
+        blob_id bigint PRIMARY KEY REFERENCES blobs (id) ON DELETE CASCADE,
+        text text NOT NULL
+    );
+    CREATE INDEX message_texts_trgm ON message_texts USING gin (text gin_trgm_ops);
+    """,
 ]
 
 _VERSION_TABLE = """

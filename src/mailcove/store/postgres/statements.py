@@ -607,6 +607,78 @@ async def _served_messages(c: Conn, cx: Context, s: S.ServedMessages) -> dict[in
     return out
 
 
+
+# --- the full-text index (rules/textindex.py) ------------------------------------------------------
+# message_texts holds each body's index text with a pg_trgm GIN index (gin_trgm_ops): a LIKE
+# '%needle%' is answered from the trigrams and rechecked on the text, exactly, whatever the
+# needle's length (one too short for a trigram scans the texts instead, still in the database).
+# tsvector was not used: it matches stemmed words, SEARCH matches substrings. Blob ids are never
+# reused here, so the token is None; a deleted body's text goes with it (ON DELETE CASCADE).
+
+
+def _like(needle: str) -> str:
+    return "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+@on(S.UnindexedBodies)
+async def _unindexed_bodies(c: Conn, cx: Context, s: S.UnindexedBodies) -> list[Any]:
+    out = []
+    for blob_id, chunked, size, data, prefix, skip, info in await c.fetch(
+        "SELECT id, chunked, size,"
+        " CASE WHEN chunked THEN NULL ELSE substring(data FROM (skip + 1)::int FOR $3::int) END, prefix, skip, info"
+        " FROM blobs WHERE NOT indexed AND id > $1 ORDER BY id LIMIT $2",
+        s.after, s.limit, s.max_bytes,
+    ):
+        if not info:
+            body = b""
+        else:
+            if chunked:
+                data = await _chunks(c, blob_id, skip, min(size, skip + s.max_bytes))
+            body = ((prefix or b"") + (data or b""))[: s.max_bytes]
+        out.append((blob_id, None, body, info))
+    return out
+
+
+@on(S.IndexTexts)
+async def _index_texts(c: Conn, txn: Txn, s: S.IndexTexts) -> int:
+    rows = sorted((r[0], r[2]) for r in s.rows)
+    return await c.fetchval(
+        "WITH d AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS t(id, text)),"
+        " u AS (UPDATE blobs b SET indexed = true FROM d WHERE b.id = d.id AND NOT b.indexed RETURNING b.id),"
+        " i AS (INSERT INTO message_texts (blob_id, text) SELECT d.id, d.text FROM d JOIN u ON u.id = d.id"
+        " WHERE d.text <> '' ON CONFLICT (blob_id) DO NOTHING)"
+        " SELECT count(*) FROM u",
+        [r[0] for r in rows], [r[1] for r in rows],
+    )
+
+
+@on(S.TextCandidates)
+async def _text_candidates(c: Conn, cx: Context, s: S.TextCandidates) -> list[int]:
+    return [r[0] for r in await c.fetch(
+        "SELECT uid FROM messages WHERE mailbox_id = $1 AND blob_id IN"
+        " (SELECT blob_id FROM message_texts WHERE text LIKE $2 UNION ALL SELECT id FROM blobs WHERE NOT indexed)",
+        s.mailbox_id, _like(s.needle),
+    )]
+
+
+@on(S.IndexProgress)
+async def _index_progress(c: Conn, cx: Context, s: S.IndexProgress) -> tuple[int, int]:
+    row = await c.fetchrow("SELECT (SELECT count(*) FROM blobs WHERE NOT indexed), (SELECT count(*) FROM blobs)")
+    return row[0], row[1]
+
+
+@on(S.ResetIndex)
+async def _reset_index(c: Conn, txn: Txn, s: S.ResetIndex) -> int:
+    ids = [r[0] for r in await c.fetch(
+        "SELECT DISTINCT m.blob_id FROM messages m JOIN mailboxes x ON x.id = m.mailbox_id"
+        " WHERE x.account_id = $1 ORDER BY 1",
+        s.account_id,
+    )]
+    await _lock_blobs(c, ids)
+    await c.execute("DELETE FROM message_texts WHERE blob_id = ANY($1::bigint[])", ids)
+    await c.execute("UPDATE blobs SET indexed = false WHERE id = ANY($1::bigint[])", ids)
+    return len(ids)
+
 @on(S.MessagePath)
 async def _message_path(c: Conn, cx: Context, s: S.MessagePath) -> None:
     return None  # bodies live in the database

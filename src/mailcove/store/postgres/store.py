@@ -81,8 +81,10 @@ class PostgresStore(Frontend):
         except BaseException:
             await self.close()
             raise
+        self._start_indexer()
 
     async def close(self) -> None:
+        await self._stop_indexer()
         if self._batcher is not None:
             await self._batcher.close()
             self._batcher = None

@@ -664,4 +664,55 @@ class ReleaseLease(Statement):
     owner: str
 
 
+# --- the full-text index (rules/textindex.py) ------------------------------------------------------
+# One entry per stored body (shared by its copies), its text from message.text.index_text. A
+# body is "unindexed" from its insert until IndexTexts marks it; searches treat unindexed bodies
+# as candidates, so a message is found before its body is indexed.
+
+
+@dataclass(frozen=True, slots=True)
+class UnindexedBodies(Statement):
+    """-> [(blob_id, token, served bytes (the first `max_bytes`), MessageInfo bytes)] of up to
+    `limit` bodies not indexed yet with an id above `after`, by id; `token` is what IndexTexts
+    checks to know the row is still the body that was read (a backend that reuses ids after a
+    delete needs it). A body whose bytes cannot be read comes with empty MessageInfo bytes."""
+
+    after: int
+    limit: int
+    max_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class IndexTexts(Statement):
+    """-> how many bodies were indexed: each (blob_id, token, text, hangul bigrams) whose body is
+    still there, still unindexed and still the one read (its token) gets its text, and is
+    marked indexed (an empty text: nothing to search, a queue-only body)"""
+
+    rows: Sequence[tuple[int, Any, str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class TextCandidates(Statement):
+    """-> [uid] of the mailbox's messages whose indexed text may contain `needle` (case-folded;
+    every message whose text contains it is among them), plus every message whose body is not
+    indexed yet; None when this backend's index cannot narrow this needle (a needle too short
+    for its trigrams). `hangul_pair`: the needle is two Hangul syllables."""
+
+    mailbox_id: int
+    needle: str
+    hangul_pair: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IndexProgress(Statement):
+    """-> (bodies not indexed yet, bodies)"""
+
+
+@dataclass(frozen=True, slots=True)
+class ResetIndex(Statement):
+    """-> how many bodies of the account's messages lose their text and are unindexed again"""
+
+    account_id: int
+
+
 STATEMENTS = statements_of(globals())

@@ -129,6 +129,16 @@ MIGRATIONS: list[str] = [
     ALTER TABLE blobs ADD COLUMN skip INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE queue ADD COLUMN prefix BLOB
     """,
+    # 7: the full-text index for SEARCH BODY/TEXT (store/rules/textindex.py): every body starts
+    # unindexed (those stored before too, indexed in the background after the upgrade); the
+    # partial index finds the ones waiting. text_fts holds each body's text under FTS5's
+    # trigram tokenizer, hangul_fts its Hangul syllable pairs; the rowid of both is the blob id.
+    """
+    ALTER TABLE blobs ADD COLUMN indexed INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX blobs_unindexed ON blobs (id) WHERE indexed = 0;
+    CREATE VIRTUAL TABLE text_fts USING fts5 (text, tokenize = 'trigram', detail = 'none');
+    CREATE VIRTUAL TABLE hangul_fts USING fts5 (grams, tokenize = 'unicode61', detail = 'none')
+    """,
 ]
 
 

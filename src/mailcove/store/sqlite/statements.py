@@ -363,6 +363,7 @@ def _release_blobs(c: Conn, txn: Txn, s: S.ReleaseBlobs) -> None:
     for chunk in _chunks(ids):
         gone = c.execute(f"SELECT id, path FROM blobs WHERE id IN ({_marks(chunk)}) AND refs <= 0", chunk).fetchall()
         c.executemany("DELETE FROM blobs WHERE id = ?", [(b,) for b, _path in gone])
+        _forget_texts(c, [b for b, _path in gone])
         txn.remove_blobs.extend(path for _b, path in gone if path)
 
 
@@ -534,6 +535,113 @@ def _served_messages(c: Conn, cx: Context, s: S.ServedMessages) -> dict[int, byt
             out[uid] = served(prefix, skip, _body(cx, path, data))
     return out
 
+
+
+# --- the full-text index (rules/textindex.py) ------------------------------------------------------
+# text_fts: the index text under the trigram tokenizer, detail=none (no positions: a needle's
+# trigrams are looked up as an AND, which narrows as well as a phrase would for SEARCH, whose own
+# check follows, and keeps the index at about the text's size). hangul_fts: the distinct pairs
+# of adjacent Hangul syllables as words, for two-syllable needles, shorter than a trigram. The
+# rowid of both is the blob's id; blobs.indexed says whether the body's text is in.
+
+TRIGRAM_TERMS = 24  # a long needle is looked up by this many of its trigrams, spread over it
+
+
+def _forget_texts(c: Conn, blob_ids: Sequence[int]) -> None:
+    if blob_ids:
+        rows = [(b,) for b in blob_ids]
+        c.executemany("DELETE FROM text_fts WHERE rowid = ?", rows)
+        c.executemany("DELETE FROM hangul_fts WHERE rowid = ?", rows)
+
+
+def _fts_string(term: str) -> str:
+    return '"' + term.replace('"', '""') + '"'
+
+
+def trigram_query(needle: str) -> str | None:
+    """An FTS5 query for the bodies whose text holds every trigram of `needle`; None when it has
+    none (under 3 characters: the trigram tokenizer would answer with nothing at all)."""
+    grams = list(dict.fromkeys(needle[i : i + 3] for i in range(len(needle) - 2)))
+    if not grams:
+        return None
+    if len(grams) > TRIGRAM_TERMS:
+        step = (len(grams) - 1) / (TRIGRAM_TERMS - 1)
+        grams = [grams[round(i * step)] for i in range(TRIGRAM_TERMS)]
+    return " AND ".join(_fts_string(g) for g in grams)
+
+
+@on(S.UnindexedBodies)
+def _unindexed_bodies(c: Conn, cx: Context, s: S.UnindexedBodies) -> list[Any]:
+    out = []
+    for blob_id, path, data, prefix, skip, info in c.execute(
+        "SELECT id, path, data, prefix, skip, info FROM blobs WHERE indexed = 0 AND id > ? ORDER BY id LIMIT ?",
+        (s.after, s.limit),
+    ).fetchall():
+        if not info:
+            body = b""  # a queue-only body: nothing to search
+        elif path is None:
+            body = served(prefix, skip, bytes(data or b""))[: s.max_bytes]
+        else:
+            try:
+                with open(cx.blobs.path(path), "rb") as f:
+                    f.seek(skip)
+                    body = (prefix or b"") + f.read(max(0, s.max_bytes - len(prefix or b"")))
+            except OSError:  # deleted since this snapshot, or unreadable: SEARCH cannot read it either
+                body = info = b""
+        # SQLite hands a deleted body's id out again: the token is the row as read.
+        out.append((blob_id, (path, data, prefix, skip), body, info))
+    return out
+
+
+@on(S.IndexTexts)
+def _index_texts(c: Conn, txn: Txn, s: S.IndexTexts) -> int:
+    done = 0
+    for blob_id, (path, data, prefix, skip), text, grams in s.rows:
+        if c.execute(
+            "UPDATE blobs SET indexed = 1 WHERE id = ? AND indexed = 0 AND path IS ? AND data IS ? AND prefix IS ?"
+            " AND skip = ?",
+            (blob_id, path, data, prefix, skip),
+        ).rowcount != 1:
+            continue
+        done += 1
+        if text:
+            c.execute("INSERT INTO text_fts (rowid, text) VALUES (?, ?)", (blob_id, text))
+        if grams:
+            c.execute("INSERT INTO hangul_fts (rowid, grams) VALUES (?, ?)", (blob_id, grams))
+    return done
+
+
+@on(S.TextCandidates)
+def _text_candidates(c: Conn, cx: Context, s: S.TextCandidates) -> list[int] | None:
+    if s.hangul_pair:
+        table, query = "hangul_fts", _fts_string(s.needle)
+    else:
+        table, found = "text_fts", trigram_query(s.needle)
+        if found is None:
+            return None
+        query = found
+    return [uid for (uid,) in c.execute(
+        f"SELECT uid FROM messages WHERE mailbox_id = ? AND blob_id IN (SELECT rowid FROM {table} WHERE {table} MATCH ?"
+        " UNION ALL SELECT id FROM blobs WHERE indexed = 0)",
+        (s.mailbox_id, query),
+    )]
+
+
+@on(S.IndexProgress)
+def _index_progress(c: Conn, cx: Context, s: S.IndexProgress) -> tuple[int, int]:
+    waiting = c.execute("SELECT count(*) FROM blobs WHERE indexed = 0").fetchone()[0]
+    return waiting, c.execute("SELECT count(*) FROM blobs").fetchone()[0]
+
+
+@on(S.ResetIndex)
+def _reset_index(c: Conn, txn: Txn, s: S.ResetIndex) -> int:
+    ids = [b for (b,) in c.execute(
+        "SELECT DISTINCT m.blob_id FROM messages m JOIN mailboxes x ON x.id = m.mailbox_id WHERE x.account_id = ?",
+        (s.account_id,),
+    )]
+    _forget_texts(c, ids)
+    c.executemany("UPDATE blobs SET indexed = 0 WHERE id = ?", [(b,) for b in ids])
+    return len(ids)
 
 @on(S.MessagePath)
 def _message_path(c: Conn, cx: Context, s: S.MessagePath) -> Path | None:

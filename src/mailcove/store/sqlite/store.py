@@ -58,6 +58,7 @@ class SqliteStore(Frontend):
         if self._watch:
             self._poller = ChangePoller(self.db_path, self.changes, self._loop, self._poll_interval)
             self._poller.start()
+        self._start_indexer()
 
     def _prepare(self) -> None:
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -79,6 +80,7 @@ class SqliteStore(Frontend):
         return await asyncio.to_thread(self.blobs.collect_orphans, refs, min_age)
 
     async def close(self) -> None:
+        await self._stop_indexer()
         if self._poller is not None:
             await asyncio.to_thread(self._poller.stop)
             self._poller = None

@@ -1,0 +1,148 @@
+"""Store contract, the full-text index (store/rules/textindex.py): every message whose SEARCH text
+contains a needle is among the index's candidates (before indexing too: unindexed bodies are
+candidates), the index does narrow, a deleted body leaves it, a user's entries can be rebuilt, and
+the server's background indexer fills it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from mailcove.store.api import MailStore
+from mailcove.store.rules.textindex import searchable
+from textsearch_corpus import CORPUS, NEEDLES, exact_text
+
+A = "a@hamap.local"
+B = "b@hamap.local"
+
+
+async def _fill(store: MailStore, user: str = A) -> tuple[int, dict[int, bytes]]:
+    by_uid = {}
+    for data in CORPUS:
+        r = await store.append(user, "INBOX", data)
+        by_uid[r.uid] = data
+    return (await store.get_mailbox(user, "INBOX")).id, by_uid
+
+
+async def _index_all(store: MailStore) -> int:
+    total, after = 0, 0
+    while True:
+        n, last = await store.index_pending(after, 4)
+        if not n:
+            return total
+        total, after = total + n, last
+
+
+def _matches(data: bytes, needle: str) -> bool:
+    header, body = exact_text(data)
+    n = needle.casefold()
+    return n in header or n in body
+
+
+async def test_unindexed_messages_are_candidates(store: MailStore) -> None:
+    box, by_uid = await _fill(store)
+    assert await store.index_progress() == (len(CORPUS), len(CORPUS))
+    assert await store.text_candidates(box, "quick") == set(by_uid)
+
+
+async def test_candidates_hold_every_match_and_narrow(store: MailStore) -> None:
+    box, by_uid = await _fill(store)
+    assert await _index_all(store) == len(CORPUS)
+    assert await store.index_progress() == (0, len(CORPUS))
+    narrowed = 0
+    for needle in NEEDLES:
+        want = {uid for uid, data in by_uid.items() if _matches(data, needle)}
+        got = await store.text_candidates(box, needle)
+        if got is None:
+            # only the exact scan answers: the empty needle, a surrogate or NUL, or (SQLite) a
+            # needle shorter than a trigram that is not two Hangul syllables
+            assert searchable(needle) is None or len(needle.casefold()) < 3, needle
+            continue
+        assert want <= got, (needle, want - got)
+        narrowed += len(got) < len(by_uid)
+    assert narrowed > len(NEEDLES) // 2
+    # a word of one message only, and one in an HTML part's text (entity decoded) only
+    assert await store.text_candidates(box, "unique-tail-marker") == {10}
+    assert await store.text_candidates(box, "zzz-no-such-text") == set()
+    assert await store.text_candidates(box, "한국") in ({2, 4}, None)
+
+
+async def test_two_syllable_hangul_is_narrowed(store: MailStore) -> None:
+    box, _ = await _fill(store)
+    await _index_all(store)
+    # "서울" is in messages 2 and 3 (base64 UTF-8, QP EUC-KR); "보고" in 5 (base64 part, file name)
+    assert await store.text_candidates(box, "서울") == {2, 3}
+    assert await store.text_candidates(box, "보고") == {5}
+
+
+async def test_a_deleted_body_leaves_the_index(store: MailStore) -> None:
+    box, _ = await _fill(store)
+    await _index_all(store)
+    last = len(CORPUS)
+    await store.expunge(box, [last])
+    # SQLite gives the highest deleted blob id to the next body: its text must not be the old one
+    r = await store.append(A, "INBOX", b"Subject: new\r\n\r\nfresh words\r\n")
+    assert await store.text_candidates(box, "unique-tail-marker") == {r.uid}  # unindexed: a candidate
+    await _index_all(store)
+    assert await store.text_candidates(box, "unique-tail-marker") == set()
+    assert await store.text_candidates(box, "fresh words") == {r.uid}
+    assert (await store.index_progress())[0] == 0
+
+
+async def test_a_copy_shares_the_entry(store: MailStore) -> None:
+    box, _ = await _fill(store)
+    await _index_all(store)
+    other = await store.create_mailbox(A, "Other")
+    await store.copy(box, [1], other.id)
+    assert await store.text_candidates(other.id, "quick brown") == {1}
+    assert (await store.index_progress())[0] == 0  # the copy needed no indexing of its own
+
+
+async def test_reset_index_of_one_user(store: MailStore) -> None:
+    box, by_uid = await _fill(store)
+    await store.append(B, "INBOX", b"Subject: b's\r\n\r\nquick reply\r\n")
+    await _index_all(store)
+    assert await store.reset_index(A) == len(CORPUS)
+    assert await store.index_progress() == (len(CORPUS), len(CORPUS) + 1)
+    assert await store.text_candidates(box, "quick") == set(by_uid)  # unindexed again: all candidates
+    b_box = (await store.get_mailbox(B, "INBOX")).id
+    assert await store.text_candidates(b_box, "quick") == {1}  # b's entry stayed
+    await _index_all(store)
+    assert await store.text_candidates(box, "quick") == {1}
+
+
+async def test_large_bodies_are_indexed(make_store: Callable[..., MailStore]) -> None:
+    store = make_store(inline_max=256)  # a file (SQLite) or chunk rows (PostgreSQL)
+    await store.start()
+    try:
+        await store.create_account(A)
+        box, _ = await _fill(store)
+        await _index_all(store)
+        assert await store.text_candidates(box, "unique-tail-marker") == {10}
+    finally:
+        await store.close()
+
+
+async def test_the_background_indexer_fills_the_index(make_store: Callable[..., MailStore]) -> None:
+    store = make_store(text_index=True)
+    await store.start()
+    try:
+        await store.create_account(A)
+        box, _ = await _fill(store)
+        for _ in range(200):
+            if (await store.index_progress())[0] == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert await store.index_progress() == (0, len(CORPUS))
+        assert await store.text_candidates(box, "needle-text") == {9}
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("needle", ["", "caf\udce9", "a\x00b"])
+async def test_needles_only_the_scan_answers(store: MailStore, needle: str) -> None:
+    box, _ = await _fill(store)
+    await _index_all(store)
+    assert await store.text_candidates(box, needle) is None
