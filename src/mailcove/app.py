@@ -470,7 +470,7 @@ class App:
         except WorkerStartError as exc:
             self._close_bound()
             self.control.remove_socket()
-            raise StartupError(f"{exc} (its log says why)") from None
+            raise StartupError(str(exc)) from None
         try:
             self._write_state(supervisor.pids())
             self._print_banner(supervisor.pids())
@@ -488,7 +488,11 @@ class App:
 
     def _serve_as_worker(self, role: WorkerRole) -> int:
         self.become_worker(role)
-        return _run_loop(self)
+        try:
+            return _run_loop(self)
+        except StartupError as exc:  # said once, by the supervisor, as a one-process server says it
+            role.failed(str(exc))
+            return 1
 
 
 def settle_gc() -> None:

@@ -203,3 +203,16 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
     except (OSError, IndexError):
         return "zombie"
+
+
+def test_a_worker_that_cannot_start_stops_the_server_with_its_reason(serve_factory):
+    """The store cannot be opened (mail.db is a directory): with workers, the supervisor says so
+    in one line and exits 1, as a one-process server does."""
+    srv = serve_factory(CONFIG, extra_args=["--workers", "2"], start=False)
+    srv.data_dir.mkdir(mode=0o700, parents=True)
+    (srv.data_dir / "mail.db").mkdir()
+    r = srv.run_to_exit()
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 1 and len(lines) == 1, r.stderr
+    assert lines[0].startswith("mailcove: cannot open the store"), lines
+    assert not (srv.data_dir / "control.sock").exists()

@@ -59,8 +59,15 @@ class WorkerRole:
         return self.index == 0
 
     def ready(self) -> None:
+        self._report(b"R")
+
+    def failed(self, reason: str) -> None:
+        """The worker cannot start: the supervisor reports `reason` (one line) and stops."""
+        self._report(b"E" + reason.encode("utf-8", "replace")[:4000])
+
+    def _report(self, message: bytes) -> None:
         with contextlib.suppress(OSError):
-            os.write(self.ready_fd, b"R")
+            os.write(self.ready_fd, message)
             os.close(self.ready_fd)
 
 
@@ -155,15 +162,18 @@ class Supervisor:
                 self._kill_all()
                 raise WorkerStartError(f"worker (pid {pid}) was not serving within {self._ready_timeout:.0f} s")
             readable, _, _ = select.select([fd], [], [], min(left, 0.2))
-            if readable and os.read(fd, 1) == b"R":
+            word = os.read(fd, 4096) if readable else b""
+            if word == b"R":
                 return
             done, status = os.waitpid(pid, os.WNOHANG)
-            if done or readable:  # exited, or closed the pipe without a word
+            if done or readable:  # failed, exited, or closed the pipe without a word
                 if done:
                     del self.workers[pid]
                 self._kill_all()
+                if word.startswith(b"E"):
+                    raise WorkerStartError(word[1:].decode("utf-8", "replace"))
                 code = os.waitstatus_to_exitcode(status) if done else "unknown"
-                raise WorkerStartError(f"worker (pid {pid}) exited before it served (status {code})")
+                raise WorkerStartError(f"worker (pid {pid}) exited before it served (status {code}; its log says why)")
 
     # --- running -------------------------------------------------------------------------------
 
