@@ -100,3 +100,29 @@ async def test_an_attacked_account_is_slowed_not_locked(tmp_path: Path) -> None:
         assert (await auth("127.0.16.100", "a@hamap.local", PASSWORD, (2.0,))).startswith(b"235")
         # Other accounts are not slowed.
         assert (await auth("127.0.16.101", "b@hamap.local", PASSWORD, ())).startswith(b"235")
+
+
+def test_parallel_right_logins_from_one_address_all_succeed(serve_factory):
+    """Thirty sessions behind one address (an office's NAT, imaptest's clients) log in at the same
+    moment: their reservations fill the address's allowance of 10, and the logins beyond it wait
+    for a check in flight to finish instead of being refused as throttled. IMAP, since POP3 would
+    lock the maildrop after the first."""
+    lab = _lab(serve_factory)
+    host, port = lab.srv.address("imap")
+    conns = []
+    for _ in range(PARALLEL):
+        s = socket.create_connection((host, port), timeout=60, source_address=("127.0.15.2", 0))
+        f = s.makefile("rb")
+        assert f.readline().startswith(b"* OK")
+        conns.append((s, f))
+    for s, _ in conns:
+        s.sendall(b"l LOGIN a@hamap.local %s\r\n" % PASSWORD.encode())
+    replies = []
+    for _, f in conns:
+        line = f.readline()
+        while line.startswith(b"* "):
+            line = f.readline()
+        replies.append(line)
+    for s, _ in conns:
+        s.close()
+    assert all(r.startswith(b"l OK") for r in replies), replies

@@ -8,7 +8,11 @@ does not clear the count: otherwise an attacker holding one valid account could 
 A login *reserves* its attempt (`begin`) before the password is checked: the reservation counts
 as a failure until `release` drops it, so parallel logins from one client cannot all pass
 the check before any failure is recorded (issue 13, finding 9: 40 of 100 parallel LOGINs were
-verified). Failures are also counted per account name, across every client. Past
+verified). A login that finds the client's allowance taken by reservations still in flight
+(not by failures) is told to wait (`Attempt.busy`) and try again, not refused: fifty users behind
+one NAT, or imaptest's fifty clients, logging in at the same moment are checked `max_failures`
+at a time, while a guesser's burst still gets no more than `max_failures` checks before its
+failures refuse the rest. Failures are also counted per account name, across every client. Past
 `account_free_failures` the account's logins wait before the check, the wait doubling up to
 `max_delay`; they are never refused, so an attacker can slow a user down but not lock them out.
 
@@ -50,6 +54,9 @@ class Attempt:
     ip_key: str | None = None
     account_key: str | None = None
     stamp: float = 0.0
+    # Not allowed yet: the client's allowance is held by its own logins still being checked;
+    # begin again once one of them has finished.
+    busy: bool = False
 
 
 class LoginThrottle:
@@ -72,6 +79,7 @@ class LoginThrottle:
         self.max_tracked = max_tracked
         self._clock = clock
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._in_flight: dict[str, int] = {}  # per client: reservations not yet released or failed
         self._accounts: OrderedDict[str, deque[float]] = OrderedDict()  # per login name
         # Sessions call this from the event loop, but a threaded caller (PAM, tests) must not
         # corrupt the table either; the critical sections are tiny.
@@ -118,11 +126,17 @@ class LoginThrottle:
         with self._lock:
             n = 0
             if ip_key is not None:
-                verdict = self._verdict(self._recent(ip_key, now), now)
+                q = self._recent(ip_key, now)
+                verdict = self._verdict(q, now)
                 if not verdict.allowed:
+                    in_flight = self._in_flight.get(ip_key, 0)
+                    failures = max(0, verdict.failures - in_flight)
+                    if in_flight and not (self.max_failures and failures >= self.max_failures):
+                        return Attempt(False, 0.0, failures, 0.0, busy=True)
                     return Attempt(False, 0.0, verdict.failures, verdict.retry_after)
                 n = verdict.failures
                 self._add(self._failures, ip_key, now, self.max_failures)
+                self._in_flight[ip_key] = self._in_flight.get(ip_key, 0) + 1
             wait = 0.0
             if account_key is not None:
                 q = self._recent(account_key, now, self._accounts)
@@ -134,6 +148,7 @@ class LoginThrottle:
         """The password was right, or was never checked (the directory was busy, the client
         left): drop the reservation, as a success is not a failure."""
         with self._lock:
+            self._landed(attempt)
             for table, key in ((self._failures, attempt.ip_key), (self._accounts, attempt.account_key)):
                 q = table.get(key) if key is not None else None
                 if q is not None:
@@ -147,8 +162,19 @@ class LoginThrottle:
         answering it."""
         now = self._clock.monotonic()
         with self._lock:
+            self._landed(attempt)
             q = self._recent(attempt.ip_key, now) if attempt.ip_key is not None else None
             return self._verdict(q, now)
+
+    def _landed(self, attempt: Attempt) -> None:
+        key = attempt.ip_key
+        if key is None:
+            return
+        n = self._in_flight.get(key, 0) - 1
+        if n > 0:
+            self._in_flight[key] = n
+        else:
+            self._in_flight.pop(key, None)
 
     def _verdict(self, q: deque[float] | None, now: float) -> ThrottleVerdict:
         n = len(q) if q else 0
