@@ -24,11 +24,10 @@ against it:
   (/proc/PID/stat), from just before imaptest starts to just after it exits, as % of one core
   (the machine's cores: os.cpu_count(), so 200% is both of two).
 - mailcove runs with bench/imap's lab config (plaintext LOGIN allowed) and otherwise its defaults.
-  Its failed-login throttle counts every login in flight as a failure until it succeeds, so with
-  the default [auth] max_failures_per_ip = 10, more than 10 concurrent LOGINs from 127.0.0.1 are
-  refused ("NO [AUTHENTICATIONFAILED]") and imaptest reports them as errors. --login-throttle N
-  sets that limit (Dovecot has no such per-IP limit on successful logins); --workers N sets
-  [server] workers.
+  --login-throttle N sets [auth] max_failures_per_ip. Before 51ea0a0 the throttle counted every
+  login in flight as a failure, so past 10 concurrent LOGINs from 127.0.0.1 were refused ("NO
+  [AUTHENTICATIONFAILED]", hundreds of imaptest errors a turn); --login-throttle 1000 measures such
+  a tree without that. --workers N sets [server] workers.
 - --profile: one extra mailcove turn of the logout0 load (not counted in the medians) with
   `py-spy record --format raw --nolineno` on the server process for 15 s from the 3rd second
   (idle samples left out: only busy samples count), summarised as the top 25 functions by self
@@ -413,8 +412,8 @@ def main() -> None:
     ap.add_argument("--loads", default="default,logout0", type=lambda s: s.split(","))
     ap.add_argument("--servers", default="mailcove,dovecot", type=lambda s: s.split(","))
     ap.add_argument("--login-throttle", type=int, default=0, metavar="N",
-                    help="mailcove's [auth] max_failures_per_ip (default: mailcove's own, 10; logins in flight "
-                         "count against it, so imaptest's 50 clients from 127.0.0.1 are refused past 10)")
+                    help="mailcove's [auth] max_failures_per_ip (default: mailcove's own, 10; before 51ea0a0 "
+                         "logins in flight counted against it, refusing imaptest's clients past 10)")
     ap.add_argument("--workers", type=int, default=0, help="mailcove's [server] workers (default: mailcove's own)")
     ap.add_argument("--profile", action="store_true", help="one extra profiled mailcove turn of logout0")
     tmp = Path(os.environ.get("BENCH_TMP", "/var/tmp"))
