@@ -1,12 +1,14 @@
 """bench/imap: mailcove's IMAP server against Dovecot (Debian's dovecot-imapd) in the same run.
 
-    .venv/bin/python -m bench.imap [--runs 3] [--only a,b,c,d,e] [--big 100000] [--idle 10000]
+    .venv/bin/python -m bench.imap [--runs 3] [--only a,b,c,d,e,f] [--big 100000] [--idle 10000] [--fts 100000]
 
 (a) SELECT then UID FETCH 1:* (FLAGS) on a --big message mailbox; (b) UID SEARCH by header and by
 body over --mid messages; (c) FETCH BODY[] of 1,000 messages; (d) --clients concurrent clients
 doing login, select, fetch, store, append, expunge and idle for --seconds; (e) server memory (PSS,
 summed over every process of the server: /proc/PID/smaps_rollup) and CPU of --idle IDLE
-connections, over plain TCP and over TLS.
+connections, over plain TCP and over TLS; (f) UID SEARCH BODY/TEXT on --fts messages with the
+full-text index and without it, the index's size and build time, and the CPU a delivery costs with
+indexing (bench/imap/fts.py; mailcove only).
 
 Each figure is the median of --runs runs, the two servers taking turns. Both get the same
 messages (bench/imap/fill.py). Must run as root (Dovecot drops to its own users). Debian has no
@@ -33,7 +35,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))  # the Dovecot and mailcove helpers shared with the tests
 
-from bench.imap import idle, mixed  # noqa: E402
+from bench.imap import fts, idle, mixed  # noqa: E402
 from bench.imap.client import Client  # noqa: E402
 from bench.imap.fill import dovecot_fill, mailcove_fill, message, sizes  # noqa: E402
 from interop.dovecot import PrivateDovecot  # noqa: E402
@@ -59,6 +61,10 @@ def mailcove_peer(base: Path, users: list[str], boxes: dict[str, list[bytes]]) -
         dict.fromkeys(users, PASSWORD),
         before_start=lambda cfg, data: mailcove_fill(cfg, data, boxes) if boxes else None,
     )
+    return peer_of(srv)
+
+
+def peer_of(srv: Any) -> Peer:
     host, port = srv.address("imap")
     _, tls_port = srv.address("imaps")
     return Peer("mailcove", host, port, tls_port, lambda: process_tree(srv.pid), srv.stop, srv.logs)
@@ -70,6 +76,10 @@ def dovecot_peer(base: Path, users: list[str], boxes: dict[str, list[bytes]], ma
     dc.start()
     for user in boxes:
         dc.doveadm("force-resync", "-u", user, "INBOX")
+    return dovecot_peer_of(dc)
+
+
+def dovecot_peer_of(dc: PrivateDovecot) -> Peer:
     return Peer("dovecot", dc.host, dc.port, dc.tls_port, dc.pids, dc.cleanup, dc.logs)
 
 
@@ -270,12 +280,22 @@ async def main() -> None:
     ap.add_argument("--idle-runs", type=int, default=None, help="runs of (e) (default --runs)")
     ap.add_argument("--servers", default="mailcove,dovecot", type=lambda s: s.split(","), help="for (e) only")
     ap.add_argument("--idle-kinds", default="plain,tls", type=lambda s: s.split(","), help="for (e): plain, tls")
+    ap.add_argument("--fts", type=int, default=100_000, help="(f): messages in the full-text search mailbox")
+    ap.add_argument("--fts-scan-runs", type=int, default=None, help="(f): runs without the index (default --runs)")
+    ap.add_argument("--fts-mailcove", action=argparse.BooleanOptionalAction, default=True,
+                    help="(f): mailcove with and without the index, and the delivery CPU")
+    ap.add_argument("--fts-dovecot", action=argparse.BooleanOptionalAction, default=True,
+                    help="(f): also Dovecot with Debian's dovecot-fts-xapian")
+    ap.add_argument("--fts-xapian-partial", type=int, default=2, help="(f): fts_xapian partial= (shortest n-gram)")
+    ap.add_argument("--fts-cpu", type=int, default=20_000, help="(f): messages delivered to measure CPU per message")
     ap.add_argument("--json", type=Path, default=None, help="write the results here too")
     args = ap.parse_args()
     if args.dovecot_idle is None:
         args.dovecot_idle = args.idle
     if args.idle_runs is None:
         args.idle_runs = args.runs
+    if args.fts_scan_runs is None:
+        args.fts_scan_runs = args.runs
     if os.geteuid() != 0:
         sys.exit("bench/imap runs Dovecot, which must start as root")
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -292,6 +312,8 @@ async def main() -> None:
             await run_abcd(args, results, base)
         if "e" in args.only:
             await run_e(args, results, base)
+        if "f" in args.only:
+            await fts.run_f(args, results, base, PASSWORD, peer_of, dovecot_peer_of, search, median_of, report)
     text = json.dumps(results, indent=1)
     if args.json:
         args.json.write_text(text)
