@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -146,3 +147,29 @@ async def test_needles_only_the_scan_answers(store: MailStore, needle: str) -> N
     box, _ = await _fill(store)
     await _index_all(store)
     assert await store.text_candidates(box, needle) is None
+
+
+async def test_postgres_keeps_hangul_pairs_beside_the_text(pg_dsn: str, tmp_path: Path) -> None:
+    """PostgreSQL migration 7: under LC_CTYPE C (the test cluster's) pg_trgm makes no trigram of
+    Hangul, so a Korean needle is looked up by the syllable pairs stored with each text."""
+    import asyncpg
+
+    from mailcove.store.postgres import PostgresStore
+
+    store = PostgresStore(pg_dsn, data_dir=tmp_path / "data", pool_size=2)
+    await store.start()
+    try:
+        await store.create_account(A)
+        box, _ = await _fill(store)
+        await _index_all(store)
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            assert await conn.fetchval("SELECT show_trgm('서울')") == []  # why the pairs are needed
+            rows = await conn.fetch("SELECT grams FROM message_texts WHERE grams @> ARRAY['서울']")
+        finally:
+            await conn.close()
+        assert len(rows) == 2
+        assert await store.text_candidates(box, "서울에서") == {2}
+        assert await store.text_candidates(box, "서울 날씨") == {3}
+    finally:
+        await store.close()

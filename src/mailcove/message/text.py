@@ -141,11 +141,16 @@ def index_text(data: bytes, info: MessageInfo) -> tuple[str, str]:
         text = _SURROGATE.sub("\ufffd", text)
     if "\x00" in text:
         text = text.replace("\x00", "\ufffd")
+    return text, " ".join(hangul_pairs(text))
+
+
+def hangul_pairs(text: str) -> list[str]:
+    """The distinct pairs of adjacent Hangul syllables in `text`, in order of appearance."""
     grams: dict[str, None] = {}
     for run in _HANGUL_RUN.findall(text):
         for i in range(len(run) - 1):
             grams[run[i : i + 2]] = None
-    return text, " ".join(grams)
+    return list(grams)
 
 
 def is_hangul_pair(needle: str) -> bool:

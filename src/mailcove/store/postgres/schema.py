@@ -499,6 +499,17 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX message_texts_trgm ON message_texts USING gin (text gin_trgm_ops);
     """,
+    # 7: Hangul syllable pairs beside each index text, under a GIN index: pg_trgm builds its
+    # trigrams from letters and digits as the database's LC_CTYPE classifies them, and under
+    # LC_CTYPE C (the usual initdb default) no Hangul syllable is a letter, so a Korean needle
+    # could only be answered by reading every text. Texts indexed before get their pairs by
+    # being indexed again, in the background (unindexed bodies are searched exactly meanwhile).
+    """
+    ALTER TABLE message_texts ADD COLUMN grams text[] NOT NULL DEFAULT '{}';
+    CREATE INDEX message_texts_grams ON message_texts USING gin (grams);
+    UPDATE blobs SET indexed = false WHERE indexed;
+    DELETE FROM message_texts;
+    """,
 ]
 
 _VERSION_TABLE = """

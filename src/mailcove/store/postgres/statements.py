@@ -37,6 +37,7 @@ from mailcove.core.errors import (
     QuotaExceeded,
     StoreError,
 )
+from mailcove.message.text import hangul_pairs
 from mailcove.store.api import (
     AppendResult,
     Mailbox,
@@ -641,23 +642,29 @@ async def _unindexed_bodies(c: Conn, cx: Context, s: S.UnindexedBodies) -> list[
 
 @on(S.IndexTexts)
 async def _index_texts(c: Conn, txn: Txn, s: S.IndexTexts) -> int:
-    rows = sorted((r[0], r[2]) for r in s.rows)
+    rows = sorted((r[0], r[2], r[3]) for r in s.rows)
     return await c.fetchval(
-        "WITH d AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS t(id, text)),"
+        "WITH d AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]) AS t(id, text, grams)),"
         " u AS (UPDATE blobs b SET indexed = true FROM d WHERE b.id = d.id AND NOT b.indexed RETURNING b.id),"
-        " i AS (INSERT INTO message_texts (blob_id, text) SELECT d.id, d.text FROM d JOIN u ON u.id = d.id"
+        " i AS (INSERT INTO message_texts (blob_id, text, grams)"
+        " SELECT d.id, d.text, string_to_array(d.grams, ' ') FROM d JOIN u ON u.id = d.id"
         " WHERE d.text <> '' ON CONFLICT (blob_id) DO NOTHING)"
         " SELECT count(*) FROM u",
-        [r[0] for r in rows], [r[1] for r in rows],
+        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
     )
 
 
 @on(S.TextCandidates)
 async def _text_candidates(c: Conn, cx: Context, s: S.TextCandidates) -> list[int]:
+    # A needle with Hangul in it is looked up by its syllable pairs too (migration 7): trigrams
+    # of Hangul exist only under an LC_CTYPE that calls them letters.
+    pairs = hangul_pairs(s.needle)
+    where = "text LIKE $2 AND grams @> $3::text[]" if pairs else "text LIKE $2"
+    args: list[Any] = [s.mailbox_id, _like(s.needle)] + ([pairs] if pairs else [])
     return [r[0] for r in await c.fetch(
         "SELECT uid FROM messages WHERE mailbox_id = $1 AND blob_id IN"
-        " (SELECT blob_id FROM message_texts WHERE text LIKE $2 UNION ALL SELECT id FROM blobs WHERE NOT indexed)",
-        s.mailbox_id, _like(s.needle),
+        f" (SELECT blob_id FROM message_texts WHERE {where} UNION ALL SELECT id FROM blobs WHERE NOT indexed)",
+        *args,
     )]
 
 
