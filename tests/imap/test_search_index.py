@@ -171,3 +171,25 @@ def test_hypothesis_needles_answer_as_the_scan(make_lab: Callable[[], Lab]) -> N
             lab.compare(key)
 
     check()
+
+
+def test_many_needles_ask_the_index_a_few_times(make_lab: Callable[[], Lab]) -> None:
+    """A SEARCH of hundreds of BODY keys (the parser allows 1,000) looks up NARROW_MAX needles,
+    not one query per key, and still answers as the scan."""
+    from mailcove.imap import search as search_module
+
+    lab = make_lab()
+    lab.run(lab.setup())
+    lab.run(lab.index())
+    calls: list[str] = []
+    real = lab.store.text_candidates
+
+    async def counted(mailbox_id: int, needle: str) -> set[int] | None:
+        calls.append(needle)
+        return await real(mailbox_id, needle)
+
+    lab.store.text_candidates = counted  # type: ignore[method-assign]
+    keys = tuple(Text("BODY", f"{w}") for w in ("the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog"))
+    keys += tuple(Not(Text("BODY", f"absent-{i}")) for i in range(300))
+    assert lab.compare(And(keys)) == [1]
+    assert len(calls) == search_module.NARROW_MAX

@@ -61,6 +61,7 @@ MAX_BODY_SEARCH_BYTES = SEARCH_BYTES  # larger messages are searched in their fi
 FLAGS, META, HEADER, BODY = 0, 1, 2, 3
 # Header fields MessageInfo keeps decoded or raw; other names read the header block.
 _INDEXED_FIELDS = frozenset({"BODY", "TEXT"})  # what the store's full-text index narrows
+NARROW_MAX = 8  # BODY/TEXT needles of one SEARCH looked up in the index
 _INFO_HEADERS = frozenset({"from", "to", "cc", "bcc", "subject", "message-id", "in-reply-to", "date"})
 
 
@@ -297,7 +298,9 @@ class Evaluator:
         they are evaluated as without the index."""
         if not self._narrowed:
             self._narrowed = True
-            for k in dict.fromkeys(_indexed_keys(key)):
+            # Each lookup reads the mailbox's message rows once: a 1,000-key SEARCH asks about
+            # its first few needles only (the others are checked exactly, on fewer messages).
+            for k in list(dict.fromkeys(_indexed_keys(key)))[:NARROW_MAX]:
                 found = await self.store.text_candidates(self.mailbox_id, k.value)
                 if found is not None:
                     found.update(unknown)
