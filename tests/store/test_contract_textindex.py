@@ -173,3 +173,48 @@ async def test_postgres_keeps_hangul_pairs_beside_the_text(pg_dsn: str, tmp_path
         assert await store.text_candidates(box, "서울 날씨") == {3}
     finally:
         await store.close()
+
+
+async def test_one_indexer_at_a_time(make_store: Callable[..., MailStore]) -> None:
+    """Two serving processes (or nodes) on one store: one holds the lease and indexes, the other
+    waits, asking for the lease again only every LEASE_TTL / 3 (not at every idle poll)."""
+    from mailcove.core.clock import FakeClock
+    from mailcove.store.textindexer import LEASE, LEASE_TTL, TextIndexer
+
+    store = make_store()
+    await store.start()
+    try:
+        await store.create_account(A)
+        await _fill(store)
+        assert await store.acquire_lease(LEASE, "other-node", LEASE_TTL)
+        clock = FakeClock()
+        asked: list[str] = []
+        real = store.acquire_lease
+
+        async def counted(name: str, owner: str, ttl: float) -> bool:
+            asked.append(owner)
+            return await real(name, owner, ttl)
+
+        store.acquire_lease = counted  # type: ignore[method-assign]
+        indexer = TextIndexer(store, clock=clock)  # type: ignore[arg-type]
+        indexer.start()
+        try:
+            for _ in range(50):
+                if asked:
+                    break
+                await asyncio.sleep(0.01)
+            await clock.advance(LEASE_TTL / 3 - 1)  # many idle polls' worth: no new request
+            assert len(asked) == 1
+            assert (await store.index_progress())[0] == len(CORPUS)  # the other holds it: nothing indexed
+            await store.release_lease(LEASE, "other-node")
+            await clock.advance(1)
+            for _ in range(200):
+                if (await store.index_progress())[0] == 0:
+                    break
+                await asyncio.sleep(0.02)
+            assert len(asked) == 2
+            assert await store.index_progress() == (0, len(CORPUS))
+        finally:
+            await indexer.stop()
+    finally:
+        await store.close()

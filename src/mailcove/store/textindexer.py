@@ -69,15 +69,18 @@ class TextIndexer:
     async def _loop(self) -> None:
         after = 0
         while True:
+            wait = self.idle
             try:
                 if await self._hold():
                     n, last = await self.store.index_pending(after, BATCH)
                     if n == BATCH:
                         after = last  # more may be waiting: go on at once
                         continue
+                else:
+                    wait = LEASE_TTL / 3  # another process indexes: ask again only when its lease may end
                 after = 0  # from the start again (a body that failed is retried after `idle`)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("full-text index: indexing failed; retrying")
-            await self.clock.sleep(self.idle)
+            await self.clock.sleep(wait)
