@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test test-interop lint fuzz bench bench-store bench-smtp bench-imap bench-pop3 bench-queue bench-importmail bench-scale clean venv
+.PHONY: serve test test-interop lint fuzz bench bench-store bench-smtp bench-imap bench-imaptest bench-pop3 bench-queue bench-importmail bench-scale clean venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,12 +45,12 @@ fuzz: $(STAMP)
 	$(BIN)/python -m fuzz $(FUZZ_ARGS)
 
 # Benchmarks install their peers (Postfix, Dovecot) from Debian and need root; never run by CI.
-bench: bench-store bench-smtp bench-imap bench-pop3 bench-queue bench-importmail bench-scale
+bench: bench-store bench-smtp bench-imap bench-imaptest bench-pop3 bench-queue bench-importmail bench-scale
 
 bench-store: $(STAMP)
 	$(BIN)/python -m bench.store
 
-bench-smtp bench-imap bench-pop3 bench-queue bench-importmail bench-scale: $(STAMP)
+bench-smtp bench-imap bench-imaptest bench-pop3 bench-queue bench-importmail bench-scale: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,fast,bench]'
 	$(BIN)/python -m bench.$(@:bench-%=%)
 
