@@ -41,6 +41,7 @@ from mailcove.net.addresses import ListenerPlan, parse_overrides, plan_listeners
 from mailcove.net.control import Limits, LocalReply, LocalServer, MessageBody, Peer, Request
 from mailcove.net.limits import ConnectionCaps
 from mailcove.net.listeners import BindError, BoundListener, ConnectionTracker, Handler, Listener, bind_all
+from mailcove.net.shared_counts import SharedCounts, shared_caps
 from mailcove.net.systemd import notify as sd_notify
 from mailcove.net.tls import CertificateInfo, TlsConfigError, TlsHolder, describe_certificate, ensure_certificate
 from mailcove.net.workers import Supervisor, WorkerRole, WorkerStartError, default_count
@@ -336,7 +337,11 @@ class App:
         from mailcove.web.server import WebDeps, WebServer
 
         assert self.store is not None and self.directory is not None and self.tracker is not None
-        s, caps = self.settings, ConnectionCaps.from_settings(self.settings)
+        s = self.settings
+        if self.worker is None:
+            caps = ConnectionCaps.from_settings(s)
+        else:  # limits of the server, not of one worker
+            caps = shared_caps(s, SharedCounts(s.data_dir, self.worker.index, self.worker.count))
         servers: dict[Proto, ProtocolServer] = {}
         handlers: dict[str, Handler] = {}
         for name in self.bound:
