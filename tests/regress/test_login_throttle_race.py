@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "smtp"))
 from smtp_lab import PASSWORD, Lab
@@ -41,17 +42,23 @@ def _lab(serve_factory, auth: str = "") -> Lab:  # type: ignore[no-untyped-def]
     return lab
 
 
-def test_parallel_logins_cannot_outrun_the_throttle(serve_factory):
-    lab = _lab(serve_factory)
-    host, port = lab.srv.address("pop3")
+def _greeted(address: tuple[str, int], source: str, greeting: bytes) -> list[tuple[socket.socket, Any]]:
+    """PARALLEL connections from one source address, each past the server's greeting."""
     conns = []
     for _ in range(PARALLEL):
-        s = socket.create_connection((host, port), timeout=60, source_address=("127.0.15.1", 0))
+        s = socket.create_connection(address, timeout=60, source_address=(source, 0))
         f = s.makefile("rb")
-        assert f.readline().startswith(b"+OK")
+        assert f.readline().startswith(greeting)
+        conns.append((s, f))
+    return conns
+
+
+def test_parallel_logins_cannot_outrun_the_throttle(serve_factory):
+    lab = _lab(serve_factory)
+    conns = _greeted(lab.srv.address("pop3"), "127.0.15.1", b"+OK")
+    for s, f in conns:
         s.sendall(b"USER a@hamap.local\r\n")
         assert f.readline().startswith(b"+OK")
-        conns.append((s, f))
     # Every wrong PASS at once. The server reads them in whatever order, so the right one
     # follows a moment later, while the first wrong ones are still being checked (one argon2
     # check here takes longer than this pause, and two run at a time).
@@ -108,13 +115,7 @@ def test_parallel_right_logins_from_one_address_all_succeed(serve_factory):
     for a check in flight to finish instead of being refused as throttled. IMAP, since POP3 would
     lock the maildrop after the first."""
     lab = _lab(serve_factory)
-    host, port = lab.srv.address("imap")
-    conns = []
-    for _ in range(PARALLEL):
-        s = socket.create_connection((host, port), timeout=60, source_address=("127.0.15.2", 0))
-        f = s.makefile("rb")
-        assert f.readline().startswith(b"* OK")
-        conns.append((s, f))
+    conns = _greeted(lab.srv.address("imap"), "127.0.15.2", b"* OK")
     for s, _ in conns:
         s.sendall(b"l LOGIN a@hamap.local %s\r\n" % PASSWORD.encode())
     replies = []
