@@ -152,7 +152,7 @@ def latency_run(peer: Peer, conns: int, per_conn: int) -> Latency | None:
     return Latency(peer.name, data["p50_ms"], data["p90_ms"], data["p99_ms"], data["max_ms"], data["count"])
 
 
-def build_peers(names: list[str], cleanup: Cleanup, log_level: str) -> list[Peer]:
+def build_peers(names: list[str], cleanup: Cleanup, log_level: str, workers: int = 1) -> list[Peer]:
     peers: list[Peer] = []
     home = None
     for name in names:
@@ -160,7 +160,7 @@ def build_peers(names: list[str], cleanup: Cleanup, log_level: str) -> list[Peer
             if not mailcove_available():
                 log("mailcove has no SMTP server yet (src/mailcove/smtp/server.py): skipping it")
                 continue
-            peers.append(MailcovePeer(cleanup, log_level))
+            peers.append(MailcovePeer(cleanup, log_level, workers))
         elif name.startswith("postfix"):
             ensure_postfix()
             if home is None:
@@ -185,6 +185,7 @@ def main() -> None:
     ap.add_argument("--no-latency", action="store_true")
     ap.add_argument("--latency-messages", type=int, default=40, help="counted messages per connection")
     ap.add_argument("--log-level", default="info", help="mailcove's [log] level during the bench")
+    ap.add_argument("--mailcove-workers", type=int, default=1, help="mailcove's [server] workers")
     ap.add_argument(
         "--profile", type=Path, help="after the runs, py-spy mailcove under the 50-connection cells into DIR"
     )
@@ -209,7 +210,7 @@ def main() -> None:
     cleanup = Cleanup()
     ensure_postfix()  # smtp-source drives every server
     smtp_source = "/usr/sbin/smtp-source"
-    peers = build_peers(args.peers.split(","), cleanup, args.log_level)
+    peers = build_peers(args.peers.split(","), cleanup, args.log_level, args.mailcove_workers)
     command = "python -m bench.smtp " + " ".join(sys.argv[1:])
     results = Results(
         command=command.strip(),

@@ -95,8 +95,9 @@ class MailcovePeer(Peer):
     name = "mailcove"
     recipient = "u@bench.test"
 
-    def __init__(self, cleanup: Cleanup, log_level: str = "info") -> None:
+    def __init__(self, cleanup: Cleanup, log_level: str = "info", workers: int = 1) -> None:
         self.cleanup = cleanup
+        self.workers = workers  # [server] workers: SMTP stays in the first; the others serve IMAP/POP3
         self.base = bench_tmp("mcbench-mailcove-")
         cleanup.add("mailcove dir", lambda: shutil.rmtree(self.base, ignore_errors=True))
         self.data = self.base / "data"
@@ -112,6 +113,7 @@ class MailcovePeer(Peer):
     def start(self) -> None:
         self.config.write_text(
             f'hostname = "mx.bench.test"\n\n[log]\nlevel = "{self.log_level}"\nfile = "{self.base / "serve.log"}"\n'
+            f"\n[server]\nworkers = {self.workers}\n"
         )
         self.cli("domain", "add", "bench.test")
         self.cli("user", "add", self.recipient, "--password-stdin", stdin="bench-password\n")
