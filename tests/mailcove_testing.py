@@ -45,15 +45,20 @@ IMPLICIT_TLS = ("submissions", "imaps", "pop3s", "https")
 READY_TIMEOUT = 30.0
 
 
+def unavailable(what: str) -> None:
+    """Something the test needs is missing: skip locally, FAIL under CI=true (a CI machine that
+    lacks it must not turn a test green by skipping it)."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{what} is required under CI")
+    pytest.skip(f"{what} is missing")
+
+
 def require_tool(name: str) -> str:
-    """The path of an external tool. Missing: skip locally, FAIL under CI=true (a CI image that
-    lacks the tool must not turn a test green by skipping it)."""
+    """The path of an external tool; `unavailable` when it is not installed."""
     path = shutil.which(name)
     if path is None:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"{name} is required under CI but is not installed")
-        pytest.skip(f"{name} not installed")
-    return path
+        unavailable(f"{name} (not installed)")
+    return path  # type: ignore[return-value]
 
 
 def with_store_backend(config: str, backend: str, dsn: str | None) -> str:

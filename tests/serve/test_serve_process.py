@@ -16,6 +16,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from mailcove_testing import unavailable
+
 ECHO = Path(__file__).with_name("echo_protocol.py")
 
 
@@ -107,12 +109,12 @@ def test_registered_protocol_serves_and_listen_off(serve_factory):
 
 def test_ipv6_and_several_addresses(serve_factory):
     if not socket.has_ipv6:
-        pytest.skip("no IPv6")
+        unavailable("IPv6")
     try:
         with socket.socket(socket.AF_INET6) as probe:
             probe.bind(("::1", 0))
     except OSError:
-        pytest.skip("no ::1 here")
+        unavailable("a ::1 loopback address")
     srv = serve_factory(preload=[ECHO], listeners={"smtp": "127.0.0.1:0,[::1]:0"})
     addrs = srv.addresses("smtp")
     assert {a[0] for a in addrs} == {"127.0.0.1", "::1"}
@@ -164,7 +166,7 @@ def test_old_tls_versions_refused(serve_factory):
         ctx.maximum_version = ssl.TLSVersion.TLSv1_1
         ctx.set_ciphers("ALL:@SECLEVEL=0")
     except (ValueError, ssl.SSLError):
-        pytest.skip("this OpenSSL cannot even offer TLS 1.1")
+        unavailable("an OpenSSL that can offer TLS 1.1")
     raw = socket.create_connection(srv.address("imaps"), timeout=10)
     with pytest.raises((ssl.SSLError, ConnectionError)):
         ctx.wrap_socket(raw, server_hostname="localhost")
