@@ -16,13 +16,13 @@ harmless direction.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
-import mmap
 import os
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+
+from mailcove.core.sharedmap import locked, open_map
 
 FILE_NAME = "imap-recent.map"
 SLOTS = 1 << 16
@@ -36,33 +36,13 @@ Key = tuple[int, int]
 
 class RecentFloors:
     def __init__(self, data_dir: Path) -> None:
-        size = SLOTS * _ENTRY.size
-        fd = os.open(data_dir / FILE_NAME, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            if os.fstat(fd).st_size != size:  # new, or another format: start empty
-                os.ftruncate(fd, 0)
-                os.ftruncate(fd, size)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            self._map = mmap.mmap(fd, size)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
+        self._fd, self._map = open_map(data_dir / FILE_NAME, SLOTS * _ENTRY.size)
 
     def close(self) -> None:
         if self._fd >= 0:
             self._map.close()
             os.close(self._fd)
             self._fd = -1
-
-    @contextlib.contextmanager
-    def _locked(self, how: int) -> Iterator[None]:
-        fcntl.flock(self._fd, how)
-        try:
-            yield
-        finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def _probe(self, key: Key) -> Iterator[int]:
         mailbox_id, uidvalidity = key
@@ -89,14 +69,14 @@ class RecentFloors:
 
     def get(self, key: Key) -> int | None:
         """The highest UID given out as \\Recent in this mailbox, None if none ever was."""
-        with self._locked(fcntl.LOCK_SH):
+        with locked(self._fd, fcntl.LOCK_SH):
             slot, _ = self._find(key)
             return None if slot is None else _ENTRY.unpack_from(self._map, slot * _ENTRY.size)[2]
 
     def claim(self, key: Key, up_to_uid: int) -> tuple[int, int] | None:
         """The UIDs in (floor, up_to_uid] nobody was given as \\Recent yet, as an interval; they
         are now the caller's. Without a floor every UID up to `up_to_uid` is claimed."""
-        with self._locked(fcntl.LOCK_EX):
+        with locked(self._fd):
             slot, target = self._find(key)
             floor = 0 if slot is None else _ENTRY.unpack_from(self._map, slot * _ENTRY.size)[2]
             if up_to_uid <= floor:
@@ -106,7 +86,7 @@ class RecentFloors:
 
     def move(self, old: Key, new: Key) -> None:
         """A RENAME: the same messages under a new identity keep their floor."""
-        with self._locked(fcntl.LOCK_EX):
+        with locked(self._fd):
             slot, _ = self._find(old)
             if slot is None:
                 return
@@ -116,7 +96,7 @@ class RecentFloors:
             _ENTRY.pack_into(self._map, target * _ENTRY.size, new[0] + 1, new[1], floor)
 
     def forget(self, key: Key) -> None:
-        with self._locked(fcntl.LOCK_EX):
+        with locked(self._fd):
             slot, _ = self._find(key)
             if slot is not None:
                 _ENTRY.pack_into(self._map, slot * _ENTRY.size, _FREED, 0, 0)

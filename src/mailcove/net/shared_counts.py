@@ -14,10 +14,7 @@ to 0 is reused.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
-import mmap
 import os
 import struct
 from collections.abc import Iterator
@@ -25,6 +22,7 @@ from pathlib import Path
 
 from mailcove.config import Settings
 from mailcove.core.clients import client_key
+from mailcove.core.sharedmap import locked, open_map
 from mailcove.net.limits import ConnectionCaps, ConnectionCounter
 
 FILE_NAME = "connections.map"
@@ -45,20 +43,10 @@ class SharedCounts:
             raise ValueError(f"worker {worker} of {workers} (at most {MAX_WORKERS})")
         self.worker = worker
         self.workers = workers
-        size = MAX_WORKERS * _REGION
-        fd = os.open(data_dir / FILE_NAME, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            with _locked(fd):
-                if os.fstat(fd).st_size != size:
-                    os.ftruncate(fd, 0)
-                    os.ftruncate(fd, size)
-                self._map = mmap.mmap(fd, size)
-                start = worker * _REGION
-                self._map[start : start + _REGION] = bytes(_REGION)  # a new life: no connections
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
+        self._fd, self._map = open_map(data_dir / FILE_NAME, MAX_WORKERS * _REGION)
+        start = worker * _REGION
+        with locked(self._fd):
+            self._map[start : start + _REGION] = bytes(_REGION)  # a new life: no connections
 
     def counter(self, protocol: str, total: int, per_ip: int) -> SharedConnectionCounter:
         return SharedConnectionCounter(self, PROTOCOLS.index(protocol), total, per_ip)
@@ -115,15 +103,6 @@ class SharedCounts:
         return True
 
 
-@contextlib.contextmanager
-def _locked(fd: int) -> Iterator[None]:
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    try:
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-
-
 def _key(proto: int, client: str) -> int:
     digest = hashlib.blake2b(f"{proto}\0{client}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") >> 1 or 1  # positive, never 0 (an unused slot)
@@ -148,7 +127,7 @@ class SharedConnectionCounter(ConnectionCounter):
         client = client_key(ip)
         key = _key(self._proto, client)
         sh = self._shared
-        with _locked(sh._fd):
+        with locked(sh._fd):
             total, n = self._sums(key)
             if (self.total_limit and total >= self.total_limit) or (self.per_ip_limit and n >= self.per_ip_limit):
                 return False
@@ -161,14 +140,14 @@ class SharedConnectionCounter(ConnectionCounter):
     def remove(self, ip: str) -> None:
         key = _key(self._proto, client_key(ip))
         sh = self._shared
-        with _locked(sh._fd):
+        with locked(sh._fd):
             sh._add(key, -1)
             sh._add_total(self._proto, -1)
         super().remove(ip)
 
     def describe(self, ip: str) -> str:
         client = client_key(ip)
-        with _locked(self._shared._fd):
+        with locked(self._shared._fd):
             total, n = self._sums(_key(self._proto, client))
         return f"{total} in total over {self._shared.workers} workers (limit {self.total_limit}), " \
                f"{n} from {client} (limit {self.per_ip_limit})"
