@@ -256,13 +256,20 @@ async def _mailcove(args: Any, results: dict[str, Any], base: Path, password: st
     preload.write_text(NO_INDEX)
     plain = make_peer(restart_with(srv, base, preload))
     try:
-        for label, crit in SEARCHES:
-            v = await median_of(args.fts_scan_runs, [plain], lambda p, c=crit: search(p, user, c))
-            v = {"mailcove-no-index": v["mailcove"]}
-            report(results, f"f_search_{label}_{args.fts}_no_index", v, "ms", higher_better=False)
-            counts[label]["mailcove-no-index"] = await count(plain, user, password, crit)
+        await _search_every(plain, "mailcove", "mailcove-no-index", f"{args.fts}_no_index", args.fts_scan_runs,
+                            results, search, median_of, report, user, password, counts)
     finally:
         plain.stop()
+
+
+async def _search_every(peer: Any, peer_name: str, label_as: str, suffix: str, runs: int, results: dict[str, Any],
+                        search: Any, median_of: Any, report: Any, user: str, password: str,
+                        counts: dict[str, dict[str, int]]) -> None:
+    """Every SEARCHES criterion against one peer: its median time as `label_as`, and its count."""
+    for label, crit in SEARCHES:
+        v = await median_of(runs, [peer], lambda p, c=crit: search(p, user, c))
+        report(results, f"f_search_{label}_{suffix}", {label_as: v[peer_name]}, "ms", higher_better=False)
+        counts[label][label_as] = await count(peer, user, password, crit)
 
 
 async def _dovecot(args: Any, results: dict[str, Any], base: Path, password: str, make_peer_dovecot: Any,
@@ -280,11 +287,8 @@ async def _dovecot(args: Any, results: dict[str, Any], base: Path, password: str
         results[f"f_dovecot_xapian_index_{args.fts}"] = {"seconds": took, "bytes": size}
         print(f"dovecot xapian index: {took:.0f} s, {size} bytes", flush=True)
         dpeer = make_peer_dovecot(dc)
-        for label, crit in SEARCHES:
-            v = await median_of(args.runs, [dpeer], lambda p, c=crit: search(p, user, c))
-            v = {"dovecot-xapian": v["dovecot"]}
-            report(results, f"f_search_{label}_{args.fts}_dovecot_xapian", v, "ms", higher_better=False)
-            counts[label]["dovecot-xapian"] = await count(dpeer, user, password, crit)
+        await _search_every(dpeer, "dovecot", "dovecot-xapian", f"{args.fts}_dovecot_xapian", args.runs,
+                            results, search, median_of, report, user, password, counts)
     finally:
         dc.cleanup()
 
