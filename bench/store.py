@@ -1,6 +1,7 @@
 """bench/store: durable deliveries per second into the store, and the UID/flags map load time.
 
     .venv/bin/python -m bench.store [--runs 3] [--seconds 3] [--backend sqlite|postgres|both]
+                                    [--mailboxes N]
 
 Each figure is the median of --runs runs, each in a fresh data dir. Every delivery counted has
 returned from store.deliver(), i.e. its transaction is committed with synchronous=FULL (fsynced).
@@ -11,6 +12,13 @@ thread's own CPU clock read from outside it): one core's worth of that thread li
 PostgreSQL (tests/pg_testing.py: fsync and synchronous_commit on, loopback TCP), a fresh
 migrated database per run; --pool-size sets the store's connection pool. `both` runs the two
 backends in alternation, so each pair is measured under the same machine load.
+
+--mailboxes N spreads the deliveries over N accounts' INBOXes, bench1..benchN@example.test, all
+created before the warm-up. The deliveries are numbered 0, 1, 2, ... in the order the writers
+take them (writer w takes w, w + writers, w + 2 * writers, ...) and delivery i goes to user
+i mod N + 1: round robin per delivery, so one writer visits every mailbox in turn, and with as
+many writers as mailboxes (50 and 50) each writer keeps to its own mailbox. The default, 1, is
+the single hot mailbox of bench@example.test. The UID/flags map is always one mailbox.
 """
 
 from __future__ import annotations
@@ -34,6 +42,13 @@ from mailcove.store.sqlite import SqliteStore
 
 USER = "bench@example.test"
 _PG: dict[str, Any] = {}  # "cluster": the private PgCluster, "pool_size"
+
+
+def users(mailboxes: int) -> list[str]:
+    """The accounts deliveries go to: the one USER, or bench1..benchN@example.test."""
+    if mailboxes <= 1:
+        return [USER]
+    return [f"bench{n}@example.test" for n in range(1, mailboxes + 1)]
 
 
 @asynccontextmanager
@@ -78,14 +93,17 @@ def _writer_clock() -> int | None:
 
 
 async def deliveries_per_second(
-    size: int, writers: int, seconds: float, backend: str = "sqlite"
+    size: int, writers: int, seconds: float, backend: str = "sqlite", mailboxes: int = 1
 ) -> tuple[float, float | None]:
-    """(deliveries per second, writer-thread CPU µs per delivery or None without a writer thread)."""
+    """(deliveries per second, writer-thread CPU µs per delivery or None without a writer thread).
+    Delivery i goes to the INBOX of users(mailboxes)[i % mailboxes]."""
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         async with open_store(Path(tmp), backend) as store:
-            await store.create_account(USER)
+            accounts = users(mailboxes)
+            for user in accounts:
+                await store.create_account(user)
             payloads = [message(size, i) for i in range(64)]
-            target = [DeliveryTarget(USER)]
+            targets = [[DeliveryTarget(user)] for user in accounts]
             count = 0
             stop_at = 0.0
 
@@ -93,7 +111,7 @@ async def deliveries_per_second(
                 nonlocal count
                 i = w
                 while time.perf_counter() < stop_at:
-                    await store.deliver(payloads[i % 64], target)
+                    await store.deliver(payloads[i % 64], targets[i % len(targets)])
                     count += 1
                     i += writers
 
@@ -142,8 +160,11 @@ async def main() -> None:
     ap.add_argument("--pool-size", type=int, default=10, help="postgres: the store's connection pool")
     ap.add_argument("--sizes", default="1KB,100KB", help="message sizes to deliver (1KB, 100KB)")
     ap.add_argument("--writers", default="1,50", help="concurrent deliveries, comma-separated")
+    ap.add_argument("--mailboxes", type=int, default=1, help="spread deliveries round robin over N accounts' INBOXes")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if args.mailboxes < 1:
+        ap.error("--mailboxes must be at least 1")
     backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
     if "postgres" in backends:
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -157,7 +178,7 @@ async def main() -> None:
         cluster.create_template()
         _PG.update(cluster=cluster, pool_size=args.pool_size)
     sizes = {"1KB": 1024, "100KB": 100 * 1024}
-    results: dict[str, float] = {}
+    results: dict[str, float] = {"mailboxes": args.mailboxes}
     try:
         for label in args.sizes.split(","):
             for writers in (int(w) for w in args.writers.split(",")):
@@ -165,7 +186,7 @@ async def main() -> None:
                 cpu: dict[str, list[float]] = {b: [] for b in backends}
                 for _ in range(args.runs):
                     for b in backends:  # alternate, so both see the same machine load
-                        rate, us = await deliveries_per_second(sizes[label], writers, args.seconds, b)
+                        rate, us = await deliveries_per_second(sizes[label], writers, args.seconds, b, args.mailboxes)
                         runs[b].append(rate)
                         if us is not None:
                             cpu[b].append(us)
@@ -173,6 +194,7 @@ async def main() -> None:
                     key = f"{b}_deliver_{label}_{writers}w_per_s"
                     results[key] = statistics.median(runs[b])
                     line = f"{key}: median {results[key]:.0f}/s  runs {[round(r) for r in runs[b]]}"
+                    line += f"  mailboxes {args.mailboxes}"
                     if cpu[b]:
                         ckey = f"{b}_writer_cpu_{label}_{writers}w_us"
                         results[ckey] = statistics.median(cpu[b])
