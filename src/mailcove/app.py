@@ -35,6 +35,9 @@ from mailcove.config.settings import IMPLICIT_TLS_LISTENERS, LISTENER_NAMES
 from mailcove.core.clock import SYSTEM_CLOCK, Clock
 from mailcove.delivery.local import LocalInjection
 from mailcove.directory import Directory, open_directory
+from mailcove.directory.passwords import PasswordVerifier
+from mailcove.directory.shared_checks import SharedChecks
+from mailcove.directory.shared_throttle import shared_throttle
 from mailcove.logs import setup_logging
 from mailcove.net import privileges
 from mailcove.net.addresses import ListenerPlan, parse_overrides, plan_listeners
@@ -263,7 +266,7 @@ class App:
             self._remove_control_socket()
             raise StartupError(f"cannot open the store in {self.settings.data_dir}: {exc}") from exc
         try:
-            self.directory = open_directory(self.settings, store=self.store, clock=self.clock)
+            self.directory = open_directory(self.settings, store=self.store, clock=self.clock, **self._shared_auth())
             await self.directory.start()
         except Exception as exc:
             await self.store.close()
@@ -324,6 +327,16 @@ class App:
         log.info("stopped")
         self.stopped_cleanly = True
         return 0
+
+    def _shared_auth(self) -> dict[str, object]:
+        """With workers: the login throttle and the bound on password checks waiting are the
+        server's, shared through the data dir, not each worker's (docs/architecture.md, 7)."""
+        if self.worker is None:
+            return {}
+        s = self.settings
+        checks = SharedChecks(s.data_dir, self.worker.index, self.worker.count)
+        return {"throttle": shared_throttle(s.auth, s.data_dir, clock=self.clock),
+                "verifier": PasswordVerifier.from_settings(s.auth, clock=self.clock, checks=checks)}
 
     async def _start_protocols(self, mailauth: InboundChecker | None) -> dict[str, Handler]:
         """The handler of every bound listener: the given one, or its protocol's, each protocol's

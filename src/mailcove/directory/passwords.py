@@ -5,7 +5,9 @@ of milliseconds of CPU and `argon2_memory_kib` of RAM. So:
 - verifies run in a ThreadPoolExecutor of `verify_workers` threads (argon2-cffi releases the GIL),
   which also caps the memory argon2 can hold at workers x memory_kib;
 - at most `max_pending` verifies may wait for a thread; more raise DirectoryBusy at once, so a
-  login storm costs a bounded queue, not unbounded memory or latency for everyone;
+  login storm costs a bounded queue, not unbounded memory or latency for everyone. The count is
+  this process's (`LocalChecks`), or, with several worker processes, the server's
+  (directory/shared_checks.py): a burst the kernel spreads over N workers still gets one queue;
 - a successful verify is remembered for `verify_cache_seconds`, keyed by HMAC-SHA256 under a
   per-process random key of (user, password, stored hash). The key is useless without the
   process's secret, never contains the password, and a password change (a new stored hash)
@@ -25,6 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -62,6 +65,32 @@ def check_password_acceptable(password: str) -> None:
         raise BadPassword(f"the password is longer than {MAX_PASSWORD_BYTES} bytes")
 
 
+class PendingChecks(Protocol):
+    """Counts the checks waiting for or running in a verify thread, against a bound."""
+
+    def try_add(self, limit: int) -> bool:
+        """Count one more check, unless `limit` are counted already (then False)."""
+        ...
+
+    def remove(self) -> None: ...
+
+
+class LocalChecks:
+    """The checks of this process."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def try_add(self, limit: int) -> bool:
+        if self.count >= limit:
+            return False
+        self.count += 1
+        return True
+
+    def remove(self) -> None:
+        self.count -= 1
+
+
 class PasswordVerifier:
     def __init__(
         self,
@@ -74,6 +103,7 @@ class PasswordVerifier:
         cache_seconds: float = 300.0,
         cache_entries: int = 10_000,
         clock: Clock = SYSTEM_CLOCK,
+        checks: PendingChecks | None = None,
     ) -> None:
         self.hasher = PasswordHasher(
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
@@ -84,7 +114,8 @@ class PasswordVerifier:
         self.cache_entries = cache_entries
         self._clock = clock
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="mailcove-argon2")
-        self._pending = 0
+        self._pending = 0  # this process's checks (also counted in _checks)
+        self._checks: PendingChecks = checks if checks is not None else LocalChecks()
         self._secret = secrets.token_bytes(32)
         self._cache: OrderedDict[bytes, float] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -129,13 +160,14 @@ class PasswordVerifier:
     # --- work in the pool --------------------------------------------------------------------------
 
     async def _submit(self, fn: Callable[..., object], *args: object) -> object:
-        if self._pending >= self.max_pending:
-            raise DirectoryBusy(f"{self._pending} password checks already waiting; try again later")
+        if not self._checks.try_add(self.max_pending):
+            raise DirectoryBusy(f"{self.max_pending} password checks already waiting; try again later")
         self._pending += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
         finally:
             self._pending -= 1
+            self._checks.remove()
 
     @property
     def pending(self) -> int:
