@@ -19,7 +19,7 @@ from mailcove.store.changes import Change
 from mailcove.store.frontend import Added, Frontend, NewMessage, StoreOptions, in_memory_or_file
 from mailcove.store.sansio import Rule, run
 from mailcove.store.spool import Spool
-from mailcove.store.sqlite.driver import Context, ReaderPool, Writer, executor
+from mailcove.store.sqlite.driver import WRITER_LOCK_SUFFIX, Context, ReaderPool, Writer, executor
 from mailcove.store.sqlite.flags import FlagSets
 from mailcove.store.sqlite.schema import connect, migrate
 from mailcove.store.sqlite.statements import CHUNK, HANDLERS, Body, deliver
@@ -208,7 +208,7 @@ def _private_db_files(db_path: Path) -> None:
                 os.fchmod(fd, 0o600)
     finally:
         os.close(fd)
-    for suffix in ("-wal", "-shm", "-journal"):
+    for suffix in ("-wal", "-shm", "-journal", WRITER_LOCK_SUFFIX):
         side = db_path.with_name(db_path.name + suffix)
         with contextlib.suppress(FileNotFoundError, PermissionError):
             if side.stat().st_mode & 0o077:

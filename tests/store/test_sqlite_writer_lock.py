@@ -1,0 +1,61 @@
+"""SQLite-specific: the writers of several processes on one database (`serve --workers`) queue on
+a flock beside it, which the kernel hands over at once, instead of meeting in SQLite's BEGIN
+IMMEDIATE, whose busy handler polls with sleeps of 1-100 ms (store/sqlite/driver.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+from pathlib import Path
+
+from mailcove.store.api import DeliveryTarget
+from mailcove.store.sqlite import SqliteStore
+from mailcove.store.sqlite.driver import WRITER_LOCK_SUFFIX
+
+A = "a@example.test"
+MESSAGE = b"Subject: hello\r\n\r\nbody\r\n"
+
+
+async def test_a_write_waits_for_the_writer_lock_and_goes_on_when_it_is_released(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "data", watch_changes=False)
+    await store.start()
+    try:
+        await store.create_account(A)
+        await store.deliver(MESSAGE, [DeliveryTarget(A)])  # the lock file exists from the first write
+        lock = os.open(tmp_path / "data" / f"mail.db{WRITER_LOCK_SUFFIX}", os.O_RDWR)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another process's writer holds its turn
+            pending = asyncio.ensure_future(store.deliver(MESSAGE, [DeliveryTarget(A)]))
+            done, _ = await asyncio.wait({pending}, timeout=0.3)
+            assert not done, "the writer wrote without taking its turn at the writer lock"
+            # Readers never wait for writers (WAL), the lock included.
+            inbox = await asyncio.wait_for(store.get_mailbox(A, "INBOX"), 5)
+            assert inbox.messages == 1
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            (result,) = await asyncio.wait_for(pending, 5)
+            assert result.uid == 2
+        finally:
+            os.close(lock)
+    finally:
+        await store.close()
+
+
+async def test_writers_on_one_database_each_commit_everything(tmp_path: Path) -> None:
+    """Two stores (as two workers would have) on one data dir, writing at once: every delivery
+    is committed once, with distinct UIDs."""
+    first = SqliteStore(tmp_path / "data", watch_changes=False)
+    await first.start()
+    second = SqliteStore(tmp_path / "data", watch_changes=False)
+    await second.start()
+    try:
+        await first.create_account(A)
+        results = await asyncio.wait_for(asyncio.gather(
+            *(s.deliver(MESSAGE, [DeliveryTarget(A)]) for _ in range(100) for s in (first, second))
+        ), 30)
+        uids = sorted(r.uid for (r,) in results)
+        assert uids == list(range(1, 201))
+    finally:
+        await second.close()
+        await first.close()
+
