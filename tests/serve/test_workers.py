@@ -6,6 +6,7 @@ worker's open files."""
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import json
 import os
@@ -148,6 +149,35 @@ def test_idle_in_one_worker_hears_an_append_in_the_other(serve_factory):
     idler.sock.settimeout(5)
     assert re.match(rb"\* 1 EXISTS", idler.readline())
     idler.send(b"DONE\r\n")
+    srv.stop()
+
+
+def test_failed_logins_spread_over_both_workers_share_one_allowance(serve_factory):
+    """[auth] max_failures_per_ip is the server's (directory/shared_throttle.py): three failures,
+    two in one worker and one in the other, and the next login is refused in either, even with
+    the right password. Counted per worker, each would still have allowed it."""
+    srv = _two_workers(serve_factory, "a@hamap.local",
+                       config=CONFIG + "max_failures_per_ip = 3\nfailure_window_seconds = 600\n")
+    by_pid: dict[int, list[imaplib.IMAP4]] = {}
+    for _ in range(200):  # connections, not logins: none is counted until one fails
+        c = imaplib.IMAP4(*srv.address("imap"), timeout=20)
+        by_pid.setdefault(_serving_pid(srv, c.sock), []).append(c)
+        if len(by_pid) == 2 and min(len(v) for v in by_pid.values()) >= 2:
+            break
+        if len(by_pid) < 2 and sum(map(len, by_pid.values())) >= 20:
+            time.sleep(0.05)  # a worker that has just been started may still be opening the store
+    assert len(by_pid) == 2 and min(len(v) for v in by_pid.values()) >= 2, list(by_pid)
+    (a1, a2, *_), (b1, b2, *_) = by_pid.values()
+    for c in (a1, b1, a2):
+        with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+            c.login("a@hamap.local", "wrong")
+    with pytest.raises(imaplib.IMAP4.error):
+        b2.login("a@hamap.local", PASSWORD)
+    assert "throttled" in srv.logs()
+    for sessions in by_pid.values():
+        for c in sessions:
+            with contextlib.suppress(Exception):
+                c.logout()
     srv.stop()
 
 
