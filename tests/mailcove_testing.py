@@ -45,6 +45,14 @@ IMPLICIT_TLS = ("submissions", "imaps", "pop3s", "https")
 READY_TIMEOUT = 30.0
 
 
+def workers_args() -> list[str]:
+    """`mailcove serve --workers` for a test server. MAILCOVE_TEST_WORKERS=N runs every server of
+    a suite run with N worker processes; otherwise one. Not the server's default (one per core):
+    a suite of servers each forking a worker per core would crowd the machine the tests share,
+    and most tests are about one process (its log, its pid)."""
+    return ["--workers", os.environ.get("MAILCOVE_TEST_WORKERS") or "1"]
+
+
 def unavailable(what: str) -> None:
     """Something the test needs is missing: skip locally, FAIL under CI=true (a CI machine that
     lacks it must not turn a test green by skipping it)."""
@@ -309,9 +317,8 @@ def serve_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ca
         }
         plan.update(listeners or {})
         args = ["--config", str(cfg), "--data", str(data), "serve", *extra_args]
-        # MAILCOVE_TEST_WORKERS=N runs every server of a suite run with N worker processes.
-        if "--workers" not in extra_args and os.environ.get("MAILCOVE_TEST_WORKERS"):
-            args += ["--workers", os.environ["MAILCOVE_TEST_WORKERS"]]
+        if "--workers" not in extra_args:
+            args += workers_args()
         if "--user" not in extra_args:
             # Data dirs live under pytest's 0700 root-owned tmp dirs, which a dropped-to user
             # could not reach; tests of the privilege drop pass --user themselves (tests/deploy).

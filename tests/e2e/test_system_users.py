@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from mailcove_testing import REPO, ServerProcess
+from mailcove_testing import REPO, ServerProcess, workers_args
 from system_users_testing import IN_CI, UnixUsers, unix_users_fixture
 
 # Runs under the lock every test worker shares (mailcove_testing.host_state_lock): this module
@@ -266,7 +266,7 @@ def unprivileged_server(run_as: str, base: Path, mode: str) -> ServerProcess:
     data = base / "data"
     python, path = python_for(run_as)
     wrap = ("runuser", "-u", run_as, "--", "env", f"PYTHONPATH={path}", "HOME=/")
-    args = ["--config", str(cfg), "--data", str(data), "serve"]
+    args = ["--config", str(cfg), "--data", str(data), "serve", *workers_args()]
     for name in ("smtp", "submission", "imap", "pop3"):
         args += ["--listen", f"{name}=127.0.0.1:0"]
     for name in ("submissions", "imaps", "pop3s", "http"):

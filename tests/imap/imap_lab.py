@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from mailcove.proto.imap.client import Continuation, ResponseParser, Tagged, Untagged
-from mailcove_testing import LISTENERS, REPO, ServerProcess, run_async
+from mailcove_testing import LISTENERS, REPO, ServerProcess, run_async, workers_args
 
 PASSWORD = "It1"
 USERS = ("a@hamap.local", "b@hamap.local")
@@ -236,7 +236,7 @@ def _make_server(base: Path, config: str) -> ServerProcess:
     # checks for changes at every login (a PRAGMA data_version read) instead of every 0.1 s.
     config += "[directory]\nreload_interval = 0\n"
     cfg.write_text('hostname = "mx1.hamap.local"\n' + config)
-    args = ["--config", str(cfg), "--data", str(data), "serve"]
+    args = ["--config", str(cfg), "--data", str(data), "serve", *workers_args()]
     for name in LISTENERS:
         addr = "127.0.0.1:0" if name in ("imap", "imaps") else ""
         args += ["--listen", f"{name}={addr}"]

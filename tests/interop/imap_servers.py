@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from mailcove_testing import REPO, ServerProcess, run_async
+from mailcove_testing import REPO, ServerProcess, run_async, workers_args
 
 PLAIN_CONFIG = 'hostname = "mx1.hamap.local"\n[auth]\nallow_plaintext = true\n'
 
@@ -95,7 +95,7 @@ def start_mailcove(
     for name in ("smtp", "submission", "submissions", "pop3", "pop3s", "http"):
         plan[name] = None
     plan.update(listeners or {})
-    args = ["--config", str(cfg), "--data", str(data), "serve"]
+    args = ["--config", str(cfg), "--data", str(data), "serve", *workers_args()]
     for name, addr in plan.items():
         args += ["--listen", f"{name}={addr or ''}"]
     proc_env = dict(os.environ)

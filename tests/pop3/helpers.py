@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mailcove_testing import LISTENERS, REPO, ServerProcess, run_async
+from mailcove_testing import LISTENERS, REPO, ServerProcess, run_async, workers_args
 
 LAB = "[auth]\nallow_plaintext = true\n"
 PASSWORD = "It1"
@@ -102,7 +102,7 @@ def shared_server(base: Path, config: str = LAB, users: Mapping[str, str] = USER
     text = 'hostname = "mx1.hamap.local"\n' + config
     cfg.write_text(text)
     tls_on = tomllib.loads(text).get("tls", {}).get("enabled", True)
-    args = ["--config", str(cfg), "--data", str(data), "serve"]
+    args = ["--config", str(cfg), "--data", str(data), "serve", *workers_args()]
     for name in LISTENERS:
         addr = POP3_ONLY.get(name, "127.0.0.1:0")
         if name == "pop3s" and not tls_on:

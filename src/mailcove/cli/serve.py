@@ -30,8 +30,8 @@ from mailcove.config import ConfigError
     "workers",
     type=click.IntRange(min=0),
     metavar="N",
-    help="Processes serving connections (overrides [server] workers; 0 = one per core). The first also runs "
-    "SMTP, HTTP, the queue and the control socket; the others serve IMAP and POP3.",
+    help="Processes serving connections (overrides [server] workers; 0 = one per core, the default). The first "
+    "also runs SMTP, HTTP, the queue and the control socket; the others serve IMAP and POP3.",
 )
 @click.pass_obj
 def serve(obj: object, listen: tuple[str, ...], user: str | None, workers: int | None) -> None:

@@ -148,9 +148,11 @@ class ServerSettings:
     # account exists, else stay root with a warning. "root": never drop (not recommended).
     user: str = ""
     group: str = ""
-    # Processes serving connections (net/workers.py): 0 is one per core. The first also runs
-    # SMTP, HTTP, the queue and the control socket; the others serve IMAP and POP3.
-    workers: int = 1
+    # Processes serving connections (net/workers.py): 0 (the default) is one per core. The first
+    # also runs SMTP, HTTP, the queue and the control socket; the others serve IMAP and POP3.
+    # The connection caps, the login throttle and the bound on password checks waiting are the
+    # server's, shared through files in the data dir, so they hold whatever the count.
+    workers: int = 0
 
 
 @dataclass
