@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from mailcove.config import Settings
+from mailcove.net.workers import default_count
 from mailcove_testing import ServerProcess
 from pop3.helpers import add_users
 
@@ -150,6 +152,16 @@ def test_idle_in_one_worker_hears_an_append_in_the_other(serve_factory):
     assert re.match(rb"\* 1 EXISTS", idler.readline())
     idler.send(b"DONE\r\n")
     srv.stop()
+
+
+def test_the_default_is_one_worker_per_core(serve_factory):
+    """[server] workers defaults to 0, and 0 starts a worker per core (test servers always pass
+    --workers, 1 unless MAILCOVE_TEST_WORKERS says otherwise: here the default's value)."""
+    assert Settings().server.workers == 0
+    srv = serve_factory(CONFIG, extra_args=["--workers", "0"])
+    cores = default_count()
+    assert len(srv.state["workers"]) == (cores if cores > 1 else 0), srv.state
+    assert srv.stop() == 0
 
 
 def test_failed_logins_spread_over_both_workers_share_one_allowance(serve_factory):
