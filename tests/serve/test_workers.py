@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 
 from mailcove.config import Settings
+from mailcove.directory import shared_checks
+from mailcove.net import shared_counts, workers
 from mailcove.net.workers import default_count
 from mailcove_testing import ServerProcess
 from pop3.helpers import add_users
@@ -162,6 +164,14 @@ def test_the_default_is_one_worker_per_core(serve_factory):
     cores = default_count()
     assert len(srv.state["workers"]) == (cores if cores > 1 else 0), srv.state
     assert srv.stop() == 0
+
+
+def test_one_per_core_stops_at_what_the_shared_files_hold(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(200)))
+    assert default_count() == workers.MAX_DEFAULT_COUNT
+    assert min(shared_counts.MAX_WORKERS, shared_checks.MAX_WORKERS) >= workers.MAX_DEFAULT_COUNT
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2})
+    assert default_count() == 3
 
 
 def test_failed_logins_spread_over_both_workers_share_one_allowance(serve_factory):

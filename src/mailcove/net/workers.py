@@ -83,12 +83,18 @@ class _Worker:
     delay: float = RESTART_DELAY
 
 
+# The files the workers share hold this many workers' regions (net/shared_counts.py,
+# directory/shared_checks.py): "one per core" stops there rather than failing to start.
+MAX_DEFAULT_COUNT = 64
+
+
 def default_count() -> int:
-    """One worker per core this process may run on."""
+    """One worker per core this process may run on, at most MAX_DEFAULT_COUNT."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_DEFAULT_COUNT))
 
 
 class Supervisor:
