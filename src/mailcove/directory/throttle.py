@@ -18,7 +18,8 @@ failures refuse the rest. Failures are also counted per account name, across eve
 
 IPv6 clients are counted per /64, because one host typically owns a whole /64 and could otherwise
 rotate through 2**64 addresses. The table is bounded, so a spoofed-address flood cannot exhaust
-memory: past `max_tracked` clients the least recently seen are forgotten.
+memory: past `max_tracked` clients the least recently seen are forgotten (in one process; the
+shared table has a fixed number of slots and evicts the least recently seen of a full probe).
 
 Where the entries live is the table's business (`ThrottleTable`): this process's memory
 (`MemoryTable`), or, with several worker processes, a memory-mapped file in the data dir that all
