@@ -1,10 +1,11 @@
 """The background indexer gives way to mail arriving (store/textindexer.py): while a message is
-being added in its process, or one was begun since its last look, it rests after each batch (at
-least REST, LOAD_SHARE of the time at most), yet still indexes one batch per rest so a steady
-stream never starves it; with nothing arriving it indexes batch after batch without resting.
+being added in its process, or one came in the last IDLE_AFTER seconds, it rests after each batch
+(at least REST, LOAD_SHARE of the time at most), yet every rest ends, so a steady stream never
+starves it; with nothing arriving for IDLE_AFTER it indexes batch after batch without resting;
+and it keeps its batches to about BATCH_TIME.
 
 Time is a FakeClock. A batch costs no fake time by itself, so the store's `index_pending` is
-wrapped to say how long each batch "took" (the clock's reading moves by that much) and to let
+wrapped to make each body "take" some time (the clock's reading moves by that much) and to let
 the test wait, in real time, until no batch is running before it moves the clock: otherwise
 the clock would run ahead of an indexer busy in SQLite's threads."""
 
@@ -22,10 +23,10 @@ from mailcove.core.clock import FakeClock
 from mailcove.store.api import DeliveryTarget, ImportMessage
 from mailcove.store.rules.textindex import BATCH
 from mailcove.store.sqlite import SqliteStore
-from mailcove.store.textindexer import LOAD_SHARE, QUIET, REST, TextIndexer
+from mailcove.store.textindexer import BATCH_TIME, IDLE_AFTER, LOAD_SHARE, LOOK, REST, TextIndexer
 
 A = "a@hamap.local"
-WAITING = 3 * BATCH  # bodies imported before each test: three full batches
+WAITING = 6 * BATCH  # bodies imported before each test: more than a stream's rests get through
 
 
 class WorkClock(FakeClock):
@@ -39,12 +40,16 @@ class WorkClock(FakeClock):
     def monotonic(self) -> float:
         return super().monotonic() + self.worked
 
+    def passed(self) -> float:
+        """The fake time, without the work."""
+        return super().monotonic()
+
 
 class Indexing:
-    """A TextIndexer on `store` and `clock` whose batches are counted and each take `took` on
-    the clock."""
+    """A TextIndexer on `store` whose batches are counted and take `per_body` seconds a body on
+    its clock."""
 
-    def __init__(self, store: SqliteStore, took: float) -> None:
+    def __init__(self, store: SqliteStore, per_body: float) -> None:
         self.store = store
         self.clock = WorkClock()
         self.running = 0  # batches in progress
@@ -56,7 +61,7 @@ class Indexing:
             try:
                 at = self.clock.monotonic()
                 n, last = await real(after, limit)
-                self.clock.worked += took
+                self.clock.worked += per_body * n
                 self.batches.append((at, n))
                 return n, last
             finally:
@@ -82,10 +87,13 @@ class Indexing:
         await self.clock.settle()
 
     async def advance(self, seconds: float, step: float = 0.05) -> None:
-        """Let `seconds` pass in steps, each once the indexer has settled."""
-        for _ in range(round(seconds / step)):
+        """Let `seconds` pass in steps of at most `step`, each ending at the indexer's next timer
+        if that comes first, and each once the indexer has settled: a batch the indexer starts
+        then sees the clock stand still but for its own work, as with the system clock."""
+        end = self.clock.passed() + seconds
+        while (left := end - self.clock.passed()) > 1e-9:
             await self.settled()
-            await self.clock.advance(step)
+            await self.clock.advance(min(step, left, *self.clock.pending()))
         await self.settled()
 
 
@@ -117,49 +125,74 @@ async def test_it_rests_while_a_delivery_is_in_flight_and_indexes_at_full_speed_
     delivery = asyncio.create_task(store.append(A, "INBOX", b"Subject: late\r\n\r\nheld in flight\r\n"))
     await asyncio.sleep(0)
     assert store.arrivals.in_flight == 1
-    took = 0.1
-    rest = took * (1 / LOAD_SHARE - 1)
-    assert rest > REST  # the share, not the floor, sets this rest
-    run = Indexing(store, took)
+    # A full batch takes 0.23 s (as 100 KB bodies do): the rest after it is set by the share, and
+    # the next batches are cut to int(100 * BATCH_TIME / 0.23) = 21 bodies, 0.048 s each.
+    per_body = 0.0023
+    run = Indexing(store, per_body)
     await run.start()
     try:
-        # One batch, then a rest: the indexer's share of the time is LOAD_SHARE.
+        rest = BATCH * per_body * (1 / LOAD_SHARE - 1)
+        assert rest > REST
         assert await run.waiting() == WAITING - BATCH
         await run.advance(rest - 0.1)
         assert await run.waiting() == WAITING - BATCH
         assert len(run.batches) == 1
         await run.advance(0.15)
-        assert await run.waiting() == WAITING - 2 * BATCH  # a delivery in flight does not starve it
-        assert run.batches[1][0] - run.batches[0][0] == pytest.approx(took + rest)
+        assert await run.waiting() == WAITING - BATCH - 21  # a delivery in flight does not starve it
+        assert run.batches[1][0] - run.batches[0][0] == pytest.approx(BATCH * per_body + rest)
 
-        # The delivery ends: the next look (QUIET after the last, which has just been) finds the
-        # server idle, and the rest (with the body just delivered) is indexed batch after batch.
+        # The delivery ends. Until no message came for IDLE_AFTER the indexer keeps resting
+        # (REST after these short batches); then, at its next look, it indexes what is left,
+        # the body just delivered too, batch after batch.
         gate.set()
         await delivery
-        await run.advance(QUIET + 0.05)
+        await run.advance(IDLE_AFTER - 2 * LOOK)
+        starts = [at for at, _ in run.batches]
+        assert len(starts) > 2
+        assert min(b - a for a, b in itertools.pairwise(starts)) >= REST
+        assert await run.waiting() > 0
+        before = len(run.batches)
+        await run.advance(3 * LOOK)
         assert await run.waiting() == 0
-        assert [n for _, n in run.batches[2:]] == [BATCH, 1]
+        quick = [b for b in run.batches[before - 1 :] if b[1]]  # not the idle polls after
+        assert len(quick) > 3
+        gaps = [b[0] - a[0] for a, b in itertools.pairwise(quick)]
+        assert gaps[1:] == pytest.approx([21 * per_body] * (len(gaps) - 1)), run.batches  # no rest between them
     finally:
         await run.indexer.stop()
 
 
 async def test_with_nothing_arriving_it_does_not_rest_between_batches(store: SqliteStore) -> None:
-    run = Indexing(store, took=0.1)
+    run = Indexing(store, per_body=0.04 / BATCH)
     await run.start()
     try:
         assert await run.waiting() == 0  # no time passed but the batches' own
-        assert [n for _, n in run.batches] == [BATCH, BATCH, BATCH, 0]
+        assert [n for _, n in run.batches] == [BATCH] * (WAITING // BATCH) + [0]
         starts = [at for at, _ in run.batches]
-        assert [b - a for a, b in itertools.pairwise(starts)] == pytest.approx([0.1] * 3)
+        assert [b - a for a, b in itertools.pairwise(starts)] == pytest.approx([0.04] * (WAITING // BATCH))
+    finally:
+        await run.indexer.stop()
+
+
+async def test_batches_of_large_bodies_are_kept_short(store: SqliteStore) -> None:
+    """A full batch that took 10.5x BATCH_TIME makes the next ones int(100 / 10.5) = 9 bodies."""
+    run = Indexing(store, per_body=10.5 * BATCH_TIME / BATCH)
+    await run.start()
+    try:
+        assert await run.waiting() == 0
+        sizes = [n for _, n in run.batches]
+        assert sizes[0] == BATCH
+        assert set(sizes[1:-1]) == {9}, sizes
+        assert sum(sizes) == WAITING
     finally:
         await run.indexer.stop()
 
 
 async def test_a_steady_stream_slows_it_but_does_not_starve_it(store: SqliteStore) -> None:
-    """A message every 0.1 s, delivered or appended, never in flight when the indexer looks:
-    every look sees a new one, so each batch is followed by a full rest (REST: these batches
-    are quick), and yet all that waited is indexed, one batch per rest."""
-    run = Indexing(store, took=0.01)
+    """A message every 0.5 s, delivered or appended, never in flight when the indexer looks:
+    after each batch it rests (REST: these batches are quick), and yet all that waited is
+    indexed, one batch per rest."""
+    run = Indexing(store, per_body=0.01 / BATCH)
     arrived = 0
 
     async def arrive() -> None:
@@ -174,14 +207,41 @@ async def test_a_steady_stream_slows_it_but_does_not_starve_it(store: SqliteStor
     await arrive()  # before the indexer's first look
     await run.start()
     try:
-        for _ in range(60):
+        for _ in range(24):
             await arrive()
-            await run.advance(0.1, step=0.1)
+            await run.advance(0.5, step=0.25)
         full = [at for at, n in run.batches if n]
         gaps = [b - a for a, b in itertools.pairwise(full)]
-        assert len(full) >= 4, run.batches  # the 300 imported and what streamed in meanwhile
+        assert len(full) >= WAITING // BATCH + 1, run.batches  # the imported, what streamed in meanwhile
         assert min(gaps) >= REST - 1e-9, gaps  # a rest after every batch while the stream went on
-        # Of the 361 bodies, only what arrived since the last batches waits.
-        assert await run.waiting() <= (REST + 0.5 + QUIET) / 0.1 + 1
+        # Of the bodies imported and streamed, only what arrived since the last batches waits.
+        assert await run.waiting() <= (REST + run.indexer.idle + 2 * LOOK) / 0.5 + 1
+    finally:
+        await run.indexer.stop()
+
+
+async def test_a_long_rest_ends_once_mail_stopped_for_idle_after(store: SqliteStore) -> None:
+    """A batch of 1 s while a delivery is in flight earns a rest of 1 s x (1 / LOAD_SHARE - 1),
+    longer than IDLE_AFTER: when the delivery ends, the indexer goes on after IDLE_AFTER (and a
+    look), not at the end of that rest."""
+    gate = asyncio.Event()
+    real_add = store._add_bytes
+
+    async def held(*args: Any) -> Any:
+        await gate.wait()
+        return await real_add(*args)
+
+    store._add_bytes = held  # type: ignore[method-assign]
+    delivery = asyncio.create_task(store.append(A, "INBOX", b"Subject: late\r\n\r\nheld in flight\r\n"))
+    await asyncio.sleep(0)
+    run = Indexing(store, per_body=1.0 / BATCH)
+    await run.start()
+    try:
+        assert 1 / LOAD_SHARE - 1 > IDLE_AFTER + 2 * LOOK
+        assert len(run.batches) == 1
+        gate.set()
+        await delivery
+        await run.advance(IDLE_AFTER + 2 * LOOK)
+        assert len(run.batches) > 1
     finally:
         await run.indexer.stop()

@@ -9,13 +9,15 @@ again. Nothing on the delivery path waits for it: a delivery only inserts its bo
 and SEARCH finds unindexed bodies by its exact scan. One process at a time indexes (the store
 lease `text-index`), so several workers or nodes do not compute the same texts twice.
 
-It gives way to mail arriving (the store's `Arrivals`, counted by Frontend._add): when, after a
-batch, a message is being added or one was begun since its previous look, it rests, so that it
-takes at most LOAD_SHARE of the time; the rest ends, so a steady stream slows it but never starves
-it. A resting indexer looks every QUIET seconds and goes on at once when nothing arrived since its
-last look; with nothing arriving (after an upgrade, after a flood) it indexes batch after batch
-without resting. Only the arrivals of its own process count: with several worker processes the
-lease may fall to one that serves no SMTP, which then does not rest for worker 0's deliveries.
+It gives way to mail arriving (the store's `Arrivals`, counted by Frontend._add). Its batches
+are kept short (BATCH_TIME: fewer bodies when they are large), so a delivery that comes while one
+runs waits little. While mail arrives (a message being added, or one seen in the last IDLE_AFTER
+seconds) it rests after each batch, for at least REST and so that it takes at most LOAD_SHARE of
+the time; every rest ends, so a steady stream slows it but never starves it. With nothing
+arriving for IDLE_AFTER seconds (after an upgrade, after a flood) it indexes batch after batch
+without resting; a resting indexer looks every LOOK seconds whether that time has come. Only the
+arrivals of its own process count: with several worker processes the lease may fall to one that
+serves no SMTP, which then does not rest for worker 0's deliveries.
 """
 
 from __future__ import annotations
@@ -45,13 +47,23 @@ LEASE_TTL = 60.0
 # from 1,143 to 299 messages/s; a 10% share still cost about 9% (1,045/s). A batch that waited on
 # a busy writer took longer, so the rest grows with the load. The index lags behind a flood;
 # SEARCH scans what is not indexed yet, and the indexer catches up once the flood ends.
-LOAD_SHARE = 0.02
+LOAD_SHARE = 0.05
 # The shortest rest after a batch while mail arrives: small bodies index in milliseconds, and a
 # batch every few of them would still make deliveries queue behind its write transaction.
 REST = 1.0
-# How often a resting indexer looks whether mail still arrives: an idle server gets its index
-# filled within this much time of the last arrival, not after the whole rest.
-QUIET = 0.25
+# How long a batch should take: the indexer sizes the next batch from the last full one. 100
+# bodies of 100 KB took about half a second, and a flood that began meanwhile waited for it (its
+# thread holds the GIL for most of that, then its write holds SQLite's writer).
+BATCH_TIME = 0.05
+# Mail is still arriving until none came for this long: a pause of a few seconds between bursts
+# is not idleness, and indexing at full speed takes a whole core from whatever else runs on the
+# machine (in bench/smtp, the peer measured in turns with mailcove: with a 0.25 s pause as the
+# threshold, at e00f2f0, tuned Postfix lost about a fifth at 100 KB, and mailcove itself lost 9%
+# there to full 100-body batches begun just before its turn). The lag this adds is covered by
+# SEARCH's exact scan.
+IDLE_AFTER = 10.0
+# How often a resting indexer looks whether mail still arrives.
+LOOK = 0.25
 
 
 class TextIndexer:
@@ -64,6 +76,7 @@ class TextIndexer:
         self._held_at: float | None = None  # monotonic time the lease was last taken or renewed
         self._begun = store.arrivals.begun  # arrivals begun when the indexer last looked
         self._arrived_at = -math.inf  # monotonic time of the last look that saw one
+        self._limit = BATCH  # bodies per batch: BATCH, or fewer if that would take over BATCH_TIME
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="mailcove-text-index")
@@ -100,17 +113,16 @@ class TextIndexer:
         return seen
 
     def _arriving(self) -> bool:
-        """Whether mail arrives: a look now or less than QUIET seconds ago saw a message arrive
-        (a batch that took a few milliseconds between two arrivals does not make the stream stop)."""
-        return self._look() or self.clock.monotonic() - self._arrived_at < QUIET
+        """Whether mail arrives: a look now or less than IDLE_AFTER seconds ago saw a message."""
+        return self._look() or self.clock.monotonic() - self._arrived_at < IDLE_AFTER
 
     async def _rest(self, seconds: float) -> None:
-        """Rest up to `seconds`, looking every QUIET seconds; stop at the first look that finds
-        nothing arrived since the previous one (the server is idle: the rest protects nothing)."""
+        """Rest up to `seconds`, looking every LOOK seconds; stop early once no message arrived
+        for IDLE_AFTER seconds (the rest protects nothing then)."""
         until = self.clock.monotonic() + seconds
         while (left := until - self.clock.monotonic()) > 0:
-            await self.clock.sleep(min(QUIET, left))
-            if not self._look():
+            await self.clock.sleep(min(LOOK, left))
+            if not self._arriving():
                 return
 
     async def _loop(self) -> None:
@@ -119,12 +131,16 @@ class TextIndexer:
             wait = self.idle
             try:
                 if await self._hold():
+                    limit = self._limit
                     started = self.clock.monotonic()
-                    n, last = await self.store.index_pending(after, BATCH)
+                    n, last = await self.store.index_pending(after, limit)
                     took = self.clock.monotonic() - started
+                    if n == limit and took > 0:
+                        # Sized from full batches only: a short one's time is mostly its fixed cost.
+                        self._limit = max(1, min(BATCH, int(limit * BATCH_TIME / took)))
                     if n and self._arriving():
                         await self._rest(max(took * (1 / LOAD_SHARE - 1), REST))
-                    if n == BATCH:
+                    if n == limit:
                         after = last  # more may be waiting: go on (at once when nothing arrives)
                         continue
                 else:
