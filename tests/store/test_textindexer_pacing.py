@@ -97,6 +97,16 @@ class Indexing:
         await self.settled()
 
 
+async def _heard(store: SqliteStore, count: int) -> None:
+    """Wait in real time until the store's change bus has heard `count` publications of new
+    messages (its own commits reach it from the writer thread, others' from the poller)."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + 10
+    while store.arrivals.heard < count:
+        assert loop.time() < give_up, "the change bus heard nothing"
+        await asyncio.sleep(0.005)
+
+
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     s = SqliteStore(tmp_path / "data", change_poll_ms=20)
@@ -106,6 +116,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
         # Imported, not delivered: bodies waiting for the index without counting as arrivals.
         items = [ImportMessage(f"Subject: {i}\r\n\r\nbody number {i}\r\n".encode()) for i in range(WAITING)]
         await s.import_messages(A, "INBOX", items)
+        await _heard(s, 1)  # the import's new messages: heard before any indexer starts
         yield s
     finally:
         await s.close()
@@ -152,7 +163,7 @@ async def test_it_rests_while_a_delivery_is_in_flight_and_indexes_at_full_speed_
         assert min(b - a for a, b in itertools.pairwise(starts)) >= REST
         assert await run.waiting() > 0
         before = len(run.batches)
-        await run.advance(3 * LOOK)
+        await run.advance(4 * LOOK)  # the bus hears the delivery's commit at the first look after it
         assert await run.waiting() == 0
         quick = [b for b in run.batches[before - 1 :] if b[1]]  # not the idle polls after
         assert len(quick) > 3
@@ -237,11 +248,33 @@ async def test_a_long_rest_ends_once_mail_stopped_for_idle_after(store: SqliteSt
     run = Indexing(store, per_body=1.0 / BATCH)
     await run.start()
     try:
-        assert 1 / LOAD_SHARE - 1 > IDLE_AFTER + 2 * LOOK
+        assert 1 / LOAD_SHARE - 1 > IDLE_AFTER + 3 * LOOK
         assert len(run.batches) == 1
         gate.set()
         await delivery
-        await run.advance(IDLE_AFTER + 2 * LOOK)
+        await run.advance(IDLE_AFTER + 3 * LOOK)
         assert len(run.batches) > 1
     finally:
         await run.indexer.stop()
+
+
+async def test_another_process_s_deliveries_make_it_rest_too(store: SqliteStore, tmp_path: Path) -> None:
+    """Two worker processes on one store: the one that indexes (`store`) is not the one that
+    receives the mail (`other`, a second SqliteStore on the same files). It hears the other's
+    deliveries on its change bus (the poller) and rests as for its own."""
+    other = SqliteStore(tmp_path / "data", change_poll_ms=20)
+    await other.start()
+    try:
+        run = Indexing(store, per_body=0.01 / BATCH)
+        await other.deliver(b"Subject: elsewhere\r\n\r\nanother worker's\r\n", [DeliveryTarget(A)])
+        await _heard(store, 2)
+        assert store.arrivals.begun == 0
+        await run.start()
+        try:
+            assert [n for _, n in run.batches] == [BATCH]  # then a rest, not the next batch
+            await run.advance(REST + LOOK)
+            assert [n for _, n in run.batches] == [BATCH, BATCH]
+        finally:
+            await run.indexer.stop()
+    finally:
+        await other.close()

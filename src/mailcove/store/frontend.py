@@ -46,7 +46,7 @@ from mailcove.store.api import (
     Usage,
     check_lease_args,
 )
-from mailcove.store.changes import ChangeBus
+from mailcove.store.changes import Change, ChangeBus
 from mailcove.store.names import normalize_name
 from mailcove.store.rules import accounts, leases, mailboxes, messages, queue, textindex
 from mailcove.store.rules.statements import Body
@@ -134,15 +134,34 @@ class StoreOptions(TypedDict, total=False):
 
 
 class Arrivals:
-    """The messages this process is adding (deliveries, submissions, APPENDs): how many are in
-    flight now and how many were begun so far. The background indexer (store/textindexer.py)
-    reads them to rest while mail arrives; two integers, so the delivery path pays nothing."""
+    """Mail arriving, as the background indexer (store/textindexer.py) reads it to rest
+    meanwhile: the messages this process is adding (deliveries, submissions, APPENDs) now and
+    how many it began, and how many times the change bus heard new messages, this process's or
+    another's (with several workers the one that indexes need not be the one serving SMTP).
+    Integers only, so the delivery path pays nothing."""
 
-    __slots__ = ("begun", "in_flight")
+    __slots__ = ("begun", "heard", "in_flight")
 
     def __init__(self) -> None:
         self.in_flight = 0
         self.begun = 0
+        self.heard = 0
+
+
+class ArrivalsBus(ChangeBus):
+    """The change bus, counting in `arrivals` each publication with new messages in it: the
+    backends publish other processes' and nodes' commits through it as well as their own."""
+
+    def __init__(self, arrivals: Arrivals) -> None:
+        super().__init__()
+        self._arrivals = arrivals
+        self._newest = 0  # the highest change id heard: a commit may be published twice
+
+    def publish(self, changes: list[Change]) -> None:
+        if any(change.kind == "append" and change.id > self._newest for change in changes):
+            self._arrivals.heard += 1
+        self._newest = max(self._newest, *(change.id for change in changes))
+        super().publish(changes)
 
 
 class Frontend:
@@ -166,7 +185,7 @@ class Frontend:
         self._min_free = min_free_bytes
         self._default_quota = (default_quota_bytes, default_quota_messages)
         self._watch = watch_changes
-        self.changes = ChangeBus()
+        self.changes = ArrivalsBus(self.arrivals)
 
     @staticmethod
     def _running(part: P | None) -> P:

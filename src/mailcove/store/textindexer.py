@@ -15,9 +15,9 @@ runs waits little. While mail arrives (a message being added, or one seen in the
 seconds) it rests after each batch, for at least REST and so that it takes at most LOAD_SHARE of
 the time; every rest ends, so a steady stream slows it but never starves it. With nothing
 arriving for IDLE_AFTER seconds (after an upgrade, after a flood) it indexes batch after batch
-without resting; a resting indexer looks every LOOK seconds whether that time has come. Only the
-arrivals of its own process count: with several worker processes the lease may fall to one that
-serves no SMTP, which then does not rest for worker 0's deliveries.
+without resting; a resting indexer looks every LOOK seconds whether that time has come. Other
+processes' and nodes' deliveries count once the change bus hears them (SQLite polls for them every
+`change_poll_ms`): with several workers the lease may fall to one that serves no SMTP.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class TextIndexer:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._task: asyncio.Task[None] | None = None
         self._held_at: float | None = None  # monotonic time the lease was last taken or renewed
-        self._begun = store.arrivals.begun  # arrivals begun when the indexer last looked
+        self._counts = (store.arrivals.begun, store.arrivals.heard)  # as the indexer last looked
         self._arrived_at = -math.inf  # monotonic time of the last look that saw one
         self._limit = BATCH  # bodies per batch: BATCH, or fewer if that would take over BATCH_TIME
 
@@ -104,10 +104,11 @@ class TextIndexer:
         return False
 
     def _look(self) -> bool:
-        """Whether a message is being added now or one was begun since the previous look."""
+        """Whether a message is being added now, or since the previous look one was begun here
+        or the change bus heard one (another worker's, or another node's)."""
         arrivals = self.store.arrivals
-        seen = arrivals.in_flight > 0 or arrivals.begun != self._begun
-        self._begun = arrivals.begun
+        seen = arrivals.in_flight > 0 or (arrivals.begun, arrivals.heard) != self._counts
+        self._counts = (arrivals.begun, arrivals.heard)
         if seen:
             self._arrived_at = self.clock.monotonic()
         return seen
