@@ -27,7 +27,8 @@ against it:
   --login-throttle N sets [auth] max_failures_per_ip. Before 51ea0a0 the throttle counted every
   login in flight as a failure, so past 10 concurrent LOGINs from 127.0.0.1 were refused ("NO
   [AUTHENTICATIONFAILED]", hundreds of imaptest errors a turn); --login-throttle 1000 measures such
-  a tree without that. --workers N sets [server] workers.
+  a tree without that. --workers N is `serve --workers N`; the default 0 is one per core, the
+  server's own default since 25959bf (the test harness's start_mailcove would otherwise start one).
 - --profile: one extra mailcove turn of the logout0 load (not counted in the medians) with
   `py-spy record --format raw --nolineno` on the server process for 15 s from the 3rd second
   (idle samples left out: only busy samples count), summarised as the top 25 functions by self
@@ -197,13 +198,11 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / tick
 
 
-def mailcove_config(login_throttle: int, workers: int) -> str:
+def mailcove_config(login_throttle: int) -> str:
     """bench/imap's lab config (plaintext LOGIN allowed), plus what the options change."""
     text = PLAIN_CONFIG  # ends inside [auth]
     if login_throttle:
         text += f"max_failures_per_ip = {login_throttle}\n"
-    if workers:
-        text += f"[server]\nworkers = {workers}\n"
     return text
 
 
@@ -211,8 +210,8 @@ def start_peer(args: argparse.Namespace, name: str, base: Path, users: list[str]
     base.mkdir(parents=True)
     if name == "dovecot":
         return dovecot_peer(base, users, {})
-    config = mailcove_config(args.login_throttle, args.workers)
-    srv = start_mailcove(base, dict.fromkeys(users, PASSWORD), config=config)
+    config = mailcove_config(args.login_throttle)
+    srv = start_mailcove(base, dict.fromkeys(users, PASSWORD), config=config, workers=args.workers)
     host, port = srv.address("imap")
     return Peer("mailcove", host, port, 0, lambda: process_tree(srv.pid), srv.stop, srv.logs)
 
@@ -414,7 +413,7 @@ def main() -> None:
     ap.add_argument("--login-throttle", type=int, default=0, metavar="N",
                     help="mailcove's [auth] max_failures_per_ip (default: mailcove's own, 10; before 51ea0a0 "
                          "logins in flight counted against it, refusing imaptest's clients past 10)")
-    ap.add_argument("--workers", type=int, default=0, help="mailcove's [server] workers (default: mailcove's own)")
+    ap.add_argument("--workers", type=int, default=0, help="mailcove's serve --workers (default 0: one per core)")
     ap.add_argument("--profile", action="store_true", help="one extra profiled mailcove turn of logout0")
     tmp = Path(os.environ.get("BENCH_TMP", "/var/tmp"))
     ap.add_argument("--profile-out", type=Path, default=tmp / "imaptest-profile",
@@ -439,7 +438,7 @@ def main() -> None:
         "imaptest": binary,
         "settings": {k: getattr(args, k) for k in ("runs", "secs", "users", "clients", "loads", "servers",
                                                    "login_throttle", "workers")},
-        "mailcove_config": mailcove_config(args.login_throttle, args.workers),
+        "mailcove_config": mailcove_config(args.login_throttle),
     }
     dirty = " (src/ has uncommitted changes)" if results["src_changed"] not in ("", "?") else ""
     print(f"commit {results['commit']}{dirty}, load average {os.getloadavg()}", flush=True)

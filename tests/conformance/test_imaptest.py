@@ -13,7 +13,7 @@ import pytest
 from imaptest_run import OUT_OF_SCOPE, build_imaptest, run_scripted, run_stress, sample_mbox, totals
 
 from interop.dovecot import PrivateDovecot, dovecot_binary
-from interop.imap_servers import PLAIN_CONFIG, start_mailcove
+from interop.imap_servers import start_mailcove
 from mailcove_testing import ServerProcess, require_tool
 
 pytestmark = pytest.mark.interop  # `make test-interop`: runs Dovecot's imaptest
@@ -75,10 +75,10 @@ def test_stress_gives_no_errors_and_dovecot_is_the_control(imaptest: str, server
 
 
 def test_stress_with_two_worker_processes_gives_no_errors(imaptest: str, tmp_path: Path) -> None:
-    """The same stress run against `[server] workers = 2` (net/workers.py): the kernel spreads
+    """The same stress run against `serve --workers 2` (net/workers.py): the kernel spreads
     imaptest's 10 clients over two processes, which must agree on flags, expunges, MODSEQ and
     \\Recent through the store alone."""
-    srv = start_mailcove(tmp_path / "srv", STRESS_USERS, config=PLAIN_CONFIG + "[server]\nworkers = 2\n")
+    srv = start_mailcove(tmp_path / "srv", STRESS_USERS, workers=2)
     try:
         assert len(srv.state["workers"]) == 2, srv.state
         mbox = sample_mbox(tmp_path / "sample.mbox")

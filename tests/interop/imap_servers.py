@@ -80,9 +80,12 @@ def start_mailcove(
     env: Mapping[str, str] | None = None,
     before_start: Callable[[Path, Path], None] | None = None,
     users_via_cli: int = 0,
+    workers: int | None = None,
 ) -> ServerProcess:
     """A `mailcove serve` with imap and imaps on free loopback ports (other listeners off unless given).
-    before_start(config_path, data_dir) runs after the users exist (bench/imap fills mailboxes there)."""
+    before_start(config_path, data_dir) runs after the users exist (bench/imap fills mailboxes there).
+    workers: `serve --workers` (0: one per core, the server's default); None: the test suite's
+    (mailcove_testing.workers_args)."""
     base.mkdir(parents=True, exist_ok=True)
     data = base / "data"
     data.mkdir(mode=0o700, exist_ok=True)
@@ -95,7 +98,8 @@ def start_mailcove(
     for name in ("smtp", "submission", "submissions", "pop3", "pop3s", "http"):
         plan[name] = None
     plan.update(listeners or {})
-    args = ["--config", str(cfg), "--data", str(data), "serve", *workers_args()]
+    worker_args = workers_args() if workers is None else ["--workers", str(workers)]
+    args = ["--config", str(cfg), "--data", str(data), "serve", *worker_args]
     for name, addr in plan.items():
         args += ["--listen", f"{name}={addr or ''}"]
     proc_env = dict(os.environ)
