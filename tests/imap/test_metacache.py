@@ -95,3 +95,64 @@ async def test_least_recently_used_goes_first(tmp_path):
         # Another UIDVALIDITY (the mailbox deleted and created again) never meets these entries.
         await cache.get(box.id, box.uidvalidity + 1, [1])
         assert counted.calls[-1] == [1]
+
+
+async def test_formatted_items_are_made_once_per_message_and_form(tmp_path):
+    from inprocess import serve_in_process
+    from mailcove.imap import fmt
+
+    async with serve_in_process(tmp_path, "[auth]\nallow_plaintext = true\n") as lab:
+        for n in range(1, 3):
+            await lab.deliver("a@hamap.local", _message(n))
+        box = await lab.store.get_mailbox("a@hamap.local", "INBOX")
+        cache = MetaCache(lab.store)
+        made: list[tuple[str, bool]] = []
+
+        def envelope(info: Any, utf8: bool) -> bytes:
+            made.append((info.envelope.subject, utf8))
+            return fmt.envelope(info.envelope, utf8)
+
+        metas = await cache.get(box.id, box.uidvalidity, [1, 2])
+        first = cache.formatted(box.id, box.uidvalidity, metas[1], "ENVELOPE", False, envelope)
+        assert first == fmt.envelope(metas[1].info.envelope) and b'"note 1"' in first
+        again = await cache.get(box.id, box.uidvalidity, [1])
+        assert cache.formatted(box.id, box.uidvalidity, again[1], "ENVELOPE", False, envelope) is first
+        cache.formatted(box.id, box.uidvalidity, metas[1], "ENVELOPE", True, envelope)  # UTF8=ACCEPT: its own
+        cache.formatted(box.id, box.uidvalidity, metas[2], "ENVELOPE", False, envelope)
+        assert made == [("note 1", False), ("note 1", True), ("note 2", False)]
+        # Expunged: forgotten with its entry; a message read again is formatted again.
+        cache.forget(box.id, box.uidvalidity, [1])
+        cache.formatted(box.id, box.uidvalidity, metas[1], "ENVELOPE", False, envelope)
+        assert len(made) == 4
+        # Another UIDVALIDITY never meets these entries.
+        cache.formatted(box.id, box.uidvalidity + 1, metas[2], "ENVELOPE", False, envelope)
+        assert len(made) == 5
+
+
+async def test_fetch_answers_formatted_items_from_the_cache_as_it_formats_them(tmp_path):
+    from mailcove.imap import fmt
+
+    """ENVELOPE, BODYSTRUCTURE and BODY from the cache, for a second session and for UTF8=ACCEPT,
+    say what the first formatting said; the UTF8=ACCEPT form of an 8-bit name is its own (a
+    quoted string, not a literal)."""
+    from inprocess import serve_in_process
+
+    async with serve_in_process(tmp_path, "[auth]\nallow_plaintext = true\n") as lab:
+        await lab.deliver("a@hamap.local", "Subject: =?UTF-8?B?7ZWc6rWt7Ja0?=\r\nFrom: 김 <k@example.org>\r\n"
+                          "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhi\r\n".encode())
+        answers = []
+        for login in range(3):
+            c = await lab.imap(login="a@hamap.local")
+            if login == 2:
+                await c.ok("ENABLE UTF8=ACCEPT")
+            await c.ok("EXAMINE INBOX")
+            (fetched,) = [r for r in await c.ok("FETCH 1 (ENVELOPE BODYSTRUCTURE BODY)") if r.kind == "FETCH"]
+            answers.append(repr(fetched.data))
+        assert answers[0] == answers[1] == answers[2]
+        box = await lab.store.get_mailbox("a@hamap.local", "INBOX")
+        metas = (await lab.server("imap")).registry.metas
+        (meta,) = (await metas.get(box.id, box.uidvalidity, [1])).values()
+        plain = metas.formatted(box.id, box.uidvalidity, meta, "ENVELOPE", False, lambda i, u: b"unused")
+        utf8 = metas.formatted(box.id, box.uidvalidity, meta, "ENVELOPE", True, lambda i, u: b"unused")
+        assert plain == fmt.envelope(meta.info.envelope, False) and b"{3}\r\n" in plain
+        assert utf8 == fmt.envelope(meta.info.envelope, True) and '"김"'.encode() in utf8

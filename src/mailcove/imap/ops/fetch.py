@@ -38,7 +38,9 @@ from mailcove.proto.imap.commands import Fetch, FetchAtt
 from mailcove.proto.imap.responses import LiteralRef, internaldate, literal_header
 
 if TYPE_CHECKING:
+    from mailcove.imap.metacache import Formatter
     from mailcove.imap.selected import SelectedView
+    from mailcove.message.model import MessageInfo
     from mailcove.store.api import MessageMeta
 
 FAST_ITEMS = frozenset({"FLAGS", "UID", "MODSEQ"})
@@ -204,6 +206,14 @@ async def _prefetch(s: Session, mailbox_id: int, uids: list[int], metas: dict[in
     return await s.store.read_messages(mailbox_id, batch)
 
 
+def _envelope(info: MessageInfo, utf8: bool) -> bytes:
+    return fmt.envelope(info.envelope, utf8)
+
+
+# Items that depend on the message alone, formatted once per message and kept in the MetaCache.
+FORMATTED: dict[str, Formatter] = {"ENVELOPE": _envelope, "BODYSTRUCTURE": fmt.bodystructure, "BODY": fmt.body}
+
+
 async def _value(s: Session, view: SelectedView, att: FetchAtt, meta: MessageMeta,
                  body: bytes | None = None) -> bytes | LiteralRef:
     name = att.name
@@ -215,12 +225,9 @@ async def _value(s: Session, view: SelectedView, att: FetchAtt, meta: MessageMet
         return internaldate(meta.internaldate)
     if name == "RFC822.SIZE":
         return b"%d" % meta.size
-    if name == "ENVELOPE":
-        return fmt.envelope(info.envelope, utf8)
-    if name == "BODYSTRUCTURE":
-        return fmt.bodystructure(info, utf8)
-    if name == "BODY" and att.section is None:
-        return fmt.body(info, utf8)
+    if name in FORMATTED and (name != "BODY" or att.section is None):
+        cache = view.cache
+        return cache.registry.metas.formatted(cache.mailbox_id, cache.uidvalidity, meta, name, utf8, FORMATTED[name])
     if name == "RFC822":
         return await _range(s, view, meta, 0, info.size, None, body)
     if name == "RFC822.HEADER":
