@@ -56,6 +56,13 @@ from mailcove.store.spool import Spool
 T = TypeVar("T")
 P = TypeVar("P")
 
+# What `_read_small` may be asked to read: metadata of this many messages, or this many bytes of
+# one message. Measured on this machine: such a read takes 20-150 µs of SQLite work, and handing
+# it to a reader thread and back cost more (imaptest's logout=0 load: +27% commands/s with reads
+# run in place).
+SMALL_META = 16
+SMALL_READ_BYTES = 64 * 1024
+
 Target = tuple[str, str, frozenset[str]]
 Outbound = tuple[str, list[tuple[str, str | None, str]]]
 Added = tuple[list[AppendResult], int | None]
@@ -214,6 +221,12 @@ class Frontend:
         """Run the reading rule `rule(*args)`."""
         raise NotImplementedError
 
+    async def _read_small(self, rule: Callable[..., Rule[T]], *args: Any) -> T:
+        """Run a reading rule that touches a few rows and at most SMALL_READ_BYTES of message
+        text (the verbs below say which). A backend whose reads are a hop to another thread may
+        run these where the caller is instead (SQLite: the hop cost more than the read)."""
+        return await self._read(rule, *args)
+
     async def _add_bytes(self, data: bytes, m: NewMessage) -> Added:
         """Store a message held in memory."""
         raise NotImplementedError
@@ -363,7 +376,7 @@ class Frontend:
         await self._write(accounts.set_quota, user, max_bytes, max_messages)
 
     async def usage(self, user: str) -> Usage:
-        return await self._read(accounts.usage, user)
+        return await self._read_small(accounts.usage, user)
 
     # --- mailboxes ---------------------------------------------------------------------------
 
@@ -371,10 +384,10 @@ class Frontend:
         return await self._read(mailboxes.list_mailboxes, user)
 
     async def get_mailbox(self, user: str, name: str) -> Mailbox:
-        return await self._read(mailboxes.get_mailbox, user, name)
+        return await self._read_small(mailboxes.get_mailbox, user, name)
 
     async def mailbox_by_id(self, mailbox_id: int) -> Mailbox:
-        return await self._read(mailboxes.mailbox_by_id, mailbox_id)
+        return await self._read_small(mailboxes.mailbox_by_id, mailbox_id)
 
     async def create_mailbox(self, user: str, name: str, special_use: str | None = None) -> Mailbox:
         await self._write(mailboxes.create_mailbox, user, name, special_use, time.time())
@@ -427,10 +440,14 @@ class Frontend:
         return await self._read(messages.index, mailbox_id)
 
     async def fetch_meta(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageMeta]:
+        if len(uids) <= SMALL_META:
+            return await self._read_small(messages.fetch_meta, mailbox_id, uids)
         return await self._read(messages.fetch_meta, mailbox_id, uids)
 
     async def read_message(self, mailbox_id: int, uid: int, start: int = 0, length: int | None = None) -> bytes:
         """Bytes [start, start+length) of the message as served; large FETCH output reads in slices."""
+        if length is not None and length <= SMALL_READ_BYTES:
+            return await self._read_small(messages.read_message, mailbox_id, uid, start, length)
         return await self._read(messages.read_message, mailbox_id, uid, start, length)
 
     async def read_messages(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]:

@@ -203,6 +203,12 @@ async def _prefetch(s: Session, mailbox_id: int, uids: list[int], metas: dict[in
             break
         batch.append(uid)
         total += meta.size
+    if len(batch) == 1:  # one message: the read the store may run in place when it is small
+        uid = batch[0]
+        try:
+            return {uid: await s.store.read_message(mailbox_id, uid, 0, metas[uid].size)}
+        except MailboxNotFound:
+            return {}  # expunged meanwhile: the item's own read says so
     return await s.store.read_messages(mailbox_id, batch)
 
 

@@ -15,7 +15,8 @@ SQLite's own lock is then free, or held only by a process without that habit (it
 still covers those).
 
 Reads run in a small thread pool (ReaderPool), each thread with its own read-only connection, so
-the event loop never waits on SQLite and readers never wait on the writer (WAL)."""
+the event loop never waits on SQLite and readers never wait on the writer (WAL); except reads
+of a few rows (frontend.SMALL_META), which the store runs in place on the loop's own connection."""
 
 from __future__ import annotations
 
@@ -353,9 +354,12 @@ class ReaderPool:
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self.workers = workers
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mailcove-store-read")
 
-    def _conn(self) -> sqlite3.Connection:
+    def connection(self) -> sqlite3.Connection:
+        """This thread's read-only connection (a reader thread's, or the event loop's own for the
+        small reads the store runs in place: frontend.SMALL_META)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = connect(str(self._db_path), readonly=True)
@@ -366,7 +370,7 @@ class ReaderPool:
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, lambda: fn(self._conn()))
+        return await loop.run_in_executor(self._pool, lambda: fn(self.connection()))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

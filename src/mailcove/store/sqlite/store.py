@@ -114,6 +114,12 @@ class SqliteStore(Frontend):
         cx = self._context
         return await self._running(self._readers).run(lambda conn: run(rule(*args), executor(conn, cx, HANDLERS)))
 
+    async def _read_small(self, rule: Callable[..., Rule[T]], *args: Any) -> T:
+        # In place, on the caller's own read-only connection: WAL readers never wait for the
+        # writer, and a read this small costs less than the hop to a reader thread and back.
+        conn = self._running(self._readers).connection()
+        return run(rule(*args), executor(conn, self._context, HANDLERS))
+
     # --- spooling ----------------------------------------------------------------------------
 
     def new_spool(self, *, normalize_newlines: bool = False) -> Spool:

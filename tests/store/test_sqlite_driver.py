@@ -1,6 +1,7 @@
-"""SQLite-specific: the writers of several processes on one database (`serve --workers`) queue on
-a flock beside it, which the kernel hands over at once, instead of meeting in SQLite's BEGIN
-IMMEDIATE, whose busy handler polls with sleeps of 1-100 ms (store/sqlite/driver.py)."""
+"""SQLite's driver (store/sqlite/driver.py): the writers of several processes on one database
+(`serve --workers`) queue on a flock beside it, which the kernel hands over at once, instead of
+meeting in SQLite's BEGIN IMMEDIATE, whose busy handler polls with sleeps of 1-100 ms; and small
+reads run in place rather than in the reader threads."""
 
 from __future__ import annotations
 
@@ -59,3 +60,38 @@ async def test_writers_on_one_database_each_commit_everything(tmp_path: Path) ->
         await second.close()
         await first.close()
 
+
+
+async def test_small_reads_run_in_place_while_every_reader_thread_is_busy(tmp_path: Path) -> None:
+    """A mailbox, the metadata of a few messages or a few KB of one are read on the caller's own
+    connection (frontend.SMALL_META): cheaper than the hop to a reader thread, and not queued
+    behind a long read (a SEARCH scan) there. Larger reads still go to the reader threads."""
+    import threading
+
+    from mailcove.store.frontend import SMALL_META
+
+    store = SqliteStore(tmp_path / "data", watch_changes=False)
+    await store.start()
+    release = threading.Event()
+    try:
+        await store.create_account(A)
+        for _ in range(SMALL_META + 1):
+            await store.deliver(MESSAGE, [DeliveryTarget(A)])
+        box = await store.get_mailbox(A, "INBOX")
+        readers = store._readers
+        assert readers is not None
+        busy = [asyncio.ensure_future(readers.run(lambda _conn: release.wait(10))) for _ in range(readers.workers)]
+        await asyncio.sleep(0.05)
+        assert (await asyncio.wait_for(store.get_mailbox(A, "INBOX"), 1)).messages == SMALL_META + 1
+        metas = await asyncio.wait_for(store.fetch_meta(box.id, list(range(1, SMALL_META + 1))), 1)
+        assert [m.uid for m in metas] == list(range(1, SMALL_META + 1))
+        assert await asyncio.wait_for(store.read_message(box.id, 1, 0, 9), 1) == MESSAGE[:9]
+        large = asyncio.ensure_future(store.fetch_meta(box.id, list(range(1, SMALL_META + 2))))
+        done, _ = await asyncio.wait({large}, timeout=0.2)
+        assert not done  # queued for a reader thread
+        release.set()
+        await asyncio.gather(*busy)
+        assert len(await asyncio.wait_for(large, 5)) == SMALL_META + 1
+    finally:
+        release.set()
+        await store.close()
