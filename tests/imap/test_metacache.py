@@ -156,3 +156,43 @@ async def test_fetch_answers_formatted_items_from_the_cache_as_it_formats_them(t
         utf8 = metas.formatted(box.id, box.uidvalidity, meta, "ENVELOPE", True, lambda i, u: b"unused")
         assert plain == fmt.envelope(meta.info.envelope, False) and b"{3}\r\n" in plain
         assert utf8 == fmt.envelope(meta.info.envelope, True) and '"김"'.encode() in utf8
+
+
+class _CountedReads:
+    """Counts the store's message-body reads (read_message, read_messages), then runs them."""
+
+    def __init__(self, store: Any) -> None:
+        self.calls = 0
+        for name in ("read_message", "read_messages"):
+            real = getattr(store, name)
+
+            async def counted(*args: Any, _real: Any = real, **kw: Any) -> Any:
+                self.calls += 1
+                return await _real(*args, **kw)
+
+            setattr(store, name, counted)
+
+
+async def test_header_items_are_answered_from_the_kept_header(tmp_path):
+    from inprocess import serve_in_process
+
+    async with serve_in_process(tmp_path, "[auth]\nallow_plaintext = true\n") as lab:
+        for n in range(1, 4):
+            await lab.deliver("a@hamap.local", _message(n))
+        a = await lab.imap(login="a@hamap.local")
+        await a.ok("EXAMINE INBOX")
+        header_items = ("BODY.PEEK[HEADER.FIELDS (Subject)]", "BODY.PEEK[HEADER.FIELDS.NOT (Subject)]",
+                        "BODY.PEEK[HEADER]", "RFC822.HEADER", "BODY.PEEK[HEADER]<5.10>")
+        first = {item: [r.data for r in await a.ok(f"FETCH 1:3 ({item})")] for item in header_items}
+        counted = _CountedReads(lab.store)
+        b = await lab.imap(login="a@hamap.local")  # another session of the process
+        await b.ok("EXAMINE INBOX")
+        again = {item: [r.data for r in await b.ok(f"FETCH 1:3 ({item})")] for item in header_items}
+        assert counted.calls == 0
+        assert again == first
+        assert [d["BODY[HEADER.FIELDS (Subject)]"] for d in first[header_items[0]]] == [
+            b"Subject: note %d\r\n\r\n" % n for n in range(1, 4)]
+        # An item that needs the body still reads it, and says the same as before.
+        text = [r.data for r in await b.ok("FETCH 1:3 (BODY.PEEK[HEADER.FIELDS (Subject)] BODY.PEEK[TEXT])")]
+        assert counted.calls > 0
+        assert [d["BODY[TEXT]"] for d in text] == [b"body %d\r\n" % n for n in range(1, 4)]

@@ -9,7 +9,10 @@ INTERNALDATE, structure) never changes under a UID, so an entry never goes stale
 flags and modseq in a cached entry are as they were when it was read, and nobody reads them from
 here: the MailboxCache owns those.
 
-An entry also keeps the message's ENVELOPE, BODYSTRUCTURE and BODY as sent, once formatted:
+An entry also keeps the message's header as served, once read (up to HEADER_MAX bytes), for
+BODY[HEADER], BODY[HEADER.FIELDS (...)] and RFC822.HEADER: imaptest asks for header fields in
+about half its FETCHes, each naming up to 100 messages whose bodies were read again every time.
+And it keeps the message's ENVELOPE, BODYSTRUCTURE and BODY as sent, once formatted:
 they never change under a UID either, and formatting them again for every FETCH (addresses,
 string quoting, parameters of each part) was the largest single cost of imaptest's logout=0 load
 once the metadata was cached (`_value` 19% of the event loop's samples, docs/design/).
@@ -32,14 +35,16 @@ MAX_ENTRIES = 20_000
 
 Key = tuple[int, int, int]
 Formatter = Callable[[MessageInfo, bool], bytes]  # (info, UTF8=ACCEPT) -> the item as sent
+HEADER_MAX = 8 * 1024  # a longer header (hundreds of Received lines) is read each time
 
 
 class _Entry:
-    __slots__ = ("formatted", "meta")
+    __slots__ = ("formatted", "header", "meta")
 
     def __init__(self, meta: MessageMeta) -> None:
         self.meta = meta
         self.formatted: dict[tuple[str, bool], bytes] = {}
+        self.header: bytes | None = None
 
 
 class MetaCache:
@@ -82,6 +87,22 @@ class MetaCache:
         if value is None:
             value = entry.formatted[key] = make(meta.info, utf8)
         return value
+
+    def header(self, mailbox_id: int, uidvalidity: int, meta: MessageMeta) -> bytes | None:
+        """The message's header as served ([0, root.body_start)), if kept."""
+        entry = self._entries.get((mailbox_id, uidvalidity, meta.uid))
+        if entry is None or entry.meta.info is not meta.info:
+            return None
+        return entry.header
+
+    def keep_header(self, mailbox_id: int, uidvalidity: int, meta: MessageMeta, served: bytes) -> None:
+        """Keep the header of `served` (the message as served, at least its header) for `header`."""
+        end = meta.info.root.body_start
+        if end > HEADER_MAX or len(served) < end:
+            return
+        entry = self._entries.get((mailbox_id, uidvalidity, meta.uid))
+        if entry is not None and entry.meta.info is meta.info and entry.header is None:
+            entry.header = served[:end]
 
     def put(self, mailbox_id: int, uidvalidity: int, metas: Iterable[MessageMeta]) -> None:
         entries = self._entries

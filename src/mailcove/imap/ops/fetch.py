@@ -26,6 +26,7 @@ the client is about to be told is gone.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -50,6 +51,7 @@ EAGER_MAX = 256 * 1024
 # (one hop to a reader thread per batch instead of one per message), up to this many bytes.
 BODY_ITEMS = frozenset({"RFC822", "RFC822.HEADER", "RFC822.TEXT", "BINARY", "BINARY.SIZE"})
 PREFETCH_BYTES = 4 * 1024 * 1024
+HEADER_TEXTS = frozenset({"HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT"})
 CHUNK = 256 * 1024
 FAST_SLICE = 2000
 
@@ -140,12 +142,15 @@ async def _full(s: Session, view: SelectedView, items: tuple[FetchAtt, ...], uid
                 with_modseq: bool, seen_now: set[int]) -> bool:
     """Every other FETCH. Returns True when some messages could not be fetched (expunged)."""
     cache = view.cache
+    kept = cache.registry.metas
     missing = False
     names = {a.name for a in items}
-    needs_body = any(a.name in BODY_ITEMS or (a.name == "BODY" and a.section is not None) for a in items)
+    body_items = [a for a in items if a.name in BODY_ITEMS or (a.name == "BODY" and a.section is not None)]
+    # Only the top-level header is asked for: answered from the header the MetaCache keeps.
+    header_only = bool(body_items) and all(_header_only(a) for a in body_items)
     for i in range(0, len(uids), META_BATCH):
         chunk = uids[i : i + META_BATCH]
-        metas = await cache.registry.metas.get(cache.mailbox_id, cache.uidvalidity, chunk)
+        metas = await kept.get(cache.mailbox_id, cache.uidvalidity, chunk)
         bodies: dict[int, bytes] = {}
         for pos, uid in enumerate(chunk):
             await cooperative.pause()  # a BODYSTRUCTURE of 100 parts costs ~1 ms: others run between
@@ -156,9 +161,17 @@ async def _full(s: Session, view: SelectedView, items: tuple[FetchAtt, ...], uid
             if meta is None:
                 missing = True
                 continue
-            if needs_body and uid not in bodies and meta.size <= EAGER_MAX:
-                bodies = await _prefetch(s, cache.mailbox_id, chunk[pos:], metas)
             body = bodies.get(uid)
+            if body is None and header_only:
+                body = kept.header(cache.mailbox_id, cache.uidvalidity, meta)
+            if body_items and body is None and meta.size <= EAGER_MAX:
+                have = {u for u in chunk[pos + 1 :] if u in metas
+                        and kept.header(cache.mailbox_id, cache.uidvalidity, metas[u]) is not None} \
+                    if header_only else set()
+                bodies = await _prefetch(s, cache.mailbox_id, chunk[pos:], metas, have)
+                for read, served in bodies.items():
+                    kept.keep_header(cache.mailbox_id, cache.uidvalidity, metas[read], served)
+                body = bodies.get(uid)
             values: list[tuple[str, bytes | LiteralRef]] = []
             if with_uid:
                 values.append(("UID", b"%d" % uid))
@@ -191,13 +204,23 @@ async def _full(s: Session, view: SelectedView, items: tuple[FetchAtt, ...], uid
     return missing
 
 
-async def _prefetch(s: Session, mailbox_id: int, uids: list[int], metas: dict[int, MessageMeta]) -> dict[int, bytes]:
-    """Read the next run of small messages (from the first of `uids`) in one store call."""
+def _header_only(att: FetchAtt) -> bool:
+    """Whether the item needs no more of the message than its top-level header."""
+    if att.name == "RFC822.HEADER":
+        return True
+    sec = att.section
+    return att.name == "BODY" and sec is not None and not sec.part and sec.text in HEADER_TEXTS
+
+
+async def _prefetch(s: Session, mailbox_id: int, uids: list[int], metas: dict[int, MessageMeta],
+                    have: Collection[int] = ()) -> dict[int, bytes]:
+    """Read the next run of small messages (from the first of `uids`, leaving out those in
+    `have`) in one store call."""
     batch: list[int] = []
     total = 0
     for uid in uids:
         meta = metas.get(uid)
-        if meta is None or meta.size > EAGER_MAX:
+        if meta is None or meta.size > EAGER_MAX or uid in have:
             continue
         if batch and total + meta.size > PREFETCH_BYTES:
             break
