@@ -44,9 +44,11 @@ LEASE_TTL = 60.0
 # The indexer's share of the time while mail arrives: after a batch it rests (1 / LOAD_SHARE - 1)
 # times as long as the batch took. Unbounded, indexing 100 KB bodies (about 2.4 ms of CPU each)
 # took the cores from the deliveries themselves: bench/smtp at 100 KB and 50 connections fell
-# from 1,143 to 299 messages/s; a 10% share still cost about 9% (1,045/s). A batch that waited on
-# a busy writer took longer, so the rest grows with the load. The index lags behind a flood;
-# SEARCH scans what is not indexed yet, and the indexer catches up once the flood ends.
+# from 1,143 to 299 messages/s. At a 10% share bench/smtp could no longer tell it from a server
+# without any indexer (docs/benchmarks.md, "Issue 15 part 6"); 5% leaves more to the deliveries
+# under a long flood. A batch that waited on a busy writer took longer, so the rest grows with the
+# load. The index lags behind a flood; SEARCH scans what is not indexed yet, and the indexer
+# catches up once the flood ends.
 LOAD_SHARE = 0.05
 # The shortest rest after a batch while mail arrives: small bodies index in milliseconds, and a
 # batch every few of them would still make deliveries queue behind its write transaction.
