@@ -330,7 +330,13 @@ class RecentSet:
         return bool(self.ranges)
 
     def count(self, uids: array[int]) -> int:
-        return sum(bisect_right(uids, hi) - bisect_right(uids, lo) for lo, hi in self.ranges)
+        """How many of `uids` (the session's view, which still holds every message it has not
+        been told is expunged) are \\Recent. An interval none of them is in is dropped: its
+        messages are gone, and a new message's UID is above every interval ever claimed."""
+        counts = [bisect_right(uids, hi) - bisect_right(uids, lo) for lo, hi in self.ranges]
+        if 0 in counts:
+            self.ranges = [r for r, n in zip(self.ranges, counts, strict=True) if n]
+        return sum(counts)
 
 
 class SelectedView:
