@@ -252,7 +252,12 @@ class Supervisor:
                     break
                 if pid == 0:
                     break
-                if self.workers.pop(pid, None) is not None and os.waitstatus_to_exitcode(status) != 0:
+                # Killed by a SIGTERM counts as stopped: the worker got ours and, when the whole
+                # group or cgroup was signalled (killpg, systemd's KillMode=control-group), its
+                # own as well, and a second one that lands after its event loop let go of the
+                # signal (the last milliseconds of its exit) ends it by default.
+                code = os.waitstatus_to_exitcode(status)
+                if self.workers.pop(pid, None) is not None and code not in (0, -signal.SIGTERM):
                     clean = False
         return 0 if clean else 1
 
