@@ -156,6 +156,36 @@ def test_idle_in_one_worker_hears_an_append_in_the_other(serve_factory):
     srv.stop()
 
 
+def test_noop_in_one_worker_shows_at_once_what_the_other_just_did(serve_factory):
+    """A client polling with NOOP sees another session's STORE, APPEND and EXPUNGE as soon as
+    they were answered, though that session is in another process (store.catch_up), not at the
+    change poller's next look up to 100 ms later."""
+    srv = _two_workers(serve_factory, "a@hamap.local")
+    for n in (1, 2):
+        assert srv.deliver(_message(n), ["a@hamap.local"]).startswith("OK")
+    by_pid = _spread(srv, "a@hamap.local")
+    (_, sessions_a), (_, sessions_b) = by_pid.items()
+    poller, writer = sessions_a[0], sessions_b[0]
+    poller.select("INBOX")
+    writer.select("INBOX")
+    for round_ in range(5):
+        assert writer.store("1", "+FLAGS", f"(k{round_})")[0] == "OK"
+        poller.noop()
+        fetched = poller.response("FETCH")[1]
+        assert any(f"k{round_}".encode() in (x or b"") for x in fetched), (round_, fetched)
+    assert writer.append("INBOX", None, None, _message(3))[0] == "OK"
+    poller.noop()
+    assert poller.response("EXISTS")[1][-1] == b"3"
+    writer.store("2", "+FLAGS.SILENT", "(\\Deleted)")
+    assert writer.expunge()[0] == "OK"
+    poller.noop()
+    assert poller.response("EXPUNGE")[1] == [b"2"]
+    for sessions in by_pid.values():
+        for c in sessions:
+            c.logout()
+    srv.stop()
+
+
 def test_the_default_is_one_worker_per_core(serve_factory):
     """[server] workers defaults to 0, and 0 starts a worker per core (test servers always pass
     --workers, 1 unless MAILCOVE_TEST_WORKERS says otherwise: here the default's value)."""

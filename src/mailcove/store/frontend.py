@@ -221,6 +221,11 @@ class Frontend:
         """Run the reading rule `rule(*args)`."""
         raise NotImplementedError
 
+    async def catch_up(self) -> None:
+        """Hand the change bus now what other processes committed and it has not heard yet
+        (IMAP NOOP and CHECK, whose clients poll for what other sessions did). A backend whose
+        notifications arrive by themselves (PostgreSQL's LISTEN) has nothing to do."""
+
     async def _read_small(self, rule: Callable[..., Rule[T]], *args: Any) -> T:
         """Run a reading rule that touches a few rows and at most SMALL_READ_BYTES of message
         text (the verbs below say which). A backend whose reads are a hop to another thread may

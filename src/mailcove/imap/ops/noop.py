@@ -7,4 +7,7 @@ from mailcove.proto.imap.commands import Noop
 
 
 async def run(s: Session, cmd: Noop) -> str:
+    # What another worker process committed is announced now, not at its change poller's next
+    # look (up to 100 ms later): the dispatcher settles the bus after every command.
+    await s.store.catch_up()
     return "NOOP completed"

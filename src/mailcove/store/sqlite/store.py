@@ -114,6 +114,10 @@ class SqliteStore(Frontend):
         cx = self._context
         return await self._running(self._readers).run(lambda conn: run(rule(*args), executor(conn, cx, HANDLERS)))
 
+    async def catch_up(self) -> None:
+        if self._poller is not None:
+            self._poller.catch_up(self._running(self._readers).connection())
+
     async def _read_small(self, rule: Callable[..., Rule[T]], *args: Any) -> T:
         # In place, on the caller's own read-only connection: WAL readers never wait for the
         # writer, and a read this small costs less than the hop to a reader thread and back.
