@@ -84,7 +84,18 @@ def test_stress_with_two_worker_processes_gives_no_errors(imaptest: str, tmp_pat
         mbox = sample_mbox(tmp_path / "sample.mbox")
         errors, output = run_stress(imaptest, srv.port("imap"), "testuser%d@hamap.local", PASSWORD, mbox)
         done = totals(output)
-        assert all(done.get(k, 0) > 100 for k in ("Sele", "Fetc", "Stor", "Expu", "Appe")), output[-2000:]
-        assert not errors, f"{len(errors)} imaptest stress errors with two workers:\n" + "\n".join(errors[:60])
+        trouble = _server_trouble(srv)
+        assert all(done.get(k, 0) > 100 for k in ("Sele", "Fetc", "Stor", "Expu", "Appe")), (
+            output[-2000:] + "\n" + "\n".join(errors[:20]) + "\nserver warnings and errors:\n" + trouble)
+        assert not errors, (f"{len(errors)} imaptest stress errors with two workers:\n" + "\n".join(errors[:60])
+                            + "\nserver warnings and errors:\n" + trouble)
     finally:
         srv.stop()
+
+
+def _server_trouble(srv: ServerProcess) -> str:
+    """The server's WARNING and ERROR lines and tracebacks (a failed run's first clue; once in
+    test-interop logins slowed to seconds each and the run stalled, with nothing else to go on)."""
+    lines = [ln for ln in srv.logs().splitlines()
+             if " WARNING " in ln or " ERROR " in ln or ln.startswith(("Traceback", "  File", "    "))]
+    return "\n".join(lines[-60:])

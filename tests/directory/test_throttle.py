@@ -82,3 +82,20 @@ async def test_account_failures_slow_but_never_refuse() -> None:
     assert t.begin("10.2.0.2", "other@x").wait == 0
     await clock.advance(101)  # the failures leave the window
     assert t.begin("10.2.0.3", "victim@x").wait == 0
+
+
+def test_an_accounts_logins_in_flight_do_not_slow_it_down_only_its_failures_do() -> None:
+    """Thunderbird opens five connections at once; imaptest's clients share five users. Logins
+    of one account in flight did count like failures, so the sixth waited, and under load the
+    waiting ones made the next wait longer, up to max_delay each (a stalled stress run)."""
+    clock = FakeClock(monotonic=0.0)
+    t = LoginThrottle(100, 300, account_free_failures=5, clock=clock)
+    in_flight = [t.begin(f"10.0.0.{i}", "a@hamap.local") for i in range(20)]
+    assert all(a.allowed and a.wait == 0 for a in in_flight)
+    for a in in_flight:
+        t.release(a)
+    # Failures still slow the account down, from any client, past account_free_failures.
+    for i in range(6):
+        t.failed(t.begin(f"10.0.1.{i}", "a@hamap.local"))
+    assert t.begin("10.0.2.1", "a@hamap.local").wait > 0
+    assert t.begin("10.0.2.2", "b@hamap.local").wait == 0

@@ -211,8 +211,12 @@ class LoginThrottle:
             wait = 0.0
             if account_key is not None:
                 q = self._recent(ACCOUNT, account_key, now)
-                wait = self._account_wait(len(q))
-                self._add(ACCOUNT, account_key, q, (now, False), now, self.account_keep)
+                # Only the account's failures slow it down, not its logins still in flight: a
+                # client opening five connections at once (Thunderbird does) would otherwise
+                # wait on itself, and under load the waiting logins, each counted, made the
+                # next ones wait longer (imaptest's stress runs stalled with logins at 5 s).
+                wait = self._account_wait(sum(1 for _, in_flight in q if not in_flight))
+                self._add(ACCOUNT, account_key, q, (now, True), now, self.account_keep)
             return Attempt(True, wait, n, 0.0, ip_key, account_key, now)
 
     def release(self, attempt: Attempt) -> None:
@@ -233,9 +237,15 @@ class LoginThrottle:
         """The reservation stays as a failure; the verdict's delay is how long to wait before
         answering it."""
         now = self._clock.monotonic()
-        if attempt.ip_key is None:
-            return self._verdict([], now)
         with self._locked():
+            if attempt.account_key is not None:
+                q = self._recent(ACCOUNT, attempt.account_key, now)
+                i = _find(q, attempt.stamp, True)
+                if i is not None:  # the account's reservation becomes one of its failures
+                    q[i] = (attempt.stamp, False)
+                    self._table.put(ACCOUNT, attempt.account_key, q, now - self.window)
+            if attempt.ip_key is None:
+                return self._verdict([], now)
             q = self._recent(CLIENT, attempt.ip_key, now)
             i = _find(q, attempt.stamp, True)
             if i is not None:
