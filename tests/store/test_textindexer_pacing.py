@@ -122,9 +122,8 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
         await s.close()
 
 
-async def test_it_rests_while_a_delivery_is_in_flight_and_indexes_at_full_speed_once_idle(
-    store: SqliteStore,
-) -> None:
+def _delivery_held_in_flight(store: SqliteStore) -> tuple[asyncio.Event, asyncio.Task[Any]]:
+    """An APPEND that stays in flight (its body not yet stored) until the event is set."""
     gate = asyncio.Event()
     real_add = store._add_bytes
 
@@ -133,7 +132,13 @@ async def test_it_rests_while_a_delivery_is_in_flight_and_indexes_at_full_speed_
         return await real_add(*args)
 
     store._add_bytes = held  # type: ignore[method-assign]
-    delivery = asyncio.create_task(store.append(A, "INBOX", b"Subject: late\r\n\r\nheld in flight\r\n"))
+    return gate, asyncio.create_task(store.append(A, "INBOX", b"Subject: late\r\n\r\nheld in flight\r\n"))
+
+
+async def test_it_rests_while_a_delivery_is_in_flight_and_indexes_at_full_speed_once_idle(
+    store: SqliteStore,
+) -> None:
+    gate, delivery = _delivery_held_in_flight(store)
     await asyncio.sleep(0)
     assert store.arrivals.in_flight == 1
     # A full batch takes 0.23 s (as 100 KB bodies do): the rest after it is set by the share, and
@@ -235,15 +240,7 @@ async def test_a_long_rest_ends_once_mail_stopped_for_idle_after(store: SqliteSt
     """A batch of 1 s while a delivery is in flight earns a rest of 1 s x (1 / LOAD_SHARE - 1),
     longer than IDLE_AFTER: when the delivery ends, the indexer goes on after IDLE_AFTER (and a
     look), not at the end of that rest."""
-    gate = asyncio.Event()
-    real_add = store._add_bytes
-
-    async def held(*args: Any) -> Any:
-        await gate.wait()
-        return await real_add(*args)
-
-    store._add_bytes = held  # type: ignore[method-assign]
-    delivery = asyncio.create_task(store.append(A, "INBOX", b"Subject: late\r\n\r\nheld in flight\r\n"))
+    gate, delivery = _delivery_held_in_flight(store)
     await asyncio.sleep(0)
     run = Indexing(store, per_body=1.0 / BATCH)
     await run.start()
