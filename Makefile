@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# ARGS: options for `mailcove serve`, e.g. ARGS='--listen smtp=*:2025' next to a running Sendmail.
 serve: $(STAMP)
-	$(BIN)/mailcove serve
+	$(BIN)/mailcove serve $(ARGS)
 
 # `make test` runs everything but the suites that drive real peers and conformance programs, on
 # TEST_WORKERS xdist workers (most tests wait on real servers, so more workers than cores pays);

@@ -528,7 +528,7 @@ def run_server(settings: Settings, listen: Sequence[str] = (), user: str | None 
     everything privileged is done (net/privileges.py), then serve with uvloop if it is installed,
     in this process or in `workers` worker processes (None: [server] workers; 0: one per core).
     `handlers`: as App's (tests plug a protocol in through it)."""
-    target, run_as = privileges.resolve_target(settings, user)
+    target, run_as = privileges.serve_target(settings, user)
     if target is not None:
         privileges.preflight(settings, target)
     data_dir_created = not settings.data_dir.exists()

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mailcove.net.addresses import ListenAddress, ListenerPlan, resolve_bind_targets
+from mailcove.net.port_holder import port_in_use_hint
 
 log = logging.getLogger("mailcove.net")
 
@@ -109,6 +110,8 @@ def _bind_address(name: str, addr: ListenAddress) -> list[socket.socket]:
                 reason = exc.strerror or str(exc)
                 if exc.errno == errno.EACCES and sockaddr[1] < 1024:
                     reason += " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+                elif exc.errno == errno.EADDRINUSE:
+                    reason += f"; {port_in_use_hint(name, int(sockaddr[1]))}"
                 raise BindError(name, shown, reason) from None
             s.setblocking(False)
     except BaseException:

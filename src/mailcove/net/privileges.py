@@ -91,6 +91,25 @@ def resolve_target(settings: Settings, user_override: str | None = None) -> tupl
     return target, f"{name} (dropped from root after binding)"
 
 
+def serve_target(settings: Settings, user_override: str | None = None) -> tuple[Target | None, str]:
+    """`resolve_target` for `mailcove serve`, which also keeps root when nobody named the user and
+    that user could not read this Python.
+
+    That is `make serve` in a checkout whose Python lives under /root (pyenv, mode 0700) once the
+    packaging's account exists: a development start that did not ask to drop keeps working, with
+    a warning in the banner. A user named by `[server] user` or `--user` is refused in
+    preflight() instead, and admin commands still hand their files to the default user."""
+    target, note = resolve_target(settings, user_override)
+    named = user_override if user_override is not None else settings.server.user
+    unreadable = None if target is None or named else python_unreadable(target)
+    if target is None or unreadable is None:
+        return target, note
+    code, blocked = unreadable
+    return None, (f"root (WARNING: {target.user} cannot read the Python code in {code}, {blocked} has mode "
+                  f"{stat.S_IMODE(blocked.stat().st_mode):o}: not dropping privileges; install mailcove "
+                  f"outside {blocked} (docs/deploy.md) to serve as {target.user})")
+
+
 # --- what the user may do with a path -----------------------------------------------------------
 
 
@@ -190,7 +209,8 @@ def preflight(settings: Settings, target: Target) -> None:
         code, blocked = unreadable
         raise ConfigError(src, "server.user", f"{target.user} cannot read the Python code in {code} ({blocked} "
                           f"has mode {stat.S_IMODE(blocked.stat().st_mode):o}): install mailcove where "
-                          f"{target.user} can read it, or set [server] user = \"root\"")
+                          f"{target.user} can read it (docs/deploy.md), or stay root: [server] user = \"root\" "
+                          "or `mailcove serve --user root`")
 
 
 def _check_reachable(d: Path, target: Target, src: str) -> None:
