@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from mailcove.core.clock import SYSTEM_CLOCK, Clock, Timer
 from mailcove.core.errors import StoreError
 from mailcove.directory.errors import DirectoryError
+from mailcove.logs import auth_failed
 from mailcove.net.limits import RequestDeadline
 from mailcove.pop3.maildrop import Maildrop, MaildropCache, MaildropLocks, open_maildrop
 from mailcove.proto.pop3 import commands as c
@@ -303,7 +304,7 @@ class Pop3Session:
             return
         if creds.authzid and creds.authzid != creds.authcid:
             # Logging in as someone else needs a master-user concept this server does not have.
-            await self._login_failed(creds.authcid, "authorization identity differs")
+            await self._login_failed(creds.authcid, "authzid-differs")
             return
         await self._login(creds.authcid, creds.password, "PLAIN")
 
@@ -311,7 +312,7 @@ class Pop3Session:
         ip = self.conn.peer_ip
         verdict = self.directory.throttle.check(ip)
         if not verdict.allowed:
-            self.conn.log.info("login refused: throttled (%d failures)", verdict.failures)
+            auth_failed(self.conn.log, self.conn.listener, ip, login, "throttled")
             self._reply(Err("Too many failed logins; try again later.", SYS_TEMP))
             await self._count_auth_failure()
             return
@@ -322,7 +323,7 @@ class Pop3Session:
             self._reply(Err("Authentication service unavailable; try again later.", SYS_TEMP))
             return
         if principal is None:
-            await self._login_failed(login, "wrong credentials")
+            await self._login_failed(login, "wrong-credentials")
             return
         user = principal.user
         try:
@@ -351,7 +352,7 @@ class Pop3Session:
         self._reply(Ok(f"Logged in, {md.count} messages ({md.octets} octets)."))
 
     async def _login_failed(self, login: str, why: str) -> None:
-        self.conn.log.info("login of %r failed: %s", login[:100], why)
+        auth_failed(self.conn.log, self.conn.listener, self.conn.peer_ip, login, why)
         self._reply(Err("Authentication failed.", AUTH))
         await self._count_auth_failure()
 

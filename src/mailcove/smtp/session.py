@@ -32,6 +32,7 @@ from mailcove.delivery import Trace
 from mailcove.directory.access import is_localhost
 from mailcove.directory.api import Action, Alias, Invalid, Local, Principal, Remote
 from mailcove.directory.errors import DirectoryBusy
+from mailcove.logs import auth_failed
 from mailcove.net.limits import ConnectionCounter, RequestDeadline
 from mailcove.proto.smtp import (
     NEED_DATA,
@@ -811,7 +812,7 @@ class SmtpSession:
         if not self.core.tls and not self.settings.auth.allow_plaintext:
             return R.ENCRYPTION_REQUIRED
         if not self.svc.directory.throttle.check(self.ip).allowed:
-            self.log.info("AUTH refused: %s is throttled after failed logins", self.ip)
+            auth_failed(self.log, self.listener, self.ip, "", "throttled")
             return Reply(454, "4.7.0", "Too many failed logins, try again later")
         mech = server_mechanism(ev.mechanism)
         if mech is None:
@@ -836,7 +837,7 @@ class SmtpSession:
             return Reply(454, "4.7.0", "Temporary authentication failure, try again later")
         if principal is None:
             self.auth_failures += 1
-            self.log.info("AUTH failed for %r from %s", step.username[:64], self.ip)
+            auth_failed(self.log, self.listener, self.ip, step.username, "wrong-credentials")
             if self.auth_failures >= self.settings.smtp.max_auth_failures:
                 return Reply(421, "4.7.0", "Too many failed authentication attempts")
             return R.AUTH_FAILED

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from mailcove.imap.ops.login import login
 from mailcove.imap.session import Reply, Session
+from mailcove.logs import auth_failed
 from mailcove.proto.imap import AuthLine
 from mailcove.proto.imap.commands import Authenticate
 
 
-def _plain(data: bytes) -> tuple[str, str]:
+def _plain(s: Session, data: bytes) -> tuple[str, str]:
     parts = data.split(b"\x00")
     if len(parts) != 3:
         raise Reply("BAD", "Malformed PLAIN response")
     authz, authc, password = (p.decode("utf-8", "replace") for p in parts)
     if authz and authz != authc:
+        auth_failed(s.log, s.conn.listener, s.conn.peer_ip, authc, "authzid-differs")
         raise Reply("NO", "Proxy authentication is not supported", "AUTHORIZATIONFAILED")
     return authc, password
 
@@ -29,7 +31,7 @@ async def run(s: Session, cmd: Authenticate) -> tuple[str, str] | str:
         s.auth = cmd.tag
         s.tag_done = cmd.tag
         return ""
-    user, password = _plain(cmd.initial)
+    user, password = _plain(s, cmd.initial)
     return await login(s, user, password), "Logged in"
 
 
@@ -47,7 +49,7 @@ async def on_line(s: Session, ev: AuthLine) -> None:
         return
     try:
         data = base64.b64decode(ev.line, validate=True)
-        user, password = _plain(data)
+        user, password = _plain(s, data)
         caps = await login(s, user, password)
     except (binascii.Error, ValueError):
         s.tagged(tag, "BAD", "Invalid base64")

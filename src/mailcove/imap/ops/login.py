@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mailcove.directory import DirectoryBusy
 from mailcove.imap.session import Reply, Session
+from mailcove.logs import auth_failed
 from mailcove.proto.imap.commands import Login
 
 BUSY_WAIT = 10.0  # seconds a login waits for a free password-verification slot
@@ -14,6 +15,7 @@ async def login(s: Session, username: str, password: str) -> str:
     if not s.login_allowed:
         raise Reply("NO", "Plaintext login is disabled before TLS; use STARTTLS", "PRIVACYREQUIRED")
     if len(username) > 320 or len(password) > 1024:
+        auth_failed(s.log, s.conn.listener, s.conn.peer_ip, username, "too-long")
         raise Reply("NO", "Invalid credentials", "AUTHENTICATIONFAILED")
     principal = None
     delay = 0.05
@@ -32,7 +34,7 @@ async def login(s: Session, username: str, password: str) -> str:
             await clock.sleep(delay)
             delay = min(delay * 2, 0.5)
     if principal is None:
-        s.log.info("login failed for %r", username[:64])
+        auth_failed(s.log, s.conn.listener, s.conn.peer_ip, username, "wrong-credentials")
         raise Reply("NO", "Invalid credentials", "AUTHENTICATIONFAILED")
     try:
         exists = await s.store.account_exists(principal.user)
