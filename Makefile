@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test test-interop lint fuzz bench bench-store bench-smtp bench-imap bench-imaptest bench-pop3 bench-queue bench-importmail bench-scale clean venv
+.PHONY: serve install uninstall test test-interop lint fuzz bench bench-store bench-smtp bench-imap bench-imaptest bench-pop3 bench-queue bench-importmail bench-scale clean venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,41 @@ venv: $(STAMP)
 # ARGS: options for `mailcove serve`, e.g. ARGS='--listen smtp=*:2025' next to a running Sendmail.
 serve: $(STAMP)
 	$(BIN)/mailcove serve $(ARGS)
+
+# `make install` (as root, docs/deploy.md): mailcove in its own venv under PREFIX, on PATH as
+# BINDIR/mailcove and BINDIR/mailcove-sendmail for root and the service user, the systemd unit,
+# the `mailcove` account (sysusers.d, or useradd without systemd-sysusers) and its directories.
+# Needs nothing but the package registry pip is configured with. The venv is made from the
+# system's Python 3.11+ (Rocky/RHEL 9: python3.11, as python3 is 3.9); a Python under /root
+# (pyenv) would keep the service user from reading it. INSTALL_PYTHON=... picks another.
+PREFIX ?= /opt/mailcove
+BINDIR ?= /usr/local/bin
+UNITDIR ?= /etc/systemd/system
+INSTALL_PYTHON ?= $(firstword $(foreach p,/usr/bin/python3 /usr/bin/python3.13 /usr/bin/python3.12 /usr/bin/python3.11 \
+	python3,$(shell $(p) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && command -v $(p))))
+
+install:
+	@test -n "$(INSTALL_PYTHON)" || { echo "make install: no Python 3.11 or newer found (Debian 12: apt install python3-venv; Rocky/RHEL 9: dnf install python3.11)" >&2; exit 1; }
+	@test -x $(PREFIX)/bin/python || $(INSTALL_PYTHON) -m venv $(PREFIX)
+	$(PREFIX)/bin/python -m pip install --quiet --upgrade '.[fast]'
+	install -d $(BINDIR) $(UNITDIR) /etc/sysusers.d /etc/tmpfiles.d /etc/mailcove
+	ln -sfn $(PREFIX)/bin/mailcove $(BINDIR)/mailcove
+	ln -sfn $(PREFIX)/bin/mailcove-sendmail $(BINDIR)/mailcove-sendmail
+	sed 's|^ExecStart=/usr/local/bin/mailcove |ExecStart=$(BINDIR)/mailcove |' contrib/systemd/mailcove.service > $(UNITDIR)/mailcove.service
+	install -m 0644 contrib/sysusers.d/mailcove.conf /etc/sysusers.d/mailcove.conf
+	install -m 0644 contrib/tmpfiles.d/mailcove.conf /etc/tmpfiles.d/mailcove.conf
+	id mailcove >/dev/null 2>&1 || systemd-sysusers /etc/sysusers.d/mailcove.conf 2>/dev/null || \
+		useradd --system --user-group --home-dir /var/lib/mailcove --shell /usr/sbin/nologin mailcove
+	systemd-tmpfiles --create /etc/tmpfiles.d/mailcove.conf 2>/dev/null || install -d -m 0700 -o mailcove -g mailcove /var/lib/mailcove
+	runuser -u mailcove -- $(BINDIR)/mailcove --version
+	@echo "installed: $(BINDIR)/mailcove -> $(PREFIX); unit $(UNITDIR)/mailcove.service (systemctl daemon-reload)"
+
+# Removes what `make install` put in place; the data dir, /etc/mailcove and the account stay
+# (docs/deploy.md#uninstall).
+uninstall:
+	rm -f $(BINDIR)/mailcove $(BINDIR)/mailcove-sendmail $(UNITDIR)/mailcove.service \
+		/etc/sysusers.d/mailcove.conf /etc/tmpfiles.d/mailcove.conf
+	rm -rf $(PREFIX)
 
 # `make test` runs everything but the suites that drive real peers and conformance programs, on
 # TEST_WORKERS xdist workers (most tests wait on real servers, so more workers than cores pays);
