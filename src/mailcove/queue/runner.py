@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("mailcove.queue")
 
 CLAIM_BATCH = 500
+# One line per recipient that was deferred or bounced, as `queue list` shows it: the remote reply
+# (or why no reply came) last, since it is the remote's free text.
+OUTCOME = "queue: id=%d to=<%s> relay=%s status=%s%s reply=%s"
 
 
 def backoff(attempts: int, q: QueueSettings) -> float:
@@ -49,6 +52,7 @@ class Job:
     claims: list[QueueClaim]
     outcomes: dict[int, tuple[str, Reply | None, str]] = field(default_factory=dict)  # idx -> (kind, reply, text)
     remote_mta: str = ""
+    relay: str = "-"  # the next hop last tried, "name[address]:port" (or the name that did not resolve)
     hop_has_dsn: bool = False
     claimed_at: float = 0.0
 
@@ -182,6 +186,8 @@ class QueueRunner:
                 for name, port in route.hosts:
                     if not pending:
                         break
+                    for job in pending:
+                        job.relay = name
                     try:
                         addrs = await self.router.addresses(name)
                     except NotFound:
@@ -198,6 +204,8 @@ class QueueRunner:
                     for addr in addrs:
                         if not pending:
                             break
+                        for job in pending:
+                            job.relay = f"{name}[{addr}]:{port}"
                         try:
                             await self._session(route, name, addr, port, pending)
                         except HopError as exc:
@@ -400,6 +408,7 @@ class QueueRunner:
                     notices.append(dsn.RecipientStatus(c.address, c.orcpt, "relayed", "2.0.0", diag,
                                                        job.remote_mta))
             elif kind == "perm":
+                log.warning(OUTCOME, job.queue_id, c.address, job.relay, "bounced", "", diag)
                 outcomes.append(QueueOutcome(c.queue_id, c.idx, c.lease, "failed", now, diag, c.warned))
                 if dsn.wants(c.notify, "failed", env.sender):
                     st = status if status[:1] in "45" else "5.0.0"
@@ -412,8 +421,9 @@ class QueueRunner:
                     if dsn.wants(c.notify, "delayed", env.sender):
                         st = status if status.startswith("4") else "4.0.0"
                         notices.append(dsn.RecipientStatus(c.address, c.orcpt, "delayed", st, diag, job.remote_mta))
-                outcomes.append(QueueOutcome(c.queue_id, c.idx, c.lease, "queued",
-                                             now + backoff(c.attempts + 1, q), diag, warned))
+                delay = backoff(c.attempts + 1, q)
+                log.info(OUTCOME, job.queue_id, c.address, job.relay, "deferred", f" retry_in={delay:.0f}s", diag)
+                outcomes.append(QueueOutcome(c.queue_id, c.idx, c.lease, "queued", now + delay, diag, warned))
         if notices:
             await self._send_dsn(job, notices, now)
         done = await self.store.queue_record(outcomes)
