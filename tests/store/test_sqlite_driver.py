@@ -95,3 +95,47 @@ async def test_small_reads_run_in_place_while_every_reader_thread_is_busy(tmp_pa
     finally:
         release.set()
         await store.close()
+
+
+BIG = b"Subject: big\r\n\r\n" + b"0123456789abcdef" * 6400 + b"\r\n"  # 100 KB: 25 WAL pages
+
+
+def _wal_pages(data: Path) -> int:
+    return os.path.getsize(data / "mail.db-wal") // 4096
+
+
+async def test_a_commit_does_not_copy_the_wal_into_the_database(tmp_path: Path) -> None:
+    """The writer's COMMITs only append to the WAL and sync it: past SQLite's default of 1,000
+    pages its own COMMIT would checkpoint (copy and fsync mail.db) while every delivery of the
+    batch waited. Here the checkpointer runs once and then rests an hour, so nothing copies."""
+    data = tmp_path / "data"
+    store = SqliteStore(data, watch_changes=False, checkpoint_pause=3600)
+    await store.start()
+    try:
+        await store.create_account(A)
+        await asyncio.sleep(0.2)  # the checkpointer's first turn is over
+        before = os.path.getsize(data / "mail.db")
+        for _ in range(60):  # 60 commits, 1,500 pages
+            await store.deliver(BIG, [DeliveryTarget(A)])
+        assert _wal_pages(data) > 1200
+        assert os.path.getsize(data / "mail.db") - before < 1_000_000, "a COMMIT checkpointed"
+    finally:
+        await store.close()
+
+
+async def test_the_checkpointer_copies_the_wal_into_the_database_after_commits(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    store = SqliteStore(data, watch_changes=False)
+    await store.start()
+    try:
+        await store.create_account(A)
+        await asyncio.gather(*(store.deliver(BIG, [DeliveryTarget(A)]) for _ in range(60)))
+        for _ in range(100):  # no further writes: the copy is the checkpointer's doing
+            if os.path.getsize(data / "mail.db") > 60 * len(BIG):
+                break
+            await asyncio.sleep(0.05)
+        assert os.path.getsize(data / "mail.db") > 60 * len(BIG)
+        inbox = await store.get_mailbox(A, "INBOX")
+        assert inbox.messages == 60
+    finally:
+        await store.close()

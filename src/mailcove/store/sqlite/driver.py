@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 from mailcove.store.blobs import BlobDir
 from mailcove.store.changes import Change, RawChange, merge_changes
 from mailcove.store.sansio import Handlers, Rule, Statement, run
+from mailcove.store.sqlite.checkpoint import BACKSTOP_PAGES, Checkpointer
 from mailcove.store.sqlite.flags import FlagSets
 from mailcove.store.sqlite.schema import connect
 
@@ -160,6 +161,7 @@ class Writer:
         blobs: BlobDir,
         handlers: Handlers[Handler],
         deliver: Callable[..., Any],
+        checkpoint_pause: float,
     ) -> None:
         self._flagsets = flagsets
         self._blobs = blobs
@@ -175,6 +177,7 @@ class Writer:
         self._error: BaseException | None = None
         self._last_prune = 0.0
         self._lock_fd = -1
+        self._checkpointer = Checkpointer(lambda: connect(str(db_path)), pause=checkpoint_pause)
 
     def start(self) -> None:
         self._thread.start()
@@ -220,12 +223,15 @@ class Writer:
     def _run(self) -> None:
         try:
             conn = connect(str(self._db_path))
+            # The checkpointer copies the WAL into the database after commits (checkpoint.py).
+            conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
             lock_path = f"{self._db_path}{WRITER_LOCK_SUFFIX}"
             self._lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except BaseException as exc:
             self._error = exc
             self._ready.set()
             return
+        self._checkpointer.start()
         self._ready.set()
         stopping = False
         while not stopping:
@@ -244,6 +250,8 @@ class Writer:
                 batch.append(item)
             with self._turn():
                 self._run_batch(conn, batch)
+            self._checkpointer.poke()
+        self._checkpointer.stop()
         conn.close()
         os.close(self._lock_fd)
 

@@ -22,6 +22,7 @@ from mailcove.store.spool import Spool
 from mailcove.store.sqlite.driver import WRITER_LOCK_SUFFIX, Context, ReaderPool, Writer, executor
 from mailcove.store.sqlite.flags import FlagSets
 from mailcove.store.sqlite.schema import connect, migrate
+from mailcove.store.sqlite.checkpoint import PAUSE_SECONDS
 from mailcove.store.sqlite.statements import CHUNK, HANDLERS, Body, deliver
 from mailcove.store.sqlite.watch import ChangePoller
 
@@ -30,9 +31,16 @@ T = TypeVar("T")
 
 class SqliteStore(Frontend):
     def __init__(
-        self, data_dir: Path, *, change_poll_ms: int = 100, reader_threads: int = 4, **options: Unpack[StoreOptions]
+        self,
+        data_dir: Path,
+        *,
+        change_poll_ms: int = 100,
+        reader_threads: int = 4,
+        checkpoint_pause: float = PAUSE_SECONDS,
+        **options: Unpack[StoreOptions],
     ) -> None:
         super().__init__(data_dir, **options)
+        self._checkpoint_pause = checkpoint_pause
         self.db_path = self.data_dir / "mail.db"
         self.blobs = BlobDir(self.data_dir / "blobs")
         self._poll_interval = change_poll_ms / 1000
@@ -51,7 +59,7 @@ class SqliteStore(Frontend):
         await asyncio.to_thread(self._prepare)
         self._writer = Writer(
             self.db_path, self.data_dir, self._min_free, self._on_commit, self.flagsets, self.blobs, HANDLERS,
-            deliver,
+            deliver, self._checkpoint_pause,
         )
         await asyncio.to_thread(self._writer.start)
         self._readers = ReaderPool(self.db_path, self._reader_threads)
