@@ -19,10 +19,10 @@ from mailcove.store.changes import Change
 from mailcove.store.frontend import Added, Frontend, NewMessage, StoreOptions, in_memory_or_file
 from mailcove.store.sansio import Rule, run
 from mailcove.store.spool import Spool
+from mailcove.store.sqlite.checkpoint import PAUSE_SECONDS
 from mailcove.store.sqlite.driver import WRITER_LOCK_SUFFIX, Context, ReaderPool, Writer, executor
 from mailcove.store.sqlite.flags import FlagSets
 from mailcove.store.sqlite.schema import connect, migrate
-from mailcove.store.sqlite.checkpoint import PAUSE_SECONDS
 from mailcove.store.sqlite.statements import CHUNK, HANDLERS, Body, deliver
 from mailcove.store.sqlite.watch import ChangePoller
 
