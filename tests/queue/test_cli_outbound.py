@@ -65,12 +65,14 @@ def test_dkim_generate_prints_split_records_that_verify(setup: tuple[Path, Path]
 
 def test_dns_prints_every_record(setup: tuple[Path, Path]) -> None:
     run(setup, "dkim", "generate", "a.test")
+    run(setup, "dns", "a.test", code=1)  # not a local domain yet
+    run(setup, "domain", "add", "a.test")
     out = run(setup, "dns", "a.test", "--address", "192.0.2.7")
     assert "a.test. IN MX 10 mx.a.test." in out
     assert "mx.a.test. IN A 192.0.2.7" in out
     assert 'a.test. IN TXT "v=spf1 mx -all"' in out
     assert "mailcove._domainkey.a.test. IN TXT" in out and "k=ed25519" in out
-    assert '_dmarc.a.test. IN TXT "v=DMARC1; p=quarantine' in out
+    assert '_dmarc.a.test. IN TXT "v=DMARC1; p=none' in out
     assert "_submissions._tcp.a.test. IN SRV 0 1 465 mx.a.test." in out
     assert "_imaps._tcp.a.test. IN SRV 0 1 993 mx.a.test." in out
 

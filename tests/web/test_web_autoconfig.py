@@ -226,7 +226,7 @@ def test_mta_sts_policy_matches_the_dns_record(serve_factory: Any) -> None:
     assert m.group(1) == hashlib.sha256(body).hexdigest()[:20]
     for line in ("autoconfig.hamap.local. IN CNAME mx1.hamap.local.",
                  "autodiscover.hamap.local. IN CNAME mx1.hamap.local.",
-                 "_autodiscover._tcp.hamap.local. IN SRV 0 1 443 mx1.hamap.local.",
+                 f"_autodiscover._tcp.hamap.local. IN SRV 0 1 {srv.port('https')} mx1.hamap.local.",
                  "mta-sts.hamap.local. IN CNAME mx1.hamap.local.",
                  '_smtp._tls.hamap.local. IN TXT "v=TLSRPTv1; rua=mailto:postmaster@hamap.local"'):
         assert line in zone

@@ -1,5 +1,7 @@
 """The records DNS publishes for each domain against what `mailcove dns DOMAIN` says they should
 be (check/records.py), asked through dnspython with [dns] nameservers (else /etc/resolv.conf).
+Addresses are also asked of the system resolver (getaddrinfo, which follows nsswitch.conf: files,
+then dns), so a host name in /etc/hosts, as in the seed's lab, counts as resolved.
 
 A missing required record (MX, the host's address, SPF, DKIM for a key that exists, DMARC) is
 a failure; the records that help clients and senders (SRV, autoconfig, MTA-STS, TLS-RPT) are
@@ -8,9 +10,10 @@ warnings. Every problem's fix is the zone-file line to add."""
 from __future__ import annotations
 
 import asyncio
+import socket
 
 from mailcove.check.model import Finding
-from mailcove.check.records import Record, expected
+from mailcove.check.records import Record, expected, served_ports
 from mailcove.config import Settings
 from mailcove.dns import DnsError, NotFound, TempError
 from mailcove.dns.dnspython import DnsPythonResolver
@@ -22,6 +25,17 @@ class CheckResolver(DnsPythonResolver):
     def __init__(self, nameservers: list[str], timeout: float) -> None:
         super().__init__(nameservers, timeout)
         self._r.cache = None  # the check must see what DNS says now
+        self.timeout = timeout
+
+    async def system_addresses(self, name: str) -> set[str]:
+        """What every program on this machine gets for `name`: the system resolver, in
+        nsswitch.conf's order (/etc/hosts first, then DNS)."""
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await asyncio.wait_for(loop.getaddrinfo(name, None, type=socket.SOCK_STREAM), self.timeout)
+        except (OSError, TimeoutError, UnicodeError):
+            return set()
+        return {str(ai[4][0]) for ai in infos}
 
     async def srv(self, name: str) -> list[tuple[int, str]]:
         rows = await self._query(name, "SRV")
@@ -87,9 +101,10 @@ async def check_record(r: CheckResolver, rec: Record, host_addresses: set[str]) 
         if rec.value in rows:
             return Finding("dns", subject, "ok", f"-> {rec.value}")
         # An A record with the host's address does the same job as the CNAME.
-        addrs, _ = await _lookup(r.a(rec.name))
-        if addrs and host_addresses and set(map(str, addrs)) <= host_addresses:
-            return Finding("dns", subject, "ok", f"A {', '.join(map(str, addrs))} (the host's address)")
+        found, _ = await _lookup(r.a(rec.name))
+        addrs = {str(a) for a in found} or await r.system_addresses(rec.name)
+        if addrs and host_addresses and addrs <= host_addresses:
+            return Finding("dns", subject, "ok", f"{', '.join(sorted(addrs))} (the host's address)")
         shown = f"CNAME {', '.join(map(str, rows))}" if rows else (why or "no record")
         return Finding("dns", subject, status, f"{shown} (expected CNAME {rec.value})", add)
     return Finding("dns", subject, "warn", f"record type {rec.rtype} is not checked")
@@ -122,14 +137,15 @@ async def check(settings: Settings, domains: list[str], addresses: list[str], ti
     host = settings.hostname.rstrip(".").lower()
     a, _ = await _lookup(r.a(host))
     aaaa, _ = await _lookup(r.aaaa(host))
-    host_addresses = {str(x) for x in [*a, *aaaa]}
+    host_addresses = {str(x) for x in [*a, *aaaa]} | await r.system_addresses(host)
     out: list[Finding] = []
     if not domains:
         return [Finding("dns", "domains", "warn", "no local domain to check",
                         "add one: `mailcove domain add example.org`")]
     seen: set[tuple[str, str]] = set()
+    ports = served_ports(settings)
     for domain in domains:
-        records = [rec for rec in expected(settings, domain, addresses)
+        records = [rec for rec in expected(settings, domain, addresses, ports)
                    if (rec.name, rec.rtype) not in seen or rec.group != "host"]
         for rec in records:
             seen.add((rec.name, rec.rtype))

@@ -1,16 +1,21 @@
-"""What every check returns: Findings, each with a status and, for a problem, the fix."""
+"""What every check returns: Findings, each with a status and, for a problem, the fix.
+
+A `note` is what would be a problem on a public server but is how the seed's lab is meant to be
+(`mailcove setup --lab`: no TLS, plaintext passwords, names from /etc/hosts instead of DNS): it is
+shown with its fix, for the day the lab becomes a server, and does not make the check fail."""
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from mailcove.config import Settings
 
-Status = Literal["ok", "warn", "fail"]
+Status = Literal["ok", "note", "warn", "fail"]
+STATUSES: tuple[Status, ...] = ("ok", "note", "warn", "fail")
 STATE_FILE = "serve.json"
 
 
@@ -36,9 +41,21 @@ class Report:
         return not self.failed
 
     def to_json(self) -> str:
-        counts = {s: sum(1 for f in self.findings if f.status == s) for s in ("ok", "warn", "fail")}
+        counts = {s: sum(1 for f in self.findings if f.status == s) for s in STATUSES}
         return json.dumps({"ok": self.ok, "counts": counts, "findings": [asdict(f) for f in self.findings]},
                           indent=2)
+
+
+def lab_mode(settings: Settings) -> bool:
+    """The seed's lab as `mailcove setup --lab` writes it: TLS off and plaintext passwords."""
+    return not settings.tls.enabled and settings.auth.allow_plaintext
+
+
+def as_lab_note(finding: Finding) -> Finding:
+    """A DNS or TLS finding in lab mode: a note instead of a warning or failure."""
+    if finding.status not in ("warn", "fail"):
+        return finding
+    return replace(finding, status="note", detail=f"{finding.detail} (lab mode: fine for a lab, not for a server)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """`mailcove check`: diagnose an installation (listeners, TLS certificate, DNS records, open relay)
-and print a fix for each problem. Exit status 1 when something failed, 0 otherwise (warnings
-included); `--json` for scripts. docs/check.md."""
+and print a fix for each problem. Exit status 1 when something failed, 0 otherwise (warnings and
+lab-mode notes included); `--json` for scripts. docs/check.md."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-STATUS_LABEL = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
-STATUS_COLOUR = {"ok": "green", "warn": "yellow", "fail": "red"}
+STATUS_LABEL = {"ok": "ok  ", "note": "note", "warn": "WARN", "fail": "FAIL"}
+STATUS_COLOUR = {"ok": "green", "note": "cyan", "warn": "yellow", "fail": "red"}
 
 
 @click.command("check")
@@ -48,9 +48,12 @@ def check(obj: Any, domains: tuple[str, ...], addresses: tuple[str, ...], probe_
             if f.fix and f.status != "ok":
                 click.echo(f"         fix: {f.fix}")
         fails, warns = len(report.failed), sum(1 for f in report.findings if f.status == "warn")
+        notes = sum(1 for f in report.findings if f.status == "note")
         summary = "no problems found" if not fails else f"{fails} problem{'s' if fails != 1 else ''} found"
         if warns:
             summary += f", {warns} warning{'s' if warns != 1 else ''}"
+        if notes:
+            summary += f", {notes} lab-mode note{'s' if notes != 1 else ''}"
         click.echo(summary)
     raise SystemExit(0 if report.ok else 1)
 

@@ -1,8 +1,9 @@
 """`mailcove dns DOMAIN`: every DNS record DOMAIN needs to receive, send and be found, in
-zone-file syntax: MX, A/AAAA of the host, SPF, DKIM, DMARC, the SRV records of RFC 6186 (with
-RFC 8314's submissions) so that mail clients find the server, the autoconfig/autodiscover names,
-MTA-STS and TLS-RPT. The records come from mailcove.check.records, which `mailcove check`
-compares with what DNS publishes."""
+zone-file syntax: MX, A/AAAA of the host, SPF, DKIM, DMARC, and for what this configuration serves
+the SRV records of RFC 6186 (with RFC 8314's submissions) so that mail clients find the server,
+the autoconfig/autodiscover names, MTA-STS and TLS-RPT. The records come from
+mailcove.check.records, which `mailcove check` compares with what DNS publishes. DOMAIN must be a
+local domain (or an alias of one): records for any other name would send its mail here."""
 
 from __future__ import annotations
 
@@ -34,9 +35,17 @@ def host_addresses(hostname: str) -> list[str]:
 @click.pass_obj
 def dns(obj: Any, domain: str, addresses: tuple[str, ...]) -> None:
     """Print the DNS records DOMAIN needs (zone-file syntax)."""
+    from mailcove import admin
+    from mailcove.admin.runner import fail, run
+
     settings = obj.settings
+    name = domain.strip().lower().rstrip(".")
+    local = sorted(d.name for d in run(settings, admin.list_domains))
+    if name not in local:
+        known = f"the local domains are {', '.join(local)}" if local else "there is no local domain yet"
+        fail(f"{domain!r} is not a local domain ({known}); add it first: mailcove domain add NAME")
     addrs = list(addresses) or host_addresses(settings.hostname)
-    for line in records(settings, domain.strip().lower(), addrs):
+    for line in records(settings, name, addrs):
         click.echo(line)
 
 
