@@ -98,6 +98,7 @@ sqlite_store._message_slice
 sqlite_store._served_messages
 sqlite_store._message_path
 sqlite_store._stored_messages
+sqlite_store._pop3_uidls
 sqlite_store._insert_queue_entry
 sqlite_store._delete_queue_entry
 sqlite_store._claim_recipients
@@ -158,6 +159,7 @@ postgres_store._add_body
 postgres_store._add_blob_refs
 postgres_store._release_blobs
 postgres_store._insert_messages
+postgres_store._pop3_uidls
 postgres_store._copy_messages
 postgres_store._message_uids
 postgres_store._message_rows

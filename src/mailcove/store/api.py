@@ -243,6 +243,9 @@ class ImportMessage:
     uid: int | None = None  # the old server's UID; None: the next free UID
     flags: frozenset[str] = frozenset()
     internaldate: float | None = None  # None: now
+    # The UIDL the old POP3 server gave the message (importers/dovecot_uidl.py): POP3 serves it
+    # instead of mailcove's own for as long as the message is in this mailbox.
+    pop3_uidl: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +308,7 @@ class StoredMessage:
     modseq: int
     internaldate: float
     data: bytes
+    pop3_uidl: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,6 +453,9 @@ class MailStore(Protocol):
     async def read_messages(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]:
         """Whole messages in one call (FETCH BODY[] of many, POP3): one hop to a reader instead
         of one per message. Missing UIDs are left out. Callers bound the total size."""
+    async def pop3_uidls(self, mailbox_id: int, min_uid: int = 1) -> dict[int, str]:
+        """The UIDLs kept from an old POP3 server (ImportMessage.pop3_uidl) of the messages with a
+        UID of at least `min_uid`; messages without one are left out."""
     async def message_path(self, mailbox_id: int, uid: int) -> Path | None:
         """Only for diagnostics; None when the body is stored inline. The file holds the body
         as received, without the message's prefix."""

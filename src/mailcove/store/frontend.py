@@ -355,7 +355,8 @@ class Frontend:
         now = time.time()
         bodies = await self._place_bodies([item.source for item in items], scan=True)
         rows = [
-            (item.uid, size, body, frozenset(item.flags), now if item.internaldate is None else item.internaldate)
+            (item.uid, size, body, frozenset(item.flags), now if item.internaldate is None else item.internaldate,
+             item.pop3_uidl)
             for item, (size, body) in zip(items, bodies, strict=True)
         ]
         try:
@@ -444,6 +445,9 @@ class Frontend:
     async def index(self, mailbox_id: int) -> MailboxIndex:
         return await self._read(messages.index, mailbox_id)
 
+    async def pop3_uidls(self, mailbox_id: int, min_uid: int = 1) -> dict[int, str]:
+        return await self._read(messages.pop3_uidls, mailbox_id, min_uid)
+
     async def fetch_meta(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageMeta]:
         if len(uids) <= SMALL_META:
             return await self._read_small(messages.fetch_meta, mailbox_id, uids)
@@ -523,7 +527,7 @@ class Frontend:
         name = normalize_name(mailbox)
         bodies = await self._place_bodies([m.data for m in stored], scan=True)
         rows = [
-            (m.uid, frozenset(m.flags), m.modseq, m.internaldate, size, body)
+            (m.uid, frozenset(m.flags), m.modseq, m.internaldate, size, body, m.pop3_uidl)
             for m, (size, body) in zip(stored, bodies, strict=True)
         ]
         try:

@@ -510,6 +510,11 @@ MIGRATIONS: list[str] = [
     UPDATE blobs SET indexed = false WHERE indexed;
     DELETE FROM message_texts;
     """,
+    # 8: the UIDL an old POP3 server gave an imported message (api.ImportMessage.pop3_uidl),
+    # served by POP3 instead of mailcove's own so clients do not download it again. NULL: none.
+    """
+    ALTER TABLE messages ADD COLUMN pop3_uidl text;
+    """,
 ]
 
 _VERSION_TABLE = """

@@ -408,13 +408,13 @@ async def _release_blobs(c: Conn, txn: Txn, s: S.ReleaseBlobs) -> None:
 @on(S.InsertMessages)
 async def _insert_messages(c: Conn, txn: Txn, s: S.InsertMessages) -> None:
     await c.execute(
-        "INSERT INTO messages (mailbox_id, uid, blob_id, flags, modseq, internaldate, size)"
-        " SELECT $1, t.uid, t.blob_id, t.flags, t.modseq, t.internaldate, t.size"
-        " FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::float8[], $7::bigint[])"
-        " AS t(uid, blob_id, flags, modseq, internaldate, size)",
+        "INSERT INTO messages (mailbox_id, uid, blob_id, flags, modseq, internaldate, size, pop3_uidl)"
+        " SELECT $1, t.uid, t.blob_id, t.flags, t.modseq, t.internaldate, t.size, t.pop3_uidl"
+        " FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::float8[], $7::bigint[], $8::text[])"
+        " AS t(uid, blob_id, flags, modseq, internaldate, size, pop3_uidl)",
         s.mailbox_id,
         [r[0] for r in s.rows], [r[1] for r in s.rows], [flags_text(r[2]) for r in s.rows],
-        [r[3] for r in s.rows], [r[4] for r in s.rows], [r[5] for r in s.rows],
+        [r[3] for r in s.rows], [r[4] for r in s.rows], [r[5] for r in s.rows], [r[6] for r in s.rows],
     )
 
 
@@ -695,14 +695,25 @@ async def _message_path(c: Conn, cx: Context, s: S.MessagePath) -> None:
 async def _stored_messages(c: Conn, cx: Context, s: S.StoredMessages) -> list[Any]:
     # The message as served (prefix and body): a restore stores it as one body.
     rows = await c.fetch(
-        f"SELECT m.uid, m.flags, m.modseq, m.internaldate, {_SERVED}, b.prefix, b.skip FROM messages m"
-        " JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = $1 AND m.uid > $2 ORDER BY m.uid LIMIT $3",
+        f"SELECT m.uid, m.flags, m.modseq, m.internaldate, {_SERVED}, b.prefix, b.skip, m.pop3_uidl"
+        " FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = $1 AND m.uid > $2"
+        " ORDER BY m.uid LIMIT $3",
         s.mailbox_id, s.after_uid, s.limit,
     )
     return [
-        (uid, cx.flags.get(fl), modseq, when, await _served(c, blob_id, chunked, size, data, prefix, skip))
-        for uid, fl, modseq, when, blob_id, chunked, size, data, prefix, skip in rows
+        (uid, cx.flags.get(fl), modseq, when, await _served(c, blob_id, chunked, size, data, prefix, skip), uidl)
+        for uid, fl, modseq, when, blob_id, chunked, size, data, prefix, skip, uidl in rows
     ]
+
+
+@on(S.Pop3Uidls)
+async def _pop3_uidls(c: Conn, cx: Context, s: S.Pop3Uidls) -> list[tuple[int, str]]:
+    rows = await c.fetch(
+        "SELECT uid, pop3_uidl FROM messages WHERE mailbox_id = $1 AND uid >= $2 AND pop3_uidl IS NOT NULL"
+        " ORDER BY uid",
+        s.mailbox_id, s.min_uid,
+    )
+    return [(r[0], r[1]) for r in rows]
 
 
 # --- the outbound queue ----------------------------------------------------------------------------

@@ -51,6 +51,7 @@ from mailcove.store.rules.statements import (
     MessageRow,
     MessageRows,
     MessageSlice,
+    Pop3Uidls,
     PresentUids,
     RaiseLastUidvalidity,
     RecordExpunged,
@@ -64,10 +65,10 @@ from mailcove.store.rules.statements import (
 from mailcove.store.sansio import Rule
 
 SEEN = "\\Seen"
-# (uid or None for the next free one, size, body, flags, internaldate)
-ImportRow = tuple[int | None, int, Body, frozenset[str], float]
-# (uid, flags, modseq, internaldate, size, body)
-RestoreRow = tuple[int, frozenset[str], int, float, int, Body]
+# (uid or None for the next free one, size, body, flags, internaldate, old POP3 UIDL or None)
+ImportRow = tuple[int | None, int, Body, frozenset[str], float, str | None]
+# (uid, flags, modseq, internaldate, size, body, old POP3 UIDL or None)
+RestoreRow = tuple[int, frozenset[str], int, float, int, Body, str | None]
 
 
 def _disk_full() -> DiskFull:
@@ -134,9 +135,9 @@ def import_messages(
     modseq += 1
     inserts = []
     unseen = 0
-    for uid, (_u, size, body, flags, when) in keep:
+    for uid, (_u, size, body, flags, when, pop3_uidl) in keep:
         blob_id = yield AddBody(size, body, 1)
-        inserts.append((uid, blob_id, flags, modseq, when, size))
+        inserts.append((uid, blob_id, flags, modseq, when, size, pop3_uidl))
         unseen += SEEN not in flags
         added.append(uid)
     yield InsertMessages(box.id, inserts)
@@ -280,9 +281,9 @@ def restore_messages(user: str, name: str, rows: Sequence[RestoreRow]) -> Rule[N
         raise ValueError(f"{name}: a restored UID is already present")
     inserts = []
     unseen = total = 0
-    for uid, flags, modseq, when, size, body in rows:
+    for uid, flags, modseq, when, size, body, pop3_uidl in rows:
         blob_id = yield AddBody(size, body, 1)
-        inserts.append((uid, blob_id, flags, modseq, when, size))
+        inserts.append((uid, blob_id, flags, modseq, when, size, pop3_uidl))
         unseen += SEEN not in flags
         total += size
     yield InsertMessages(box.id, inserts)
@@ -292,6 +293,10 @@ def restore_messages(user: str, name: str, rows: Sequence[RestoreRow]) -> Rule[N
 
 def export_messages(mailbox_id: int, after_uid: int, limit: int) -> Rule[list[StoredMessage]]:
     return [StoredMessage(*r) for r in (yield StoredMessages(mailbox_id, after_uid, limit))]
+
+
+def pop3_uidls(mailbox_id: int, min_uid: int) -> Rule[dict[int, str]]:
+    return dict((yield Pop3Uidls(mailbox_id, min_uid)))
 
 
 # --- reading ---------------------------------------------------------------------------------------

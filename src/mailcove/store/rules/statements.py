@@ -397,10 +397,10 @@ class ReleaseBlobs(Statement):
 
 @dataclass(frozen=True, slots=True)
 class InsertMessages(Statement):
-    """rows: (uid, blob id, flags, modseq, internaldate, size)"""
+    """rows: (uid, blob id, flags, modseq, internaldate, size, the old POP3 server's UIDL or None)"""
 
     mailbox_id: int
-    rows: Sequence[tuple[int, int, frozenset[str], int, float, int]]
+    rows: Sequence[tuple[int, int, frozenset[str], int, float, int, str | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -525,12 +525,20 @@ class MessagePath(Statement):
 
 @dataclass(frozen=True, slots=True)
 class StoredMessages(Statement):
-    """-> [(uid, flags, modseq, internaldate, the message as served)] with UID > after_uid, by
-    UID, at most `limit`"""
+    """-> [(uid, flags, modseq, internaldate, the message as served, POP3 UIDL or None)] with
+    UID > after_uid, by UID, at most `limit`"""
 
     mailbox_id: int
     after_uid: int
     limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Pop3Uidls(Statement):
+    """-> [(uid, pop3 uidl)] of the messages with UID >= min_uid that have one, by UID"""
+
+    mailbox_id: int
+    min_uid: int
 
 
 # --- the outbound queue ----------------------------------------------------------------------------

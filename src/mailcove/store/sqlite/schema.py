@@ -139,6 +139,11 @@ MIGRATIONS: list[str] = [
     CREATE VIRTUAL TABLE text_fts USING fts5 (text, tokenize = 'trigram', detail = 'none');
     CREATE VIRTUAL TABLE hangul_fts USING fts5 (grams, tokenize = 'unicode61', detail = 'none')
     """,
+    # 8: the UIDL an old POP3 server gave an imported message (api.ImportMessage.pop3_uidl),
+    # served by POP3 instead of mailcove's own so clients do not download it again. NULL: none.
+    """
+    ALTER TABLE messages ADD COLUMN pop3_uidl TEXT
+    """,
 ]
 
 

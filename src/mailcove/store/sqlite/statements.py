@@ -371,9 +371,10 @@ def _release_blobs(c: Conn, txn: Txn, s: S.ReleaseBlobs) -> None:
 def _insert_messages(c: Conn, txn: Txn, s: S.InsertMessages) -> None:
     fid = txn.flag_id
     c.executemany(
-        "INSERT INTO messages (mailbox_id, uid, blob_id, flagset, modseq, internaldate, size)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(s.mailbox_id, uid, blob, fid(c, flags), ms, when, size) for uid, blob, flags, ms, when, size in s.rows],
+        "INSERT INTO messages (mailbox_id, uid, blob_id, flagset, modseq, internaldate, size, pop3_uidl)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [(s.mailbox_id, uid, blob, fid(c, flags), ms, when, size, uidl)
+         for uid, blob, flags, ms, when, size, uidl in s.rows],
     )
 
 
@@ -656,13 +657,23 @@ def _message_path(c: Conn, cx: Context, s: S.MessagePath) -> Path | None:
 def _stored_messages(c: Conn, cx: Context, s: S.StoredMessages) -> list[Any]:
     # The message as served (prefix and body): a restore stores it as one body.
     return [
-        (uid, cx.flag_set(c, fid), modseq, when, served(prefix, skip, _body(cx, path, data)))
-        for uid, fid, modseq, when, prefix, skip, path, data in c.execute(
-            "SELECT m.uid, m.flagset, m.modseq, m.internaldate, b.prefix, b.skip, b.path, b.data FROM messages m"
-            " JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid > ? ORDER BY m.uid LIMIT ?",
+        (uid, cx.flag_set(c, fid), modseq, when, served(prefix, skip, _body(cx, path, data)), uidl)
+        for uid, fid, modseq, when, prefix, skip, path, data, uidl in c.execute(
+            "SELECT m.uid, m.flagset, m.modseq, m.internaldate, b.prefix, b.skip, b.path, b.data, m.pop3_uidl"
+            " FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid > ?"
+            " ORDER BY m.uid LIMIT ?",
             (s.mailbox_id, s.after_uid, s.limit),
         ).fetchall()
     ]
+
+
+@on(S.Pop3Uidls)
+def _pop3_uidls(c: Conn, cx: Context, s: S.Pop3Uidls) -> list[tuple[int, str]]:
+    return c.execute(
+        "SELECT uid, pop3_uidl FROM messages WHERE mailbox_id = ? AND uid >= ? AND pop3_uidl IS NOT NULL"
+        " ORDER BY uid",
+        (s.mailbox_id, s.min_uid),
+    ).fetchall()
 
 
 # --- the outbound queue ----------------------------------------------------------------------------
