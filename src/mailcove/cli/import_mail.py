@@ -5,8 +5,10 @@
     mailcove import mbox a@hamap.local /var/mail/a [--mailbox INBOX]
     mailcove import maildir a@hamap.local /home/a/Maildir [--layout fs]
 
-UIDVALIDITY, UIDs, flags, keywords and dates are kept; running it again adds only what is new
-(importers/mailio.py). Works while the server runs: the store is shared between processes."""
+UIDVALIDITY, UIDs, flags, keywords, dates and POP3 UIDLs are kept; running it again adds only
+what is new (importers/mailio.py). The old server's POP3 settings that decided its UIDLs are
+options (Dovecot's defaults; `mailcove import dovecot` prints them from its configuration).
+Works while the server runs: the store is shared between processes."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from mailcove.admin.runner import fail, run
 from mailcove.admin.units import BadSize, parse_size
 from mailcove.core.errors import MailError
 from mailcove.directory.errors import DirectoryError
-from mailcove.importers import mailio
+from mailcove.importers import dovecot_uidl, mailio
 from mailcove.importers.mbox import QUOTINGS
 
 
@@ -76,7 +78,14 @@ def _print_report(report: mailio.ImportReport, user: str) -> None:
         if box.renumbered:
             line += (f"; {box.renumbered} got a new UID (mailcove had used theirs for other mail since an"
                      " earlier import): clients download those again")
+        if box.uidls_kept:
+            line += f"; {box.uidls_kept} keep their POP3 UIDL"
+        if box.pop3_hidden:
+            line += f"; {box.pop3_hidden} stay deleted for POP3"
         click.echo(line + (f"; {box.note}" if box.note else ""))
+        for why, n in sorted(box.uidls_lost.items()):
+            click.echo(f"warning: {box.name}: {n} message(s) keep no POP3 UIDL of the old server ({why}):"
+                       " POP3 clients that leave mail on the server download them again", err=True)
     for p in report.problems:
         click.echo(f"warning: {p}", err=True)
     nl = report.newlines
@@ -120,6 +129,7 @@ def _run_import(
     quoting: str,
     quiet: bool,
     policy: Callable[[Any], mailio.Policy],
+    pop3: dovecot_uidl.OldPop3,
 ) -> None:
     settings = obj.settings  # type: ignore[attr-defined]
     user = user.strip().lower()
@@ -135,7 +145,7 @@ def _run_import(
         store = await ctx.store()
         with progress_bar(sum(s.size for s in sources), quiet, f"importing {key}") as advance:
             return key, await mailio.import_mail(store, key, sources, into=into, quoting=quoting, report=report,
-                                                 progress=advance, policy=limits)
+                                                 progress=advance, policy=limits, pop3=pop3)
 
     try:
         key, result = run(settings, use_case)
@@ -172,6 +182,26 @@ _quoting = click.option(
 _quiet = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 
 
+def _old_pop3(f: Any) -> Any:
+    """The old Dovecot's POP3 settings that decided its UIDLs (importers/dovecot_uidl.py)."""
+    f = click.option("--pop3-deleted-flag", "deleted_flag", metavar="KEYWORD", default="",
+                     help="The old server's pop3_deleted_flag: messages with this keyword stay deleted for POP3.")(f)
+    f = click.option("--mbox-md5", type=click.Choice(dovecot_uidl.MD5_ALGORITHMS), default="apop3d",
+                     show_default=True, help="The old server's mbox_md5 (for %m and mbox %g).")(f)
+    f = click.option("--pop3-reuse-xuidl/--no-pop3-reuse-xuidl", "reuse_xuidl", default=False, show_default=True,
+                     help="The old server's pop3_reuse_xuidl: it served a message's X-UIDL header as its UIDL.")(f)
+    return click.option("--pop3-uidl-format", "uidl_format", metavar="FORMAT", default=dovecot_uidl.DEFAULT_FORMAT,
+                        show_default=True, help="The old server's pop3_uidl_format.")(f)
+
+
+def _pop3(uidl_format: str, reuse_xuidl: bool, mbox_md5: str, deleted_flag: str) -> dovecot_uidl.OldPop3:
+    try:
+        dovecot_uidl.check_format(uidl_format)
+    except dovecot_uidl.FormatError as exc:
+        fail(f"--pop3-uidl-format: {exc}", 2)
+    return dovecot_uidl.OldPop3(uidl_format, reuse_xuidl, mbox_md5, deleted_flag.strip())
+
+
 def _limits(f: Any) -> Any:
     f = click.option("--any-owner", is_flag=True,
                      help="Run as root, read files whoever owns them (default: only the user's and root's).")(f)
@@ -192,16 +222,19 @@ def _limits(f: Any) -> Any:
 @click.option("--login", help="The name the old server knew the user by, for %u/%n/%d (default: USER's local part).")
 @click.option("--mailbox", "only", metavar="NAME", help="Import only this mailbox of the location.")
 @_quoting
+@_old_pop3
 @_limits
 @_quiet
 @click.pass_obj
 def import_mail(obj: object, user: str | None, location: str, all_users: bool, home: Path | None, login: str | None,
-                only: str | None, quoting: str, max_size: str | None, any_owner: bool, quiet: bool) -> None:
+                only: str | None, quoting: str, uidl_format: str, reuse_xuidl: bool, mbox_md5: str, deleted_flag: str,
+                max_size: str | None, any_owner: bool, quiet: bool) -> None:
     """Import USER's mail (or --all-users') from a Dovecot mail_location (mbox or Maildir)."""
+    pop3 = _pop3(uidl_format, reuse_xuidl, mbox_md5, deleted_flag)
     if all_users:
         if user or login or only:
             fail("--all-users takes no USER, --login or --mailbox", 2)
-        _import_all(obj, location, home, quoting, max_size, any_owner, quiet)
+        _import_all(obj, location, home, quoting, max_size, any_owner, quiet, pop3)
         return
     if not user:
         fail("give USER or --all-users", 2)
@@ -218,11 +251,11 @@ def import_mail(obj: object, user: str | None, location: str, all_users: bool, h
         return sources
 
     _run_import(obj, user, build, into=None, quoting=quoting, quiet=quiet,
-                policy=lambda st: _policy(st, login, max_size, any_owner))
+                policy=lambda st: _policy(st, login, max_size, any_owner), pop3=pop3)
 
 
 def _import_all(obj: object, location: str, home_pattern: Path | None, quoting: str, max_size: str | None,
-                any_owner: bool, quiet: bool) -> None:
+                any_owner: bool, quiet: bool, pop3: dovecot_uidl.OldPop3) -> None:
     """One pass over the directory's users; a user whose import fails is reported and the rest go on.
     `home_pattern` (--home with --all-users) is expanded per user (%n, %u, %d), e.g. /home/%n."""
     settings = obj.settings  # type: ignore[attr-defined]
@@ -250,7 +283,7 @@ def _import_all(obj: object, location: str, home_pattern: Path | None, quoting: 
             try:
                 with progress_bar(sum(x.size for x in sources), quiet, f"importing {key}") as advance:
                     await mailio.import_mail(store, key, sources, quoting=quoting, report=report, progress=advance,
-                                             policy=_policy(settings, login, max_size, any_owner))
+                                             policy=_policy(settings, login, max_size, any_owner), pop3=pop3)
             except (mailio.SourceError, MailError) as exc:
                 failed += 1
                 click.echo(f"mailcove: {key}: {exc}", err=True)
@@ -270,18 +303,20 @@ def _import_all(obj: object, location: str, home_pattern: Path | None, quoting: 
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--mailbox", default="INBOX", show_default=True, help="The mailbox to import into.")
 @_quoting
+@_old_pop3
 @_limits
 @_quiet
 @click.pass_obj
-def import_mbox(obj: object, user: str, file: Path, mailbox: str, quoting: str, max_size: str | None,
-                any_owner: bool, quiet: bool) -> None:
+def import_mbox(obj: object, user: str, file: Path, mailbox: str, quoting: str, uidl_format: str, reuse_xuidl: bool,
+                mbox_md5: str, deleted_flag: str, max_size: str | None, any_owner: bool, quiet: bool) -> None:
     """Import one mbox FILE into one of USER's mailboxes."""
 
     def build(report: mailio.ImportReport) -> list[mailio.SourceBox]:
         return [mailio.SourceBox(mailbox, "mbox", file, file.stat().st_size)]
 
     _run_import(obj, user, build, into=mailbox, quoting=quoting, quiet=quiet,
-                policy=lambda st: _policy(st, user, max_size, any_owner))
+                policy=lambda st: _policy(st, user, max_size, any_owner),
+                pop3=_pop3(uidl_format, reuse_xuidl, mbox_md5, deleted_flag))
 
 
 @click.command("maildir")
@@ -291,11 +326,13 @@ def import_mbox(obj: object, user: str, file: Path, mailbox: str, quoting: str, 
               help="Folders as .Foo.Bar (Maildir++) or Foo/Bar directories (LAYOUT=fs).")
 @click.option("--mailbox", metavar="NAME",
               help="DIRECTORY is one folder (its cur/ and new/ only): import it into this mailbox.")
+@_old_pop3
 @_limits
 @_quiet
 @click.pass_obj
-def import_maildir(obj: object, user: str, directory: Path, layout: str, mailbox: str | None, max_size: str | None,
-                   any_owner: bool, quiet: bool) -> None:
+def import_maildir(obj: object, user: str, directory: Path, layout: str, mailbox: str | None, uidl_format: str,
+                   reuse_xuidl: bool, mbox_md5: str, deleted_flag: str, max_size: str | None, any_owner: bool,
+                   quiet: bool) -> None:
     """Import a Maildir tree (INBOX and its folders), or one folder with --mailbox, into USER's mailboxes."""
 
     def build(report: mailio.ImportReport) -> list[mailio.SourceBox]:
@@ -306,7 +343,8 @@ def import_maildir(obj: object, user: str, directory: Path, layout: str, mailbox
         return mailio.list_sources(mailio.Location("maildir", directory, None, layout), report)
 
     _run_import(obj, user, build, into=mailbox, quoting="none", quiet=quiet,
-                policy=lambda st: _policy(st, user, max_size, any_owner))
+                policy=lambda st: _policy(st, user, max_size, any_owner),
+                pop3=_pop3(uidl_format, reuse_xuidl, mbox_md5, deleted_flag))
 
 
 def register(group: click.Group) -> None:

@@ -10,7 +10,10 @@ Syntax handled (Dovecot 2.3's config-parser.c, and 2.4's renamed keys):
 Mapped: protocols, listen, the imap-login/pop3-login inet_listener ports and addresses, ssl,
 ssl_cert/ssl_key (`<file`), ssl_min_protocol, disable_plaintext_auth (and 2.4's
 auth_allow_cleartext). mail_location has no config key: it is kept as a fact and turned into the
-`mailcove import mail` command to run. Every other setting that is set is listed as not imported.
+`mailcove import mail` command to run, together with the POP3 settings that decided the UIDLs
+the old server gave (pop3_uidl_format, pop3_reuse_xuidl, mbox_md5, pop3_deleted_flag; top level
+or `protocol pop3 { }`, which wins), so the import keeps them (importers/dovecot_uidl.py).
+Every other setting that is set is listed as not imported.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from mailcove.importers import dovecot_uidl
 from mailcove.importers.files import FileProblem, Files
 from mailcove.importers.plan import DEFAULT, ConfigSet, Plan, Source
 
@@ -232,10 +236,12 @@ class DovecotParser:
             key = m["key"]
             value = _unquote(m["value"])
             setting = Setting(key, value, path, lineno, raw.strip())
-            if len(stack) == 1:
+            quoted = value != m["value"].strip()  # Dovecot expands no $key inside quotes
+            if len(stack) == 1 and not quoted:
                 # An unset $key is empty, as doveconf shows it (Debian's protocols.d files start
                 # from `protocols = $protocols imap` with nothing set before).
                 setting.value = re.sub(r"\$([A-Za-z0-9_]+)", lambda v: self._expand(v[1], setting), value).strip()
+            if len(stack) == 1:
                 self.values[key] = setting.value
                 self.last[key] = setting
             stack[-1].settings.append(setting)
@@ -307,7 +313,8 @@ def _mail_location(root: Section) -> tuple[str, Setting] | None:
 MAPPED_KEYS = frozenset({
     "protocols", "listen", "ssl", "ssl_cert", "ssl_key", "ssl_server_cert_file", "ssl_server_key_file",
     "ssl_min_protocol", "disable_plaintext_auth", "auth_allow_cleartext", "mail_location", "mail_driver",
-    "mail_path", "mail_inbox_path",
+    "mail_path", "mail_inbox_path", "pop3_uidl_format", "pop3_reuse_xuidl", "pop3_save_uidl", "mbox_md5",
+    "pop3_deleted_flag", "pop3_uidl_duplicates",
 })
 
 
@@ -385,13 +392,15 @@ def plan_dovecot(
     loc = _mail_location(root)
     for k in ("mail_location", "mail_driver", "mail_path", "mail_inbox_path"):
         use(_last(root, k))
+    pop3_options = _plan_pop3_uidls(plan, root, use, loc[0] if loc else "")
     if loc is not None:
         text, s = loc
         plan.facts["mail_location"] = text
         plan.facts["mail_location_source"] = str(s.source)
-        quoted = "'" + text.replace("'", "'\\''") + "'"
+        options = "".join(f" {o}" for o in pop3_options)
         plan.next_steps.append(
-            f"mailcove import mail USER --location {quoted}   (once per user; mail_location has no config key)"
+            f"mailcove import mail USER --location {_shell_quote(text)}{options}"
+            "   (once per user; mail_location has no config key)"
         )
 
     def taken(s: Setting) -> bool:
@@ -413,6 +422,66 @@ def plan_dovecot(
     for sec in root.children:
         _report_section(plan, sec, used)
     return plan
+
+
+def _shell_quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def _plan_pop3_uidls(
+    plan: Plan, root: Section, use: Callable[[Setting | None], Setting | None], location: str
+) -> list[str]:
+    """The old server's POP3 UIDL settings, as facts and as `mailcove import mail` options (only
+    those that differ from Dovecot's defaults, which are the importer's)."""
+    section = root.child("protocol", "pop3")
+
+    def last(key: str) -> Setting | None:
+        inner = use(_last(section, key)) if section is not None else None
+        return inner or use(_last(root, key))
+
+    options: list[str] = []
+    fmt = last("pop3_uidl_format")
+    value = fmt.value if fmt is not None else dovecot_uidl.DEFAULT_FORMAT
+    try:
+        dovecot_uidl.check_format(value)
+    except dovecot_uidl.FormatError as exc:
+        assert fmt is not None  # the default is valid
+        plan.skip(fmt.file, fmt.line, fmt.raw, f"{exc}: the old server served no UIDLs; none can be kept")
+        value = dovecot_uidl.DEFAULT_FORMAT
+    plan.facts["pop3_uidl_format"] = value
+    if value != dovecot_uidl.DEFAULT_FORMAT:
+        options += ["--pop3-uidl-format", _shell_quote(value)]
+    for key, option in (("pop3_reuse_xuidl", "--pop3-reuse-xuidl"), ("pop3_save_uidl", "")):
+        s = last(key)
+        b = _bool(s.value) if s is not None else False
+        if b is None:
+            assert s is not None
+            plan.skip(s.file, s.line, s.raw, "expected yes or no")
+            continue
+        plan.facts[key] = "yes" if b else "no"
+        if b and option:
+            options.append(option)
+        if b and key == "pop3_save_uidl" and location.startswith("mbox"):
+            assert s is not None
+            plan.skip(s.file, s.line, s.raw, "mbox: Dovecot saved these UIDLs in its index, which is not "
+                      "imported; messages it saved a UIDL for under another pop3_uidl_format get a new one")
+    md5 = last("mbox_md5")
+    if md5 is not None:
+        if md5.value in dovecot_uidl.MD5_ALGORITHMS:
+            plan.facts["mbox_md5"] = md5.value
+            if md5.value != "apop3d":
+                options += ["--mbox-md5", md5.value]
+        else:
+            plan.skip(md5.file, md5.line, md5.raw, "expected apop3d or all")
+    flag = last("pop3_deleted_flag")
+    if flag is not None and flag.value:
+        plan.facts["pop3_deleted_flag"] = flag.value
+        options += ["--pop3-deleted-flag", _shell_quote(flag.value)]
+    dup = last("pop3_uidl_duplicates")
+    if dup is not None and dup.value == "rename":
+        plan.skip(dup.file, dup.line, dup.raw, "mailcove gives a later message with a duplicate UIDL its own "
+                  "UIDL instead of a -2 suffix")
+    return options
 
 
 def _plan_listeners(
@@ -470,6 +539,13 @@ def _plan_listeners(
 def _report_section(plan: Plan, sec: Section, used: set[int]) -> None:
     """A section whose settings were not (all) imported: one line for the section, naming how many
     settings it holds, so nothing set in it goes unmentioned."""
+    if sec.name == "protocol" and sec.arg == "pop3" and any(id(s) in used for s in sec.settings):
+        for s in sec.settings:
+            if id(s) not in used:
+                plan.skip(s.file, s.line, s.raw, SECTION_REASONS["protocol"])
+        for child in sec.children:
+            _report_section(plan, child, used)
+        return
     if sec.name == "service" and sec.arg in ("imap-login", "pop3-login"):
         for s in sec.settings:
             plan.skip(s.file, s.line, s.raw, "login service tuning has no mailcove equivalent")

@@ -9,7 +9,8 @@ the disk, and it only lists names and stats files (the importer reads the bodies
   D \\Draft, P (passed) $Forwarded; lowercase a..z are keywords numbered by dovecot-keywords.
 - A message's INTERNALDATE is its file's mtime (as in Dovecot). Files in new/ and cur/ are read
   alike: new/ only means no client has seen the file yet, which mailcove tracks per session.
-- dovecot-uidlist v3: `3 V<uidvalidity> N<uidnext> G<guid>`, then `<uid> [<ext fields>] :<base>`.
+- dovecot-uidlist v3: `3 V<uidvalidity> N<uidnext> G<guid>`, then `<uid> [<ext fields>] :<base>`;
+  of the fields, G (the message's GUID) and P (the UIDL POP3 saved, empty: the base name) are kept.
   Version 1 (`1 <uidvalidity> <uidnext>`, `<uid> <base>`) is read too.
 """
 
@@ -41,6 +42,8 @@ class UidList:
     uidvalidity: int | None = None
     uidnext: int | None = None
     uids: dict[str, int] = field(default_factory=dict)  # base name -> UID
+    # base name -> the G (GUID) and P (saved POP3 UIDL) fields of its line, where there are any
+    ext: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def _is_num(text: str) -> bool:
@@ -104,10 +107,23 @@ def parse_uidlist(text: str) -> UidList:
             elif fld[:1] == "N" and _is_num(fld[1:]):
                 out.uidnext = int(fld[1:])
         for line in lines[1:]:
-            left, sep, base = line.partition(":")
-            parts = left.split()
-            if sep and parts and _is_num(parts[0]) and base:
-                out.uids[base] = int(parts[0])
+            # maildir-uidlist.c: "<uid> <field>... :<base>", fields space-separated up to the one
+            # starting with ':' (a field's value may itself hold a ':')
+            uid, _, rest = line.partition(" ")
+            fields: dict[str, str] = {}
+            base = ""
+            while rest:
+                rest = rest.lstrip(" ")
+                if rest.startswith(":"):
+                    base = rest[1:]
+                    break
+                tok, _, rest = rest.partition(" ")
+                if tok[:1] in ("G", "P"):
+                    fields[tok[0]] = tok[1:]
+            if _is_num(uid) and base:
+                out.uids[base] = int(uid)
+                if fields:
+                    out.ext[base] = fields
     elif head and head[0] == "1" and len(head) >= 3 and _is_num(head[1]) and _is_num(head[2]):
         out.uidvalidity, out.uidnext = int(head[1]), int(head[2])
         for line in lines[1:]:

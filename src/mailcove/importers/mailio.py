@@ -13,6 +13,8 @@ Rules (docs/import.md, "Mail"):
 - Otherwise (no UIDVALIDITY, or the mailbox already holds other mail) new UIDs are given, and a
   message already present with the same Message-ID, INTERNALDATE (to the second) and size is
   skipped: each copy in the mailbox stands for one copy in the source.
+- POP3: each message keeps the UIDL the old server gave it, stored with it
+  (importers/dovecot_uidl.py says which: Dovecot's saved UIDL, X-UIDL, or pop3_uidl_format).
 - Line ends: a message with only LF line ends is stored with CRLF (what IMAP serves); one with
   CRLF, or mixed ends, is stored as it is. Export converts CRLF-only messages back to the line
   end asked for (`--newline`), so a uniform source comes back byte for byte.
@@ -21,6 +23,7 @@ Rules (docs/import.md, "Mail"):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import mmap
 import os
@@ -34,8 +37,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mailcove.core.errors import MailboxExists, MailError
+from mailcove.importers import dovecot_uidl as du
 from mailcove.importers import maildir as md
-from mailcove.importers.mbox import MboxBase, read_mbox
+from mailcove.importers.mbox import MboxBase, read_mbox, split_message
 from mailcove.message import is_crlf_clean
 from mailcove.proto.imap import utf7
 from mailcove.store.api import ImportMessage, MailStore
@@ -74,6 +78,18 @@ class BoxReport:
     uidvalidity_kept: bool = False
     renumbered: int = 0  # UID mode: messages whose old UID was taken meanwhile, given a new one
     note: str = ""
+    uidls_kept: int = 0  # messages stored with the old server's POP3 UIDL
+    uidls_lost: Counter[str] = field(default_factory=Counter)  # why a message's old UIDL is not known
+    pop3_hidden: int = 0  # messages the old server's POP3 had deleted (pop3_deleted_flag)
+
+    def keep_uidl(self, cfg: du.OldPop3, facts: du.Facts) -> str | None:
+        try:
+            value = du.kept_uidl(cfg, facts)
+        except du.Unknown as exc:
+            self.uidls_lost[str(exc)] += 1
+            return None
+        self.uidls_kept += 1
+        return value
 
 
 @dataclass(slots=True)
@@ -478,7 +494,7 @@ class _Batcher:
             # means the mailbox moved on meanwhile (the running server delivered new mail into it):
             # that message is not there yet. It goes in with a new UID rather than not at all.
             taken = set(res.skipped)
-            again = [ImportMessage(i.source, None, i.flags, i.internaldate) for i in items if i.uid in taken]
+            again = [dataclasses.replace(i, uid=None) for i in items if i.uid in taken]
             res2 = await self.store.import_messages(self.user, self.name, again)
             self.box.added += len(res2.added)
             self.box.renumbered += len(res2.added)
@@ -518,6 +534,13 @@ async def _choose(plan: _Plan, assign: _UidAssigner, box: BoxReport, old_uid: in
     return assign(None), True
 
 
+def _pop3_flags(flags: frozenset[str], pop3: du.OldPop3, box: BoxReport) -> frozenset[str]:
+    """Counts the messages the old server's POP3 had deleted; their keyword is kept as it is."""
+    if pop3.deleted_flag and pop3.deleted_flag in flags:
+        box.pop3_hidden += 1
+    return flags
+
+
 def too_big(path: Path, what: str, size: int, policy: Policy) -> str:
     return (f"{path}: {what} is {size} bytes, over the import limit of {policy.max_message} bytes"
             " ([server] max_message_bytes or --max-message-size); everything before it is imported:"
@@ -553,9 +576,17 @@ class _UidAssigner:
         return uid
 
 
+def _dovecot_uid(old_uid: int | None, uid: int | None, plan: _Plan) -> int | None:
+    """The UID the old server had for a message: its own, or (UID mode) the one it would have
+    given a message it had not numbered yet, which is the one the message gets here."""
+    if old_uid is not None:
+        return old_uid
+    return uid if plan.keep_uids else None
+
+
 async def _import_mbox(
     store: MailStore, user: str, src: SourceBox, name: str, quoting: str, report: ImportReport,
-    progress: Progress | None, policy: Policy,
+    progress: Progress | None, policy: Policy, pop3: du.OldPop3,
 ) -> BoxReport | None:
     try:
         f = open_source(src.path, policy.owners)
@@ -588,7 +619,11 @@ async def _import_mbox(
                 if uid == SKIP or (check and await plan.seen_before(data, msg.internaldate)):
                     box.skipped += 1
                 else:
-                    await batcher.add(ImportMessage(data, uid, msg.flags, msg.internaldate))
+                    facts = du.Facts("mbox", split_message(msg.data, reader.nl)[0],
+                                     _dovecot_uid(msg.uid, uid, plan), reader.base.uidvalidity)
+                    uidl = box.keep_uidl(pop3, facts)
+                    await batcher.add(ImportMessage(data, uid, _pop3_flags(msg.flags, pop3, box), msg.internaldate,
+                                                    uidl))
                 if progress is not None:
                     progress(msg.end - done)
                     done = msg.end
@@ -603,7 +638,7 @@ async def _import_mbox(
 
 async def _import_maildir(
     store: MailStore, user: str, src: SourceBox, name: str, report: ImportReport, progress: Progress | None,
-    policy: Policy,
+    policy: Policy, pop3: du.OldPop3,
 ) -> BoxReport:
     box = BoxReport(name)
     report.boxes.append(box)
@@ -638,7 +673,11 @@ async def _import_maildir(
                 if check and await plan.seen_before(data, f.mtime):
                     box.skipped += 1
                 else:
-                    await batcher.add(ImportMessage(data, uid, f.flags, f.mtime))
+                    ext = uidlist.ext.get(f.base, {})
+                    facts = du.Facts("maildir", du.header_of(raw), _dovecot_uid(uidlist.uids.get(f.base), uid, plan),
+                                     uidlist.uidvalidity, f.base, ext.get("G"), ext.get("P"))
+                    uidl = box.keep_uidl(pop3, facts)
+                    await batcher.add(ImportMessage(data, uid, _pop3_flags(f.flags, pop3, box), f.mtime, uidl))
             if progress is not None:
                 progress(f.size)
         await batcher.finish(batcher.uidnext(base.uidlast))
@@ -659,11 +698,14 @@ async def import_mail(
     report: ImportReport | None = None,
     progress: Progress | None = None,
     policy: Policy | None = None,
+    pop3: du.OldPop3 | None = None,
 ) -> ImportReport:
     """Import `sources` into `user`'s mailboxes (the account must exist). `into` renames a single
-    source mailbox (`mailcove import mbox --mailbox`). Raises SourceError for a message over
-    `policy.max_message` (what came before it is stored)."""
+    source mailbox (`mailcove import mbox --mailbox`). `pop3`: the old server's POP3 settings
+    (default: Dovecot's defaults). Raises SourceError for a message over `policy.max_message`
+    (what came before it is stored)."""
     policy = policy if policy is not None else Policy()
+    pop3 = pop3 if pop3 is not None else du.OldPop3()
     report = report if report is not None else ImportReport()
     if into is not None and len(sources) != 1:
         raise ValueError("a target mailbox name needs exactly one source mailbox")
@@ -675,10 +717,10 @@ async def import_mail(
             report.problems.append(f"{src.path}: mailbox name {src.name!r} not usable ({exc.text}), skipped")
             continue
         if src.kind == "mbox":
-            if await _import_mbox(store, user, src, name, quoting, report, progress, policy) is None:
+            if await _import_mbox(store, user, src, name, quoting, report, progress, policy, pop3) is None:
                 continue
         else:
-            await _import_maildir(store, user, src, name, report, progress, policy)
+            await _import_maildir(store, user, src, name, report, progress, policy, pop3)
         imported.append(name)
     subs = subscriptions if subscriptions is not None else report.subscriptions
     if subs is not None and into is None:

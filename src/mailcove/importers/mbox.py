@@ -23,7 +23,7 @@ Rules (docs/import.md, "Mail"):
 - Dovecot's metadata headers (`Status`, `X-Status`, `X-Keywords`, `X-UID`, `X-IMAPbase`, `X-IMAP`,
   `Content-Length`) are taken out of the message, as Dovecot hides them from IMAP; their values
   become flags, keywords, the UID and the mailbox's UIDVALIDITY/UIDNEXT. `X-UIDL` stays in the
-  message: POP3 reads it there (pop3.reuse_xuidl).
+  message; whether it was the old server's POP3 UIDL is importers/dovecot_uidl.py's to say.
 - A UW-IMAP pseudo message (the first one, carrying `X-IMAP:`) only contributes its UIDVALIDITY.
 """
 
@@ -101,7 +101,7 @@ def newline_of(buf: bytes) -> bytes:
     return b"\r\n" if end > 0 and buf[end - 1 : end] == b"\r" else b"\n"
 
 
-def _header_fields(header: bytes) -> Iterator[tuple[bytes, bytes]]:
+def header_fields(header: bytes) -> Iterator[tuple[bytes, bytes]]:
     """(lowercased name, whole field with continuation lines and line ends)."""
     pos = 0
     n = len(header)
@@ -206,7 +206,7 @@ class MboxReader:
         on a separator or the end of the file; else (`stop`, -1)."""
         buf, nl, n = self.buf, self.nl, len(self.buf)
         clen = None
-        for name, fld in _header_fields(buf[start : hdr_end + len(nl)]):
+        for name, fld in header_fields(buf[start : hdr_end + len(nl)]):
             if name == b"content-length":
                 v = _value(fld)
                 clen = int(v) if v.isdigit() and len(v) < 16 else None
@@ -232,7 +232,7 @@ class MboxReader:
         flags: set[str] = set()
         uid: int | None = None
         pseudo = False
-        for name, fld in _header_fields(header):
+        for name, fld in header_fields(header):
             if name not in META_HEADERS:
                 kept.append(fld)
                 continue

@@ -1,9 +1,13 @@
 """The maildrop: a user's INBOX as one POP3 session sees it, plus what sessions share.
 
 A session takes a snapshot at login (RFC 1939: message numbers stay fixed for the session):
-UIDs, sizes and UIDLs in message-number order. Sizes and X-UIDL values never change for a
-stored message (mailbox id, UIDVALIDITY and UID name immutable bytes), so they are cached per
-process in `MaildropCache`: after the first session only the UID/flags index is read at login.
+UIDs, sizes and UIDLs in message-number order. A message's UIDL is, in this order, the one kept
+from the old server it was imported from (store.pop3_uidls), its X-UIDL header (with
+`reuse_xuidl`), or our own (proto/pop3/uidl.py). Sizes, kept UIDLs and X-UIDL values never
+change for a stored message (mailbox id, UIDVALIDITY and UID name immutable bytes), so they are
+cached per process in `MaildropCache`: after the first session only the UID/flags index is read
+at login. With `hidden_flag` (Dovecot's pop3_deleted_flag, kept by an import), messages carrying
+that keyword are not in the maildrop: the old server's POP3 had deleted them.
 
 `MaildropLocks` gives one POP3 session per user (RFC 1939 section 8: the maildrop is locked in
 the TRANSACTION state), in this process and across every process and node sharing the store: a
@@ -21,7 +25,7 @@ from dataclasses import dataclass, field
 
 from mailcove.core import cooperative
 from mailcove.core.errors import StoreError
-from mailcove.proto.pop3.uidl import find_xuidl, own_uidl
+from mailcove.proto.pop3.uidl import find_xuidl, own_uidl, usable_kept_uidl
 from mailcove.store.api import MailStore
 
 log = logging.getLogger("mailcove.pop3")
@@ -38,6 +42,7 @@ META_BATCH = 2000
 class _BoxCache:
     sizes: dict[int, int] = field(default_factory=dict)
     xuidls: dict[int, bytes] = field(default_factory=dict)  # only messages that carry one
+    kept: dict[int, bytes] = field(default_factory=dict)  # UIDLs kept from an old server
 
 
 class MaildropCache:
@@ -202,7 +207,7 @@ class Maildrop:
 
 
 async def open_maildrop(
-    store: MailStore, user: str, cache: MaildropCache, *, reuse_xuidl: bool = True
+    store: MailStore, user: str, cache: MaildropCache, *, reuse_xuidl: bool = True, hidden_flag: str = ""
 ) -> Maildrop:
     """Snapshot the user's INBOX. Raises StoreError (the session answers [SYS/TEMP])."""
     box = await store.get_mailbox(user, INBOX)
@@ -218,8 +223,11 @@ async def open_maildrop(
             for meta in await store.fetch_meta(box.id, missing[i : i + META_BATCH]):
                 new_sizes[meta.uid] = meta.size
                 headers[meta.uid] = meta.info.root.body_start
+        if new_sizes:
+            kept = await store.pop3_uidls(box.id, min(new_sizes))
+            cached.kept.update((u, v.encode()) for u, v in kept.items() if u in new_sizes)
         if reuse_xuidl and new_sizes:
-            found = await _scan_xuidls(store, box.id, [(u, headers[u]) for u in new_sizes])
+            found = await _scan_xuidls(store, box.id, [(u, headers[u]) for u in new_sizes if u not in cached.kept])
             cached.xuidls.update(found)
         sizes_map.update(new_sizes)
     if len(sizes_map) > len(index.uids) + 1000:
@@ -228,6 +236,7 @@ async def open_maildrop(
         for uid in [u for u in sizes_map if u not in live]:
             del sizes_map[uid]
             cached.xuidls.pop(uid, None)
+            cached.kept.pop(uid, None)
     cache.resize(cached, before)
 
     # A message expunged between index() and fetch_meta() is not in sizes_map: leave it out.
@@ -239,7 +248,7 @@ async def open_maildrop(
         if not i % 1024:
             await cooperative.pause()  # 100,000 messages: other clients are served in between
         size = sizes_map.get(uid)
-        if size is None:
+        if size is None or (hidden_flag and hidden_flag in flags[i]):
             continue
         uids.append(uid)
         sizes.append(size)
@@ -249,11 +258,15 @@ async def open_maildrop(
     for i in range(0, len(uids), 4096):
         await cooperative.pause()
         uidls += [own_uidl(uidvalidity, u) for u in uids[i : i + 4096]]
-    if cached.xuidls:
+    if cached.xuidls or cached.kept:
         taken: set[bytes] = set()
-        xu = cached.xuidls
+        xu, kept = cached.xuidls if reuse_xuidl else {}, cached.kept
         for i, uid in enumerate(uids):
-            value = xu.get(uid)
+            value = kept.get(uid)
+            if value is not None and not usable_kept_uidl(value, uidls[i]):
+                value = None
+            if value is None:
+                value = xu.get(uid)
             # The lowest UID keeps a duplicated value, so an older message's UIDL never changes
             # when a newer one arrives carrying the same X-UIDL.
             if value is not None and value not in taken:
