@@ -4,13 +4,19 @@ included. The same values against a real Dovecot: tests/interop/test_pop3_uidl_d
 
 from __future__ import annotations
 
+import poplib
+import re
 from pathlib import Path
 
 import pytest
 
 from importers.test_import_config import Cli, cli, not_imported  # noqa: F401 - fixture
+from importers.test_import_mail import A, B, server  # noqa: F401 - fixture
+from importers.test_import_mail import cli as mail_cli
 from mailcove.importers import dovecot_uidl as du
 from mailcove.importers import maildir as md
+from mailcove_testing import ServerProcess
+from pop3.helpers import PASSWORD
 
 V, U = "1729750000", "3"
 
@@ -133,3 +139,44 @@ def test_import_dovecot_stock_pop3_needs_no_options(cli: Cli, tmp_path: Path) ->
     step = next(s for s in report["next_steps"] if "import mail" in s)
     assert "--location 'mbox:~/mail:INBOX=/var/mail/%u'   (once per user" in step
     assert "index" in not_imported(report)[("dovecot.conf", 2)]  # mbox saved UIDLs are not readable
+
+
+SPOOL = (
+    b"From alice@example.org Mon Nov  2 10:00:00 2026\n"
+    b"Subject: one\nMessage-ID: <u1@x>\nX-IMAPbase: 1729750000 0000000004\nX-UID: 3\nStatus: O\n\none\n\n"
+    b"From bob@example.org Tue Nov  3 11:30:00 2026\n"
+    b"Subject: two\nMessage-ID: <u2@x>\nX-UIDL: qpopper-0815\nX-UID: 4\nStatus: O\n\ntwo\n\n"
+    b"From carol@example.org Wed Nov  4 12:45:30 2026\n"
+    b"Subject: three, not numbered yet\nMessage-ID: <u3@x>\n\nthree\n"
+)
+
+
+def pop3_uidls(srv: ServerProcess, user: str) -> list[bytes]:
+    host, port = srv.address("pop3")
+    p = poplib.POP3(host, port, timeout=30)
+    try:
+        p.user(user)
+        p.pass_(PASSWORD)
+        return [line.split(b" ", 1)[1] for line in p.uidl()[1]]
+    finally:
+        p.quit()
+
+
+def test_imported_mail_keeps_dovecots_uidls_over_pop3(server: ServerProcess, tmp_path: Path) -> None:  # noqa: F811
+    spool = tmp_path / "a"
+    spool.write_bytes(SPOOL)
+    # A stock Dovecot: %08Xu%08Xv, the X-UIDL header ignored although mailcove's reuse_xuidl is on.
+    out = mail_cli(server, "import", "mbox", A, str(spool)).stdout
+    assert "3 keep their POP3 UIDL" in out, out
+    # B's INBOX already holds mail, so the old UIDVALIDITY and UIDs cannot be kept: the UIDLs of
+    # the numbered messages are kept all the same; the unnumbered one's old UID is not known.
+    earlier = tmp_path / "earlier"
+    earlier.write_bytes(b"From x@example.org Sun Nov  1 09:00:00 2026\nSubject: earlier\n\nearlier\n")
+    mail_cli(server, "import", "mbox", B, str(earlier))
+    r = mail_cli(server, "import", "mbox", B, str(spool), "--pop3-reuse-xuidl")
+    assert "2 keep their POP3 UIDL" in r.stdout and "old UID is not known" in r.stderr, r.stdout + r.stderr
+    server.start()
+    assert pop3_uidls(server, A) == [b"000000036719e3f0", b"000000046719e3f0", b"000000056719e3f0"]
+    theirs = pop3_uidls(server, B)
+    assert theirs[1:3] == [b"000000036719e3f0", b"qpopper-0815"]
+    assert all(re.fullmatch(rb"\d+\.\d+", u) for u in (theirs[0], theirs[3])), theirs
