@@ -24,6 +24,7 @@ from mailcove.message.model import MessageInfo, Part, _param
 SEARCH_BYTES = 16 * 1024 * 1024  # SEARCH BODY/TEXT (and the index) read a message's first 16 MiB
 
 _FIELD = re.compile(r"^([!-9;-~]+)[ \t]*:(.*(?:\n[ \t].*)*)", re.MULTILINE)
+_FOLD = re.compile(r"\n[ \t]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _HANGUL_RUN = re.compile("[\uac00-\ud7a3]{2,}")
 
@@ -35,10 +36,12 @@ def header_text(raw: bytes) -> str:
 
 def decoded_header(text: str) -> str:
     """Each header field `name: value`, the value unfolded and decoded, case-folded."""
-    return "\n".join(
-        m.group(1) + ": " + decode_header_value(re.sub(r"\n[ \t]", " ", m.group(2)).strip())
-        for m in _FIELD.finditer(text)
-    ).casefold()
+    out: list[str] = []
+    for name, value in _FIELD.findall(text):
+        if "\n" in value:
+            value = _FOLD.sub(" ", value)
+        out.append(f"{name}: {decode_header_value(value.strip())}")
+    return "\n".join(out).casefold()
 
 
 def header_fields(text: str) -> dict[str, list[str]]:
@@ -146,11 +149,9 @@ def index_text(data: bytes, info: MessageInfo) -> tuple[str, str]:
 
 def hangul_pairs(text: str) -> list[str]:
     """The distinct pairs of adjacent Hangul syllables in `text`, in order of appearance."""
-    grams: dict[str, None] = {}
-    for run in _HANGUL_RUN.findall(text):
-        for i in range(len(run) - 1):
-            grams[run[i : i + 2]] = None
-    return list(grams)
+    if text.isascii():
+        return []
+    return list(dict.fromkeys(run[i : i + 2] for run in _HANGUL_RUN.findall(text) for i in range(len(run) - 1)))
 
 
 def is_hangul_pair(needle: str) -> bool:
