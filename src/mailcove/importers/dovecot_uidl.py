@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from mailcove.importers.mbox import header_fields
 from mailcove.proto.pop3.uidl import valid_uidl
@@ -66,7 +67,8 @@ class Facts:
     saved: str | None = None  # Maildir: dovecot-uidlist's P field
 
 
-def keys_of(fmt: str) -> set[str]:
+@lru_cache(maxsize=16)
+def keys_of(fmt: str) -> frozenset[str]:
     """The short variables the format uses, as Dovecot's parse_uidl_keymask finds them: only
     these get a value (`%{uid}` alone expands to nothing in Dovecot 2.3)."""
     keys: set[str] = set()
@@ -86,7 +88,7 @@ def keys_of(fmt: str) -> set[str]:
             if j < len(fmt) and fmt[j] in "vumfg":
                 keys.add(fmt[j])
         i += 1
-    return keys
+    return frozenset(keys)
 
 
 def check_format(fmt: str) -> None:
