@@ -1,0 +1,164 @@
+"""Every shell block of README.md and docs/*.md works as pasted (issue 16 part 2).
+
+The blocks are read from the Markdown at test time (tests/e2e/doc_blocks.py), so a new block is
+run without anyone listing it. Each doc gets its own private machine (a mount and network
+namespace, as root: real paths such as /etc/mailcove and /var/lib/mailcove, the standard ports,
+`useradd`; nothing of it reaches this machine) and its blocks run in order in one shell session,
+as a reader pastes them one after another. The reader is root on a Debian machine with this
+checkout as the working directory; the lab's names (hamap.local, mx1.hamap.local, ...) resolve to
+127.0.0.1 through /etc/hosts, as the lab's hosts file makes them resolve to the server.
+
+What a doc expects to have been done before is done first, from the doc that says how
+(PREREQUISITES): most docs expect mailcove installed, which is docs/deploy.md's `make install`.
+A block that cannot run here is listed in NOT_RUNNABLE by doc and first line, with the reason;
+at most five, and only for a real systemd, real DNS, public ports or another OS."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from doc_blocks import Block, BlockFailed, Machine, all_fences, shell_blocks
+
+from mailcove_testing import REPO, require_tool, unavailable
+
+DOCS = ["README.md", *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md"))]
+
+# (doc, first line of the block): why it cannot run here. At most five.
+NOT_RUNNABLE: dict[tuple[str, str], str] = {
+    ("docs/deploy.md", "systemctl daemon-reload"): "needs a real systemd as PID 1 (the unit itself is checked by "
+                                                   "tests/deploy/test_systemd_files.py)",
+    ("docs/deploy.md", "systemctl disable --now mailcove"): "needs a real systemd as PID 1",
+    ("docs/deploy.md", "dnf install -y python3.11 make"): "another OS: Rocky Linux / RHEL 9",
+    ("docs/seed-lab.md", "firewall-cmd --permanent --add-port={25,587,110,143,80}/tcp"):
+        "another OS: firewalld on Rocky Linux 9, run by systemd",
+}
+MAX_NOT_RUNNABLE = 5
+
+# What a reader of the doc has done before (other docs' blocks, run first in the same machine).
+INSTALL = "docs/deploy.md#debian-12--ubuntu-2404"
+PREREQUISITES: dict[str, tuple[str, ...]] = {
+    "README.md": (),
+    "docs/deploy.md": (),
+    "docs/seed-lab.md": (),
+    "docs/autoconfig.md": ("docs/seed-lab.md",),
+}
+DEFAULT_PREREQUISITES = (INSTALL,)
+
+# The lab's hosts line (docs/seed-lab.md), with the server at 127.0.0.1: tests use loopback only.
+LAB_HOSTS = "127.0.0.1 hamap.local mx1.hamap.local autoconfig.hamap.local autodiscover.hamap.local " \
+            "mta-sts.hamap.local"
+BLOCK_TIMEOUT = 120.0
+
+
+def runnable(block: Block) -> bool:
+    return (block.doc, block.first_line) not in NOT_RUNNABLE
+
+
+def blocks_of(ref: str) -> list[Block]:
+    """A doc's blocks, or only those of one section for `doc#section`."""
+    doc, _, section = ref.partition("#")
+    blocks = shell_blocks(REPO, doc)
+    if not section:
+        return blocks
+    text = (REPO / doc).read_text().splitlines()
+    start = next(i for i, ln in enumerate(text) if ln.startswith("#") and _anchor(ln) == section)
+    level = len(text[start]) - len(text[start].lstrip("#"))
+    end = next((i for i, ln in enumerate(text) if i > start and ln.startswith("#")
+                and len(ln) - len(ln.lstrip("#")) <= level), len(text))
+    return [b for b in blocks if start < b.line <= end]
+
+
+def _anchor(heading: str) -> str:
+    words = heading.lstrip("#").strip().lower()
+    return "".join(c for c in words.replace(" ", "-") if c.isalnum() or c in "-_")
+
+
+# --- what the test needs -----------------------------------------------------------------------
+
+
+def _wheelhouse() -> Path:
+    """Wheels of mailcove's dependencies (and the build backend), for pip inside the namespace.
+    Kept between runs, keyed by the dependency list."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    wanted = [*project["build-system"]["requires"], *project["project"]["dependencies"],
+              *project["project"]["optional-dependencies"]["fast"]]
+    key = hashlib.sha256("\n".join(wanted).encode()).hexdigest()[:12]
+    house = Path(tempfile.gettempdir()) / f"mailcove-doc-wheels-{key}"
+    if not (house / "done").exists():
+        tmp = Path(tempfile.mkdtemp(prefix="mailcove-doc-wheels-", dir=house.parent))
+        r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(tmp), *wanted],
+                           capture_output=True, text=True, timeout=600)
+        if r.returncode != 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+            pytest.fail(f"pip wheel for the namespace's wheelhouse failed:\n{r.stderr[-3000:]}")
+        (tmp / "done").touch()
+        try:
+            tmp.rename(house)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)  # another worker made it meanwhile
+    return house
+
+
+@pytest.fixture(scope="module")
+def wheelhouse() -> Path:
+    if os.geteuid() != 0:
+        unavailable("root (each doc runs in a private mount and network namespace)")
+    for tool in ("unshare", "nsenter", "ip", "make"):
+        require_tool(tool)
+    return _wheelhouse()
+
+
+@pytest.fixture
+def machine(wheelhouse: Path) -> Iterator[Machine]:
+    scratch = Path(tempfile.mkdtemp(prefix="mailcove-doc-blocks-", dir="/var/tmp"))
+    m = Machine(REPO, scratch, wheelhouse, LAB_HOSTS, REPO)
+    try:
+        yield m
+    finally:
+        m.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+# --- the tests ---------------------------------------------------------------------------------
+
+
+def test_not_runnable_list_is_short_and_current() -> None:
+    assert len(NOT_RUNNABLE) <= MAX_NOT_RUNNABLE, NOT_RUNNABLE
+    present = {(b.doc, b.first_line) for doc in DOCS for b in shell_blocks(REPO, doc)}
+    stale = [key for key in NOT_RUNNABLE if key not in present]
+    assert not stale, f"NOT_RUNNABLE names blocks no doc has (any more): {stale}"
+
+
+def test_every_block_says_what_it_is() -> None:
+    """A fence without a tag could be a command nobody runs: pasteable commands are ```sh, the
+    rest says what it is (```text for output and synopses, ```toml, ```ini, ...)."""
+    untagged = [f"{doc}:{line} ({first[:60]})" for doc in DOCS for line, tag, first in all_fences(REPO, doc) if not tag]
+    assert not untagged, "fenced blocks without a tag:\n" + "\n".join(untagged)
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("doc", DOCS)
+def test_doc_blocks_work_as_pasted(doc: str, machine: Machine) -> None:
+    own = [b for b in shell_blocks(REPO, doc) if runnable(b)]
+    if not own:
+        pytest.skip(f"{doc} has no shell block to run")
+    before: list[Block] = []
+    for ref in PREREQUISITES.get(doc, DEFAULT_PREREQUISITES):
+        before += [b for b in blocks_of(ref) if runnable(b)]
+    for block in before:
+        try:
+            machine.run_block(block, BLOCK_TIMEOUT)
+        except BlockFailed as exc:
+            pytest.fail(f"prerequisite of {doc} failed: {exc}")
+    for block in own:
+        machine.run_block(block, BLOCK_TIMEOUT)
+    machine.stop_servers()
