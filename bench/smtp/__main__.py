@@ -57,6 +57,10 @@ class Sample:
     accept_s: float  # smtp-source start to exit: every message acknowledged
     stored_s: float  # smtp-source start until the mailbox held all of them
     cpu_s: float  # server process tree CPU over the run, including the drain
+    # After the last message was stored: until deferred work (mailcove's full-text index) was
+    # done, and the server's CPU over the run including it (0 for runs before this was measured).
+    settle_s: float = 0.0
+    settled_cpu_s: float = 0.0
     ok: bool = True
     error: str = ""
 
@@ -133,7 +137,12 @@ def smtp_source_run(smtp_source: str, peer: Peer, conns: int, size: int, message
     cpu = tree_cpu_seconds(peer.pid) - cpu0
     extra = 0 if isinstance(peer, SinkPeer) else peer.stored() - before - messages
     error = f"{extra} more stored than sent" if extra else ""
-    return Sample(peer.name, conns, size, messages, t1 - t0, done_at[0] - t0, cpu, ok=not extra, error=error)
+    t2 = time.perf_counter()
+    if not wait_until(peer.settled, timeout=timeout, interval=0.05):
+        error = error or "deferred work not done in time"
+    settle = time.perf_counter() - t2
+    return Sample(peer.name, conns, size, messages, t1 - t0, done_at[0] - t0, cpu,
+                  settle_s=settle, settled_cpu_s=tree_cpu_seconds(peer.pid) - cpu0, ok=not error, error=error)
 
 
 def latency_run(peer: Peer, conns: int, per_conn: int) -> Latency | None:
@@ -244,7 +253,8 @@ def main() -> None:
                 s = smtp_source_run(smtp_source, peer, conns, size, messages, timeout)
                 results.samples.append(s)
                 status = f"{s.stored_rate:8.1f}/s stored, {s.accepted_rate:8.1f}/s accepted, "
-                status += f"{s.cpu_s * 1000 / messages:.2f} ms CPU/msg" if s.ok else f"FAILED: {s.error}"
+                status += (f"{s.cpu_s * 1000 / messages:.2f} ms CPU/msg, {s.settled_cpu_s * 1000 / messages:.2f} "
+                           f"with deferred work done {s.settle_s:.1f} s later") if s.ok else f"FAILED: {s.error}"
                 log(f"run {run + 1} {peer.name:16} {conns:2} conns {size:6} B x{messages}: {status}")
         if not args.no_latency:
             for peer in peers:

@@ -49,6 +49,12 @@ class Peer:
     def reset(self) -> None:
         """Between runs: make the next run start from an empty mailbox where that is cheap."""
 
+    def settled(self) -> bool:
+        """Whether the work a server defers past storing (mailcove's full-text index) is done:
+        the run waits for it, so it is counted in the run's CPU and never runs into the next
+        server's turn."""
+        return True
+
     def describe(self) -> str:
         return self.name
 
@@ -155,6 +161,13 @@ class MailcovePeer(Peer):
 
         assert self.loop is not None
         return self.loop.call(count())
+
+    def settled(self) -> bool:
+        async def waiting() -> int:
+            return (await self.store.index_progress())[0]
+
+        assert self.loop is not None
+        return self.loop.call(waiting()) == 0
 
     def describe(self) -> str:
         return f"mailcove serve (git {git_head()})"

@@ -36,7 +36,8 @@ def markdown(results: Results, cells: list[tuple[int, int, int]]) -> str:
         out = []
         for s in results.samples:
             if s.peer == peer and s.conns == conns and s.size == size and s.ok:
-                values = {"stored": s.stored_rate, "accepted": s.accepted_rate, "cpu": s.cpu_s * 1000 / s.messages}
+                values = {"stored": s.stored_rate, "accepted": s.accepted_rate, "cpu": s.cpu_s * 1000 / s.messages,
+                          "settled_cpu": s.settled_cpu_s * 1000 / s.messages, "settle": s.settle_s}
                 out.append(values[what])
         return out
 
@@ -91,6 +92,18 @@ def markdown(results: Results, cells: list[tuple[int, int, int]]) -> str:
     for conns, size, _ in cells:
         vals = " | ".join(_fmt(med(p, conns, size, "cpu"), 2) for p in peers)
         lines.append(f"| {conns} | {_size(size)} | {vals} |")
+
+    if any(s.settled_cpu_s for s in results.samples):
+        lines += ["", "The same, counted until the work deferred past storing was done too (mailcove's full-text",
+                  "index; nothing for the others), and how long after the last message was stored that was, s:", ""]
+        lines += ["| connections | size | " + " | ".join(f"{p} ms | {p} s" for p in peers) + " |",
+                  "|" + "---|" * (2 + 2 * len(peers))]
+        for conns, size, _ in cells:
+            vals = " | ".join(
+                f"{_fmt(med(p, conns, size, 'settled_cpu'), 2)} | {_fmt(med(p, conns, size, 'settle'), 1)}"
+                for p in peers
+            )
+            lines.append(f"| {conns} | {_size(size)} | {vals} |")
 
     if results.latency:
         lines += ["", "Latency per message, 1 KB, 50 connections, Python client (bench/smtp/latency.py), ms,"]
