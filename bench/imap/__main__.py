@@ -8,7 +8,8 @@ doing login, select, fetch, store, append, expunge and idle for --seconds; (e) s
 summed over every process of the server: /proc/PID/smaps_rollup) and CPU of --idle IDLE
 connections, over plain TCP and over TLS; (f) UID SEARCH BODY/TEXT on --fts messages with the
 full-text index and without it, the index's size and build time, and the CPU a delivery costs with
-indexing (bench/imap/fts.py; mailcove only).
+indexing (bench/imap/fts.py; --fts-store postgres: mailcove on a private PostgreSQL; --fts-dovecot:
+Dovecot with Debian's dovecot-fts-xapian).
 
 Each figure is the median of --runs runs, the two servers taking turns. Both get the same
 messages (bench/imap/fill.py). Must run as root (Dovecot drops to its own users). Debian has no
@@ -286,6 +287,8 @@ async def main() -> None:
                     help="(f): mailcove with and without the index, and the delivery CPU")
     ap.add_argument("--fts-dovecot", action=argparse.BooleanOptionalAction, default=True,
                     help="(f): also Dovecot with Debian's dovecot-fts-xapian")
+    ap.add_argument("--fts-store", choices=("sqlite", "postgres"), default="sqlite",
+                    help="(f): mailcove's store (postgres: a private cluster, tests/pg_testing.py)")
     ap.add_argument("--fts-xapian-partial", type=int, default=2, help="(f): fts_xapian partial= (shortest n-gram)")
     ap.add_argument("--fts-cpu", type=int, default=20_000, help="(f): messages delivered to measure CPU per message")
     ap.add_argument("--json", type=Path, default=None, help="write the results here too")

@@ -4,6 +4,11 @@ scan over every message, as before the index), plus what the index costs: its si
 mail, the time and CPU the background indexer took, and the CPU of a delivery with and without
 indexing (`delivery_cpu`).
 
+`--fts-store postgres` runs the mailcove side on a private PostgreSQL cluster (tests/pg_testing.py:
+Debian's PostgreSQL on loopback, fsync on) instead of SQLite: the same searches with the pg_trgm
+index and without it, the index's size from PostgreSQL's relation sizes; the delivery CPU figures
+are SQLite's only.
+
 The mailbox is bench/imap/fill.py's messages, each with one Korean line whose last word is a
 two-syllable tag shared by 1 message in 1,000 (a tag matches 100 of 100,000 messages; a
 needle{n % 1000} a few less, since the smallest messages end before the line that carries it);
@@ -89,6 +94,51 @@ async def wait_indexed(cfg: Path, data: Path, timeout: float = 3600) -> tuple[in
         await store.close()
 
 
+def private_postgres() -> tuple[Any, str]:
+    """A private PostgreSQL cluster with shared_buffers raised from the test suite's 64 MB to
+    PG_SHARED_BUFFERS (the index and texts of 100,000 messages are a few hundred MB), and one
+    database migrated by `mailcove db migrate`'s code: (the cluster, its DSN)."""
+    from pg_testing import PgCluster, pg_bindir
+
+    bindir = pg_bindir()
+    if bindir is None:
+        raise SystemExit("--fts-store postgres needs Debian's PostgreSQL (package postgresql)")
+    cluster = PgCluster(bindir)
+    cluster.start()
+    try:
+        with (cluster.data / "postgresql.auto.conf").open("a") as f:
+            f.write(f"shared_buffers = {PG_SHARED_BUFFERS}\n")
+        subprocess.run(["runuser", "-u", "postgres", "--", str(bindir / "pg_ctl"), "-D", str(cluster.data),
+                        "-l", str(cluster.log), "-w", "restart"], check=True, capture_output=True, timeout=120)
+        cluster.create_template()
+        return cluster, cluster.dsn(cluster.create_database("fts"))
+    except BaseException:
+        cluster.stop()
+        raise
+
+
+PG_SHARED_BUFFERS = "256MB"
+PG_CONFIG = '[store]\nbackend = "postgres"\ndsn = "%s"\n'
+
+
+async def pg_analyze_and_size(dsn: str) -> dict[str, int]:
+    """ANALYZE (what autovacuum would do soon after the bulk indexing; the planner needs
+    message_texts' statistics), then the bytes of the index's relations and of the mail."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("ANALYZE")
+        row = await conn.fetchrow(
+            "SELECT pg_table_size('message_texts'), pg_relation_size('message_texts_trgm'),"
+            " pg_relation_size('message_texts_grams'), pg_relation_size('message_texts_pkey'),"
+            " pg_relation_size('blobs_unindexed'), (SELECT coalesce(sum(size), 0)::bigint FROM messages)")
+    finally:
+        await conn.close()
+    return {"texts_table_bytes": row[0], "trgm_index_bytes": row[1], "grams_index_bytes": row[2],
+            "texts_pkey_bytes": row[3], "unindexed_index_bytes": row[4], "mail_bytes": row[5]}
+
+
 def index_size(db: Path) -> dict[str, int]:
     """Bytes of the index's tables and of the messages they index (SQLite's dbstat)."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
@@ -144,13 +194,14 @@ def _sizes(count: int) -> list[int]:
     return sizes(count, small=True)
 
 
-def start_server(base: Path, user: str, password: str, boxes: dict[str, list[bytes]]) -> Any:
+def start_server(base: Path, user: str, password: str, boxes: dict[str, list[bytes]], store_config: str = "") -> Any:
     """`mailcove serve` (imap only) with `boxes` stored before it starts: unindexed, as after an
     upgrade, so the server's background indexer builds the whole index."""
     from bench.imap.fill import mailcove_fill
-    from interop.imap_servers import start_mailcove
+    from interop.imap_servers import PLAIN_CONFIG, start_mailcove
 
-    return start_mailcove(base, {user: password}, before_start=lambda cfg, data: mailcove_fill(cfg, data, boxes))
+    return start_mailcove(base, {user: password}, config=PLAIN_CONFIG + store_config,
+                          before_start=lambda cfg, data: mailcove_fill(cfg, data, boxes))
 
 
 def restart_with(srv: Any, base: Path, preload: Path) -> Any:
@@ -221,14 +272,31 @@ async def run_f(args: Any, results: dict[str, Any], base: Path, password: str, m
                        counts)
     results[f"f_search_counts_{args.fts}"] = counts
     print(f"matches: {counts}", flush=True)
-    if args.fts_mailcove:
+    if args.fts_mailcove and args.fts_store == "sqlite":
         await _cpu(args, results, base)
 
 
 async def _mailcove(args: Any, results: dict[str, Any], base: Path, password: str, make_peer: Any, search: Any,
                     median_of: Any, report: Any, user: str, boxes: dict[str, list[bytes]],
                     counts: dict[str, dict[str, int]]) -> None:
-    srv = start_server(base / "mailcove-fts", user, password, boxes)
+    if args.fts_store == "postgres":
+        cluster, dsn = private_postgres()
+        try:
+            await _mailcove_on(args, results, base, password, make_peer, search, median_of, report, user, boxes,
+                               counts, dsn)
+        finally:
+            cluster.stop()
+    else:
+        await _mailcove_on(args, results, base, password, make_peer, search, median_of, report, user, boxes,
+                           counts, "")
+
+
+async def _mailcove_on(args: Any, results: dict[str, Any], base: Path, password: str, make_peer: Any, search: Any,
+                       median_of: Any, report: Any, user: str, boxes: dict[str, list[bytes]],
+                       counts: dict[str, dict[str, int]], dsn: str) -> None:
+    """mailcove with its index, then the same store without it; on SQLite, or PostgreSQL at `dsn`."""
+    tag = f"{args.fts}_postgres" if dsn else f"{args.fts}"
+    srv = start_server(base / "mailcove-fts", user, password, boxes, PG_CONFIG % dsn if dsn else "")
     t0 = time.perf_counter()
     peer = make_peer(srv)
     cpu0 = cpu_seconds(peer.pids())
@@ -237,26 +305,27 @@ async def _mailcove(args: Any, results: dict[str, Any], base: Path, password: st
     cpu = cpu_seconds(peer.pids()) - cpu0
     print(f"mailcove indexed {total - waiting} of {total} bodies {took:.0f} s after start, {cpu:.0f} s CPU",
           flush=True)
-    results[f"f_index_build_{args.fts}"] = {"seconds_after_start": took, "server_cpu_seconds": cpu,
+    results[f"f_index_build_{tag}"] = {"seconds_after_start": took, "server_cpu_seconds": cpu,
                                             "bodies": total, "waiting": waiting}
+    size = await pg_analyze_and_size(dsn) if dsn else {}
     try:
         for label, crit in SEARCHES:
             v = await median_of(args.runs, [peer], lambda p, c=crit: search(p, user, c))
-            report(results, f"f_search_{label}_{args.fts}_indexed", v, "ms", higher_better=False)
+            report(results, f"f_search_{label}_{tag}_indexed", v, "ms", higher_better=False)
             counts[label]["mailcove"] = await count(peer, user, password, crit)
     finally:
         peer.stop()
-    size = index_size(srv.data_dir / "mail.db")
-    size["index_fraction_of_mail"] = (size["text_fts_bytes"] + size["hangul_fts_bytes"]
-                                      + size["unindexed_index_bytes"]) / max(1, size["mail_bytes"])
-    results[f"f_index_size_{args.fts}"] = size
+    size = size or index_size(srv.data_dir / "mail.db")
+    size["index_fraction_of_mail"] = (sum(v for k, v in size.items() if k != "mail_bytes")
+                                      / max(1, size["mail_bytes"]))
+    results[f"f_index_size_{tag}"] = size
     print(f"index size: {size}", flush=True)
     # the same store, searched without the index
     preload = base / "no_index.py"
     preload.write_text(NO_INDEX)
     plain = make_peer(restart_with(srv, base, preload))
     try:
-        await _search_every(plain, "mailcove", "mailcove-no-index", f"{args.fts}_no_index", args.fts_scan_runs,
+        await _search_every(plain, "mailcove", "mailcove-no-index", f"{tag}_no_index", args.fts_scan_runs,
                             results, search, median_of, report, user, password, counts)
     finally:
         plain.stop()
