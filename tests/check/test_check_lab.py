@@ -54,6 +54,11 @@ def run_lab(tmp_path: Path) -> Path:
         f"for d in 'bad domain' example.org; do rc=0; mailcove dns \"$d\" 2>> {out}/refused.txt || rc=$?; "
         f"echo $rc >> {out}/refused.rc; done",
         "kill %1; wait",
+        # the same machine, set up as a server (not --lab): /etc/hosts alone does not publish the host
+        f"echo It1 | mailcove --config {out}/server.toml --data {out}/server-data setup hamap.local "
+        "--hostname mx1.hamap.local --users a --password-stdin > /dev/null",
+        f"mailcove --config {out}/server.toml --data {out}/server-data check --skip listeners --skip tls "
+        f"--skip relay --skip index --json --timeout 2 > {out}/server.json || true",
     ]
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
@@ -113,3 +118,11 @@ def test_dns_refuses_names_that_are_not_local_domains(lab: Path) -> None:
     assert lines[0].startswith("mailcove: 'bad domain' is not a local domain (the local domains are hamap.local, "
                                "mx1.hamap.local)"), lines
     assert lines[1].startswith("mailcove: 'example.org' is not a local domain"), lines
+
+
+def test_outside_the_lab_etc_hosts_alone_does_not_publish_the_host(lab: Path) -> None:
+    report = json.loads((lab / "server.json").read_text())
+    host = next(f for f in report["findings"] if f["subject"] == "mx1.hamap.local A/AAAA")
+    assert host["status"] == "fail", host
+    assert "only this machine resolves it (127.0.0.1, /etc/hosts)" in host["detail"], host
+    assert report["counts"]["note"] == 0 and report["ok"] is False, report["counts"]

@@ -1,7 +1,9 @@
 """The records DNS publishes for each domain against what `mailcove dns DOMAIN` says they should
 be (check/records.py), asked through dnspython with [dns] nameservers (else /etc/resolv.conf).
 Addresses are also asked of the system resolver (getaddrinfo, which follows nsswitch.conf: files,
-then dns), so a host name in /etc/hosts, as in the seed's lab, counts as resolved.
+then dns). In the seed's lab, whose clients find the server through their hosts files, a name in
+/etc/hosts counts as resolved; elsewhere only DNS does (other mail servers never see this
+machine's /etc/hosts), and the finding says that only /etc/hosts names it.
 
 A missing required record (MX, the host's address, SPF, DKIM for a key that exists, DMARC) is
 a failure; the records that help clients and senders (SRV, autoconfig, MTA-STS, TLS-RPT) are
@@ -62,8 +64,10 @@ def _txts(rows: list[object]) -> list[str]:
     return [r.decode("utf-8", "replace") if isinstance(r, bytes) else str(r) for r in rows]
 
 
-async def check_record(r: CheckResolver, rec: Record, host_addresses: set[str]) -> Finding:
-    """One expected record against DNS."""
+async def check_record(r: CheckResolver, rec: Record, host_addresses: set[str], only_here: set[str],
+                       lab: bool) -> Finding:
+    """One expected record against DNS. `only_here`: the host's addresses that only this machine's
+    resolver knows; with `lab`, that resolver's answers count (see `check`)."""
     subject = f"{rec.name} {rec.rtype}"
     status = "fail" if rec.required else "warn"
     add = f"add to the zone: {rec.zone_line()}"
@@ -79,7 +83,11 @@ async def check_record(r: CheckResolver, rec: Record, host_addresses: set[str]) 
         if rec.comment:  # no public address given: any address for the host will do
             if host_addresses:
                 return Finding("dns", f"{rec.name} A/AAAA", "ok", ", ".join(sorted(host_addresses)))
-            return Finding("dns", f"{rec.name} A/AAAA", status, "the host name has no A or AAAA record",
+            detail = "the host name has no A or AAAA record"
+            if only_here:
+                detail += (f" in DNS; only this machine resolves it ({', '.join(sorted(only_here))}, /etc/hosts), "
+                           "so other servers cannot find it")
+            return Finding("dns", f"{rec.name} A/AAAA", status, detail,
                            f"add to the zone: {rec.name}. IN A <this server's public address>")
         if rec.value in host_addresses:
             return Finding("dns", subject, "ok", rec.value)
@@ -102,7 +110,7 @@ async def check_record(r: CheckResolver, rec: Record, host_addresses: set[str]) 
             return Finding("dns", subject, "ok", f"-> {rec.value}")
         # An A record with the host's address does the same job as the CNAME.
         found, _ = await _lookup(r.a(rec.name))
-        addrs = {str(a) for a in found} or await r.system_addresses(rec.name)
+        addrs = {str(a) for a in found} or (await r.system_addresses(rec.name) if lab else set())
         if addrs and host_addresses and addrs <= host_addresses:
             return Finding("dns", subject, "ok", f"{', '.join(sorted(addrs))} (the host's address)")
         shown = f"CNAME {', '.join(map(str, rows))}" if rows else (why or "no record")
@@ -132,12 +140,19 @@ def _compare_txt(rec: Record, texts: list[str], why: str | None, subject: str, s
     return Finding("dns", subject, "ok", ours[0][:100] + ("" if same else " (differs from the suggested record)"))
 
 
-async def check(settings: Settings, domains: list[str], addresses: list[str], timeout: float) -> list[Finding]:
+async def check(settings: Settings, domains: list[str], addresses: list[str], timeout: float,
+                lab: bool = False) -> list[Finding]:
+    """`lab`: the seed's lab, whose clients resolve the host through /etc/hosts: what the system
+    resolver answers counts as the host's address. Elsewhere it counts only along with DNS, since
+    other mail servers see DNS, not this machine's /etc/hosts."""
     r = CheckResolver(settings.dns.nameservers, timeout)
     host = settings.hostname.rstrip(".").lower()
     a, _ = await _lookup(r.a(host))
     aaaa, _ = await _lookup(r.aaaa(host))
-    host_addresses = {str(x) for x in [*a, *aaaa]} | await r.system_addresses(host)
+    in_dns = {str(x) for x in [*a, *aaaa]}
+    here = await r.system_addresses(host)
+    host_addresses = in_dns | here if in_dns or lab else set()
+    only_here = here - in_dns
     out: list[Finding] = []
     if not domains:
         return [Finding("dns", "domains", "warn", "no local domain to check",
@@ -149,5 +164,5 @@ async def check(settings: Settings, domains: list[str], addresses: list[str], ti
                    if (rec.name, rec.rtype) not in seen or rec.group != "host"]
         for rec in records:
             seen.add((rec.name, rec.rtype))
-        out.extend(await asyncio.gather(*(check_record(r, rec, host_addresses) for rec in records)))
+        out.extend(await asyncio.gather(*(check_record(r, rec, host_addresses, only_here, lab) for rec in records)))
     return out

@@ -28,7 +28,7 @@ async def run(settings: Settings, *, domains: Sequence[str] = (), addresses: Seq
         report.findings += [lab(f) for f in found] if lab else found
     if "dns" not in skip:
         names = list(domains) or await local_domains(settings)
-        found = await dns.check(settings, names, list(addresses), timeout)
+        found = await dns.check(settings, names, list(addresses), timeout, lab=lab is not None)
         report.findings += [lab(f) for f in found] if lab else found
     if "relay" not in skip:
         report.findings += await relay.check(settings, state, timeout, probe_from)
