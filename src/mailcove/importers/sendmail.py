@@ -12,6 +12,9 @@ What maps to what (docs/import.md has the table):
 - mailertable: the [transport] table (and `.` = every domain: [relayhost]).
 - relay-domains: RELAY rules for the domains (To:) and for clients in them (Connect:), which is
   what Sendmail's class R allows.
+- sendmail.cf: only `Dj` (the official host name, $j) or else a dotted `Dw` ($w): `hostname`, the
+  name the server greets with. Without either, the import takes the machine's FQDN
+  (importers/hostname.py), and the report says which.
 """
 
 from __future__ import annotations
@@ -37,7 +40,6 @@ MAX_LOGICAL_LINE = 64 * 1024
 NOT_READ = {
     "sendmail.mc": "m4 source, not read: mailcove listens on every address and lets clients that logged in "
     "relay by default, which is what the seed's DAEMON_OPTIONS and TRUST_AUTH_MECH edits do",
-    "sendmail.cf": "generated from sendmail.mc, not read (see sendmail.mc)",
     "submit.mc": "the local submission daemon's m4 source: `mailcove sendmail` replaces it",
     "genericstable": "outbound address rewriting has no mailcove equivalent",
     "domaintable": "domain rewriting has no mailcove equivalent",
@@ -438,6 +440,39 @@ def plan_mailertable(plan: Plan, path: str, text: str) -> None:
 # --- the whole directory -----------------------------------------------------------------------
 
 
+# `Dj...`, `Dw...`: a one-letter macro defined in sendmail.cf (`D{name}value` is a long name).
+_MACRO = re.compile(r"^D([A-Za-z])(.*)$")
+
+
+def plan_hostname(plan: Plan, path: str, text: str) -> None:
+    """`hostname` from sendmail.cf: $j (Dj, the official name Sendmail greets with), else $w (Dw)
+    when it is fully qualified. $w and $m in the value are expanded from the file's own Dw/Dm;
+    a value with any other macro is only known to Sendmail at run time and is reported."""
+    macros: dict[str, tuple[int, str]] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        m = _MACRO.match(line.rstrip())
+        if m and m.group(1) in "wjm":
+            macros[m.group(1)] = (lineno, m.group(2).strip())  # the last definition wins, as in Sendmail
+    for letter, what in (("j", "Dj: Sendmail's official host name"), ("w", "Dw: Sendmail's host name")):
+        if letter not in macros:
+            continue
+        lineno, value = macros[letter]
+        for ref in "wm":
+            if ref != letter and ref in macros:
+                value = value.replace(f"${ref}", macros[ref][1])
+        try:
+            name = normalize_domain(value) if "$" not in value else ""
+        except AddressError:
+            name = ""
+        if not name or "." not in name:
+            plan.skip(path, lineno, f"D{letter}{macros[letter][1]}",
+                      "not a fully qualified host name here (Sendmail fills it in at run time)")
+            continue
+        plan.config.append(ConfigSet(("hostname",), name, Source(path, lineno), f"{what}, the name the server "
+                                     "greets with"))
+        return
+
+
 def default_aliases_path(mail_dir: str) -> str:
     return os.path.normpath(os.path.join(mail_dir, "..", "aliases"))
 
@@ -485,6 +520,9 @@ def plan_sendmail(
     rd = read(at("relay-domains"))
     if rd is not None:
         plan_relay_domains(plan, at("relay-domains"), rd)
+    cf = read(at("sendmail.cf"))
+    if cf is not None:
+        plan_hostname(plan, at("sendmail.cf"), cf)
     for name, why in NOT_READ.items():
         try:
             exists = files.read(at(name)) is not None
