@@ -88,6 +88,9 @@ def _build(cls: type, raw: Any, source: str, prefix: str) -> Any:
         choices = fields[key].metadata.get("choices")
         if choices and kwargs[key] not in choices:
             raise ConfigError(source, dotted, f"expected one of {', '.join(map(repr, choices))}, got {value!r}")
+        allowed = fields[key].metadata.get("range")
+        if allowed is not None and not allowed.admits(kwargs[key]):
+            raise ConfigError(source, dotted, f"out of range: {value!r} (allowed: {allowed})")
     return cls(**kwargs)
 
 
@@ -111,9 +114,7 @@ def _convert(tp: Any, value: Any, source: str, key: str) -> Any:
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(source, key, f"expected an integer, got {value!r}")
-        if value < 0:
-            raise ConfigError(source, key, f"must not be negative, got {value}")
-        return value
+        return value  # its field's Range (settings.bounded) bounds it
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(source, key, f"expected a number, got {value!r}")

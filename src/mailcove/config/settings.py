@@ -7,6 +7,37 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric setting accepts; the loader refuses anything outside with the key and
+    this range, so a value that would crash later (argon2 with 0 KiB) or be absurd (a negative
+    retry time) stops the start instead."""
+
+    least: float | None = None  # the smallest value allowed
+    above: float | None = None  # or: values must be greater than this
+    most: float | None = None
+
+    def admits(self, value: float) -> bool:
+        return ((self.least is None or value >= self.least) and (self.above is None or value > self.above)
+                and (self.most is None or value <= self.most))
+
+    def __str__(self) -> str:
+        low = f"at least {_num(self.least)}" if self.least is not None else f"more than {_num(self.above)}"
+        return low + (f" and at most {_num(self.most)}" if self.most is not None else "")
+
+
+def _num(value: float | None) -> str:
+    return str(int(value)) if value is not None and float(value).is_integer() else str(value)
+
+
+def bounded(default: float, *, least: float | None = None, above: float | None = None,
+            most: float | None = None) -> Any:
+    """A numeric setting's default and its Range (every int and float setting has one)."""
+    return field(default=default, metadata={"range": Range(least, above, most)})
+
 
 # name -> (standard port, unprivileged port). Tests and scripts depend on these names.
 LISTENER_PORTS: dict[str, tuple[int, int]] = {
@@ -56,18 +87,18 @@ class AuthSettings:
     # argon2id parameters for new hashes: OWASP's argon2id minimum (t=2, 19 MiB, p=1), measured
     # at ~40 ms per verify and ~50 logins/s on this 2-core class of machine (docs/architecture.md).
     # Stored hashes are upgraded at the next successful login when these change.
-    argon2_time_cost: int = 2
-    argon2_memory_kib: int = 19456
-    argon2_parallelism: int = 1
-    verify_workers: int = 2
-    verify_cache_seconds: int = 300
+    argon2_time_cost: int = bounded(2, least=1, most=100)
+    argon2_memory_kib: int = bounded(19456, least=1024, most=4194304)
+    argon2_parallelism: int = bounded(1, least=1, most=64)
+    verify_workers: int = bounded(2, least=1, most=256)
+    verify_cache_seconds: int = bounded(300, least=0, most=86400)
     # Failed logins per client IP within `failure_window_seconds` before logins are throttled.
-    max_failures_per_ip: int = 10
-    failure_window_seconds: int = 300
+    max_failures_per_ip: int = bounded(10, least=1)
+    failure_window_seconds: int = bounded(300, least=1, most=604800)
     # Failed logins per account name (from any client) within the window before each login of
     # that account waits before its password is checked (0.5 s, doubling to 5 s). Never a refusal:
     # an attacker can slow a user down but not lock them out.
-    failures_per_account_before_delay: int = 5
+    failures_per_account_before_delay: int = bounded(5, least=1)
 
 
 @dataclass
@@ -76,7 +107,7 @@ class DirectorySettings:
     # (RFC 5321 section 4.5.1). Empty: only explicit postmaster aliases/users exist.
     postmaster: str = ""
     # How often (at most) the server checks whether the admin CLI changed the directory.
-    reload_interval: float = 0.5
+    reload_interval: float = bounded(0.5, least=0, most=3600)
     # Clients on 127.0.0.1 / ::1 may relay without a rule, as Sendmail's "originated locally".
     relay_from_localhost: bool = True
     # Who the users are: "mailcove" (the directory's own argon2 user table) or "system" (the
@@ -89,8 +120,8 @@ class DirectorySettings:
     pam_service: str = "mailcove"
     # Unix accounts with a UID in [min, max] are mail users; 0 takes UID_MIN / UID_MAX from
     # /etc/login.defs (1000..60000 when it has none). Root is never a mail user.
-    system_min_uid: int = 0
-    system_max_uid: int = 0
+    system_min_uid: int = bounded(0, least=0, most=4294967294)
+    system_max_uid: int = bounded(0, least=0, most=4294967294)
     # Accounts that are mail users whatever their UID (never root).
     system_users_allow: list[str] = field(default_factory=list)
     # Honour ~/.forward of system users (Sendmail's rules; |program and /file entries are not run).
@@ -107,7 +138,7 @@ class TlsSettings:
     # "TLSv1.2" or "TLSv1.3"; older versions are never offered.
     min_version: str = "TLSv1.2"
     # Seconds a client gets to finish a TLS handshake (implicit TLS and STARTTLS).
-    handshake_timeout: float = 30.0
+    handshake_timeout: float = bounded(30.0, above=0, most=3600)
 
 
 @dataclass
@@ -115,16 +146,16 @@ class StoreSettings:
     backend: str = "sqlite"
     dsn: str = ""
     # Deliveries are refused with 4.3.1 when the data dir's filesystem has less free space.
-    min_free_bytes: int = 100 * 1024 * 1024
+    min_free_bytes: int = bounded(100 * 1024 * 1024, least=0)
     # Bodies up to this size live inside the database (one fsync per group commit); larger ones
     # are written to their own blob file, fsynced before the commit that references them.
-    inline_max_bytes: int = 128 * 1024
-    default_quota_bytes: int = 0
-    default_quota_messages: int = 0
-    change_poll_ms: int = 100
+    inline_max_bytes: int = bounded(128 * 1024, least=0)
+    default_quota_bytes: int = bounded(0, least=0)
+    default_quota_messages: int = bounded(0, least=0)
+    change_poll_ms: int = bounded(100, least=1, most=60000)
     # PostgreSQL backend: connections this node keeps open to the database (the change listener
     # takes one more).
-    pool_size: int = 10
+    pool_size: int = bounded(10, least=1, most=1000)
 
 
 @dataclass
@@ -136,13 +167,13 @@ class LogSettings:
 @dataclass
 class ServerSettings:
     # Seconds to let sessions and deliveries in flight finish after SIGTERM.
-    shutdown_timeout: float = 30.0
+    shutdown_timeout: float = bounded(30.0, least=0, most=86400)
     # Unix socket for local submission and admin notifications; default <data_dir>/control.sock.
     control_socket: Path | None = None
     # Largest message accepted through the control socket (`mailcove deliver`, `mailcove sendmail`).
-    max_message_bytes: int = 64 * 1024 * 1024
+    max_message_bytes: int = bounded(64 * 1024 * 1024, least=1)
     # Most recipients one control-socket delivery may name.
-    max_recipients: int = 1000
+    max_recipients: int = bounded(1000, least=1)
     # Started as root, `mailcove serve` binds its ports, then becomes this user (and `group`, or
     # the user's primary group; supplementary groups from /etc/group). Empty: "mailcove" if that
     # account exists, else stay root with a warning. "root": never drop (not recommended).
@@ -152,7 +183,7 @@ class ServerSettings:
     # also runs SMTP, HTTP, the queue and the control socket; the others serve IMAP and POP3.
     # The connection caps, the login throttle and the bound on password checks waiting are the
     # server's, shared through files in the data dir, so they hold whatever the count.
-    workers: int = 0
+    workers: int = bounded(0, least=0, most=1024)
 
 
 @dataclass
@@ -160,42 +191,42 @@ class SmtpSettings:
     """SMTP listeners (smtp, submission, submissions) and `mailcove sendmail`."""
 
     # Largest message accepted (announced in EHLO SIZE); larger gets 552 5.3.4.
-    max_message_bytes: int = 64 * 1024 * 1024
+    max_message_bytes: int = bounded(64 * 1024 * 1024, least=1)
     # Recipients per transaction; more get 452 4.5.3 (RFC 5321 4.5.3.1.8 asks for at least 100).
-    max_recipients: int = 1000
+    max_recipients: int = bounded(1000, least=1)
     # Command line length including CRLF (RFC 5321 4.5.3.1.4); longer gets 500 5.5.2. MAIL/RCPT
     # lines get 1000 more for DSN/SIZE parameters (RFC 3461 section 5), AUTH lines 12288 (RFC 4954).
-    max_line_length: int = 512
+    max_line_length: int = bounded(512, least=512)
     # Deadlines, not per-read timeouts: a command must be complete within command_timeout seconds
     # of the previous reply (RFC 5321 4.5.3.2), however it trickles in. Message data (DATA, each
     # BDAT chunk) gets data_timeout seconds plus one second per min_data_rate bytes received, and
     # ends after data_timeout seconds without any byte (Postfix's smtpd_per_request_deadline and
     # smtpd_min_data_rate): an honest 50 MB upload at 500 bytes/s still finishes. Past either: 421.
-    command_timeout: float = 300.0
-    data_timeout: float = 180.0
-    min_data_rate: int = 500
+    command_timeout: float = bounded(300.0, above=0, most=86400)
+    data_timeout: float = bounded(180.0, above=0, most=86400)
+    min_data_rate: int = bounded(500, least=1)
     # Protocol errors (bad commands, refused recipients) in one session before 421 and disconnect.
-    max_errors: int = 20
+    max_errors: int = bounded(20, least=1)
     # Failed AUTH attempts in one session before 421 (the per-IP throttle is [auth]'s, shared).
-    max_auth_failures: int = 3
+    max_auth_failures: int = bounded(3, least=1)
     # Concurrent SMTP connections (smtp, submission, submissions together) in total and from one
     # client IP; more get 421 4.7.0. 50 per IP as Postfix's smtpd_client_connection_count_limit.
-    max_connections: int = 1000
-    max_connections_per_ip: int = 50
+    max_connections: int = bounded(1000, least=1)
+    max_connections_per_ip: int = bounded(50, least=1)
     # Sending limits per authenticated user and per unauthenticated relaying client IP, per hour.
     # Over them: 451 4.7.1. 0 = unlimited.
-    send_messages_per_hour: int = 1000
-    send_recipients_per_hour: int = 5000
+    send_messages_per_hour: int = bounded(1000, least=0)
+    send_recipients_per_hour: int = bounded(5000, least=0)
     # More Received: headers than this is a mail loop: 554 5.4.6 (RFC 5321 6.3).
-    max_received_headers: int = 100
+    max_received_headers: int = bounded(100, least=1)
     # Log a warning while the outbound queue holds more entries than this. 0 = never.
-    queue_alarm: int = 10000
+    queue_alarm: int = bounded(10000, least=0)
     # Unix socket where `mailcove sendmail` hands messages to the server. It must be reachable by
     # local users, so it lives outside the 0700 data dir. Unset: no local submission socket
     # (`mailcove sendmail` then needs access to the control socket).
     submit_socket: Path | None = None
     # Mode of the submit socket: 0o666 lets every local user submit (as Postfix's postdrop).
-    submit_socket_mode: int = 0o666
+    submit_socket_mode: int = bounded(0o666, least=0, most=0o777)
     # Local users who may set any envelope sender with `sendmail -f` (Sendmail's trusted users).
     # Anyone else may too, but a sender that is not their own adds Sendmail's
     # "X-Authentication-Warning: <hostname>: <user> set sender to <addr> using -f". The server's
@@ -210,29 +241,32 @@ class Pop3Settings:
 
     # Command line length including CRLF. RFC 2449 section 4 says 255 for commands; an AUTH PLAIN
     # initial response with a long password needs more, so the bound is generous but finite.
-    max_line_length: int = 8192
+    max_line_length: int = bounded(8192, least=256)
     # Invalid commands (unknown, bad arguments, wrong state, too long) before -ERR and disconnect.
-    max_bad_commands: int = 20
+    max_bad_commands: int = bounded(20, least=1)
     # Failed logins in one session before disconnect (the per-IP throttle is [auth]'s, shared).
-    max_auth_failures: int = 3
+    max_auth_failures: int = bounded(3, least=1)
     # Seconds without a command before the session ends (RFC 1939 section 3: at least 600). A
     # deadline: a command must be complete within it of the previous reply, however it trickles in.
-    idle_timeout: float = 600.0
+    idle_timeout: float = bounded(600.0, above=0, most=604800)
     # Seconds a client has after connecting to log in (a deadline from connect); then -ERR and close.
-    login_timeout: float = 60.0
+    login_timeout: float = bounded(60.0, above=0, most=86400)
     # Concurrent POP3 connections (pop3 and pop3s together) in total and from one client IP; more
     # get -ERR [SYS/TEMP] and are closed.
-    max_connections: int = 500
-    max_connections_per_ip: int = 50
+    max_connections: int = bounded(500, least=1)
+    max_connections_per_ip: int = bounded(50, least=1)
     # RETR marks the message \Seen at QUIT, as Dovecot does (IMAP clients then show it as read).
     mark_seen: bool = True
-    # Imported mail keeps its old server's UIDL from an X-UIDL header (docs/pop3.md).
+    # A message with an X-UIDL header is listed with that UIDL (docs/pop3.md).
     reuse_xuidl: bool = True
+    # Dovecot's pop3_deleted_flag: messages with this keyword are not in the maildrop, and DELE
+    # sets it instead of removing the message (IMAP still shows it). Empty: DELE removes.
+    deleted_flag: str = ""
     # Messages whose size and UIDL the server keeps in memory, over all maildrops.
-    cache_messages: int = 200_000
+    cache_messages: int = bounded(200_000, least=0)
     # Seconds the maildrop lock (a store lease, shared by every node) outlives a session that
     # stopped renewing it: a node killed mid-session frees its users' maildrops after this.
-    lock_ttl: float = 60.0
+    lock_ttl: float = bounded(60.0, above=0, most=86400)
 
 
 @dataclass
@@ -241,25 +275,25 @@ class ImapSettings:
 
     # Largest message APPEND accepts, bytes; advertised as APPENDLIMIT. A bigger literal gets
     # NO [TOOBIG] before any of it is read.
-    appendlimit: int = 64 * 1024 * 1024
+    appendlimit: int = bounded(64 * 1024 * 1024, least=1)
     # Longest command line (without literals), bytes; longer ends the session with BYE.
-    max_line: int = 65536
+    max_line: int = bounded(65536, least=1024)
     # Consecutive invalid commands (BAD) before BYE.
-    max_bad_commands: int = 10
+    max_bad_commands: int = bounded(10, least=1)
     # Seconds without a command (IDLE included) before autologout; RFC 9051 5.4 asks for at least 30 minutes.
     # A deadline: the next command must be complete within it of the previous response, plus one
     # second per min_data_rate bytes it brings (an APPEND of a big message on a slow link).
-    idle_timeout: float = 1800.0
-    min_data_rate: int = 500
+    idle_timeout: float = bounded(1800.0, above=0, most=604800)
+    min_data_rate: int = bounded(500, least=1)
     # Seconds a client has after connecting to log in (a deadline from connect, not per read).
-    login_timeout: float = 60.0
+    login_timeout: float = bounded(60.0, above=0, most=86400)
     # Concurrent IMAP connections (imap and imaps together) in total and from one client IP; more
     # get BYE. A client such as Thunderbird opens up to 5 per account, so an office behind one
     # NAT address needs room: raise the per-IP figure for a large one.
-    max_connections: int = 2000
-    max_connections_per_ip: int = 100
+    max_connections: int = bounded(2000, least=1)
+    max_connections_per_ip: int = bounded(100, least=1)
     # Mailboxes one user may have; CREATE past it gets NO [LIMIT]. Every LIST walks them all.
-    max_mailboxes: int = 10_000
+    max_mailboxes: int = bounded(10_000, least=1)
 
 
 @dataclass
@@ -267,7 +301,7 @@ class DnsSettings:
     # Resolvers to ask instead of /etc/resolv.conf, each "HOST:PORT" (or "HOST" for port 53).
     nameservers: list[str] = field(default_factory=list)
     # Seconds for one lookup (all servers and retries) before it is a temporary failure.
-    timeout: float = 5.0
+    timeout: float = bounded(5.0, above=0, most=300)
 
 
 @dataclass
@@ -275,27 +309,27 @@ class QueueSettings:
     """The outbound queue and its delivery by MX."""
 
     # Port used to reach MX hosts (RFC 5321: 25). Tests point it at another instance.
-    mx_port: int = 25
+    mx_port: int = bounded(25, least=1, most=65535)
     # Minutes before the first retry after a temporary failure; each retry doubles it, up to
     # max_retry_minutes between tries.
-    retry_minutes: float = 5.0
-    max_retry_minutes: float = 60.0
+    retry_minutes: float = bounded(5.0, above=0, most=10080)
+    max_retry_minutes: float = bounded(60.0, above=0, most=10080)
     # Hours after which a message that still fails temporarily is bounced.
-    give_up_hours: float = 120.0
+    give_up_hours: float = bounded(120.0, above=0, most=8760)
     # Hours after which the sender gets one delay warning (RFC 3464 action=delayed). 0 = never.
-    delay_warning_hours: float = 4.0
+    delay_warning_hours: float = bounded(4.0, least=0, most=8760)
     # Connections at a time to one destination (MX domain, relay host or transport host); Postfix's
     # default_destination_concurrency_limit is 20 too.
-    concurrency_per_destination: int = 20
+    concurrency_per_destination: int = bounded(20, least=1)
     # Connections at a time in total.
-    max_connections: int = 100
+    max_connections: int = bounded(100, least=1)
     # Seconds between looks at the queue for due recipients.
-    poll_interval: float = 1.0
+    poll_interval: float = bounded(1.0, above=0, most=3600)
     # Seconds a claimed recipient stays leased to this runner (longer than one delivery).
-    lease_seconds: float = 900.0
+    lease_seconds: float = bounded(900.0, above=0, most=604800)
     # Seconds to connect, and to wait for each reply (RFC 5321 4.5.3.2 suggests minutes).
-    connect_timeout: float = 30.0
-    reply_timeout: float = 300.0
+    connect_timeout: float = bounded(30.0, above=0, most=3600)
+    reply_timeout: float = bounded(300.0, above=0, most=86400)
     # Offer STARTTLS to MX hosts that announce it (certificates are not checked: opportunistic).
     starttls: bool = True
     # The name in EHLO; empty: the server's hostname.
@@ -316,7 +350,7 @@ class RelayhostSettings:
 
     # Empty: no relay host, deliver by MX.
     host: str = ""
-    port: int = 587
+    port: int = bounded(587, least=1, most=65535)
     username: str = ""
     # A file holding the password (first line). Needed with username.
     password_file: Path | None = None
@@ -348,9 +382,9 @@ class MailauthSettings:
     # File mail failing DMARC whose domain publishes p=quarantine into Junk.
     dmarc_quarantine_to_junk: bool = True
     # Seconds all DNS lookups of one message may take; past it a check gives temperror.
-    timeout: float = 10.0
+    timeout: float = bounded(10.0, above=0, most=300)
     # Messages larger than this are not DKIM-verified (dkim=none).
-    max_dkim_bytes: int = 10 * 1024 * 1024
+    max_dkim_bytes: int = bounded(10 * 1024 * 1024, least=0)
 
 
 @dataclass
@@ -362,25 +396,37 @@ class WebSettings:
     # MTA-STS policy mode served at mta-sts.DOMAIN (RFC 8461): "testing", "enforce" or "none".
     mta_sts_mode: str = field(default="testing", metadata={"choices": ("testing", "enforce", "none")})
     # Seconds senders may cache the MTA-STS policy (RFC 8461 section 3.2; a week is common).
-    mta_sts_max_age: int = 604800
+    mta_sts_max_age: int = bounded(604800, least=0, most=31557600)
     # Limits on one request: the request line plus headers, and the body (autodiscover's XML).
-    max_header_bytes: int = 16384
-    max_body_bytes: int = 65536
+    max_header_bytes: int = bounded(16384, least=256)
+    max_body_bytes: int = bounded(65536, least=1)
     # Seconds a client has to send a whole request (slow clients), and to send the next one on
     # a kept-alive connection.
-    request_timeout: float = 15.0
-    keepalive_timeout: float = 30.0
+    request_timeout: float = bounded(15.0, above=0, most=3600)
+    keepalive_timeout: float = bounded(30.0, above=0, most=3600)
     # Requests served on one connection before it is closed.
-    max_requests_per_connection: int = 100
+    max_requests_per_connection: int = bounded(100, least=1)
     # Concurrent HTTP connections in total and from one client IP; more are closed with 503.
-    max_connections: int = 512
-    max_connections_per_ip: int = 32
+    max_connections: int = bounded(512, least=1)
+    max_connections_per_ip: int = bounded(32, least=1)
+
+
+# Where a new installation's data goes when nothing names it (`setup`, `import` writing a new
+# config file): as root the systemd unit's StateDirectory; otherwise beside the config file,
+# since a relative data_dir in a config file is relative to that file.
+SYSTEM_DATA_DIR = "/var/lib/mailcove"
+USER_DATA_DIR = "mailcove-data"
+
+
+def new_installation_data_dir(is_root: bool) -> str:
+    """The `data_dir` value a new config file gets."""
+    return SYSTEM_DATA_DIR if is_root else USER_DATA_DIR
 
 
 @dataclass
 class Settings:
     hostname: str = field(default_factory=socket.getfqdn)
-    data_dir: Path = Path("mailcove-data")
+    data_dir: Path = Path(USER_DATA_DIR)
     listen: ListenSettings = field(default_factory=ListenSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     directory: DirectorySettings = field(default_factory=DirectorySettings)
