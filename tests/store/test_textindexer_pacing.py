@@ -23,7 +23,7 @@ from mailcove.core.clock import FakeClock
 from mailcove.store.api import DeliveryTarget, ImportMessage
 from mailcove.store.rules.textindex import BATCH
 from mailcove.store.sqlite import SqliteStore
-from mailcove.store.textindexer import BATCH_TIME, IDLE_AFTER, LOAD_SHARE, LOOK, REST, TextIndexer
+from mailcove.store.textindexer import BATCH_TIME, FIRST_BATCH, IDLE_AFTER, LOAD_SHARE, LOOK, REST, TextIndexer
 
 A = "a@hamap.local"
 WAITING = 6 * BATCH  # bodies imported before each test: more than a stream's rests get through
@@ -141,21 +141,21 @@ async def test_it_rests_while_a_delivery_is_in_flight_and_indexes_at_full_speed_
     gate, delivery = _delivery_held_in_flight(store)
     await asyncio.sleep(0)
     assert store.arrivals.in_flight == 1
-    # A full batch takes 0.23 s (as 100 KB bodies do): the rest after it is set by the share, and
-    # the next batches are cut to int(100 * BATCH_TIME / 0.23) = 21 bodies, 0.048 s each.
+    # A body takes 2.3 ms (as 100 KB bodies do): the rest after the first batch is set by the
+    # share, and the next batches are cut to int(BATCH_TIME / 0.0023) = 21 bodies, 0.048 s each.
     per_body = 0.0023
     run = Indexing(store, per_body)
     await run.start()
     try:
-        rest = BATCH * per_body * (1 / LOAD_SHARE - 1)
+        rest = FIRST_BATCH * per_body * (1 / LOAD_SHARE - 1)
         assert rest > REST
-        assert await run.waiting() == WAITING - BATCH
+        assert await run.waiting() == WAITING - FIRST_BATCH
         await run.advance(rest - 0.1)
-        assert await run.waiting() == WAITING - BATCH
+        assert await run.waiting() == WAITING - FIRST_BATCH
         assert len(run.batches) == 1
         await run.advance(0.15)
-        assert await run.waiting() == WAITING - BATCH - 21  # a delivery in flight does not starve it
-        assert run.batches[1][0] - run.batches[0][0] == pytest.approx(BATCH * per_body + rest)
+        assert await run.waiting() == WAITING - FIRST_BATCH - 21  # a delivery in flight does not starve it
+        assert run.batches[1][0] - run.batches[0][0] == pytest.approx(FIRST_BATCH * per_body + rest)
 
         # The delivery ends. Until no message came for IDLE_AFTER the indexer keeps resting
         # (REST after these short batches); then, at its next look, it indexes what is left,
@@ -179,26 +179,33 @@ async def test_it_rests_while_a_delivery_is_in_flight_and_indexes_at_full_speed_
 
 
 async def test_with_nothing_arriving_it_does_not_rest_between_batches(store: SqliteStore) -> None:
-    run = Indexing(store, per_body=0.04 / BATCH)
+    """Small bodies: after the first batch, each is BATCH bodies (they take under BATCH_TIME),
+    and each begins when the one before ended."""
+    per_body = 0.04 / BATCH
+    run = Indexing(store, per_body)
     await run.start()
     try:
         assert await run.waiting() == 0  # no time passed but the batches' own
-        assert [n for _, n in run.batches] == [BATCH] * (WAITING // BATCH) + [0]
+        sizes = [n for _, n in run.batches]
+        full, left = divmod(WAITING - FIRST_BATCH, BATCH)
+        # A short batch ends the run; a full last one is followed by one that finds nothing.
+        assert sizes == [FIRST_BATCH] + [BATCH] * full + ([left] if left else [0])
         starts = [at for at, _ in run.batches]
-        assert [b - a for a, b in itertools.pairwise(starts)] == pytest.approx([0.04] * (WAITING // BATCH))
+        gaps = [b - a for a, b in itertools.pairwise(starts)]
+        assert gaps == pytest.approx([n * per_body for n in sizes[:-1]])
     finally:
         await run.indexer.stop()
 
 
 async def test_batches_of_large_bodies_are_kept_short(store: SqliteStore) -> None:
-    """A full batch that took 10.5x BATCH_TIME makes the next ones int(100 / 10.5) = 9 bodies."""
-    run = Indexing(store, per_body=10.5 * BATCH_TIME / BATCH)
+    """Bodies of 10.5 ms: after the first batch, int(BATCH_TIME / 0.0105) = 4 bodies a batch."""
+    run = Indexing(store, per_body=0.0105)
     await run.start()
     try:
         assert await run.waiting() == 0
         sizes = [n for _, n in run.batches]
-        assert sizes[0] == BATCH
-        assert set(sizes[1:-1]) == {9}, sizes
+        assert sizes[0] == FIRST_BATCH
+        assert set(sizes[1:-2]) == {int(BATCH_TIME / 0.0105)}, sizes
         assert sum(sizes) == WAITING
     finally:
         await run.indexer.stop()
@@ -268,9 +275,9 @@ async def test_another_process_s_deliveries_make_it_rest_too(store: SqliteStore,
         assert store.arrivals.begun == 0
         await run.start()
         try:
-            assert [n for _, n in run.batches] == [BATCH]  # then a rest, not the next batch
+            assert [n for _, n in run.batches] == [FIRST_BATCH]  # then a rest, not the next batch
             await run.advance(REST + LOOK)
-            assert [n for _, n in run.batches] == [BATCH, BATCH]
+            assert [n for _, n in run.batches] == [FIRST_BATCH, BATCH]
         finally:
             await run.indexer.stop()
     finally:

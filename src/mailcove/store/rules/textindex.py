@@ -37,7 +37,7 @@ from mailcove.store.sansio import Rule
 
 log = logging.getLogger("mailcove.store")
 
-BATCH = 100  # bodies per indexing step: one read, one write
+BATCH = 500  # bodies per indexing step at most (one read, one write); the indexer sizes it down by time
 
 
 def unindexed(after: int, limit: int) -> Rule[list[tuple[int, Any, bytes, bytes]]]:
