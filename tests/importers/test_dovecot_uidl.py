@@ -78,6 +78,11 @@ def test_what_dovecot_could_not_serve_is_not_invented() -> None:
     unnumbered = du.Facts("mbox", b"Subject: x\n", None, None)
     with pytest.raises(du.Unknown, match="UID"):
         du.old_uidl(du.OldPop3(), unnumbered)
+    # %v.%u looks like mailcove's own form: kept only as the message's own (UIDVALIDITY kept)
+    numbered = du.Facts("mbox", b"Subject: x\n", 3, 1729750000)
+    assert du.kept_uidl(du.OldPop3("%v.%u"), numbered, b"1729750000.3") == "1729750000.3"
+    with pytest.raises(du.Unknown, match="another message"):
+        du.kept_uidl(du.OldPop3("%v.%u"), numbered, b"1800000000.9")
     spaced = du.Facts("mbox", b"X-UIDL: two words\n", 3, 1729750000)
     with pytest.raises(du.Unknown, match="not one POP3 allows"):
         du.kept_uidl(du.OldPop3(reuse_xuidl=True), spaced)
@@ -126,6 +131,8 @@ def test_import_dovecot_reads_the_pop3_uidl_settings(cli: Cli, tmp_path: Path) -
     step = next(s for s in report["next_steps"] if "import mail" in s)
     assert ("--location 'maildir:~/Maildir' --pop3-uidl-format '%08Xv%08Xu' --pop3-reuse-xuidl"
             " --pop3-deleted-flag '$POP3Deleted'") in step
+    config = {c["key"]: (c["status"], c["value"]) for c in report["changes"]}
+    assert config["pop3.deleted_flag"] == ("add", "$POP3Deleted")  # POP3 keeps hiding them
     skipped = not_imported(report)
     assert "set again later" in skipped[("10-mail.conf", 1)]
     assert "per-protocol" in skipped[("20-pop3.conf", 5)]

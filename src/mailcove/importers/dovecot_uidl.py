@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from mailcove.importers.mbox import header_fields
-from mailcove.proto.pop3.uidl import valid_uidl
+from mailcove.proto.pop3.uidl import usable_kept_uidl, valid_uidl
 
 DEFAULT_FORMAT = "%08Xu%08Xv"
 MD5_ALGORITHMS = ("apop3d", "all")
@@ -271,9 +271,13 @@ def header_of(data: bytes) -> bytes:
     return data if m is None else data[: m.start() + 1]
 
 
-def kept_uidl(cfg: OldPop3, m: Facts) -> str:
-    """The UIDL to keep for an imported message: the old server's, if POP3 can serve it."""
+def kept_uidl(cfg: OldPop3, m: Facts, own: bytes = b"") -> str:
+    """The UIDL to keep for an imported message: the old server's, if POP3 can serve it. `own`:
+    mailcove's own UIDL of the message, where its UIDVALIDITY and UID are already known."""
     value = old_uidl(cfg, m)
-    if not valid_uidl(value.encode("utf-8", "replace")):
+    raw = value.encode("utf-8", "replace")
+    if not valid_uidl(raw):
         raise Unknown("the old server's UIDL is not one POP3 allows (1-70 printable characters, no spaces)")
+    if not usable_kept_uidl(raw, own):
+        raise Unknown("the old server's UIDL has the form of mailcove's own UIDL of another message")
     return value

@@ -42,6 +42,7 @@ from mailcove.importers import maildir as md
 from mailcove.importers.mbox import MboxBase, read_mbox, split_message
 from mailcove.message import is_crlf_clean
 from mailcove.proto.imap import utf7
+from mailcove.proto.pop3.uidl import own_uidl
 from mailcove.store.api import ImportMessage, MailStore
 from mailcove.store.names import normalize_name
 
@@ -82,9 +83,10 @@ class BoxReport:
     uidls_lost: Counter[str] = field(default_factory=Counter)  # why a message's old UIDL is not known
     pop3_hidden: int = 0  # messages the old server's POP3 had deleted (pop3_deleted_flag)
 
-    def keep_uidl(self, cfg: du.OldPop3, facts: du.Facts) -> str | None:
+    def keep_uidl(self, cfg: du.OldPop3, facts: du.Facts, plan: _Plan, uid: int | None) -> str | None:
+        own = own_uidl(plan.uidvalidity, uid) if plan.keep_uids and plan.uidvalidity and uid else b""
         try:
-            value = du.kept_uidl(cfg, facts)
+            value = du.kept_uidl(cfg, facts, own)
         except du.Unknown as exc:
             self.uidls_lost[str(exc)] += 1
             return None
@@ -621,7 +623,7 @@ async def _import_mbox(
                 else:
                     facts = du.Facts("mbox", split_message(msg.data, reader.nl)[0],
                                      _dovecot_uid(msg.uid, uid, plan), reader.base.uidvalidity)
-                    uidl = box.keep_uidl(pop3, facts)
+                    uidl = box.keep_uidl(pop3, facts, plan, uid)
                     await batcher.add(ImportMessage(data, uid, _pop3_flags(msg.flags, pop3, box), msg.internaldate,
                                                     uidl))
                 if progress is not None:
@@ -676,7 +678,7 @@ async def _import_maildir(
                     ext = uidlist.ext.get(f.base, {})
                     facts = du.Facts("maildir", du.header_of(raw), _dovecot_uid(uidlist.uids.get(f.base), uid, plan),
                                      uidlist.uidvalidity, f.base, ext.get("G"), ext.get("P"))
-                    uidl = box.keep_uidl(pop3, facts)
+                    uidl = box.keep_uidl(pop3, facts, plan, uid)
                     await batcher.add(ImportMessage(data, uid, _pop3_flags(f.flags, pop3, box), f.mtime, uidl))
             if progress is not None:
                 progress(f.size)
