@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from importers.test_import_mail import cli
+from importers.test_import_mail import ONLY_MAIL, cli, fetch_all, imap_login
 from interop.dovecot import PrivateDovecot, dovecot_binary
 from mailcove_testing import ServerProcess, unavailable
 from pop3.helpers import LAB, PASSWORD, POP3_ONLY, add_users, reuse_certificate
@@ -67,6 +67,16 @@ def pop3_uidls(host: str, port: int, user: str, password: str) -> list[bytes]:
         p.user(user)
         p.pass_(password)
         return list(p.uidl()[1])
+    finally:
+        p.quit()
+
+
+def pop3_delete(host: str, port: int, user: str, password: str, msg: int) -> None:
+    p = poplib.POP3(host, port, timeout=30)
+    try:
+        p.user(user)
+        p.pass_(password)
+        p.dele(msg)
     finally:
         p.quit()
 
@@ -188,3 +198,35 @@ def test_maildir_formats_are_dovecots(
     mailcove.start()
     assert mailcove_uidls(mailcove) == theirs
 
+
+def test_messages_deleted_by_pop3_stay_deleted(
+    dovecot_factory: Callable[..., PrivateDovecot], serve_factory: Callable[..., ServerProcess]
+) -> None:
+    # pop3_deleted_flag: Dovecot's DELE only sets the keyword; IMAP still shows the message, POP3
+    # never again. After the move POP3 must not bring it back, and mailcove's DELE does the same.
+    dc = dovecot_factory("pop3_deleted_flag = \"$POP3Deleted\"\n")
+    dc.fill(MAILDIR_MESSAGES)
+    dc.start()
+    pop3_delete(dc.host, dc.port, "a", OLD_PASSWORD, 2)
+    theirs = pop3_uidls(dc.host, dc.port, "a", OLD_PASSWORD)
+    dc.stop()
+    assert len(theirs) == 2, dc.logs()
+
+    srv = serve_factory(LAB + '[pop3]\ndeleted_flag = "$POP3Deleted"\n', listeners=ONLY_MAIL, start=False)
+    add_users(srv, {A: PASSWORD})
+    reuse_certificate(srv.data_dir)
+    out = cli(srv, "import", "mail", A, "--location", f"maildir:{dc.maildir('a')}", "--any-owner",
+              "--pop3-deleted-flag", "$POP3Deleted")
+    assert "INBOX: 3 added" in out.stdout and "1 stay deleted for POP3" in out.stdout, out.stdout + out.stderr
+    assert "deleted_flag" not in out.stderr  # set already: no warning
+    srv.start()
+    assert mailcove_uidls(srv) == theirs
+    host, port = srv.address("pop3")
+    pop3_delete(host, port, A, PASSWORD, 1)
+    assert mailcove_uidls(srv) == [b"1 " + theirs[1].split()[1]]  # numbered afresh in the new session
+    m = imap_login(srv, A)
+    try:
+        _uidvalidity, _uidnext, msgs = fetch_all(m, "INBOX")
+    finally:
+        m.logout()
+    assert [("$POP3Deleted" in flags) for _uid, flags, _date, _body in msgs] == [True, True, False]

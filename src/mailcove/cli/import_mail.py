@@ -71,7 +71,8 @@ async def account_key(ctx: AdminContext, user: str, *, create: bool) -> str:
     return key
 
 
-def _print_report(report: mailio.ImportReport, user: str) -> None:
+def _print_report(report: mailio.ImportReport, user: str, unset_flag: str = "") -> None:
+    """`unset_flag`: the old server's pop3_deleted_flag when [pop3] deleted_flag is not it."""
     for box in report.boxes:
         kept = "UIDVALIDITY and UIDs kept" if box.uidvalidity_kept else "new UIDs"
         line = f"{box.name}: {box.added} added, {box.skipped} already there ({kept})"
@@ -83,6 +84,9 @@ def _print_report(report: mailio.ImportReport, user: str) -> None:
         if box.pop3_hidden:
             line += f"; {box.pop3_hidden} stay deleted for POP3"
         click.echo(line + (f"; {box.note}" if box.note else ""))
+        if box.pop3_hidden and unset_flag:
+            click.echo(f"warning: {box.name}: POP3 lists the {box.pop3_hidden} message(s) the old server's POP3 had"
+                       f" deleted until [pop3] deleted_flag = \"{unset_flag}\" is set", err=True)
         for why, n in sorted(box.uidls_lost.items()):
             click.echo(f"warning: {box.name}: {n} message(s) keep no POP3 UIDL of the old server ({why}):"
                        " POP3 clients that leave mail on the server download them again", err=True)
@@ -100,6 +104,10 @@ def _print_report(report: mailio.ImportReport, user: str) -> None:
             click.echo("export with --newline crlf to get these files' bytes back")
     else:
         click.echo(f"{user}: {report.added} messages added, {report.skipped} already there")
+
+
+def _unset_flag(settings: Any, pop3: dovecot_uidl.OldPop3) -> str:
+    return pop3.deleted_flag if pop3.deleted_flag and settings.pop3.deleted_flag != pop3.deleted_flag else ""
 
 
 def _policy(settings: Any, login: str, max_size: str | None, any_owner: bool) -> mailio.Policy:
@@ -155,7 +163,7 @@ def _run_import(
         fail(str(exc), 2)
     finally:
         _hand_back(settings)
-    _print_report(result, key)
+    _print_report(result, key, _unset_flag(settings, pop3))
 
 
 def _hand_back(settings: Any) -> None:
@@ -288,7 +296,7 @@ def _import_all(obj: object, location: str, home_pattern: Path | None, quoting: 
                 failed += 1
                 click.echo(f"mailcove: {key}: {exc}", err=True)
                 continue
-            _print_report(report, key)
+            _print_report(report, key, _unset_flag(settings, pop3))
 
     try:
         run(settings, use_case)

@@ -9,7 +9,7 @@ Syntax handled (Dovecot 2.3's config-parser.c, and 2.4's renamed keys):
 
 Mapped: protocols, listen, the imap-login/pop3-login inet_listener ports and addresses, ssl,
 ssl_cert/ssl_key (`<file`), ssl_min_protocol, disable_plaintext_auth (and 2.4's
-auth_allow_cleartext). mail_location has no config key: it is kept as a fact and turned into the
+auth_allow_cleartext), pop3_deleted_flag. mail_location has no config key: it is kept as a fact and turned into the
 `mailcove import mail` command to run, together with the POP3 settings that decided the UIDLs
 the old server gave (pop3_uidl_format, pop3_reuse_xuidl, mbox_md5, pop3_deleted_flag; top level
 or `protocol pop3 { }`, which wins), so the import keeps them (importers/dovecot_uidl.py).
@@ -477,6 +477,7 @@ def _plan_pop3_uidls(
     if flag is not None and flag.value:
         plan.facts["pop3_deleted_flag"] = flag.value
         options += ["--pop3-deleted-flag", _shell_quote(flag.value)]
+        plan.config.append(ConfigSet(("pop3", "deleted_flag"), flag.value, flag.source))
     dup = last("pop3_uidl_duplicates")
     if dup is not None and dup.value == "rename":
         plan.skip(dup.file, dup.line, dup.raw, "mailcove gives a later message with a duplicate UIDL its own "

@@ -340,7 +340,8 @@ class Pop3Session:
         self._renewer = asyncio.get_running_loop().create_task(self._renew_lock(user))
         try:
             self.maildrop = await open_maildrop(
-                self.store, user, self.shared.cache, reuse_xuidl=self.settings.reuse_xuidl
+                self.store, user, self.shared.cache, reuse_xuidl=self.settings.reuse_xuidl,
+                hidden_flag=self.settings.deleted_flag,
             )
         except StoreError as exc:
             await self._release()
@@ -559,7 +560,10 @@ class Pop3Session:
         try:
             if seen and self.settings.mark_seen:
                 await self.store.store_flags(md.mailbox_id, seen, "+", ["\\Seen"])
-            if expunge:
+            if expunge and self.settings.deleted_flag:
+                # Dovecot's pop3_deleted_flag: hidden from POP3 for good, kept for IMAP
+                await self.store.store_flags(md.mailbox_id, expunge, "+", [self.settings.deleted_flag])
+            elif expunge:
                 removed = await self.store.expunge(md.mailbox_id, expunge)
                 self._expunged = len(removed)
         except StoreError as exc:
