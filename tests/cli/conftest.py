@@ -32,6 +32,7 @@ class Cli:
 def cli(tmp_path: Path) -> Cli:
     config = tmp_path / "mailcove.toml"
     config.write_text(FAST_CONFIG)
+    (tmp_path / "data").mkdir(mode=0o700)  # only setup and serve create a missing data dir
     return Cli(tmp_path / "data", config)
 
 

@@ -132,7 +132,7 @@ def test_copy_keeps_what_imap_clients_cache(
     src_data = tmp_path / "src-data"
     src_config, frm = _side(source, src_data, request)
     src = serve_factory(src_config, listeners=IMAP_ONLY, data_dir=src_data, start=False)
-    assert mailcove(src.config_path, src_data, "domain", "add", "hamap.local").returncode == 0
+    assert mailcove(src.config_path, src_data, "--create", "domain", "add", "hamap.local").returncode == 0
     for user, password in USERS.items():
         r = mailcove(src.config_path, src_data, "user", "add", user, "--password-stdin", input=password + "\n")
         assert r.returncode == 0, r.stderr

@@ -57,7 +57,8 @@ def config(mode: str) -> str:
 
 
 def cli(srv: ServerProcess, *args: str, wrap: tuple[str, ...] = (), python: str = sys.executable) -> None:
-    cmd = [*wrap, python, "-s", "-m", "mailcove", "--config", str(srv.config_path), "--data", str(srv.data_dir), *args]
+    cmd = [*wrap, python, "-s", "-m", "mailcove", "--config", str(srv.config_path), "--data", str(srv.data_dir),
+           "--create", *args]
     r = subprocess.run(cmd, capture_output=True, text=True, env=srv.env, cwd=REPO, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
 

@@ -283,7 +283,7 @@ def test_sendmail_dry_run_changes_nothing(cli: Cli, etc: Path) -> None:
     assert not cli.data.exists()  # not even the data directory
     assert cli.config.read_bytes() == before  # type: ignore[union-attr]
     # and on an existing directory: the dry run reports the difference and leaves it alone
-    cli("domain", "add", "hamap.local")
+    cli("--create", "domain", "add", "hamap.local")
     state = listing(cli)
     report = cli.json("import", "sendmail", str(etc / "mail"), "--dry-run")
     assert report["dry_run"] is True
@@ -319,7 +319,7 @@ def test_sendmail_reimport_is_idempotent(cli: Cli, etc: Path) -> None:
 
 def test_sendmail_existing_objects_are_kept(cli: Cli, etc: Path) -> None:
     """Import adds; it never deletes what the administrator made, and a conflict is reported."""
-    cli("domain", "add", "rocky9-3")  # a domain of its own, not an alias of hamap.local
+    cli("--create", "domain", "add", "rocky9-3")  # a domain of its own, not an alias of hamap.local
     cli("domain", "add", "hamap.local")
     cli("alias", "add", "root@hamap.local", "admin@example.net")
     report = cli.json("import", "sendmail", str(etc / "mail"))

@@ -23,6 +23,7 @@ def configured(tmp_path: Path) -> tuple[Path, Path]:
     cfg.write_text(f'hostname = "mx.a.test"\n[transport]\n"dead.test" = "127.0.0.1:{free_tcp_port()}"\n'
                    "[queue]\nconnect_timeout = 2.0\n")
     data = tmp_path / "data"
+    data.mkdir(mode=0o700)  # only setup and serve create a missing data dir
     for args in (["domain", "add", "a.test"], ["user", "add", "a@a.test", "--password-stdin"]):
         r = CliRunner().invoke(root, ["--config", str(cfg), "--data", str(data), *args], input="It1\n")
         assert r.exit_code == 0, r.output

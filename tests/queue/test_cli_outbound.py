@@ -21,6 +21,7 @@ from mailcove.store.factory import open_store
 def setup(tmp_path: Path) -> tuple[Path, Path]:
     cfg = tmp_path / "m.toml"
     cfg.write_text('hostname = "mx.a.test"\n')
+    (tmp_path / "data").mkdir(mode=0o700)  # only setup and serve create a missing data dir
     return cfg, tmp_path / "data"
 
 
@@ -81,7 +82,6 @@ def test_queue_commands(setup: tuple[Path, Path]) -> None:
     import asyncio
 
     cfg, data = setup
-    data.mkdir(mode=0o700)
     settings = load_settings(cfg, data_dir=str(data))
 
     async def fill() -> list[int]:

@@ -23,7 +23,7 @@ def test_messages_per_hour_per_local_user(serve_factory):
         assert r.returncode == 0, r.stderr
     r = sendmail(lab, "-i", "a@hamap.local", input=MSG)
     assert r.returncode == 75, r
-    assert r.stderr.startswith(b"sendmail: 451 4.7.1 sending limit exceeded for local user root")
+    assert r.stderr.startswith(b"mailcove: 451 4.7.1 sending limit exceeded for local user root")
     # A message far larger than the socket buffers: the refusal still arrives, not a broken pipe.
     r = sendmail(lab, "-i", "a@hamap.local", input=b"Subject: big\n\n" + b"x" * 4_000_000 + b"\n")
     assert r.returncode == 75 and b"451 4.7.1 sending limit exceeded" in r.stderr, r.stderr

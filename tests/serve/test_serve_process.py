@@ -281,7 +281,7 @@ def test_tls_show_prints_subject_sans_expiry_fingerprint(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text('hostname = "mx1.hamap.local"\n')
     out = subprocess.run(
-        [sys.executable, "-m", "mailcove", "--config", str(cfg), "--data", str(data), "tls", "show"],
+        [sys.executable, "-m", "mailcove", "--config", str(cfg), "--data", str(data), "--create", "tls", "show"],
         capture_output=True, text=True, timeout=60,
     )
     assert out.returncode == 0, out.stderr

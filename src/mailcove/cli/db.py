@@ -51,15 +51,15 @@ def migrate(obj: Any, dsn: str | None) -> None:
     """Create or upgrade the database schema. Safe to run again, and from several hosts at once."""
     target = dsn or obj.settings.store.dsn
     if not target:
-        click.echo("mailcove db migrate: no database: set [store] dsn in the config or pass --dsn", err=True)
+        click.echo("mailcove: no database: set [store] dsn in the config or pass --dsn", err=True)
         sys.exit(2)
     try:
         done = asyncio.run(migrate_dsn(target))
     except ImportError:
-        click.echo("mailcove db migrate: asyncpg is not installed (pip install 'mailcove[postgres]')", err=True)
+        click.echo("mailcove: asyncpg is not installed (pip install 'mailcove[postgres]')", err=True)
         sys.exit(1)
     except (OSError, Exception) as exc:  # connection refused, bad DSN, a failing step
-        click.echo(f"mailcove db migrate: {type(exc).__name__}: {exc}", err=True)
+        click.echo(f"mailcove: {type(exc).__name__}: {exc}", err=True)
         sys.exit(1)
     for component, versions in done:
         if versions:

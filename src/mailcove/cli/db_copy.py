@@ -201,13 +201,13 @@ def register(group: click.Group) -> None:
             t0 = time.monotonic()
             report = asyncio.run(copy_installation(src, dst, echo=click.echo))
         except CopyError as exc:
-            click.echo(f"mailcove db copy: {exc}", err=True)
+            click.echo(f"mailcove: {exc}", err=True)
             sys.exit(2)
         except ImportError as exc:
-            click.echo(f"mailcove db copy: {exc} (pip install 'mailcove[postgres]')", err=True)
+            click.echo(f"mailcove: {exc} (pip install 'mailcove[postgres]')", err=True)
             sys.exit(1)
         except Exception as exc:  # a database error: say which, exit non-zero
-            click.echo(f"mailcove db copy: {type(exc).__name__}: {exc}", err=True)
+            click.echo(f"mailcove: {type(exc).__name__}: {exc}", err=True)
             sys.exit(1)
         click.echo(
             f"copied {report.accounts} accounts, {report.mailboxes} mailboxes, {report.messages} messages"
@@ -216,5 +216,5 @@ def register(group: click.Group) -> None:
         )
         if report.problems:
             for p in report.problems:
-                click.echo(f"mailcove db copy: MISMATCH {p}", err=True)
+                click.echo(f"mailcove: MISMATCH {p}", err=True)
             sys.exit(1)

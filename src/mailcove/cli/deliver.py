@@ -32,10 +32,10 @@ def deliver(obj: object, recipients: tuple[str, ...], raw: bool) -> None:
     limit = settings.server.max_message_bytes
     data = sys.stdin.buffer.read(limit + 1)
     if len(data) > limit:
-        click.echo(f"mailcove deliver: message larger than {limit} bytes ([server] max_message_bytes)", err=True)
+        click.echo(f"mailcove: message larger than {limit} bytes ([server] max_message_bytes)", err=True)
         sys.exit(EX_DATAERR)
     if not data:
-        click.echo("mailcove deliver: empty message on stdin", err=True)
+        click.echo("mailcove: empty message on stdin", err=True)
         sys.exit(EX_USAGE)
     if not raw:
         # Local pipes carry bare-LF text; convert once here so the stored size is what IMAP and
@@ -44,7 +44,7 @@ def deliver(obj: object, recipients: tuple[str, ...], raw: bool) -> None:
         data = n.feed(data) + n.finish()
     rcpts = [r.strip().lower() for r in recipients]
     if any(not r or any(c.isspace() for c in r) for r in rcpts):
-        click.echo("mailcove deliver: bad recipient", err=True)
+        click.echo("mailcove: bad recipient", err=True)
         sys.exit(EX_USAGE)
     try:
         try:
@@ -53,11 +53,11 @@ def deliver(obj: object, recipients: tuple[str, ...], raw: bool) -> None:
         except ControlUnavailable:
             result = run_locally(settings, Request.deliver(len(data), rcpts), data)
     except OSError as exc:
-        click.echo(f"mailcove deliver: {exc}", err=True)
+        click.echo(f"mailcove: {exc}", err=True)
         sys.exit(EX_TEMPFAIL)
     if result.ok:
         return
-    click.echo(f"mailcove deliver: {result.code} {result.enhanced} {result.text}", err=True)
+    click.echo(f"mailcove: {result.code} {result.enhanced} {result.text}", err=True)
     if result.enhanced == "5.1.1":
         sys.exit(EX_NOUSER)
     sys.exit(EX_TEMPFAIL if 400 <= result.code < 500 else EX_DATAERR)

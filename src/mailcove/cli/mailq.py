@@ -26,7 +26,7 @@ def print_queue(settings: Any, *, as_json: bool) -> int:
     try:
         items = asyncio.run(_items(settings))
     except Exception as exc:
-        click.echo(f"mailq: cannot read the queue in {settings.data_dir}: {exc}", err=True)
+        click.echo(f"mailcove: cannot read the queue in {settings.data_dir}: {exc}", err=True)
         return 75
     if as_json:
         out = [

@@ -27,7 +27,7 @@ def _with_store(settings: Any, fn: Callable[[Any], Awaitable[Any]]) -> Any:
     try:
         return asyncio.run(go())
     except Exception as exc:  # StoreError for an unknown id, or no store at all
-        click.echo(f"mailcove queue: {getattr(exc, 'text', None) or exc}", err=True)
+        click.echo(f"mailcove: {getattr(exc, 'text', None) or exc}", err=True)
         sys.exit(1)
 
 

@@ -172,7 +172,7 @@ def run(argv: Sequence[str], settings_loader: object) -> int:
     try:
         a = parse_args(argv)
     except UsageError as exc:
-        click.echo(f"sendmail: {exc}", err=True)
+        click.echo(f"mailcove: {exc}", err=True)
         return EX_USAGE
     settings = settings_loader()  # type: ignore[operator]
     if a.mode == "p":
@@ -182,12 +182,12 @@ def run(argv: Sequence[str], settings_loader: object) -> int:
     limit = settings.smtp.max_message_bytes
     raw = sys.stdin.buffer.read(limit + 1)
     if len(raw) > limit:
-        click.echo(f"sendmail: message larger than {limit} bytes ([smtp] max_message_bytes)", err=True)
+        click.echo(f"mailcove: message larger than {limit} bytes ([smtp] max_message_bytes)", err=True)
         return EX_DATAERR
     user = _login_name()
     data, rcpts = prepare(raw, a, user, settings.hostname)
     if not rcpts:
-        click.echo("sendmail: no recipients (give them as arguments, or -t to read To:/Cc:/Bcc:)", err=True)
+        click.echo("mailcove: no recipients (give them as arguments, or -t to read To:/Cc:/Bcc:)", err=True)
         return EX_USAGE
     from mailcove.delivery.local import run_locally
     from mailcove.net.control import ControlClient, ControlUnavailable, Request
@@ -199,11 +199,11 @@ def run(argv: Sequence[str], settings_loader: object) -> int:
                 with ControlClient(path) as client:
                     outcome = client.submit(data, a.sender, rcpts)
             except ControlUnavailable as exc:
-                click.echo(f"sendmail: no mailcove server is running ({exc}); try again later", err=True)
+                click.echo(f"mailcove: no mailcove server is running ({exc}); try again later", err=True)
                 return EX_TEMPFAIL
         else:
             if not os.access(settings.data_dir, os.R_OK | os.W_OK | os.X_OK):
-                click.echo(f"sendmail: [smtp] submit_socket is not configured and {settings.data_dir} is not "
+                click.echo(f"mailcove: [smtp] submit_socket is not configured and {settings.data_dir} is not "
                            "accessible to this user", err=True)
                 return EX_UNAVAILABLE
             try:
@@ -212,11 +212,11 @@ def run(argv: Sequence[str], settings_loader: object) -> int:
             except ControlUnavailable:
                 outcome = run_locally(settings, Request.submit(len(data), a.sender, rcpts), data)
     except OSError as exc:
-        click.echo(f"sendmail: {exc}", err=True)
+        click.echo(f"mailcove: {exc}", err=True)
         return EX_TEMPFAIL
     if outcome.ok:
         return EX_OK
-    click.echo(f"sendmail: {outcome.code} {outcome.enhanced} {outcome.text}", err=True)
+    click.echo(f"mailcove: {outcome.code} {outcome.enhanced} {outcome.text}", err=True)
     if outcome.enhanced == "5.1.1":
         return EX_NOUSER
     return EX_TEMPFAIL if 400 <= outcome.code < 500 else EX_DATAERR
@@ -252,7 +252,7 @@ def main() -> None:
         try:
             return load_settings(path)
         except ConfigError as exc:
-            click.echo(f"sendmail: config error: {exc}", err=True)
+            click.echo(f"mailcove: config error: {exc}", err=True)
             sys.exit(EX_TEMPFAIL)
 
     name = os.path.basename(sys.argv[0])

@@ -15,6 +15,7 @@ from mailcove import admin
 from mailcove.admin import users
 from mailcove.admin.runner import emit, fail, run
 from mailcove.admin.units import BadSize, format_size
+from mailcove.cli.password_input import ask
 
 
 def _strip_newline(line: str) -> str:
@@ -33,10 +34,7 @@ def _read_password(password_stdin: bool, password_file: str | None) -> str:
         except OSError as exc:
             fail(f"cannot read the password file {password_file}: {exc.strerror or exc}")
     else:
-        try:
-            pw = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
-        except click.Abort:
-            fail("no password given")
+        pw = ask("Password")
     if not pw:
         fail("the password must not be empty")
     return pw
