@@ -71,7 +71,7 @@ class DatabaseDirectory:
         self.clock = clock
         self.postmaster = postmaster
         if postmaster is not None:
-            dr.parse_user_address(postmaster)  # fail at start-up, not on the first bounce
+            dr.parse_user_address(postmaster, new=True)  # fail at start-up, not on the first bounce
         self.reload_interval = reload_interval
         # Sendmail relays for 127.0.0.1 and ::1 ("originated locally") before consulting the map.
         self.relay_from_localhost = relay_from_localhost
@@ -330,7 +330,7 @@ class DatabaseDirectory:
     async def check_new_user(self, address: str) -> str:
         """Raise as add_user would (bad syntax, unknown domain, exists) without hashing anything,
         so a front end can refuse before asking for a password twice."""
-        addr = dr.parse_user_address(address)
+        addr = dr.parse_user_address(address, new=True)
         if "+" in addr.local:
             raise BadAddress(f"'+' separates an address extension (a+tag@) and cannot be in a user name: {address}")
         key, _, _ = await self._read(dr.check_new_user, address)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailcove.core.address import Address, AddressError, normalize_domain
+from mailcove.directory.address_syntax import parse_mailbox
 from mailcove.directory.api import AccessRule, Action, AliasInfo, DomainInfo, Tag, UserInfo
 from mailcove.directory.errors import (
     BadAddress,
@@ -235,11 +236,17 @@ class IsEmpty(Statement):
 # --- pure helpers ----------------------------------------------------------------------------------
 
 
-def parse_user_address(text: str) -> Address:
-    try:
-        addr = Address.parse(text)
-    except AddressError as exc:
-        raise BadAddress(f"bad address syntax: {exc}") from None
+def parse_user_address(text: str, *, new: bool = False) -> Address:
+    """An address the directory is given. A `new` one (a user, alias or target being added) must
+    be RFC 5321/6531 syntax (address_syntax.py); one that only looks up what exists is parsed
+    leniently, so an account made before that check can still be found and removed."""
+    if new:
+        addr = parse_mailbox(text)
+    else:
+        try:
+            addr = Address.parse(text)
+        except AddressError as exc:
+            raise BadAddress(f"bad address syntax: {exc}") from None
     if addr.domain.startswith("["):
         raise BadAddress(f"an address literal cannot be a local domain: {text!r}")
     return addr
@@ -347,9 +354,9 @@ def delete_domain(name: str) -> Rule[None]:
 # --- users ---------------------------------------------------------------------------------------
 
 
-def canonical_user(address: str) -> Rule[tuple[str, str, str]]:
+def canonical_user(address: str, *, new: bool = False) -> Rule[tuple[str, str, str]]:
     """(key, local part, primary domain): the key is the lower-cased local part @ the primary."""
-    addr = parse_user_address(address)
+    addr = parse_user_address(address, new=new)
     dom = yield PrimaryDomain(addr.domain)
     if dom is None:
         raise UnknownDomain(f"unknown domain: {addr.domain} (add it with `mailcove domain add {addr.domain}`)")
@@ -358,7 +365,7 @@ def canonical_user(address: str) -> Rule[tuple[str, str, str]]:
 
 
 def check_new_user(address: str) -> Rule[tuple[str, str, str]]:
-    key, local, dom = yield from canonical_user(address)
+    key, local, dom = yield from canonical_user(address, new=True)
     if (yield HasUser(key)):
         raise UserExists(f"user already exists: {key}")
     return key, local, dom
@@ -403,7 +410,7 @@ def delete_user(address: str) -> Rule[str]:
 # --- aliases -------------------------------------------------------------------------------------
 
 
-def alias_source(source: str) -> Rule[str]:
+def alias_source(source: str, *, new: bool = False) -> Rule[str]:
     """"a@domain" as a user key, or a catch-all "@domain" on the primary domain."""
     s = source.strip()
     if s.startswith("@"):
@@ -412,7 +419,7 @@ def alias_source(source: str) -> Rule[str]:
         if primary is None:
             raise UnknownDomain(f"unknown domain: {dom}")
         return "@" + primary
-    key, _, _ = yield from canonical_user(s)
+    key, _, _ = yield from canonical_user(s, new=new)
     return key
 
 
@@ -422,7 +429,7 @@ def clean_targets(targets: Sequence[str]) -> list[str]:
         raise BadAddress("an alias needs at least one target")
     clean: list[str] = []
     for t in targets:
-        addr = parse_user_address(t)
+        addr = parse_user_address(t, new=True)
         text = f"{addr.local}@{addr.domain}"
         if text.lower() not in (x.lower() for x in clean):
             clean.append(text)
@@ -430,7 +437,7 @@ def clean_targets(targets: Sequence[str]) -> list[str]:
 
 
 def add_alias(source: str, targets: Sequence[str]) -> Rule[AliasInfo]:
-    src = yield from alias_source(source)
+    src = yield from alias_source(source, new=True)
     pos = yield LastAliasPosition(src)
     for t in targets:
         pos += 1
