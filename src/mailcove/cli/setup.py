@@ -3,15 +3,16 @@
 What the seed's how-to spreads over a dozen files (local-host-names, access, sendmail.mc,
 dovecot.conf and four conf.d files, useradd/passwd) is: the configuration file (hostname, data
 dir, the autoconfig listener, and with --lab the seed's plaintext test set-up), the local domain
-and the hostname as an alias of it, the users with their password, and one relay rule per LAN.
+and the hostname as an alias of it, each user with their own password, and one relay rule per LAN.
 
 The config file is the one every other command reads (--config or $MAILCOVE_CONFIG); keys
 already in it are kept unless an option sets them (tomlkit keeps comments and order). Running it
-again is harmless: existing domains and rules stay, existing users get the new password."""
+again is harmless: existing domains and rules stay, existing users get the new password they are given."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -20,28 +21,47 @@ import tomlkit
 
 from mailcove import admin
 from mailcove.admin.runner import fail, run
+from mailcove.cli.password_input import ask
 from mailcove.config import ConfigError, load_settings
+from mailcove.config.settings import new_installation_data_dir
 from mailcove.directory import BadAccessRule
 
-# Where the data lives when setup runs as root, the same as the systemd unit's StateDirectory.
-SYSTEM_DATA_DIR = "/var/lib/mailcove"
+# A generated password: 16 random bytes (128 bits), 22 URL-safe characters any client accepts.
+GENERATED_BYTES = 16
 
 
-def _read_password(password_stdin: bool, password_file: str | None) -> str:
+def _read_lines(password_stdin: bool, password_file: str | None) -> list[str]:
     if password_stdin:
-        line = sys.stdin.readline()
-    elif password_file:
-        try:
-            with open(password_file, encoding="utf-8") as f:
-                line = f.readline()
-        except OSError as exc:
-            fail(f"cannot read the password file {password_file}: {exc.strerror or exc}")
-    else:
-        line = click.prompt("Password for the users", hide_input=True, confirmation_prompt=True, err=True)
-    pw = line.rstrip("\r\n")
-    if not pw:
+        return sys.stdin.read().splitlines()
+    try:
+        with open(password_file or "", encoding="utf-8") as f:
+            return f.read().splitlines()
+    except OSError as exc:
+        fail(f"cannot read the password file {password_file}: {exc.strerror or exc}")
+
+
+def _passwords(addresses: list[str], password_stdin: bool, password_file: str | None, generate: bool,
+               lab: bool) -> dict[str, str]:
+    """One password per user: typed at a prompt for each, one line each from standard input or a
+    file (in the order of --users), or generated. One line for several users is the seed's lab
+    (every user's password It1) and is taken only with --lab."""
+    if sum((password_stdin, password_file is not None, generate)) > 1:
+        fail("give one of --password-stdin, --password-file and --generate-passwords", 2)
+    if generate:
+        return {a: secrets.token_urlsafe(GENERATED_BYTES) for a in addresses}
+    if not (password_stdin or password_file):
+        return {a: ask(f"Password for {a}", instead="--password-stdin, --password-file or --generate-passwords")
+                for a in addresses}
+    lines = [line.rstrip("\r") for line in _read_lines(password_stdin, password_file)]
+    if len(lines) == 1 and len(addresses) > 1 and lab:
+        lines *= len(addresses)
+    if len(lines) < len(addresses):
+        where = "standard input" if password_stdin else password_file
+        fail(f"{where} has {len(lines)} password line(s) for {len(addresses)} users: give one line per user, in "
+             "the order of --users (or --generate-passwords)")
+    if not all(lines[: len(addresses)]):
         fail("the password must not be empty")
-    return pw
+    return dict(zip(addresses, lines, strict=False))
 
 
 def write_config(path: Path, *, hostname: str, data_dir: str | None, lab: bool, http: bool) -> None:
@@ -52,7 +72,7 @@ def write_config(path: Path, *, hostname: str, data_dir: str | None, lab: bool, 
     if data_dir is not None:
         doc["data_dir"] = data_dir
     elif "data_dir" not in doc:
-        doc["data_dir"] = SYSTEM_DATA_DIR if os.geteuid() == 0 else "mailcove-data"
+        doc["data_dir"] = new_installation_data_dir(os.geteuid() == 0)
     if http:
         listen = doc.setdefault("listen", tomlkit.table())
         if not listen.get("http"):
@@ -74,8 +94,12 @@ def write_config(path: Path, *, hostname: str, data_dir: str | None, lab: bool, 
 @click.option("--hostname", metavar="NAME", help="The server's name (the MX host), also a local alias of DOMAIN. "
               "Default: mail.DOMAIN.")
 @click.option("--users", "users", metavar="A,B,...", default="", help="Local parts of users to create (a,b).")
-@click.option("--password-stdin", is_flag=True, help="Read the users' password from one line of standard input.")
-@click.option("--password-file", type=click.Path(dir_okay=False), help="Read it from FILE's first line.")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the users' passwords from standard input, one line per user in the order of --users.")
+@click.option("--password-file", type=click.Path(dir_okay=False), help="Read them from FILE, one line per user.")
+@click.option("--generate-passwords", is_flag=True,
+              help="Give each user a new random password, printed once. Without any of these three, setup asks for "
+              "each user's password.")
 @click.option("--lan", "lans", multiple=True, metavar="NETWORK",
               help="Clients allowed to relay without logging in (10.0.0.0/24, 10.0.0, 10.0.0.0/255.255.255.0). "
               "Repeatable.")
@@ -83,7 +107,8 @@ def write_config(path: Path, *, hostname: str, data_dir: str | None, lab: bool, 
 @click.option("--no-http", is_flag=True, help="Do not turn on the autoconfig HTTP listener.")
 @click.pass_obj
 def setup(obj: object, domain: str, hostname: str | None, users: str, password_stdin: bool,
-          password_file: str | None, lans: tuple[str, ...], lab: bool, no_http: bool) -> None:
+          password_file: str | None, generate_passwords: bool, lans: tuple[str, ...], lab: bool,
+          no_http: bool) -> None:
     """Set up DOMAIN: write the config, add the domain, users and LAN relay rules."""
     config_path = obj.config_path or os.environ.get("MAILCOVE_CONFIG")  # type: ignore[attr-defined]
     if not config_path:
@@ -95,11 +120,12 @@ def setup(obj: object, domain: str, hostname: str | None, users: str, password_s
     for u in names:
         if "@" in u and not u.endswith("@" + domain):
             fail(f"user {u!r} is not in {domain}", 2)
+    addresses = list(dict.fromkeys(u if "@" in u else f"{u}@{domain}" for u in names))
     try:
         rules = [admin.rule_for(lan, "RELAY") for lan in lans]
     except BadAccessRule as exc:
         fail(exc.text, 2)
-    password = _read_password(password_stdin, password_file) if names else ""
+    passwords = _passwords(addresses, password_stdin, password_file, generate_passwords, lab) if addresses else {}
     path = Path(config_path)
     try:
         write_config(path, hostname=hostname, data_dir=obj.data_dir, lab=lab, http=not no_http)  # type: ignore[attr-defined]
@@ -120,8 +146,7 @@ def setup(obj: object, domain: str, hostname: str | None, users: str, password_s
             await admin.add_domain(ctx, hostname, domain)
             done.append(f"domain {hostname} (alias of {domain})")
         existing = {u.address for u in await admin.list_users(ctx, domain=domain, with_usage=False)}
-        for u in names:
-            address = u if "@" in u else f"{u}@{domain}"
+        for address, password in passwords.items():
             if address in existing:
                 await admin.set_password(ctx, address, password)
                 done.append(f"password of {address}")
@@ -135,6 +160,10 @@ def setup(obj: object, domain: str, hostname: str | None, users: str, password_s
 
     for line in run(settings, apply):
         click.echo(f"added: {line}")
+    if generate_passwords:
+        # shown this once only: the directory keeps nothing but the argon2id hash
+        for address, password in passwords.items():
+            click.echo(f"password for {address}: {password}")
     click.echo(f"config: {path.resolve()} (data in {settings.data_dir})")
     if lab:
         click.echo("LAB MODE: no TLS, plaintext passwords; for a test network only")
