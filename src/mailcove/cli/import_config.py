@@ -4,7 +4,13 @@ Directory objects (domains, aliases, access rules) go through the directory's ad
 keys are merged into a TOML file: `--write-config PATH` if given, else the `--config` file (it is
 created when missing, with `data_dir` pinned to the directory the import used); with neither, the
 TOML to add is printed. `--dry-run` prints the same report and changes nothing, not even the data
-directory's existence."""
+directory's existence.
+
+One installation is one config file and one data dir, so the import never splits them: the
+report says where the data goes; a new config file's data dir is a new installation's
+(settings.new_installation_data_dir, as `setup` writes it), not the working directory, and is
+pinned in it; --data that differs from the file's data_dir is refused when the file names its
+own or that one exists; with no config file at all --data must name the data dir."""
 
 from __future__ import annotations
 
@@ -20,11 +26,13 @@ import click
 
 from mailcove.admin.runner import fail, run
 from mailcove.config import ConfigError, Settings, load_settings
+from mailcove.config.settings import new_installation_data_dir
 from mailcove.directory.errors import DirectoryError
 from mailcove.directory.sql import DB_NAME
 from mailcove.importers.apply import DirectoryDiff, Existing, apply, diff_directory, read_existing
 from mailcove.importers.dovecot import plan_dovecot
 from mailcove.importers.files import DiskFiles
+from mailcove.importers.hostname import hostname_change
 from mailcove.importers.plan import DEFAULT, ConfigSet, Plan, Source, Unmapped
 from mailcove.importers.sendmail import plan_sendmail
 from mailcove.importers.tomlconfig import ConfigOutcome, diff_config, fragment, merge, parse_doc, show, write_validated
@@ -55,14 +63,38 @@ def _config_target(obj: Any, write_config: str | None) -> ConfigTarget:
 
 def _settings(obj: Any) -> Settings:
     """The settings the import runs with; a --config file that does not exist yet is one the
-    import is about to create, not an error."""
+    import is about to create, not an error, and its data dir is a new installation's."""
     path = obj.config_path or os.environ.get("MAILCOVE_CONFIG") or None
     if path is None or Path(path).exists():
         return obj.settings  # type: ignore[no-any-return]
+    data_dir = obj.data_dir or str(Path(path).absolute().parent / new_installation_data_dir(os.geteuid() == 0))
     try:
-        return load_settings(None, data_dir=obj.data_dir)
+        return load_settings(None, data_dir=data_dir)
     except ConfigError as exc:
         fail(f"config error: {exc}", 2)
+
+
+def _data_dir_change(obj: Any, target: ConfigTarget, doc: Any, used: Path, dry_run: bool) -> ConfigSet | None:
+    """What keeps the config file and the data dir one installation (see the module's doc)."""
+    pin = ConfigSet(("data_dir",), str(used), Source("--data" if obj.data_dir else "default"),
+                    "the data directory this import used")
+    if target.path is None:
+        if obj.data_dir is None and not dry_run:
+            fail(f"no config file to record where the data goes (it would be {used}): give --config FILE "
+                 "(written if missing, with data_dir) or --data DIR", 2)
+        return None
+    if not target.exists:
+        return pin
+    try:
+        configured = load_settings(target.path).data_dir.resolve()
+    except ConfigError as exc:
+        fail(f"config error: {exc}", 2)
+    if configured == used:
+        return None
+    if "data_dir" in doc or configured.exists():
+        fail(f"the data dir {used} is not {configured}, the data dir of {target.path}: the import would split the "
+             f"installation in two; drop --data or change data_dir in {target.path}", 2)
+    return None  # --data names it, and every command is given the same --data
 
 
 def _hand_over(settings: Settings) -> None:
@@ -114,11 +146,15 @@ def run_import(obj: Any, plan: Plan, *, what: str, dry_run: bool, as_json: bool,
     except ConfigError as exc:
         fail(f"config error: {exc}", 2)
     changes = list(plan.config)
-    if target.path is not None and not target.exists and changes:
-        # A new file beside which relative paths resolve differently: pin the data directory the
-        # import just used, so `mailcove --config FILE serve` finds the imported directory.
-        changes.insert(0, ConfigSet(("data_dir",), str(Path(settings.data_dir).resolve()), Source("--data"),
-                                    "the data directory this import used"))
+    if "hostname" not in doc and not any(c.key == ("hostname",) for c in changes):
+        # mailcove's own default (socket.getfqdn) can be `localhost`: write the name down
+        changes.append(hostname_change())
+    used = Path(settings.data_dir).resolve()
+    new_data_dir = not used.exists()
+    pin = _data_dir_change(obj, target, doc, used, dry_run)
+    if pin is not None:
+        # so `mailcove --config FILE serve` finds the imported directory
+        changes.insert(0, pin)
     config_outcomes, superseded = diff_config(doc, changes)
     merged: str | None = None
     pending = [o for o in config_outcomes if o.status != "unchanged"]
@@ -136,9 +172,10 @@ def run_import(obj: Any, plan: Plan, *, what: str, dry_run: bool, as_json: bool,
     not_imported = [*plan.unmapped, *superseded, *diff.conflicts]
     toml_text = fragment(pending) if target.path is None and pending else ""
     if as_json:
-        _emit_json(plan, diff, config_outcomes, not_imported, target, toml_text, dry_run, settings)
+        _emit_json(plan, diff, config_outcomes, not_imported, target, toml_text, dry_run, used)
     else:
-        _emit_text(plan, diff, config_outcomes, not_imported, target, toml_text, dry_run, what)
+        _emit_text(plan, diff, config_outcomes, not_imported, target, toml_text, dry_run, what,
+                   f"{used}" + (" (a new data dir)" if new_data_dir else ""))
 
 
 def _check_loads(path: Path, text: str) -> None:
@@ -163,10 +200,12 @@ def _emit_text(
     toml_text: str,
     dry_run: bool,
     what: str,
+    data: str,
 ) -> None:
     echo = click.echo
     echo(f"mailcove import {plan.kind} {what}" + (" (dry run: nothing is changed)" if dry_run else ""))
     echo(f"read: {', '.join(plan.files)}")
+    echo(f"data: {data}")
     counts = {"add": 0, "change": 0, "unchanged": 0}
     for section, title in _SECTIONS:
         rows = [o for o in diff.outcomes if o.section == section]
@@ -220,7 +259,7 @@ def _emit_json(
     target: ConfigTarget,
     toml_text: str,
     dry_run: bool,
-    settings: Settings,
+    data_dir: Path,
 ) -> None:
     changes: list[dict[str, Any]] = [
         {"section": o.section, "status": o.status, "item": o.label, "source": str(o.source), "detail": o.detail}
@@ -243,7 +282,7 @@ def _emit_json(
         "kind": plan.kind,
         "dry_run": dry_run,
         "files": plan.files,
-        "data_dir": str(settings.data_dir),
+        "data_dir": str(data_dir),
         "config_file": str(target.path) if target.path else None,
         "changes": changes,
         "not_imported": [{"file": u.file, "line": u.line, "text": u.text.strip(), "reason": u.reason}
