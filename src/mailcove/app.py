@@ -237,6 +237,14 @@ class App:
         """The process that runs the queue, the control socket, SMTP and HTTP."""
         return self.worker is None or self.worker.primary
 
+    @property
+    def _runs_text_index(self) -> bool:
+        """Whether this process's store runs the background full-text indexer: with several
+        workers, only those that do not serve SMTP. Indexing takes about twice a delivery's CPU;
+        in the SMTP process it took that from the deliveries (and their GIL), in another worker
+        it uses another core. The store's lease still lets only one of them index at a time."""
+        return self.worker is None or self.worker.count == 1 or not self.worker.primary
+
     def become_worker(self, role: WorkerRole) -> None:
         """In a freshly forked worker: keep only the sockets this worker serves. The others stay
         open in the supervisor (for the next fork) and in the worker that serves them."""
@@ -258,7 +266,7 @@ class App:
         loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         try:
-            self.store = open_store(self.settings)
+            self.store = open_store(self.settings, text_index=self._runs_text_index)
             await self.store.start()
             await self.store.collect_orphans()
         except Exception as exc:

@@ -15,6 +15,7 @@ import re
 import signal
 import smtplib
 import socket
+import sqlite3
 import time
 from pathlib import Path
 
@@ -298,3 +299,24 @@ def test_a_worker_that_cannot_start_stops_the_server_with_its_reason(serve_facto
     assert r.returncode == 1 and len(lines) == 1, r.stderr
     assert lines[0].startswith("mailcove: cannot open the store"), lines
     assert not (srv.data_dir / "control.sock").exists()
+
+
+def test_the_full_text_index_is_built_by_a_worker_that_does_not_serve_smtp(serve_factory):
+    """Indexing costs about twice a delivery's CPU: in the SMTP worker it took that from the
+    deliveries. The store's `text-index` lease names the indexing process (host:pid:token)."""
+    srv = _two_workers(serve_factory, "a@hamap.local")
+    primary, secondary = srv.state["workers"]
+    with smtplib.SMTP(*srv.address("smtp"), timeout=20) as s:
+        for n in range(5):
+            s.sendmail("x@example.org", ["a@hamap.local"], _message(n))
+    db = sqlite3.connect(f"file:{srv.data_dir / 'mail.db'}?mode=ro", uri=True)
+    try:
+        deadline = time.monotonic() + 30
+        while db.execute("SELECT count(*) FROM blobs WHERE indexed = 0").fetchone()[0]:
+            assert time.monotonic() < deadline, srv.logs()
+            time.sleep(0.1)
+        (owner,) = db.execute("SELECT owner FROM leases WHERE name = 'text-index'").fetchone()
+    finally:
+        db.close()
+    assert int(owner.split(":")[1]) == secondary != primary
+    assert srv.stop() == 0

@@ -6,10 +6,12 @@ from mailcove.config import ConfigError, Settings
 from mailcove.store.api import MailStore
 
 
-def open_store(settings: Settings, *, watch_changes: bool = True) -> MailStore:
+def open_store(settings: Settings, *, watch_changes: bool = True, text_index: bool | None = None) -> MailStore:
     """Build (not start) the configured backend. `watch_changes=False` suits one-shot commands
     that never subscribe to the change bus; a store that watches (the server's) also runs the
-    background full-text indexer (store/textindexer.py)."""
+    background full-text indexer (store/textindexer.py) unless `text_index` is False."""
+    if text_index is None:
+        text_index = watch_changes
     backend = settings.store.backend
     if backend == "sqlite":
         from mailcove.store.sqlite import SqliteStore
@@ -22,7 +24,7 @@ def open_store(settings: Settings, *, watch_changes: bool = True) -> MailStore:
             default_quota_messages=settings.store.default_quota_messages,
             change_poll_ms=settings.store.change_poll_ms,
             watch_changes=watch_changes,
-            text_index=watch_changes,
+            text_index=text_index,
         )
     if backend == "postgres":
         if not settings.store.dsn:
@@ -41,6 +43,6 @@ def open_store(settings: Settings, *, watch_changes: bool = True) -> MailStore:
             default_quota_messages=settings.store.default_quota_messages,
             pool_size=settings.store.pool_size,
             watch_changes=watch_changes,
-            text_index=watch_changes,
+            text_index=text_index,
         )
     raise ConfigError(settings.source, "store.backend", f"unknown backend {backend!r} (known: sqlite, postgres)")
