@@ -161,7 +161,7 @@ def latency_run(peer: Peer, conns: int, per_conn: int) -> Latency | None:
     return Latency(peer.name, data["p50_ms"], data["p90_ms"], data["p99_ms"], data["max_ms"], data["count"])
 
 
-def build_peers(names: list[str], cleanup: Cleanup, log_level: str, workers: int = 1) -> list[Peer]:
+def build_peers(names: list[str], cleanup: Cleanup, log_level: str, workers: int = 0) -> list[Peer]:
     peers: list[Peer] = []
     home = None
     for name in names:
@@ -194,7 +194,9 @@ def main() -> None:
     ap.add_argument("--no-latency", action="store_true")
     ap.add_argument("--latency-messages", type=int, default=40, help="counted messages per connection")
     ap.add_argument("--log-level", default="info", help="mailcove's [log] level during the bench")
-    ap.add_argument("--mailcove-workers", type=int, default=1, help="mailcove's [server] workers")
+    ap.add_argument(
+        "--mailcove-workers", type=int, default=0, help="mailcove's [server] workers (0: its default, one per core)"
+    )
     ap.add_argument(
         "--profile", type=Path, help="after the runs, py-spy mailcove under the 50-connection cells into DIR"
     )

@@ -101,7 +101,7 @@ class MailcovePeer(Peer):
     name = "mailcove"
     recipient = "u@bench.test"
 
-    def __init__(self, cleanup: Cleanup, log_level: str = "info", workers: int = 1) -> None:
+    def __init__(self, cleanup: Cleanup, log_level: str = "info", workers: int = 0) -> None:
         self.cleanup = cleanup
         self.workers = workers  # [server] workers: SMTP stays in the first; the others serve IMAP/POP3
         self.base = bench_tmp("mcbench-mailcove-")
@@ -170,7 +170,8 @@ class MailcovePeer(Peer):
         return self.loop.call(waiting()) == 0
 
     def describe(self) -> str:
-        return f"mailcove serve (git {git_head()})"
+        workers = f"{self.workers} workers" if self.workers else "one worker per core"
+        return f"mailcove serve (git {git_head()}, {workers})"
 
 
 def git_head() -> str:
