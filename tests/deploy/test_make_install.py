@@ -46,6 +46,10 @@ echo "== verify ok"
 export MAILCOVE_CONFIG=/etc/mailcove/mailcove.toml
 echo 'It1' | env -i PATH={DEFAULT_PATH} MAILCOVE_CONFIG=$MAILCOVE_CONFIG mailcove setup example.org \\
     --hostname mx.example.org --users alice --password-stdin
+# an admin command after setup, on the data dir make install gave to mailcove
+echo 'It1' | env -i PATH={DEFAULT_PATH} MAILCOVE_CONFIG=$MAILCOVE_CONFIG mailcove user add bob@example.org \
+    --password-stdin
+echo "== owners: $(find /var/lib/mailcove ! -user mailcove | wc -l) not mailcove's"
 unshare --net bash -c '
   ip link set lo up
   env -i PATH={DEFAULT_PATH} MAILCOVE_CONFIG=$MAILCOVE_CONFIG mailcove serve --workers 1 > {scratch}/serve.out 2>&1 &
@@ -80,6 +84,7 @@ def test_make_install_puts_mailcove_on_path_for_root_and_the_service_user() -> N
     assert "== root:    /usr/local/bin/mailcove\n" in out, out
     assert "== service: mailcove, version" in out, out
     assert "== verify ok" in out, out
+    assert "== owners: 0 not mailcove's" in out, out
     assert "\nready\n" in out and "== serve exited 0" in out, out
     assert "mailcove (dropped from root after binding)" in out, out
     assert "== uninstalled" in out, out

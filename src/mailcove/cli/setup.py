@@ -25,6 +25,7 @@ from mailcove.cli.password_input import ask
 from mailcove.config import ConfigError, load_settings
 from mailcove.config.settings import new_installation_data_dir
 from mailcove.directory import BadAccessRule
+from mailcove.net import privileges
 
 # A generated password: 16 random bytes (128 bits), 22 URL-safe characters any client accepts.
 GENERATED_BYTES = 16
@@ -135,6 +136,10 @@ def setup(obj: object, domain: str, hostname: str | None, users: str, password_s
         settings = load_settings(path, data_dir=obj.data_dir)  # type: ignore[attr-defined]
     except ConfigError as exc:
         fail(f"config error: {exc}", 2)
+    # root on a data dir the service user already owns (make install's tmpfiles, systemd's
+    # StateDirectory): become its owner as every admin command does, or the files written here
+    # stay root's and neither the server nor the next admin command can open them.
+    privileges.adopt_data_dir_owner(settings, "setup")
 
     async def apply(ctx: admin.AdminContext) -> list[str]:
         done: list[str] = []
