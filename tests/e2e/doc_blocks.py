@@ -5,8 +5,8 @@ whose lines start with `$ ` is a transcript: its `$ ` lines are the commands, th
 
 `Machine` is what a reader's root shell on a fresh server looks like, without touching this one:
 a private mount and network namespace (its own loopback, so the standard ports are free) in which
-/etc, /opt, /usr/local, /root, /home, /srv, /run, /var and the checkout are overlays whose
-changes vanish with it, and /tmp is empty. Blocks run one after another as in one terminal
+/etc, /opt, /usr, /root, /home, /srv, /run, /mnt, /media, /var and the checkout's parent are
+overlays whose changes vanish with it, and /tmp is empty. Blocks run one after another as in one terminal
 session: exported variables and the working directory carry over from one block to the next.
 Each runs under `set -e -o pipefail` on a terminal (a pty), so a command asking for a password
 gets `It1` typed in, as the docs' lab does, and a command waiting for other input hangs until
@@ -38,7 +38,8 @@ FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<tag>[^\s`]*)[^\n]*\n(?P<body>.*?)
 PASSWORD = "It1"
 PROMPT = re.compile(r"(?i)(password|passphrase|again|confirm)[^\n]*:\s*$")
 ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-OVERLAID = ("/etc", "/opt", "/usr/local", "/root", "/home", "/srv", "/run")
+# Every place a block may write (/bin, /sbin and /lib are links into /usr on Debian 12).
+OVERLAID = ("/etc", "/opt", "/usr", "/root", "/home", "/srv", "/run", "/mnt", "/media")
 STATE = "/run/doc-blocks"  # inside the namespace: the session's exported variables and directory
 
 
@@ -52,6 +53,11 @@ class Block:
     @property
     def first_line(self) -> str:
         return next((ln.strip() for ln in self.text.splitlines() if ln.strip()), "")
+
+    @property
+    def key(self) -> str:
+        """The first command without its comment, spaces collapsed: how lists name a block."""
+        return " ".join(re.sub(r"(^|\s)#.*$", "", self.first_line).split())
 
     @property
     def where(self) -> str:
@@ -145,7 +151,7 @@ class Machine:
         self.repo = repo
         self.servers: list[Server] = []
         self.transcript: list[str] = []
-        layers = [*OVERLAID, str(repo)]
+        layers = [*OVERLAID, str(repo.parent)]  # the checkout and what lies next to it (../shared)
         mounts = [f"mount -t tmpfs -o mode=0700 tmpfs {scratch}"]
         for i in range(len(layers) + 1):
             mounts.append(f"mkdir -p {scratch}/{i}.u {scratch}/{i}.w")

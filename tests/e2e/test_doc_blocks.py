@@ -9,7 +9,8 @@ checkout as the working directory; the lab's names (hamap.local, mx1.hamap.local
 127.0.0.1 through /etc/hosts, as the lab's hosts file makes them resolve to the server.
 
 What a doc expects to have been done before is done first, from the doc that says how
-(PREREQUISITES): most docs expect mailcove installed, which is docs/deploy.md's `make install`.
+(PREREQUISITES): most docs expect an installation, which is docs/deploy.md's `make install` and
+`mailcove setup` (without its systemctl lines).
 A block that cannot run here is listed in NOT_RUNNABLE by doc and first line, with the reason;
 at most five, and only for a real systemd, real DNS, public ports or another OS."""
 
@@ -32,7 +33,7 @@ from mailcove_testing import REPO, require_tool, unavailable
 
 DOCS = ["README.md", *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md"))]
 
-# (doc, first line of the block): why it cannot run here. At most five.
+# (doc, first command of the block without its comment): why it cannot run here. At most five.
 NOT_RUNNABLE: dict[tuple[str, str], str] = {
     ("docs/deploy.md", "systemctl daemon-reload"): "needs a real systemd as PID 1 (the unit itself is checked by "
                                                    "tests/deploy/test_systemd_files.py)",
@@ -40,6 +41,8 @@ NOT_RUNNABLE: dict[tuple[str, str], str] = {
     ("docs/deploy.md", "dnf install -y python3.11 make"): "another OS: Rocky Linux / RHEL 9",
     ("docs/seed-lab.md", "firewall-cmd --permanent --add-port={25,587,110,143,80}/tcp"):
         "another OS: firewalld on Rocky Linux 9, run by systemd",
+    ("docs/scaling.md", "mailcove db migrate"): "real DNS and a PostgreSQL server: the database host "
+                                                   "db.example.net",
 }
 MAX_NOT_RUNNABLE = 5
 
@@ -50,8 +53,13 @@ PREREQUISITES: dict[str, tuple[str, ...]] = {
     "docs/deploy.md": (),
     "docs/seed-lab.md": (),
     "docs/autoconfig.md": ("docs/seed-lab.md",),
+    # developers' pages: they work in the checkout (make, .venv), not on an installation
+    "docs/fuzzing.md": (),
+    "docs/imap.md": (),
+    "docs/security.md": (),
 }
-DEFAULT_PREREQUISITES = (INSTALL,)
+CONFIGURE = "docs/deploy.md#configure-and-start-the-service"
+DEFAULT_PREREQUISITES = (INSTALL, CONFIGURE)
 
 # The lab's hosts line (docs/seed-lab.md), with the server at 127.0.0.1: tests use loopback only.
 LAB_HOSTS = "127.0.0.1 hamap.local mx1.hamap.local autoconfig.hamap.local autodiscover.hamap.local " \
@@ -60,7 +68,7 @@ BLOCK_TIMEOUT = 120.0
 
 
 def runnable(block: Block) -> bool:
-    return (block.doc, block.first_line) not in NOT_RUNNABLE
+    return (block.doc, block.key) not in NOT_RUNNABLE
 
 
 def blocks_of(ref: str) -> list[Block]:
@@ -89,8 +97,10 @@ def _wheelhouse() -> Path:
     """Wheels of mailcove's dependencies (and the build backend), for pip inside the namespace.
     Kept between runs, keyed by the dependency list."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    extras = project["project"]["optional-dependencies"]
+    # `make install` needs the fast extra; `make serve`, `make fuzz` (pip install -e) the test and fuzz ones
     wanted = [*project["build-system"]["requires"], *project["project"]["dependencies"],
-              *project["project"]["optional-dependencies"]["fast"]]
+              *extras["fast"], *extras["test"], *extras["fuzz"]]
     key = hashlib.sha256("\n".join(wanted).encode()).hexdigest()[:12]
     house = Path(tempfile.gettempdir()) / f"mailcove-doc-wheels-{key}"
     if not (house / "done").exists():
@@ -133,7 +143,7 @@ def machine(wheelhouse: Path) -> Iterator[Machine]:
 
 def test_not_runnable_list_is_short_and_current() -> None:
     assert len(NOT_RUNNABLE) <= MAX_NOT_RUNNABLE, NOT_RUNNABLE
-    present = {(b.doc, b.first_line) for doc in DOCS for b in shell_blocks(REPO, doc)}
+    present = {(b.doc, b.key) for doc in DOCS for b in shell_blocks(REPO, doc)}
     stale = [key for key in NOT_RUNNABLE if key not in present]
     assert not stale, f"NOT_RUNNABLE names blocks no doc has (any more): {stale}"
 
