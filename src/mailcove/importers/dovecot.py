@@ -392,7 +392,7 @@ def plan_dovecot(
     loc = _mail_location(root)
     for k in ("mail_location", "mail_driver", "mail_path", "mail_inbox_path"):
         use(_last(root, k))
-    pop3_options = _plan_pop3_uidls(plan, root, use, loc[0] if loc else "")
+    pop3_options = _plan_pop3_uidls(plan, root, use)
     if loc is not None:
         text, s = loc
         plan.facts["mail_location"] = text
@@ -429,7 +429,7 @@ def _shell_quote(text: str) -> str:
 
 
 def _plan_pop3_uidls(
-    plan: Plan, root: Section, use: Callable[[Setting | None], Setting | None], location: str
+    plan: Plan, root: Section, use: Callable[[Setting | None], Setting | None]
 ) -> list[str]:
     """The old server's POP3 UIDL settings, as facts and as `mailcove import mail` options (only
     those that differ from Dovecot's defaults, which are the importer's)."""
@@ -461,10 +461,6 @@ def _plan_pop3_uidls(
         plan.facts[key] = "yes" if b else "no"
         if b and option:
             options.append(option)
-        if b and key == "pop3_save_uidl" and location.startswith("mbox"):
-            assert s is not None
-            plan.skip(s.file, s.line, s.raw, "mbox: Dovecot saved these UIDLs in its index, which is not "
-                      "imported; messages it saved a UIDL for under another pop3_uidl_format get a new one")
     md5 = last("mbox_md5")
     if md5 is not None:
         if md5.value in dovecot_uidl.MD5_ALGORITHMS:

@@ -4,7 +4,7 @@ Dovecot 2.3 (src/pop3/pop3-commands.c, pop3_get_uid) takes, in this order:
 
 1. a saved UIDL: the `P` field of the message's dovecot-uidlist line (written by
    `pop3_save_uidl = yes`, or by a Courier migration); an empty `P` means the base file name.
-   Only Maildir has one: for mbox, saved UIDLs live in Dovecot's index, which is not read;
+   Only Maildir has one: Dovecot 2.3 saves none for mbox (its mbox storage has no place for it);
 2. the first `X-UIDL:` header, only with `pop3_reuse_xuidl = yes` (default no);
 3. `pop3_uidl_format` (default `%08Xu%08Xv`) expanded as src/lib/var-expand.c does:
    `%u` the UID and `%v` the UIDVALIDITY (decimal), `%m` the header MD5 (mbox only: the
