@@ -18,7 +18,8 @@ def lab(tmp_path: Path) -> list[str | Path]:
     config = tmp_path / "mailcove.toml"
     config.write_text(FAST_CONFIG)
     args: list[str | Path] = ["--config", config, "--data", tmp_path / "data"]
-    assert mailcove(*args, "--create", "domain", "add", "hamap.local").returncode == 0
+    (tmp_path / "data").mkdir(mode=0o700)
+    assert mailcove(*args, "domain", "add", "hamap.local").returncode == 0
     return args
 
 

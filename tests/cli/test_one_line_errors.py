@@ -18,7 +18,8 @@ def lab(tmp_path: Path) -> list[str | Path]:
     config.write_text(FAST_CONFIG)
     data = tmp_path / "data"
     args: list[str | Path] = ["--config", config, "--data", data]
-    assert mailcove(*args, "--create", "domain", "add", "hamap.local").returncode == 0
+    data.mkdir(mode=0o700)
+    assert mailcove(*args, "domain", "add", "hamap.local").returncode == 0
     return args
 
 
