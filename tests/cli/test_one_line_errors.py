@@ -81,3 +81,14 @@ def test_queue_errors_have_the_mailcove_prefix(lab: list[str | Path]) -> None:
     r = mailcove(*lab, "queue", "show", "999")
     assert r.returncode == 1
     assert one_line(r).startswith("mailcove: ")
+
+
+def test_deliver_and_sendmail_meet_a_bad_config_with_tempfail(tmp_path: Path) -> None:
+    config = tmp_path / "mailcove.toml"
+    config.write_text("[queue]\nretry_minutes = -5\n")
+    for command in (("deliver", "--to", "a@hamap.local"), ("sendmail", "a@hamap.local")):
+        r = mailcove("--config", config, "--data", tmp_path, *command, input="Subject: x\n\nhi\n")
+        assert r.returncode == 75, r.stderr  # EX_TEMPFAIL: the MTA keeps the mail until the config is fixed
+        assert one_line(r).startswith(f"mailcove: config error: {config}: queue.retry_minutes: out of range")
+    r = mailcove("--config", config, "--data", tmp_path, "domain", "list")
+    assert r.returncode == 2

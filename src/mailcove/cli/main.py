@@ -50,8 +50,10 @@ COMMAND_MODULES = (
 CREATING_COMMANDS = frozenset({("serve",), ("setup",), ("restore",), ("import", "sendmail"), ("import", "dovecot")})
 # Commands that read the settings but never the data dir: the PostgreSQL schema lives in the DSN.
 DATA_DIR_UNUSED = frozenset({("db", "migrate")})
-# sysexits.h EX_TEMPFAIL: an MTA keeps the mail and tries again, rather than bouncing it.
-EX_TEMPFAIL = 75
+# The commands MTAs and Postfix's pipe run, which act on sysexits.h codes: EX_USAGE (64) for a
+# usage error, EX_TEMPFAIL (75: keep the mail, try again) for what the administrator must fix.
+SYSEXITS_COMMANDS = frozenset({"deliver", "sendmail"})
+EX_USAGE, EX_TEMPFAIL = 64, 75
 
 
 @dataclass
@@ -64,14 +66,15 @@ class CliContext:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            ctx = click.get_current_context(silent=True)
+            path = _command_path(ctx)
+            command = path[0] if path else None
             try:
                 self._settings = load_settings(self.config_path, data_dir=self.data_dir)
             except ConfigError as exc:
                 click.echo(f"mailcove: config error: {exc}", err=True)
-                sys.exit(2)
-            ctx = click.get_current_context(silent=True)
-            path = _command_path(ctx)
-            command = path[0] if path else None
+                # deliver and sendmail: sysexits' EX_TEMPFAIL, so the caller keeps the mail meanwhile
+                sys.exit(EX_TEMPFAIL if command in SYSEXITS_COMMANDS else 2)
             if command != "sendmail" and path not in DATA_DIR_UNUSED:
                 _require_data_dir(self._settings, path, self.create, ctx)
             # root on a data dir owned by the service user: become its owner before any command
@@ -116,7 +119,7 @@ def _require_data_dir(settings: Settings, path: tuple[str, ...], create: bool, c
 def _data_dir_fail(path: tuple[str, ...], message: str) -> None:
     click.echo(f"mailcove: {message}", err=True)
     # an MTA running `deliver` keeps the mail for later instead of bouncing it
-    sys.exit(EX_TEMPFAIL if path[:1] == ("deliver",) else 1)
+    sys.exit(EX_TEMPFAIL if path and path[0] in SYSEXITS_COMMANDS else 1)
 
 
 class _RemovedIfServeFails:
@@ -193,13 +196,13 @@ def _one_line(text: str) -> str:
 
 def _usage_line(exc: click.UsageError) -> int:
     ctx = exc.ctx
-    path = " ".join(_command_path(ctx))
+    path = _command_path(ctx)
     message = _one_line(exc.format_message()).rstrip(".")
     message = message[:1].lower() + message[1:]
-    where = f"{path}: " if path else ""
+    where = f"{' '.join(path)}: " if path else ""
     hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
     click.echo(f"mailcove: {where}{message}{hint}", err=True)
-    return 64 if _command_path(ctx)[:1] in (("deliver",), ("sendmail",)) else exc.exit_code
+    return EX_USAGE if path and path[0] in SYSEXITS_COMMANDS else exc.exit_code
 
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
