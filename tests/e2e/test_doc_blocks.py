@@ -155,8 +155,13 @@ def test_every_block_says_what_it_is() -> None:
     assert not untagged, "fenced blocks without a tag:\n" + "\n".join(untagged)
 
 
+# Docs whose blocks drive a conformance program (Dovecot's imaptest): run with `make test-interop`.
+INTEROP_DOCS = frozenset({"docs/imap.md"})
+
+
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("doc", DOCS)
+@pytest.mark.parametrize("doc", [pytest.param(d, marks=pytest.mark.interop) if d in INTEROP_DOCS else d
+                                 for d in DOCS])
 def test_doc_blocks_work_as_pasted(doc: str, machine: Machine) -> None:
     own = [b for b in shell_blocks(REPO, doc) if runnable(b)]
     if not own:
