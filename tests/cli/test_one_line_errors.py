@@ -92,3 +92,10 @@ def test_deliver_and_sendmail_meet_a_bad_config_with_tempfail(tmp_path: Path) ->
         assert one_line(r).startswith(f"mailcove: config error: {config}: queue.retry_minutes: out of range")
     r = mailcove("--config", config, "--data", tmp_path, "domain", "list")
     assert r.returncode == 2
+
+
+def test_a_group_without_a_command_shows_its_help() -> None:
+    r = mailcove("user")
+    assert r.returncode == 2
+    assert r.stderr.startswith("Usage: mailcove user [OPTIONS] COMMAND [ARGS]...\n")
+    assert "\n  add " in r.stderr

@@ -163,6 +163,14 @@ def _check_data_dir(settings: Settings) -> None:
         click.echo(f"mailcove: {fixed}", err=True)
 
 
+class _NoArgsIsHelp(click.UsageError):
+    """Stands in for click's NoArgsIsHelpError on a click before 8.2, which has none."""
+
+
+# click >= 8.2 reports a group run without a command as this usage error; its message is the help.
+_NO_ARGS_IS_HELP: type[click.UsageError] = getattr(click.exceptions, "NoArgsIsHelpError", _NoArgsIsHelp)
+
+
 class OneLineErrors(click.Group):
     """The root group: a usage error is one `mailcove:` line on stderr (exit 2; 64, EX_USAGE, for
     deliver and sendmail, whose callers read sysexits codes), not click's three-line usage text."""
@@ -173,6 +181,9 @@ class OneLineErrors(click.Group):
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _NO_ARGS_IS_HELP as exc:  # `mailcove user`: the group's help, as click shows it
+            exc.show()
+            sys.exit(exc.exit_code)
         except click.UsageError as exc:
             sys.exit(_usage_line(exc))
         except click.ClickException as exc:
