@@ -277,7 +277,7 @@ class ImapSettings:
     # NO [TOOBIG] before any of it is read.
     appendlimit: int = bounded(64 * 1024 * 1024, least=1)
     # Longest command line (without literals), bytes; longer ends the session with BYE.
-    max_line: int = bounded(65536, least=1024)
+    max_line: int = bounded(65536, least=512)
     # Consecutive invalid commands (BAD) before BYE.
     max_bad_commands: int = bounded(10, least=1)
     # Seconds without a command (IDLE included) before autologout; RFC 9051 5.4 asks for at least 30 minutes.
