@@ -98,6 +98,7 @@ def mailcove(data: Path, *args: str, stdin: str | None = None) -> subprocess.Com
 
 def run_import(mbox: Path, tmp: Path) -> tuple[float, str]:
     data = tmp / "data"
+    data.mkdir(mode=0o700)  # admin commands never create a data dir
     mailcove(data, "domain", "add", "example.test")
     mailcove(data, "user", "add", USER, "--password-stdin", stdin="x\n")
     t0 = time.perf_counter()

@@ -121,6 +121,7 @@ class MailcovePeer(Peer):
             f'hostname = "mx.bench.test"\n\n[log]\nlevel = "{self.log_level}"\nfile = "{self.base / "serve.log"}"\n'
             f"\n[server]\nworkers = {self.workers}\n"
         )
+        self.data.mkdir(mode=0o700, exist_ok=True)  # admin commands never create a data dir
         self.cli("domain", "add", "bench.test")
         self.cli("user", "add", self.recipient, "--password-stdin", stdin="bench-password\n")
         self.port = free_port()
