@@ -56,7 +56,7 @@ def markdown(results: Results, cells: list[tuple[int, int, int]]) -> str:
     lines = [
         f"Measured {results.started} at commit `{results.commit}` ({results.machine}) by:",
         "",
-        "```",
+        "```text",  # a record of the command, not a block to paste (tests/e2e/test_doc_blocks.py)
         f".venv/bin/{results.command}",
         "```",
         "",
