@@ -126,6 +126,7 @@ class Mailcove:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH", "")) if p)
         argv = [sys.executable, "-m", "mailcove", "--config", str(self.config), "--data", str(self.data), "serve"]
+        argv += ["--user", "root"]  # the data dir is root's, under a 0700 dir the mailcove account cannot reach
         self.proc = subprocess.Popen(
             [*argv, *listen],
             stdout=out,

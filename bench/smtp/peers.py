@@ -126,6 +126,7 @@ class MailcovePeer(Peer):
         self.cli("user", "add", self.recipient, "--password-stdin", stdin="bench-password\n")
         self.port = free_port()
         argv = [sys.executable, "-m", "mailcove", "--config", str(self.config), "--data", str(self.data), "serve"]
+        argv += ["--user", "root"]  # the data dir is root's, under a 0700 dir the mailcove account cannot reach
         argv += ["--listen", f"smtp=127.0.0.1:{self.port}"]
         argv += [f"--listen={name}=" for name in LISTENERS_OFF]
         out = open(self.base / "serve.out", "wb")  # noqa: SIM115 - handed to the child

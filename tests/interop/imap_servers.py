@@ -99,7 +99,9 @@ def start_mailcove(
         plan[name] = None
     plan.update(listeners or {})
     worker_args = workers_args() if workers is None else ["--workers", str(workers)]
-    args = ["--config", str(cfg), "--data", str(data), "serve", *worker_args]
+    # --user root: the data dir is under a 0700 root-owned tmp dir, which a server dropped to the
+    # `mailcove` account (present once `make install` ran on this machine) could not reach.
+    args = ["--config", str(cfg), "--data", str(data), "serve", "--user", "root", *worker_args]
     for name, addr in plan.items():
         args += ["--listen", f"{name}={addr or ''}"]
     proc_env = dict(os.environ)
