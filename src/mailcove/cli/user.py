@@ -40,6 +40,13 @@ def _read_password(password_stdin: bool, password_file: str | None) -> str:
     return pw
 
 
+def _given_password(password_stdin: bool, password_file: str | None) -> str | None:
+    """A password given by option is read before the settings are: root running a command on the
+    service user's data dir becomes that user then (privileges.adopt_data_dir_owner), and could
+    no longer read a root-only --password-file such as /root/a.pw."""
+    return _read_password(password_stdin, password_file) if password_stdin or password_file else None
+
+
 def _password_options(f: click.decorators.FC) -> click.decorators.FC:
     f = click.option(
         "--password-file", type=click.Path(dir_okay=False), help="Read the password from FILE's first line."
@@ -78,9 +85,10 @@ def add(
 ) -> None:
     """Add a user and create its mailboxes (INBOX, Sent, Drafts, Trash, Junk, Archive)."""
     quota_bytes = _size(quota)
+    given = _given_password(password_stdin, password_file)
     # Refuse a bad address or an existing user before asking for a password (twice).
     run(obj.settings, lambda ctx: users.check_new_user(ctx, address))  # type: ignore[attr-defined]
-    password = _read_password(password_stdin, password_file)
+    password = given or _read_password(password_stdin, password_file)
     info = run(
         obj.settings,  # type: ignore[attr-defined]
         lambda ctx: admin.add_user(ctx, address, password, quota_bytes=quota_bytes, quota_messages=quota_messages),
@@ -94,8 +102,9 @@ def add(
 @click.pass_obj
 def passwd(obj: object, address: str, password_stdin: bool, password_file: str | None) -> None:
     """Change a user's password."""
+    given = _given_password(password_stdin, password_file)
     run(obj.settings, lambda ctx: users.user_key(ctx, address))  # type: ignore[attr-defined]
-    password = _read_password(password_stdin, password_file)
+    password = given or _read_password(password_stdin, password_file)
     key = run(obj.settings, lambda ctx: admin.set_password(ctx, address, password))  # type: ignore[attr-defined]
     click.echo(f"changed the password of {key}")
 
