@@ -90,6 +90,12 @@ def shell_blocks(repo: Path, doc: str) -> list[Block]:
     return blocks
 
 
+def script_block(repo: Path, script: str) -> Block:
+    """A test-provided script (e.g. tests/e2e/seed_machine.sh, the machine a doc starts from) as a
+    block of its own, run like a doc's blocks: in the session, as root, before the doc's blocks."""
+    return Block(script, 0, "sh", f"bash {shlex.quote(str(repo / script))}\n")
+
+
 def all_fences(repo: Path, doc: str) -> list[tuple[int, str, str]]:
     """(line, tag, first line) of every fenced block of a doc."""
     text = (repo / doc).read_text()

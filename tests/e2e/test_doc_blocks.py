@@ -10,7 +10,9 @@ checkout as the working directory; the lab's names (hamap.local, mx1.hamap.local
 
 What a doc expects to have been done before is done first, from the doc that says how
 (PREREQUISITES): most docs expect an installation, which is docs/deploy.md's `make install` and
-`mailcove setup` (without its systemctl lines).
+`mailcove setup` (without its systemctl lines). A machine no doc makes is laid out by a test's
+script named there instead: docs/import.md starts on the seed's old Sendmail + Dovecot server
+(tests/e2e/seed_machine.sh), with mailcove installed but not set up.
 A block that cannot run here is listed in NOT_RUNNABLE by doc and first line, with the reason;
 at most five, and only for a real systemd, real DNS, public ports or another OS."""
 
@@ -27,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from doc_blocks import Block, BlockFailed, Machine, all_fences, shell_blocks
+from doc_blocks import Block, BlockFailed, Machine, all_fences, script_block, shell_blocks
 
 from mailcove_testing import REPO, require_tool, unavailable
 
@@ -48,11 +50,15 @@ MAX_NOT_RUNNABLE = 5
 
 # What a reader of the doc has done before (other docs' blocks, run first in the same machine).
 INSTALL = "docs/deploy.md#debian-12--ubuntu-2404"
+SEED_MACHINE = "tests/e2e/seed_machine.sh"
 PREREQUISITES: dict[str, tuple[str, ...]] = {
     "README.md": (),
     "docs/deploy.md": (),
     "docs/seed-lab.md": (),
     "docs/autoconfig.md": ("docs/seed-lab.md",),
+    # the seed's old Sendmail + Dovecot machine, then mailcove installed on it (not set up: the
+    # import is what configures it)
+    "docs/import.md": (SEED_MACHINE, INSTALL),
     # developers' pages: they work in the checkout (make, .venv), not on an installation
     "docs/fuzzing.md": (),
     "docs/imap.md": (),
@@ -72,7 +78,10 @@ def runnable(block: Block) -> bool:
 
 
 def blocks_of(ref: str) -> list[Block]:
-    """A doc's blocks, or only those of one section for `doc#section`."""
+    """A doc's blocks, or only those of one section for `doc#section`; a test's script (`.sh`)
+    is one block."""
+    if ref.endswith(".sh"):
+        return [script_block(REPO, ref)]
     doc, _, section = ref.partition("#")
     blocks = shell_blocks(REPO, doc)
     if not section:
