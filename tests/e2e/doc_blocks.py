@@ -4,7 +4,7 @@
 whose lines start with `$ ` is a transcript: its `$ ` lines are the commands, the rest is output.
 
 `Machine` is what a reader's root shell on a fresh server looks like, without touching this one:
-a private mount and network namespace (its own loopback, so the standard ports are free) in which
+a private mount, PID and network namespace (its own loopback, so the standard ports are free) in which
 /etc, /opt, /usr, /root, /home, /srv, /run, /mnt, /media, /var and the checkout's parent are
 overlays whose changes vanish with it, and /tmp is empty. Blocks run one after another as in one terminal
 session: exported variables and the working directory carry over from one block to the next.
@@ -191,9 +191,15 @@ class Machine:
             f"cat > {STATE}/env <<'EOF'\n{exports}\nEOF",
             f"echo {shlex.quote(str(cwd))} > {STATE}/cwd",
             "echo up",
-            "exec sleep infinity",
+            # PID 1 of the namespace: reaps the orphans it inherits, so no zombie of a stopped
+            # server keeps its account `in use` (userdel)
+            "exec 0</dev/null 1>/dev/null 2>&1",
+            "while :; do sleep 5 & wait; done",
         ])
-        self.holder = subprocess.Popen(["unshare", "--mount", "--net", "--propagation", "private", "bash", "-c", setup],
+        # A PID namespace of its own (with its own /proc) too: `userdel mailcove` in one doc must not
+        # see another doc's server running as that account's UID on the other worker.
+        self.holder = subprocess.Popen(["unshare", "--mount", "--net", "--pid", "--fork", "--mount-proc",
+                                        "--propagation", "private", "bash", "-c", setup],
                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={"PATH": ROOT_PATH},
                                        cwd="/", start_new_session=True)
         assert self.holder.stdout is not None
@@ -201,11 +207,14 @@ class Machine:
         if first.strip() != b"up":
             rest = first + self.holder.stdout.read()
             raise RuntimeError(f"the namespace did not come up: {rest.decode(errors='replace')}")
+        # nsenter joins the namespaces of the namespace's PID 1 (unshare itself stays outside the PID one)
+        children = Path(f"/proc/{self.holder.pid}/task/{self.holder.pid}/children").read_text().split()
+        self.init = int(children[0])
 
     # --- running -------------------------------------------------------------------------------
 
     def _argv(self, script: str) -> list[str]:
-        return ["nsenter", "-t", str(self.holder.pid), "-m", "-n", "--", "bash", "-c", script]
+        return ["nsenter", "-t", str(self.init), "-m", "-n", "-p", "--", "bash", "-c", script]
 
     @staticmethod
     def _session(body: str) -> str:
