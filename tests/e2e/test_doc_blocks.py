@@ -1,7 +1,7 @@
 """Every shell block of README.md and docs/*.md works as pasted (issue 16 part 2).
 
 The blocks are read from the Markdown at test time (tests/e2e/doc_blocks.py), so a new block is
-run without anyone listing it. Each doc gets its own private machine (a mount and network
+run without anyone listing it. Each doc gets its own private machine (a mount, PID and network
 namespace, as root: real paths such as /etc/mailcove and /var/lib/mailcove, the standard ports,
 `useradd`; nothing of it reaches this machine) and its blocks run in order in one shell session,
 as a reader pastes them one after another. The reader is root on a Debian machine with this
@@ -130,7 +130,7 @@ def _wheelhouse() -> Path:
 @pytest.fixture(scope="module")
 def wheelhouse() -> Path:
     if os.geteuid() != 0:
-        unavailable("root (each doc runs in a private mount and network namespace)")
+        unavailable("root (each doc runs in a private mount, PID and network namespace)")
     for tool in ("unshare", "nsenter", "ip", "make"):
         require_tool(tool)
     return _wheelhouse()
