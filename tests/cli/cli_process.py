@@ -14,10 +14,12 @@ from mailcove_testing import REPO
 FAST_CONFIG = "[auth]\nargon2_time_cost = 1\nargon2_memory_kib = 1024\n"
 
 
-def mailcove(*args: str | Path, input: str = "", cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def mailcove(*args: str | Path, input: str = "", cwd: Path | None = None,
+             environ: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH", "")) if p)
     env.pop("MAILCOVE_CONFIG", None)
+    env.update(environ or {})
     return subprocess.run([sys.executable, "-m", "mailcove", *map(str, args)], input=input, capture_output=True,
                           text=True, env=env, cwd=cwd or REPO, timeout=120, start_new_session=True)
 

@@ -54,6 +54,16 @@ def test_a_new_config_pins_the_data_dir_it_used(tmp_path: Path, etc_mail: Path, 
     assert list(cwd.iterdir()) == []
 
 
+def test_mailcove_config_naming_a_new_file_works_as_config_does(tmp_path: Path, etc_mail: Path, cwd: Path) -> None:
+    """docs/import.md: `--config FILE` (or $MAILCOVE_CONFIG) is created if it does not exist yet.
+    The new file's defaults were read from $MAILCOVE_CONFIG itself: 'file not found'."""
+    config = tmp_path / "mailcove.toml"
+    data = tmp_path / "data"
+    r = mailcove("--data", data, "import", "sendmail", etc_mail, cwd=cwd, environ={"MAILCOVE_CONFIG": str(config)})
+    assert r.returncode == 0, r.stderr
+    assert tomllib.loads(config.read_text())["data_dir"] == str(data)
+
+
 def test_no_config_and_no_data_dir_is_refused(tmp_path: Path, etc_mail: Path, cwd: Path) -> None:
     r = mailcove("import", "sendmail", etc_mail, cwd=cwd)
     assert r.returncode == 2

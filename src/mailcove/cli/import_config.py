@@ -68,10 +68,11 @@ def _settings(obj: Any) -> Settings:
     if path is None or Path(path).exists():
         return obj.settings  # type: ignore[no-any-return]
     data_dir = obj.data_dir or str(Path(path).absolute().parent / new_installation_data_dir(os.geteuid() == 0))
-    try:
-        return load_settings(None, data_dir=data_dir)
-    except ConfigError as exc:
-        fail(f"config error: {exc}", 2)
+    # The embedded defaults: load_settings(None) would read $MAILCOVE_CONFIG, the very file that
+    # does not exist yet when it names the config this import creates.
+    settings = Settings()
+    settings.data_dir = Path(data_dir)
+    return settings
 
 
 def _data_dir_change(obj: Any, target: ConfigTarget, doc: Any, used: Path, dry_run: bool) -> ConfigSet | None:
