@@ -6,7 +6,8 @@ unit, the `mailcove` account), and the host sees none of it. Then, as an admin w
 `mailcove` is on the default PATH of root and of the service user, the installed unit passes
 `systemd-analyze verify` (its ExecStart exists), and `mailcove serve` started as root (in a
 private network namespace: the standard ports are its own) drops to `mailcove` after binding,
-which a Python under /root would have prevented. `make uninstall` removes it again.
+which a Python under /root would have prevented; a first start that fails after that drop
+leaves no data dir behind. `make uninstall` removes it again.
 
 The Rocky/RHEL 9 path (`dnf install python3.11`, then the same `make install`) cannot run on
 this Debian machine; docs/deploy.md says so."""
@@ -61,6 +62,18 @@ unshare --net bash -c '
   wait $pid
   echo "== serve exited $?"'
 cat {scratch}/serve.out
+# A first start that fails only after dropping to mailcove (a PostgreSQL store it cannot open:
+# no asyncpg here, nor a server) takes away the data dir it made; mailcove could not, from /var/lib.
+printf '[store]\nbackend = "postgres"\ndsn = "postgresql://mc@127.0.0.1:1/mc"\n' > /etc/mailcove/pg.toml
+chmod 644 /etc/mailcove/pg.toml
+unshare --net bash -c '
+  ip link set lo up
+  env -i PATH={DEFAULT_PATH} mailcove --config /etc/mailcove/pg.toml --data /var/lib/mailcove-pg serve \
+      --workers 1 > {scratch}/pg.out 2>&1
+  echo "== failed start exited $?"'
+cat {scratch}/pg.out
+for i in $(seq 50); do test -e /var/lib/mailcove-pg || break; sleep 0.1; done
+echo "== failed start's data dir: $(test -e /var/lib/mailcove-pg && echo left || echo gone)"
 make uninstall
 test ! -e /usr/local/bin/mailcove && test ! -e /opt/mailcove && echo "== uninstalled"
 """
@@ -87,4 +100,6 @@ def test_make_install_puts_mailcove_on_path_for_root_and_the_service_user() -> N
     assert "== owners: 0 not mailcove's" in out, out
     assert "\nready\n" in out and "== serve exited 0" in out, out
     assert "mailcove (dropped from root after binding)" in out, out
+    assert "== failed start exited 1" in out, out
+    assert "== failed start's data dir: gone" in out, out
     assert "== uninstalled" in out, out

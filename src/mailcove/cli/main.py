@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import errno
 import importlib
-import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import click
 
+from mailcove.cli.first_start import RemovedIfServeFails
 from mailcove.config import ConfigError, Settings, load_settings
 from mailcove.net import privileges
 
@@ -108,7 +107,7 @@ def _require_data_dir(settings: Settings, path: tuple[str, ...], create: bool, c
         return
     if path[:1] == ("serve",) and ctx is not None:
         # serve makes it on its first start; one that fails to start takes it away again
-        ctx.with_resource(_RemovedIfServeFails(d))
+        ctx.with_resource(RemovedIfServeFails(d))
         return
     if path in CREATING_COMMANDS:
         return
@@ -120,31 +119,6 @@ def _data_dir_fail(path: tuple[str, ...], message: str) -> None:
     click.echo(f"mailcove: {message}", err=True)
     # an MTA running `deliver` keeps the mail for later instead of bouncing it
     sys.exit(EX_TEMPFAIL if path and path[0] in SYSEXITS_COMMANDS else 1)
-
-
-class _RemovedIfServeFails:
-    """A data dir `serve` is about to create is removed again (with any parents it created) when
-    serve then fails to start: a configuration or start-up error, which serve reports as exit 1
-    or 2 raised while handling ConfigError/StartupError. A server that did start keeps it, however
-    it ends, since mail may have arrived."""
-
-    def __init__(self, data_dir: Path) -> None:
-        top = data_dir.absolute()
-        while not top.parent.exists():
-            top = top.parent
-        self.top = top
-
-    def __enter__(self) -> _RemovedIfServeFails:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        from mailcove.app import StartupError
-
-        exc = exc_info[1]
-        if not isinstance(exc, SystemExit) or exc.code in (0, None):
-            return
-        if isinstance(exc.__context__, ConfigError | StartupError):
-            shutil.rmtree(self.top, ignore_errors=True)
 
 
 def _check_data_dir(settings: Settings) -> None:
