@@ -19,18 +19,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from mailcove_testing import require_tool
+from mailcove_testing import require_tool, unavailable
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def require_root() -> None:
     if os.geteuid() != 0:
-        if IN_CI:
-            pytest.fail("the system-users tests create Unix accounts and must run as root under CI")
-        pytest.skip("creating Unix accounts needs root")
+        unavailable("root (the system-users tests create Unix accounts)")
     for tool in ("useradd", "userdel", "usermod", "chpasswd", "chage", "runuser"):
         require_tool(tool)
 

@@ -3,8 +3,9 @@
 - A port another program listens on stops the start with one line that names the program and
   pid (from /proc) and the ways out: stop it, `--listen NAME=...`, `make serve ARGS=...`.
 - Started as root without `[server] user`, with a `mailcove` account that cannot read this Python
-  (pyenv under /root, mode 0700): `make serve` keeps root and the banner says why and what to do,
-  instead of refusing to start. A user named on purpose is still refused, in one line.
+  (pyenv under /root, mode 0700; made so in the namespace where the Python is readable):
+  `make serve` keeps root and the banner says why and what to do, instead of refusing to start.
+  A user named on purpose is still refused, in one line.
 
 The `make serve` test runs in a private mount and network namespace: /etc is an overlay (the
 `mailcove` account is created there only), the checkout is an overlay too (the data dir
@@ -16,12 +17,9 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from mailcove_testing import REPO, ServerProcess, require_tool, unavailable
 
@@ -64,12 +62,16 @@ def test_make_serve_keeps_root_when_the_mailcove_user_cannot_read_python() -> No
         unavailable("root (a private network namespace and the `mailcove` account in it)")
     for tool in ("unshare", "make", "useradd", "ip"):
         require_tool(tool)
-    if not _python_blocked_for_new_user():
-        pytest.skip("this Python is readable by a new system user: there is nothing to fall back from")
     scratch = Path(tempfile.mkdtemp(prefix="mailcove-make-serve-", dir="/var/tmp"))
+    stdlib = Path(os.__file__).resolve().parent
     try:
-        # `make serve` in the foreground until `ready`, then SIGTERM: what Ctrl-C does.
+        # `make serve` in the foreground until `ready`, then SIGTERM: what Ctrl-C does. Where this
+        # Python is readable by anyone (a system Python), the namespace closes its standard library
+        # to other users, as pyenv under /root does: an overlay whose top directory is mode 0700.
         r = _in_namespace(f"""
+mkdir -p {scratch}/py.u {scratch}/py.w
+mount -t overlay overlay -o lowerdir={stdlib},upperdir={scratch}/py.u,workdir={scratch}/py.w {stdlib}
+chmod 700 {stdlib}
 cd {REPO}
 touch .venv/.installed  # the venv is this one; no network in here to refresh it
 make serve ARGS='--workers 1' > {scratch}/out 2>&1 &
@@ -92,15 +94,3 @@ echo "named exited $?"
     assert "install mailcove outside" in out, out
     assert "named exited 2" in out, out
     assert "mailcove cannot read the Python code" in out and "`mailcove serve --user root`" in out, out
-
-
-def _python_blocked_for_new_user() -> bool:
-    """A system user that is neither root nor in root's groups: blocked by any 0700 root directory
-    above this Python (pyenv under /root)."""
-    for p in (Path(os.__file__).resolve().parent, Path(sys.prefix).resolve()):
-        for parent in [p, *p.parents]:
-            st = parent.stat()
-            if st.st_uid == 0 and not st.st_mode & 0o001:
-                return True
-    return False
-

@@ -4,7 +4,6 @@ socket (also as another Unix user without access to the data dir) and straight i
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 from smtp_lab import start_lab, strip_trace
 
 from mailcove.cli.sendmail import SendmailArgs, UsageError, parse_args, prepare
+from mailcove_testing import require_tool, unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -84,8 +84,9 @@ def test_sendmail_through_the_submit_socket(serve_factory):
 def test_another_unix_user_without_data_dir_access(serve_factory):
     """The submit socket is the only way in for other users: the data dir is 0700. The kernel
     names the caller (SO_PEERCRED), whatever the client claims."""
-    if os.geteuid() != 0 or shutil.which("setpriv") is None:
-        pytest.skip("needs root to switch to another user")
+    if os.geteuid() != 0:
+        unavailable("root (to switch to another user)")
+    require_tool("setpriv")
     lab = start_lab(serve_factory)
     assert lab.srv.data_dir.stat().st_mode & 0o077 == 0
     client = (
